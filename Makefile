@@ -1,0 +1,42 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml 2>/dev/null | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+PYTEST_ARGS ?=
+
+.PHONY: demo test check bench install system-deps clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	./scripts/system-deps.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: $(STAMP)
+	PORTAL_DEMO=1 DEBUG=1 $(BIN)/python manage.py demo
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	PORTAL_DEMO=1 $(BIN)/mypy
+	PORTAL_DEMO=1 $(BIN)/python manage.py check
+	PORTAL_DEMO=1 $(BIN)/python manage.py makemigrations --check --dry-run
+
+test: check
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+system-deps:
+	./scripts/system-deps.sh
+
+clean:
+	rm -rf $(VENV) var/test-portal.sqlite3*

@@ -1,0 +1,574 @@
+"""The job runner: claims a job, runs its steps on Proxmox, retries what is transient,
+and undoes what a failure left half-made.
+
+Every status change is a conditional update on (id, status, attempt), so a job has
+at most one live runner: a second delivery of the same message, or a worker that
+comes back after its lease expired, finds nothing to claim and returns quietly.
+Steps are idempotent and recorded on the job, so a job that is resumed (after a
+retry or a lost worker) skips what is done and adopts what a previous attempt made.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from portal.errors import PortalError, ResourceExhausted, UpstreamUnavailable
+
+from . import services
+from .models import Container, ContainerStatus, Job, JobKind, JobLogEntry, JobStatus, LogLevel
+from .proxmox import ProxmoxClient, ProxmoxError, ProxmoxNotFound, ProxmoxUnavailable, VmidTaken
+
+log = logging.getLogger(__name__)
+
+STEP_PLANS: dict[str, list[tuple[str, str]]] = {
+    JobKind.CREATE: [
+        ("create", "Create the container on Proxmox"),
+        ("start", "Start the container"),
+        ("inspect", "Check its status and address"),
+    ],
+    JobKind.DELETE: [
+        ("stop", "Stop the container"),
+        ("destroy", "Destroy the container and its disks"),
+        ("release", "Release its name and addresses"),
+    ],
+    JobKind.START: [("start", "Start the container"), ("inspect", "Check its status")],
+    JobKind.STOP: [("stop", "Shut the container down")],
+    JobKind.RESTART: [("reboot", "Restart the container"), ("inspect", "Check its status")],
+    JobKind.RESIZE: [("config", "Change cores, memory and swap"), ("disk", "Grow the disk")],
+}
+
+MAX_VMID_RETRIES = 10
+
+
+def plan_steps(kind: str) -> list[dict[str, Any]]:
+    return [{"name": name, "title": title, "state": "pending"} for name, title in STEP_PLANS[kind]]
+
+
+class RetryLater(Exception):
+    """Raised to the Celery task: run this job again after `countdown` seconds."""
+
+    def __init__(self, countdown: float) -> None:
+        super().__init__(f"retry in {countdown:.1f}s")
+        self.countdown = countdown
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over (ours was presumed dead); stop touching it."""
+
+
+def _iso(dt: Any) -> str:
+    return dt.isoformat(timespec="milliseconds")
+
+
+class JobContext:
+    """What a handler needs: the job, its container, a Proxmox client, logging and steps."""
+
+    def __init__(self, job: Job, worker: str) -> None:
+        self.job = job
+        self.attempt = job.attempts
+        self.worker = worker
+        assert job.container is not None
+        self.container: Container = job.container
+        self._last_beat = time.monotonic()
+        self.current_step: dict[str, Any] | None = None
+
+    @property
+    def client(self) -> ProxmoxClient:
+        return ProxmoxClient.for_node(self.container.node)
+
+    @property
+    def node(self) -> str:
+        return self.container.node.name
+
+    def _mine(self) -> Any:
+        return Job.objects.filter(pk=self.job.pk, status=JobStatus.RUNNING, attempts=self.attempt)
+
+    def log(self, message: str, *, level: str = LogLevel.INFO) -> None:
+        step = self.current_step["name"] if self.current_step else ""
+        JobLogEntry.objects.create(job=self.job, level=level, step=step, message=message)
+
+    def heartbeat(self, *, force: bool = False) -> None:
+        """Tell the others this job's worker is alive; raise LeaseLost if it was taken over."""
+        now = time.monotonic()
+        if not force and now - self._last_beat < min(2.0, settings.JOB_LEASE_SECONDS / 4):
+            return
+        self._last_beat = now
+        if not self._mine().update(heartbeat_at=timezone.now()):
+            raise LeaseLost(str(self.job.pk))
+
+    def save_steps(self) -> None:
+        steps = self.job.steps
+        done = sum(1 for s in steps if s["state"] in ("done", "skipped"))
+        self.job.progress = int(100 * done / len(steps)) if steps else 0
+        if not self._mine().update(steps=steps, progress=self.job.progress, heartbeat_at=timezone.now()):
+            raise LeaseLost(str(self.job.pk))
+        self._last_beat = time.monotonic()
+
+    def step(self, name: str) -> dict[str, Any]:
+        for st in self.job.steps:
+            if st["name"] == name:
+                return st
+        raise KeyError(name)
+
+    def run_step(self, name: str, fn: Callable[[dict[str, Any]], str | None]) -> None:
+        """Run one step unless an earlier attempt finished it; fn may return 'skipped'."""
+        st = self.step(name)
+        if st["state"] in ("done", "skipped"):
+            return
+        self.current_step = st
+        resumed = st["state"] == "running"
+        st.update(state="running", started_at=st.get("started_at") or _iso(timezone.now()))
+        self.save_steps()
+        self.log(f"{st['title']} (resumed)" if resumed else st["title"])
+        outcome = fn(st)
+        st.update(state=outcome or "done", finished_at=_iso(timezone.now()))
+        self.save_steps()
+        self.current_step = None
+
+    def wait(self, upid: str) -> str:
+        """Wait for a Proxmox task, keeping the job's lease alive while it runs."""
+        status = self.client.wait_task(upid, on_poll=self.heartbeat)
+        if status != "OK":
+            self.log(f"Proxmox task finished with {status}", level=LogLevel.WARNING)
+        return status
+
+
+# -- claiming and finishing ------------------------------------------------------------------
+def claim(job_id: str, worker: str) -> Job | None:
+    """Take a job that is queued, or running under a worker whose lease has expired."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    claimable = Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
+    updated = Job.objects.filter(claimable, pk=job_id).update(
+        status=JobStatus.RUNNING, attempts=F("attempts") + 1, worker=worker[:200], heartbeat_at=now,
+        started_at=Coalesce("started_at", now),
+    )
+    if not updated:
+        return None
+    return Job.objects.select_related(
+        "container", "container__node", "container__site", "container__template", "container__owner"
+    ).get(pk=job_id)
+
+
+def _finish(ctx: JobContext, result: dict[str, Any]) -> None:
+    ctx._mine().update(status=JobStatus.SUCCEEDED, progress=100, result=result, finished_at=timezone.now(),
+                       error="", error_code="")
+    JobLogEntry.objects.create(job=ctx.job, message="Done")
+
+
+def _fail(ctx: JobContext, code: str, message: str) -> None:
+    if ctx.current_step:
+        ctx.current_step.update(state="failed", finished_at=_iso(timezone.now()))
+        ctx.job.steps = [s if s["name"] != ctx.current_step["name"] else ctx.current_step for s in ctx.job.steps]
+    Job.objects.filter(pk=ctx.job.pk, status__in=[JobStatus.RUNNING, JobStatus.QUEUED]).update(
+        status=JobStatus.FAILED, steps=ctx.job.steps, error_code=code[:64], error=message,
+        finished_at=timezone.now(),
+    )
+    JobLogEntry.objects.create(job=ctx.job, level=LogLevel.ERROR, step=(ctx.current_step or {}).get("name", ""),
+                               message=message)
+
+
+def _requeue(ctx: JobContext) -> None:
+    ctx._mine().update(status=JobStatus.QUEUED, steps=ctx.job.steps, heartbeat_at=timezone.now())
+
+
+def backoff(attempt: int) -> float:
+    return float(min(settings.JOB_RETRY_BACKOFF * (2 ** max(attempt - 1, 0)), settings.JOB_RETRY_BACKOFF_MAX))
+
+
+def run(job_id: str, *, worker: str) -> None:
+    """Run (or resume) one job. Raises RetryLater when a transient error should be retried."""
+    job = claim(job_id, worker)
+    if job is None:
+        log.info("job %s: nothing to claim (finished, or running elsewhere)", job_id)
+        return
+    if job.container is None:
+        Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error="its container is gone",
+                                             error_code="not_found", finished_at=timezone.now())
+        return
+    ctx = JobContext(job, worker)
+    if job.attempts > settings.JOB_MAX_ATTEMPTS:
+        _give_up(ctx, UpstreamUnavailable("its worker was lost too many times"))
+        return
+    try:
+        result = HANDLERS[job.kind](ctx) or {}
+    except LeaseLost:
+        log.warning("job %s was taken over by another worker; leaving it", job_id)
+        return
+    except UpstreamUnavailable as exc:
+        if job.attempts < settings.JOB_MAX_ATTEMPTS:
+            countdown = backoff(job.attempts)
+            ctx.log(f"{exc.message}; retrying in {countdown:.1f} s (attempt {job.attempts} of "
+                    f"{settings.JOB_MAX_ATTEMPTS})", level=LogLevel.WARNING)
+            if ctx.current_step:
+                ctx.current_step["state"] = "pending"
+            _requeue(ctx)
+            raise RetryLater(countdown) from exc
+        _give_up(ctx, exc)
+    except PortalError as exc:
+        _handle_failure(ctx, exc.code, exc.message)
+    except SoftTimeLimitExceeded:
+        _handle_failure(ctx, "timeout", f"the job took longer than {settings.JOB_TIME_LIMIT} s")
+    except Exception as exc:
+        log.exception("job %s failed unexpectedly", job_id)
+        _handle_failure(ctx, "internal_error", f"an unexpected error ({exc.__class__.__name__}); an operator can see "
+                        "the worker's log")
+    else:
+        _finish(ctx, result)
+
+
+def _give_up(ctx: JobContext, exc: PortalError) -> None:
+    _handle_failure(ctx, exc.code, f"{exc.message}; gave up after {ctx.job.attempts} attempts, try again later")
+
+
+HINTS = {
+    JobKind.CREATE: "nothing was left on Proxmox, and its name and address are free again",
+}
+
+
+def _handle_failure(ctx: JobContext, code: str, message: str) -> None:
+    step = ctx.current_step
+    where = f" at step '{step['title']}'" if step else ""
+    verb = {JobKind.CREATE: "Creating", JobKind.DELETE: "Deleting", JobKind.START: "Starting",
+            JobKind.STOP: "Stopping", JobKind.RESTART: "Restarting", JobKind.RESIZE: "Resizing"}[ctx.job.kind]
+    try:
+        outcome = UNDO[ctx.job.kind](ctx)
+    except Exception as exc:  # the undo is best effort; reconciliation finishes what it cannot
+        log.exception("job %s: undo failed", ctx.job.pk)
+        outcome = f"cleaning up failed too ({exc}); an operator has been left to finish it"
+    text = f"{verb} {ctx.container.hostname} failed{where}: {message}"
+    if outcome:
+        text += f". {outcome[0].upper()}{outcome[1:]}"
+    _fail(ctx, code, text)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def managed_tags(container: Container) -> str:
+    return f"{settings.PROXMOX_MANAGED_TAG};ct-{container.pk}"
+
+
+def is_ours(config: dict[str, Any], container: Container) -> bool:
+    tags = set(str(config.get("tags", "")).replace(",", ";").split(";"))
+    return settings.PROXMOX_MANAGED_TAG in tags and f"ct-{container.pk}" in tags
+
+
+def _config_or_none(ctx: JobContext) -> dict[str, Any] | None:
+    try:
+        return ctx.client.container_config(ctx.node, ctx.container.vmid)
+    except ProxmoxNotFound:
+        return None
+
+
+def _wait_unlocked(ctx: JobContext, *, lock: str = "create") -> dict[str, Any] | None:
+    """Wait until a previous attempt's task has released the CT's lock."""
+    deadline = time.monotonic() + settings.PROXMOX_TASK_TIMEOUT
+    while True:
+        config = _config_or_none(ctx)
+        if config is None or config.get("lock") != lock:
+            return config
+        if time.monotonic() > deadline:
+            raise ProxmoxUnavailable(f"CT {ctx.container.vmid} stayed locked ({lock})")
+        ctx.heartbeat()
+        time.sleep(settings.PROXMOX_TASK_POLL_INTERVAL)
+
+
+def _read_state(ctx: JobContext) -> str:
+    return str(ctx.client.container_status(ctx.node, ctx.container.vmid).get("status", "unknown"))
+
+
+# -- create ------------------------------------------------------------------------------------
+def _create(ctx: JobContext) -> dict[str, Any]:
+    c = ctx.container
+    services.container_set_status(container=c, to=ContainerStatus.PROVISIONING)
+
+    def create(st: dict[str, Any]) -> None:
+        for _ in range(MAX_VMID_RETRIES):
+            config = _config_or_none(ctx)
+            if config is not None:
+                if is_ours(config, c):
+                    ctx.log(f"CT {c.vmid} already exists on {ctx.node} from an earlier attempt; adopting it")
+                    if st.get("upid"):
+                        ctx.wait(st["upid"])
+                    else:
+                        _wait_unlocked(ctx)
+                    return
+                ctx.log(f"VMID {c.vmid} is used on Proxmox by a guest the portal does not manage; "
+                        "taking the next free one", level=LogLevel.WARNING)
+                _take_next_vmid(ctx, st)
+                continue
+            try:
+                upid = ctx.client.create_container(
+                    ctx.node, vmid=c.vmid, ostemplate=c.template.volid, hostname=c.hostname, cores=c.cores,
+                    memory_mib=c.memory_mib, swap_mib=c.swap_mib,
+                    rootfs=f"{c.site.rootfs_storage}:{c.disk_gib}",
+                    net0=f"name=eth0,bridge={c.site.bridge},hwaddr={c.mac},ip=dhcp,type=veth",
+                    tags=managed_tags(c), description=f"Cluster Portal container {c.pk}, owner {c.owner.get_username()}",
+                    ssh_public_keys=c.ssh_public_keys,
+                )
+            except VmidTaken:
+                ctx.log(f"Proxmox says VMID {c.vmid} already exists; taking the next free one",
+                        level=LogLevel.WARNING)
+                _take_next_vmid(ctx, st)
+                continue
+            st["upid"] = upid
+            st["vmid"] = c.vmid
+            ctx.save_steps()
+            ctx.log(f"CT {c.vmid} on {ctx.node}: task {upid}")
+            ctx.wait(upid)
+            return
+        raise ResourceExhausted("Proxmox kept refusing the VMIDs offered; an operator should check the cluster",
+                                code="vmid_exhausted")
+
+    ctx.run_step("create", create)
+    ctx.run_step("start", lambda st: _start_ct(ctx, st))
+    ctx.run_step("inspect", lambda st: _inspect(ctx, st))
+    services.container_set_status(container=c, to=ContainerStatus.RUNNING)
+    return {"vmid": c.vmid, "node": ctx.node, "ip": c.ip, "mac": c.mac}
+
+
+def _take_next_vmid(ctx: JobContext, st: dict[str, Any]) -> None:
+    old = ctx.container.vmid
+    services.container_reassign_vmid(container=ctx.container, taken=old)
+    st.pop("upid", None)
+    ctx.log(f"now CT {ctx.container.vmid} on {ctx.node} (was {old})")
+
+
+def _start_ct(ctx: JobContext, st: dict[str, Any]) -> None:
+    if st.get("upid"):
+        ctx.wait(st["upid"])  # resumed: the start was already asked for
+        return
+    try:
+        upid = ctx.client.start(ctx.node, ctx.container.vmid)
+    except ProxmoxError as exc:
+        if "already running" in exc.message:
+            ctx.log("it was already running")
+            return
+        raise
+    st["upid"] = upid
+    ctx.save_steps()
+    ctx.wait(upid)
+
+
+def _inspect(ctx: JobContext, st: dict[str, Any]) -> None:
+    c = ctx.container
+    status = ctx.client.container_status(ctx.node, c.vmid)
+    if status.get("status") != "running":
+        raise ProxmoxError(f"CT {c.vmid} is {status.get('status')} after starting")
+    interfaces = ctx.client.interfaces(ctx.node, c.vmid) or []
+    seen = sorted(
+        a.get("ip-address", "")
+        for i in interfaces if i.get("name") == "eth0"
+        for a in i.get("ip-addresses", []) if a.get("ip-address-type") == "inet"
+    )
+    st["addresses"] = seen
+    if seen and c.ip not in seen:
+        ctx.log(f"eth0 has {', '.join(seen)}, not the reserved {c.ip}: its DHCP reservation is not served yet",
+                level=LogLevel.WARNING)
+    else:
+        ctx.log(f"running on {ctx.node}, address {c.ip}" + ("" if seen else " (reserved; DHCP has not answered yet)"))
+
+
+def _undo_create(ctx: JobContext) -> str:
+    c = ctx.container
+    created = ctx.step("create").get("upid") or ctx.step("create")["state"] == "done"
+    try:
+        config = _config_or_none(ctx)
+        if config is not None and is_ours(config, c):
+            if config.get("lock"):
+                config = _wait_unlocked(ctx, lock=str(config["lock"]))
+            if config is not None:
+                ctx.log(f"removing the partly made CT {c.vmid}")
+                if _read_state(ctx) == "running":
+                    ctx.wait(ctx.client.stop(ctx.node, c.vmid))
+                ctx.wait(ctx.client.delete_container(ctx.node, c.vmid, purge=True, force=True))
+    except (UpstreamUnavailable, ProxmoxError) as exc:
+        if created:
+            services.container_set_status(container=c, to=ContainerStatus.ERROR,
+                                          message=f"a partly made CT may remain on Proxmox: {exc}")
+            return f"removing the partly made CT failed ({exc}); it is marked error for an operator"
+        # The create call never got an answer: Proxmox holds nothing of ours.
+    services.container_set_status(container=c, to=ContainerStatus.DELETED, message="creation failed")
+    return HINTS[JobKind.CREATE]
+
+
+# -- delete ------------------------------------------------------------------------------------
+def _delete(ctx: JobContext) -> dict[str, Any]:
+    c = ctx.container
+    services.container_set_status(container=c, to=ContainerStatus.DELETING)
+    gone = {"value": False}
+
+    def stop(st: dict[str, Any]) -> str | None:
+        config = _config_or_none(ctx)
+        if config is None:
+            ctx.log(f"CT {c.vmid} is not on Proxmox (already gone)")
+            gone["value"] = True
+            return "skipped"
+        if not is_ours(config, c):
+            ctx.log(f"CT {c.vmid} on Proxmox is not this container; leaving it alone", level=LogLevel.WARNING)
+            gone["value"] = True
+            return "skipped"
+        if config.get("lock"):
+            _wait_unlocked(ctx, lock=str(config["lock"]))
+        if _read_state(ctx) != "running":
+            return "skipped"
+        try:
+            ctx.wait(ctx.client.stop(ctx.node, c.vmid))
+        except ProxmoxError as exc:
+            if "not running" not in exc.message:
+                raise
+        return None
+
+    def destroy(st: dict[str, Any]) -> str | None:
+        if gone["value"]:
+            return "skipped"
+        try:
+            ctx.wait(ctx.client.delete_container(ctx.node, c.vmid, purge=True, force=True))
+        except ProxmoxNotFound:
+            ctx.log("already gone")
+        return None
+
+    def release(st: dict[str, Any]) -> None:
+        services.container_set_status(container=c, to=ContainerStatus.DELETED)
+        ctx.log(f"released VMID {c.vmid}, {c.ip}, {c.mac} and the name {c.hostname}")
+
+    ctx.run_step("stop", stop)
+    ctx.run_step("destroy", destroy)
+    ctx.run_step("release", release)
+    return {"vmid": c.vmid}
+
+
+def _undo_mark_error(ctx: JobContext) -> str:
+    services.container_set_status(container=ctx.container, to=ContainerStatus.ERROR,
+                                  message="the last job failed; see its log")
+    return "the container is marked error; deleting it again retries"
+
+
+# -- start / stop / restart / resize -------------------------------------------------------------
+def _start(ctx: JobContext) -> dict[str, Any]:
+    ctx.run_step("start", lambda st: _start_ct(ctx, st))
+    ctx.run_step("inspect", lambda st: _inspect(ctx, st))
+    services.container_set_status(container=ctx.container, to=ContainerStatus.RUNNING)
+    return {}
+
+
+def _stop(ctx: JobContext) -> dict[str, Any]:
+    def stop(st: dict[str, Any]) -> None:
+        if st.get("upid"):
+            ctx.wait(st["upid"])
+            return
+        try:
+            upid = ctx.client.shutdown(ctx.node, ctx.container.vmid, timeout=60, force_stop=True)
+        except ProxmoxError as exc:
+            if "not running" in exc.message:
+                ctx.log("it was not running")
+                return
+            raise
+        st["upid"] = upid
+        ctx.save_steps()
+        ctx.wait(upid)
+
+    ctx.run_step("stop", stop)
+    services.container_set_status(container=ctx.container, to=ContainerStatus.STOPPED)
+    return {}
+
+
+def _restart(ctx: JobContext) -> dict[str, Any]:
+    def reboot(st: dict[str, Any]) -> None:
+        if st.get("upid"):
+            ctx.wait(st["upid"])
+            return
+        upid = ctx.client.reboot(ctx.node, ctx.container.vmid)
+        st["upid"] = upid
+        ctx.save_steps()
+        ctx.wait(upid)
+
+    ctx.run_step("reboot", reboot)
+    ctx.run_step("inspect", lambda st: _inspect(ctx, st))
+    services.container_set_status(container=ctx.container, to=ContainerStatus.RUNNING)
+    return {}
+
+
+def _resize(ctx: JobContext) -> dict[str, Any]:
+    c, p = ctx.container, ctx.job.params
+
+    def config(st: dict[str, Any]) -> None:
+        ctx.client.update_config(ctx.node, c.vmid, cores=p["cores"], memory=p["memory_mib"], swap=p["swap_mib"])
+        ctx.log(f"cores {p['cores']}, memory {p['memory_mib']} MiB, swap {p['swap_mib']} MiB")
+
+    def disk(st: dict[str, Any]) -> str | None:
+        if p["disk_gib"] <= c.disk_gib:
+            return "skipped"
+        if st.get("upid"):
+            ctx.wait(st["upid"])
+            return None
+        upid = ctx.client.resize_disk(ctx.node, c.vmid, disk="rootfs", size=f"{p['disk_gib']}G")
+        if upid:
+            st["upid"] = upid
+            ctx.save_steps()
+            ctx.wait(upid)
+        ctx.log(f"disk {p['disk_gib']} GiB")
+        return None
+
+    ctx.run_step("config", config)
+    ctx.run_step("disk", disk)
+    services.container_apply_resources(container=c, cores=p["cores"], memory_mib=p["memory_mib"],
+                                       swap_mib=p["swap_mib"], disk_gib=p["disk_gib"])
+    return dict(p)
+
+
+def _undo_sync_state(ctx: JobContext) -> str:
+    """After a failed start/stop/restart, record what Proxmox says the CT really is."""
+    try:
+        state = _read_state(ctx)
+    except (UpstreamUnavailable, ProxmoxError):
+        return ""
+    target = {"running": ContainerStatus.RUNNING, "stopped": ContainerStatus.STOPPED}.get(state)
+    if target and ctx.container.status != target:
+        services.container_set_status(container=ctx.container, to=target)
+    return f"it is {state} on Proxmox"
+
+
+def _undo_resize(ctx: JobContext) -> str:
+    return "its resources are unchanged where Proxmox did not apply them"
+
+
+HANDLERS: dict[str, Callable[[JobContext], dict[str, Any]]] = {
+    JobKind.CREATE: _create,
+    JobKind.DELETE: _delete,
+    JobKind.START: _start,
+    JobKind.STOP: _stop,
+    JobKind.RESTART: _restart,
+    JobKind.RESIZE: _resize,
+}
+UNDO: dict[str, Callable[[JobContext], str]] = {
+    JobKind.CREATE: _undo_create,
+    JobKind.DELETE: _undo_mark_error,
+    JobKind.START: _undo_sync_state,
+    JobKind.STOP: _undo_sync_state,
+    JobKind.RESTART: _undo_sync_state,
+    JobKind.RESIZE: _undo_resize,
+}
+
+
+# -- reconciliation ----------------------------------------------------------------------------
+def stale_jobs() -> list[Job]:
+    """Running jobs whose worker stopped renewing its lease, and queued jobs left unrun."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    queued_grace = timedelta(seconds=max(settings.JOB_LEASE_SECONDS, 2 * settings.JOB_RETRY_BACKOFF_MAX))
+    return list(
+        Job.objects.filter(
+            Q(status=JobStatus.RUNNING, heartbeat_at__lt=now - lease)
+            | Q(status=JobStatus.QUEUED, heartbeat_at__lt=now - queued_grace)
+        )
+    )

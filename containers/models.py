@@ -1,0 +1,242 @@
+"""Templates, containers, and the jobs that change them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from networking.models import Node, Site
+from networking.validators import validate_hostname, validate_slug
+
+# Hard limits, whatever a template allows (Proxmox's own bounds where it has them).
+MAX_CORES = 128
+MIN_MEMORY_MIB = 64
+MAX_MEMORY_MIB = 1024 * 1024
+MAX_SWAP_MIB = 1024 * 1024
+MIN_DISK_GIB = 1
+MAX_DISK_GIB = 16 * 1024
+
+
+class Template(models.Model):
+    """An OS template a site offers, with the resources a container of it may have."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="templates")
+    name = models.CharField(max_length=32, validators=[validate_slug], help_text="Short name, e.g. debian-12.")
+    display_name = models.CharField(max_length=100)
+    volid = models.CharField(
+        max_length=255, help_text="Proxmox volume id, e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+    )
+    os_type = models.CharField(max_length=32, blank=True)
+    default_cores = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_CORES)])
+    default_memory_mib = models.PositiveIntegerField(default=1024)
+    default_swap_mib = models.PositiveIntegerField(default=512)
+    default_disk_gib = models.PositiveIntegerField(default=8)
+    max_cores = models.PositiveSmallIntegerField(default=4, validators=[MinValueValidator(1), MaxValueValidator(MAX_CORES)])
+    max_memory_mib = models.PositiveIntegerField(default=8192)
+    max_swap_mib = models.PositiveIntegerField(default=4096)
+    max_disk_gib = models.PositiveIntegerField(default=64)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering: ClassVar = ["site", "name"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["site", "name"], name="containers_template_unique_name_per_site"),
+            models.CheckConstraint(
+                condition=Q(default_cores__lte=models.F("max_cores"))
+                & Q(default_memory_mib__lte=models.F("max_memory_mib"))
+                & Q(default_swap_mib__lte=models.F("max_swap_mib"))
+                & Q(default_disk_gib__lte=models.F("max_disk_gib")),
+                name="containers_template_defaults_within_max",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+    def clean(self) -> None:
+        if not self.volid or ":" not in self.volid or any(c in self.volid for c in " \n\t,;"):
+            raise ValidationError({"volid": "a Proxmox volume id such as local:vztmpl/<file>"})
+        for res in ("cores", "memory_mib", "swap_mib", "disk_gib"):
+            if getattr(self, f"default_{res}") > getattr(self, f"max_{res}"):
+                raise ValidationError({f"default_{res}": "the default is above the maximum"})
+
+
+class ContainerStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROVISIONING = "provisioning", "Provisioning"
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+    ERROR = "error", "Error"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+
+
+# The only status changes services may make (anything else is a bug or a race).
+CONTAINER_TRANSITIONS: dict[str, frozenset[str]] = {
+    ContainerStatus.PENDING: frozenset({"provisioning", "deleting", "deleted", "error"}),
+    ContainerStatus.PROVISIONING: frozenset({"running", "stopped", "error", "deleting", "deleted"}),
+    ContainerStatus.RUNNING: frozenset({"stopped", "error", "deleting"}),
+    ContainerStatus.STOPPED: frozenset({"running", "error", "deleting"}),
+    ContainerStatus.ERROR: frozenset({"running", "stopped", "deleting", "provisioning"}),
+    ContainerStatus.DELETING: frozenset({"deleted", "error"}),
+    ContainerStatus.DELETED: frozenset(),
+}
+
+# Rows in these states hold their VMID, hostname, IP and MAC; deleted rows are history.
+LIVE = ~Q(status=ContainerStatus.DELETED)
+
+
+class Container(models.Model):
+    """An LXC container a user owns. Deleted rows stay for history and free their names."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="containers")
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="containers")
+    vmid = models.PositiveIntegerField()
+    hostname = models.CharField(max_length=63, validators=[validate_hostname])
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="containers")
+    template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="containers")
+    cores = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(MAX_CORES)])
+    memory_mib = models.PositiveIntegerField(validators=[MinValueValidator(MIN_MEMORY_MIB), MaxValueValidator(MAX_MEMORY_MIB)])
+    swap_mib = models.PositiveIntegerField(validators=[MaxValueValidator(MAX_SWAP_MIB)])
+    disk_gib = models.PositiveIntegerField(validators=[MinValueValidator(MIN_DISK_GIB), MaxValueValidator(MAX_DISK_GIB)])
+    ip = models.GenericIPAddressField(protocol="IPv4")
+    mac = models.CharField(max_length=17)
+    ssh_public_keys = models.TextField(blank=True)
+    description = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=16, choices=ContainerStatus.choices, default=ContainerStatus.PENDING)
+    status_message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    running_since = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["site", "vmid"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["site", "vmid"], condition=LIVE, name="containers_container_unique_vmid_per_site"),
+            models.UniqueConstraint(fields=["site", "hostname"], condition=LIVE, name="containers_container_unique_hostname_per_site"),
+            models.UniqueConstraint(fields=["site", "ip"], condition=LIVE, name="containers_container_unique_ip_per_site"),
+            models.UniqueConstraint(fields=["site", "mac"], condition=LIVE, name="containers_container_unique_mac_per_site"),
+            models.CheckConstraint(condition=Q(status__in=ContainerStatus.values), name="containers_container_status_valid"),
+            models.CheckConstraint(condition=Q(cores__gte=1), name="containers_container_cores_positive"),
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=["owner", "status"], name="containers_owner_status_idx"),
+            models.Index(fields=["status"], name="containers_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (CT {self.vmid})"
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.hostname}.{self.site.domain}"
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.fqdn}/"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status != ContainerStatus.DELETED
+
+
+class JobKind(models.TextChoices):
+    CREATE = "create", "Create"
+    DELETE = "delete", "Delete"
+    START = "start", "Start"
+    STOP = "stop", "Stop"
+    RESTART = "restart", "Restart"
+    RESIZE = "resize", "Resize"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+FINAL_JOB_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Job(models.Model):
+    """One piece of asynchronous work on a container; its id is also the Celery task id.
+
+    Status changes only through the conditional updates in `containers.jobs`, so two
+    workers can never both run it, and a final job never moves again.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=JobKind.choices)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    container = models.ForeignKey(Container, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    # [{"name", "title", "state": pending|running|done|failed|skipped, "started_at", "finished_at"}]
+    steps = models.JSONField(default=list, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    error_code = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["container"],
+                condition=Q(status__in=["queued", "running"]),
+                name="containers_job_one_active_per_container",
+            ),
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="containers_job_status_valid"),
+            models.CheckConstraint(condition=Q(kind__in=JobKind.values), name="containers_job_kind_valid"),
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=["status", "heartbeat_at"], name="containers_job_status_hb_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_JOB_STATUSES
+
+
+class LogLevel(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+
+
+class JobLogEntry(models.Model):
+    """An append-only line of a job's log (ids increase, so `?after=<id>` resumes)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_entries")
+    created_at = models.DateTimeField(auto_now_add=True)
+    level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
+    step = models.CharField(max_length=64, blank=True)
+    message = models.TextField()
+
+    class Meta:
+        ordering: ClassVar = ["id"]
+        verbose_name_plural = "job log entries"
+
+    def __str__(self) -> str:
+        return f"[{self.level}] {self.message[:60]}"

@@ -1,0 +1,354 @@
+"""Every write to containers and jobs: keyword-only, typed, atomic, domain errors only."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from auth.sshkeys import parse_keys
+from networking.allocation import choose_ip, mac_for
+from networking.models import Site
+from networking.validators import validate_hostname
+from portal.errors import Conflict, InvalidState, UpstreamError, ValidationFailed
+
+from .models import (
+    CONTAINER_TRANSITIONS,
+    LIVE,
+    MAX_CORES,
+    MAX_DISK_GIB,
+    MIN_DISK_GIB,
+    MIN_MEMORY_MIB,
+    Container,
+    ContainerStatus,
+    Job,
+    JobKind,
+    JobStatus,
+    Template,
+)
+from .placement import choose_vmid
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resources:
+    cores: int
+    memory_mib: int
+    swap_mib: int
+    disk_gib: int
+
+
+def normalise_hostname(value: str) -> str:
+    """Hostnames are DNS labels; ASCII letters are folded to lower case, nothing else changes."""
+    value = value or ""
+    if value.isascii():
+        value = value.lower()
+    try:
+        validate_hostname(value)
+    except ValidationError as exc:
+        raise ValidationFailed(f"hostname: {exc.messages[0]}", code="invalid_hostname", field="hostname") from exc
+    return value
+
+
+def resolve_resources(template: Template, *, cores: int | None, memory_mib: int | None,
+                      swap_mib: int | None, disk_gib: int | None) -> Resources:
+    res = Resources(
+        cores=template.default_cores if cores is None else cores,
+        memory_mib=template.default_memory_mib if memory_mib is None else memory_mib,
+        swap_mib=template.default_swap_mib if swap_mib is None else swap_mib,
+        disk_gib=template.default_disk_gib if disk_gib is None else disk_gib,
+    )
+    check_resources(template, res)
+    return res
+
+
+def check_resources(template: Template, res: Resources) -> None:
+    limits = [
+        ("cores", res.cores, 1, min(template.max_cores, MAX_CORES), ""),
+        ("memory", res.memory_mib, MIN_MEMORY_MIB, template.max_memory_mib, " MiB"),
+        ("swap", res.swap_mib, 0, template.max_swap_mib, " MiB"),
+        ("disk", res.disk_gib, MIN_DISK_GIB, min(template.max_disk_gib, MAX_DISK_GIB), " GiB"),
+    ]
+    for name, value, low, high, unit in limits:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValidationFailed(f"{name} must be a whole number", code="invalid_resources", field=name)
+        if value < low or value > high:
+            raise ValidationFailed(
+                f"{name} {value}{unit} is outside {low}-{high}{unit} allowed for template {template.name}",
+                code="invalid_resources",
+                field=name,
+            )
+
+
+# -- what Proxmox already uses -------------------------------------------------------
+_foreign_cache: dict[int, tuple[float, frozenset[int]]] = {}
+_foreign_lock = threading.Lock()
+FOREIGN_CACHE_SECONDS = 5.0
+
+
+def proxmox_used_vmids(site: Site) -> frozenset[int]:
+    """VMIDs of every guest on the site's cluster (one /cluster/resources call, cached briefly).
+
+    If Proxmox cannot be reached the answer is empty: the worker still treats
+    "already exists" as a reason to take the next VMID, so nothing is ever taken twice.
+    """
+    from .proxmox import ProxmoxClient
+
+    now = time.monotonic()
+    with _foreign_lock:
+        hit = _foreign_cache.get(site.pk)
+        if hit and now - hit[0] < FOREIGN_CACHE_SECONDS:
+            return hit[1]
+    node = site.nodes.filter(state="active").order_by("slot").first()
+    if node is None:
+        return frozenset()
+    try:
+        vmids = frozenset(int(g["vmid"]) for g in ProxmoxClient.for_node(node).guests())
+    except UpstreamError as exc:
+        log.warning("cannot list the cluster's guests for site %s: %s", site.slug, exc)
+        return frozenset()
+    with _foreign_lock:
+        _foreign_cache[site.pk] = (now, vmids)
+    return vmids
+
+
+def forget_proxmox_vmids(site: Site) -> None:
+    with _foreign_lock:
+        _foreign_cache.pop(site.pk, None)
+
+
+# -- status ----------------------------------------------------------------------------
+def container_set_status(*, container: Container, to: str, message: str = "") -> bool:
+    """Move a container to `to` if its current status allows it (a conditional update)."""
+    allowed_from = [s for s, targets in CONTAINER_TRANSITIONS.items() if to in targets]
+    now = timezone.now()
+    extra: dict[str, Any] = {}
+    if to == ContainerStatus.RUNNING:
+        extra["running_since"] = now
+    elif to in (ContainerStatus.STOPPED, ContainerStatus.ERROR):
+        extra["running_since"] = None
+    elif to == ContainerStatus.DELETED:
+        extra.update(deleted_at=now, running_since=None)
+    updated = Container.objects.filter(pk=container.pk, status__in=allowed_from).update(
+        status=to, status_message=message[:500], updated_at=now, **extra
+    )
+    if updated:
+        container.status = to
+        container.status_message = message[:500]
+        for key, value in extra.items():
+            setattr(container, key, value)
+    else:
+        container.refresh_from_db(fields=["status", "status_message"])
+        if container.status != to:
+            log.warning("container %s: no transition %s -> %s", container.pk, container.status, to)
+    return bool(updated)
+
+
+# -- jobs --------------------------------------------------------------------------------
+def job_create(*, kind: str, container: Container, actor: AbstractBaseUser | None,
+               params: dict[str, Any] | None = None) -> Job:
+    """Create a queued job and enqueue it once the surrounding transaction commits."""
+    from .jobs import plan_steps
+    from .tasks import enqueue_job
+
+    job = Job(kind=kind, container=container, actor=actor, params=params or {}, steps=plan_steps(kind),
+              heartbeat_at=timezone.now())
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+    except IntegrityError as exc:
+        active = container.jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+        what = f"a {active.kind} job ({active.id})" if active else "another job"
+        raise Conflict(
+            f"{container.hostname} already has {what} in progress; wait for it to finish",
+            code="job_in_progress",
+        ) from exc
+    job_id = str(job.id)
+    transaction.on_commit(lambda: enqueue_job(job_id))
+    return job
+
+
+def job_cancel(*, job: Job, actor: AbstractBaseUser | None) -> bool:
+    """Cancel a job that has not started; a create that never ran releases its container."""
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, attempts=0).update(
+            status=JobStatus.CANCELLED, finished_at=timezone.now(), error="cancelled before it started"
+        )
+        if updated and job.kind == JobKind.CREATE and job.container:
+            container_set_status(container=job.container, to=ContainerStatus.DELETED, message="creation cancelled")
+    return bool(updated)
+
+
+# -- lifecycle ---------------------------------------------------------------------------
+def container_create(*, owner: AbstractBaseUser, hostname: str, template: Template, site: Site | None = None,
+                     cores: int | None = None, memory_mib: int | None = None, swap_mib: int | None = None,
+                     disk_gib: int | None = None, ssh_public_keys: str = "", description: str = "",
+                     actor: AbstractBaseUser | None = None) -> Job:
+    """Validate, place and allocate a new container, and queue the job that builds it."""
+    site = site or template.site
+    hostname = normalise_hostname(hostname)
+    if template.site_id != site.pk:
+        raise ValidationFailed(f"template {template.name} belongs to another site", field="template")
+    if not template.enabled:
+        raise ValidationFailed(f"template {template.name} is not offered any more", field="template")
+    res = resolve_resources(template, cores=cores, memory_mib=memory_mib, swap_mib=swap_mib, disk_gib=disk_gib)
+    keys = "\n".join(parse_keys(ssh_public_keys))
+    description = " ".join(description.split())[:255]
+    foreign = proxmox_used_vmids(site)  # outside the lock: it is a network call
+
+    try:
+        with transaction.atomic():
+            # The site's row lock serialises allocation for the site: VMIDs, addresses and
+            # names are chosen and inserted while no one else can choose.
+            site = Site.objects.select_for_update().get(pk=site.pk)
+            live = Container.objects.filter(LIVE, site=site)
+            if live.filter(hostname=hostname).exists():
+                raise Conflict(f"hostname '{hostname}' is already taken on {site.name}", code="hostname_taken",
+                               field="hostname")
+            nodes = list(site.nodes.order_by("slot"))
+            used_vmids = set(live.values_list("vmid", flat=True)) | foreign
+            vmid, node = choose_vmid(nodes, used_vmids, vmid_min=settings.VMID_MIN, vmid_max=settings.VMID_MAX)
+            ip = choose_ip(site.network, excluded=site.excluded_ranges(), used=live.values_list("ip", flat=True))
+            container = Container(
+                site=site, node=node, vmid=vmid, hostname=hostname, owner=owner, template=template,
+                cores=res.cores, memory_mib=res.memory_mib, swap_mib=res.swap_mib, disk_gib=res.disk_gib,
+                ip=ip, mac=mac_for(site.pk, ip), ssh_public_keys=keys, description=description,
+            )
+            container.full_clean(validate_constraints=False)
+            container.save(force_insert=True)
+            return job_create(kind=JobKind.CREATE, container=container, actor=actor or owner,
+                              params={"hostname": hostname, **res.__dict__})
+    except ValidationError as exc:
+        raise ValidationFailed("; ".join(exc.messages)) from exc
+    except IntegrityError as exc:
+        # The lock makes this unreachable in practice; never let it reach a user raw.
+        raise Conflict("another request took the same name or address; try again", code="allocation_conflict") from exc
+
+
+def container_reassign_vmid(*, container: Container, taken: int) -> Container:
+    """Give a container another VMID (and so maybe another node): Proxmox uses `taken`."""
+    forget_proxmox_vmids(container.site)
+    foreign = set(proxmox_used_vmids(container.site)) | {taken}
+    with transaction.atomic():
+        site = Site.objects.select_for_update().get(pk=container.site_id)
+        used = set(Container.objects.filter(LIVE, site=site).exclude(pk=container.pk).values_list("vmid", flat=True))
+        vmid, node = choose_vmid(list(site.nodes.order_by("slot")), used | foreign | {container.vmid},
+                                 vmid_min=settings.VMID_MIN, vmid_max=settings.VMID_MAX)
+        Container.objects.filter(pk=container.pk).update(vmid=vmid, node=node, updated_at=timezone.now())
+    container.vmid, container.node = vmid, node
+    return container
+
+
+def _require_status(container: Container, allowed: tuple[str, ...], action: str) -> None:
+    if container.status not in allowed:
+        raise InvalidState(
+            f"cannot {action} {container.hostname} while it is {container.status}", code="invalid_state"
+        )
+
+
+def container_start(*, container: Container, actor: AbstractBaseUser | None) -> Job:
+    _require_status(container, (ContainerStatus.STOPPED, ContainerStatus.ERROR), "start")
+    with transaction.atomic():
+        return job_create(kind=JobKind.START, container=container, actor=actor)
+
+
+def container_stop(*, container: Container, actor: AbstractBaseUser | None) -> Job:
+    _require_status(container, (ContainerStatus.RUNNING, ContainerStatus.ERROR), "stop")
+    with transaction.atomic():
+        return job_create(kind=JobKind.STOP, container=container, actor=actor)
+
+
+def container_restart(*, container: Container, actor: AbstractBaseUser | None) -> Job:
+    _require_status(container, (ContainerStatus.RUNNING,), "restart")
+    with transaction.atomic():
+        return job_create(kind=JobKind.RESTART, container=container, actor=actor)
+
+
+def container_resize(*, container: Container, actor: AbstractBaseUser | None, cores: int | None = None,
+                     memory_mib: int | None = None, swap_mib: int | None = None,
+                     disk_gib: int | None = None) -> Job:
+    """Change cores, memory and swap (online) and grow the disk; shrinking a disk is refused."""
+    _require_status(container, (ContainerStatus.RUNNING, ContainerStatus.STOPPED), "resize")
+    res = Resources(
+        cores=container.cores if cores is None else cores,
+        memory_mib=container.memory_mib if memory_mib is None else memory_mib,
+        swap_mib=container.swap_mib if swap_mib is None else swap_mib,
+        disk_gib=container.disk_gib if disk_gib is None else disk_gib,
+    )
+    check_resources(container.template, res)
+    if res.disk_gib < container.disk_gib:
+        raise ValidationFailed(
+            f"disks only grow: {container.hostname} has {container.disk_gib} GiB, {res.disk_gib} GiB asked",
+            code="invalid_resources", field="disk",
+        )
+    current = Resources(container.cores, container.memory_mib, container.swap_mib, container.disk_gib)
+    if res == current:
+        raise ValidationFailed("nothing to change: these are the current resources", code="no_change")
+    with transaction.atomic():
+        return job_create(kind=JobKind.RESIZE, container=container, actor=actor, params=res.__dict__)
+
+
+def container_apply_resources(*, container: Container, cores: int, memory_mib: int, swap_mib: int,
+                              disk_gib: int) -> None:
+    Container.objects.filter(pk=container.pk).update(
+        cores=cores, memory_mib=memory_mib, swap_mib=swap_mib, disk_gib=disk_gib, updated_at=timezone.now()
+    )
+    container.cores, container.memory_mib, container.swap_mib, container.disk_gib = cores, memory_mib, swap_mib, disk_gib
+
+
+def container_delete(*, container: Container, actor: AbstractBaseUser | None) -> Job:
+    """Queue the removal of a container; its row stays, as history, once it is gone."""
+    if container.status in (ContainerStatus.DELETED, ContainerStatus.DELETING):
+        raise InvalidState(f"{container.hostname} is already {container.status}", code="invalid_state")
+    with transaction.atomic():
+        job = job_create(kind=JobKind.DELETE, container=container, actor=actor)
+        container_set_status(container=container, to=ContainerStatus.DELETING)
+    return job
+
+
+# -- templates ------------------------------------------------------------------------------
+_TEMPLATE_FILE = re.compile(r"^(?P<os>[a-z]+)-(?P<version>[0-9]+(?:\.[0-9]+)?)-(?P<flavour>[a-z]+)")
+
+
+def template_name_for(volid: str) -> tuple[str, str]:
+    """(name, display name) for a vztmpl volume id, e.g. ('debian-12', 'Debian 12 (standard)')."""
+    filename = volid.rsplit("/", 1)[-1]
+    m = _TEMPLATE_FILE.match(filename)
+    if not m:
+        base = re.sub(r"[^a-z0-9-]+", "-", filename.lower()).strip("-")[:32].strip("-")
+        return base or "template", filename
+    version = m["version"] if m["os"] in ("ubuntu", "fedora", "alpine") else m["version"].split(".")[0]
+    name = f"{m['os']}-{version}".replace(".", "-")
+    return name[:32], f"{m['os'].capitalize()} {version} ({m['flavour']})"
+
+
+def templates_import(*, site: Site, storage: str = "local") -> list[Template]:
+    """Add the vztmpl templates found on the site's first active node as portal templates."""
+    from .proxmox import ProxmoxClient
+
+    node = site.nodes.filter(state="active").order_by("slot").first()
+    if node is None:
+        raise InvalidState(f"{site.name} has no active node to read templates from")
+    found = ProxmoxClient.for_node(node).templates(node.name, storage)
+    imported = []
+    for item in sorted(found, key=lambda i: str(i.get("volid"))):
+        volid = str(item["volid"])
+        name, display = template_name_for(volid)
+        template, created = Template.objects.get_or_create(
+            site=site, name=name, defaults={"display_name": display, "volid": volid, "os_type": name.split("-")[0]}
+        )
+        if created:
+            imported.append(template)
+    return imported

@@ -1,0 +1,94 @@
+"""Validation of every string that can reach a config file or a Proxmox parameter.
+
+Names are checked where they enter, against a whitelist, so that nothing accepted can
+add a line, a directive or a block to an NGINX, dnsmasq or Proxmox value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from django.core.exceptions import ValidationError
+
+DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# A domain: dot-separated DNS labels, at least two.
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+MAC_RE = re.compile(r"^[0-9A-F]{2}(?::[0-9A-F]{2}){5}$")
+
+# Names the portal keeps for itself (its own subdomains and well-known service names).
+RESERVED_HOSTNAMES = frozenset(
+    {
+        "portal", "www", "api", "admin", "auth", "login", "sso", "ldap", "mail", "smtp",
+        "imap", "pop", "ns", "ns1", "ns2", "dns", "gateway", "gw", "proxy", "nginx",
+        "dnsmasq", "dhcp", "proxmox", "pve", "pve1", "pve2", "pve3", "pve4", "wazuh",
+        "metrics", "grafana", "status", "static", "media", "assets", "cdn", "vpn", "ssh",
+        "localhost", "launchpad", "docs", "help", "support", "root", "acme",
+    }
+)
+
+
+def validate_dns_label(value: str) -> None:
+    """One DNS label: lowercase letters, digits and hyphens, 1-63, no hyphen at the ends."""
+    if not isinstance(value, str) or not value.isascii() or not DNS_LABEL_RE.fullmatch(value):
+        raise ValidationError(
+            "must be a DNS label: 1-63 lowercase letters, digits or hyphens, "
+            "starting and ending with a letter or digit",
+            code="invalid_hostname",
+        )
+
+
+def validate_hostname(value: str) -> None:
+    validate_dns_label(value)
+    if value in RESERVED_HOSTNAMES:
+        raise ValidationError(f"'{value}' is reserved by the portal", code="reserved_hostname")
+    if value.isdigit():
+        raise ValidationError("must not be only digits", code="invalid_hostname")
+
+
+def validate_domain(value: str) -> None:
+    if not isinstance(value, str) or not value.isascii() or not DOMAIN_RE.fullmatch(value):
+        raise ValidationError("must be a domain name such as apps.example.org", code="invalid_domain")
+
+
+def validate_slug(value: str) -> None:
+    if not SLUG_RE.fullmatch(value or ""):
+        raise ValidationError("1-32 lowercase letters, digits or hyphens", code="invalid_slug")
+
+
+def validate_ipv4_network(value: str) -> None:
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValidationError(f"not an IPv4 network: {exc}", code="invalid_network") from exc
+    if net.prefixlen > 30:
+        raise ValidationError("the subnet must have room for hosts (/30 or larger)", code="invalid_network")
+
+
+def parse_ranges(text: str) -> list[tuple[int, int]]:
+    """Parse reserved ranges: one per line or comma, as CIDR, `a-b` or a single address."""
+    ranges: list[tuple[int, int]] = []
+    for raw in re.split(r"[\s,]+", text or ""):
+        item = raw.strip()
+        if not item:
+            continue
+        try:
+            if "/" in item:
+                net = ipaddress.IPv4Network(item, strict=False)
+                ranges.append((int(net.network_address), int(net.broadcast_address)))
+            elif "-" in item:
+                lo, hi = (int(ipaddress.IPv4Address(p.strip())) for p in item.split("-", 1))
+                if hi < lo:
+                    raise ValueError(f"{item}: end before start")
+                ranges.append((lo, hi))
+            else:
+                ip = int(ipaddress.IPv4Address(item))
+                ranges.append((ip, ip))
+        except ValueError as exc:
+            raise ValidationError(f"bad range '{item}': {exc}", code="invalid_range") from exc
+    return ranges
+
+
+def validate_ranges(text: str) -> None:
+    parse_ranges(text)

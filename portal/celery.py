@@ -1,0 +1,69 @@
+"""The Celery app: queue `proxmox` for hypervisor work, `gateway.<site>` per site."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("portal")
+
+
+def configure(app: Celery) -> None:
+    from django.conf import settings
+
+    broker = settings.CELERY_BROKER_URL
+    transport_options: dict[str, object] = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+    if broker.startswith("filesystem://"):
+        folder = settings.CELERY_BROKER_DIR
+        (folder / "queue").mkdir(parents=True, exist_ok=True)
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        transport_options.update(
+            data_folder_in=str(folder / "queue"),
+            data_folder_out=str(folder / "queue"),
+            processed_folder=str(folder / "processed"),
+            store_processed=False,
+        )
+    app.conf.update(
+        broker_url=broker,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.JOB_TIME_LIMIT + 60,
+        task_soft_time_limit=settings.JOB_TIME_LIMIT,
+        task_default_queue="proxmox",
+        task_queues=[Queue("proxmox")],
+        task_routes={"containers.*": {"queue": "proxmox"}},
+        task_always_eager=settings.CELERY_TASK_ALWAYS_EAGER,
+        timezone="UTC",
+        beat_schedule={
+            "reconcile-jobs": {
+                "task": "containers.reconcile_jobs",
+                "schedule": float(settings.RECONCILE_INTERVAL),
+            },
+        },
+        worker_hijack_root_logger=False,
+    )
+
+
+@app.on_configure.connect
+def _on_configure(sender: Celery, **kwargs: object) -> None:
+    configure(sender)
+
+
+app.autodiscover_tasks()
+
+
+def gateway_queue(site_slug: str) -> str:
+    """The queue a site's gateway worker consumes (it runs on the gateway host)."""
+    return f"gateway.{site_slug}"

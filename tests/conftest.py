@@ -1,0 +1,139 @@
+"""Fixtures that start the real components: Redis, the simulator over HTTPS, Celery workers.
+
+Each is started on loopback in a private directory and stopped by its PID. In CI
+(CI=true) a missing component fails the test; elsewhere it skips it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from portal.procs import CeleryWorker, RedisServer
+from tests.testenv import TEST_ENV
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need_binary(name: str) -> str:
+    """The path of a binary the test needs: fail in CI if it is missing, skip elsewhere."""
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    message = f"{name} is not installed (run .ci/run or install it with apt)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("run")
+
+
+@pytest.fixture(scope="session")
+def redis_url(run_dir: Path) -> Iterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    need_binary("redis-server")
+    server = RedisServer(run_dir / "redis").start()
+    yield server.url
+    server.stop()
+
+
+# -- the simulator -------------------------------------------------------------------------------
+TOKEN_ID = "portal@pve!portal"
+TOKEN_SECRET = "5f0b3c1e-8d2a-4e6b-9c7d-0a1b2c3d4e5f"
+
+
+@pytest.fixture(scope="session")
+def sim(run_dir: Path) -> Iterator[Any]:
+    """One pvesim process over HTTPS for the session (two nodes, short tasks, DHCP emulation)."""
+    from pvesim.testing import SimulatorProcess
+
+    dhcp_hosts = run_dir / "dhcp-hosts"
+    dhcp_hosts.write_text("")
+    simulator = SimulatorProcess(
+        run_dir / "pvesim", nodes=("pve1", "pve2"), tokens={TOKEN_ID: TOKEN_SECRET}, task_seconds=0.2,
+        dhcp_hosts=dhcp_hosts,
+    )
+    simulator.start()
+    simulator.dhcp_hosts_path = dhcp_hosts
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def cluster(sim: Any, db: None) -> Iterator[Any]:
+    """A site `local` with pve1 (slot 1) and pve2 (slot 0) on the simulator, and a template."""
+    from tests.factories import make_site
+
+    sim.admin.reset_faults()
+    site = make_site(sim)
+    yield site
+    sim.admin.reset_faults()
+
+
+# -- the worker ------------------------------------------------------------------------------------
+def database_url() -> str:
+    """The URL of the test database, for processes started by the tests."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup: None, redis_url: str) -> dict[str, str]:
+    from portal.celery import app
+
+    settings.CELERY_BROKER_URL = redis_url
+    app.conf.broker_url = redis_url
+    return {**TEST_ENV, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": redis_url, "LOG_LEVEL": "INFO"}
+
+
+@pytest.fixture(scope="session")
+def make_worker(worker_env: dict[str, str], run_dir: Path) -> Iterator[Callable[..., CeleryWorker]]:
+    started: list[CeleryWorker] = []
+
+    def make(name: str = "w", concurrency: int = 8, **kwargs: Any) -> CeleryWorker:
+        w = CeleryWorker(log_path=run_dir / f"celery-{name}-{len(started)}.log", env=worker_env,
+                         concurrency=concurrency, name=f"{name}{len(started)}", **kwargs)
+        started.append(w)
+        return w.start()
+
+    yield make
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(make_worker: Callable[..., CeleryWorker]) -> CeleryWorker:
+    """A Celery worker process shared by the end-to-end tests."""
+    return make_worker("shared")
+
+
+def wait_job(job_id: Any, *, timeout: float = 60.0) -> Any:
+    """Wait for a job to reach a final state, as a user polling it would."""
+    from containers.models import Job
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = Job.objects.get(pk=job_id)
+        if job.is_final:
+            return job
+        time.sleep(0.05)
+    job = Job.objects.get(pk=job_id)
+    log = "\n".join(e.message for e in job.log_entries.order_by("id"))
+    raise AssertionError(f"job {job_id} still {job.status} after {timeout} s; log:\n{log}")

@@ -26,19 +26,26 @@ def parse_key(line: str) -> str:
     """Return the key normalised to `type base64 [comment]`, or raise ValidationFailed."""
     parts = line.strip().split(None, 2)
     if len(parts) < 2:
-        raise ValidationFailed("an SSH public key looks like 'ssh-ed25519 AAAA... comment'", field="ssh_public_keys")
+        raise ValidationFailed(
+            "an SSH public key looks like 'ssh-ed25519 AAAA... comment'", field="ssh_public_keys"
+        )
     key_type, blob, comment = parts[0], parts[1], (parts[2] if len(parts) == 3 else "")
     if key_type not in KEY_TYPES:
-        raise ValidationFailed(f"unsupported SSH key type '{key_type[:40]}'", field="ssh_public_keys")
+        raise ValidationFailed(
+            f"unsupported SSH key type '{key_type[:40]}'", field="ssh_public_keys"
+        )
     try:
         raw = base64.b64decode(blob, validate=True)
         (length,) = struct.unpack(">I", raw[:4])
         embedded = raw[4 : 4 + length].decode("ascii")
     except (binascii.Error, struct.error, UnicodeDecodeError) as exc:
-        raise ValidationFailed("the SSH key's data is not valid base64 key material", field="ssh_public_keys") from exc
+        raise ValidationFailed(
+            "the SSH key's data is not valid base64 key material", field="ssh_public_keys"
+        ) from exc
     if embedded != key_type:
         raise ValidationFailed(
-            f"the SSH key says '{key_type}' but its data is a '{embedded[:40]}' key", field="ssh_public_keys"
+            f"the SSH key says '{key_type}' but its data is a '{embedded[:40]}' key",
+            field="ssh_public_keys",
         )
     if key_type == "ssh-rsa" and len(raw) < 200:
         raise ValidationFailed("RSA keys must be at least 2048 bits", field="ssh_public_keys")
@@ -48,7 +55,11 @@ def parse_key(line: str) -> str:
 
 
 def parse_keys(text: str) -> list[str]:
-    keys = [parse_key(line) for line in (text or "").splitlines() if line.strip() and not line.startswith("#")]
+    keys = [
+        parse_key(line)
+        for line in (text or "").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     if len(keys) > MAX_KEYS:
         raise ValidationFailed(f"at most {MAX_KEYS} SSH keys", field="ssh_public_keys")
     return keys

@@ -21,8 +21,19 @@ class ContainerAdmin(admin.ModelAdmin):
     list_filter = ("site", "node", "status")
     search_fields = ("hostname", "ip", "mac", "owner__username")
     list_select_related = ("site", "node", "owner")
-    readonly_fields = ("site", "node", "vmid", "ip", "mac", "status", "status_message", "created_at",
-                       "updated_at", "running_since", "deleted_at")
+    readonly_fields = (
+        "site",
+        "node",
+        "vmid",
+        "ip",
+        "mac",
+        "status",
+        "status_message",
+        "created_at",
+        "updated_at",
+        "running_since",
+        "deleted_at",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # containers are created through the portal's services, never by hand
@@ -41,7 +52,16 @@ class JobLogInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "status", "container", "actor", "attempts", "created_at", "finished_at")
+    list_display = (
+        "id",
+        "kind",
+        "status",
+        "container",
+        "actor",
+        "attempts",
+        "created_at",
+        "finished_at",
+    )
     list_filter = ("kind", "status")
     search_fields = ("id", "container__hostname")
     list_select_related = ("container", "actor")

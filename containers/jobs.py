@@ -110,7 +110,9 @@ class JobContext:
         steps = self.job.steps
         done = sum(1 for s in steps if s["state"] in ("done", "skipped"))
         self.job.progress = int(100 * done / len(steps)) if steps else 0
-        if not self._mine().update(steps=steps, progress=self.job.progress, heartbeat_at=timezone.now()):
+        if not self._mine().update(
+            steps=steps, progress=self.job.progress, heartbeat_at=timezone.now()
+        ):
             raise LeaseLost(str(self.job.pk))
         self._last_beat = time.monotonic()
 
@@ -150,7 +152,10 @@ def claim(job_id: str, worker: str) -> Job | None:
     stale = now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
     claimable = Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
     updated = Job.objects.filter(claimable, pk=job_id).update(
-        status=JobStatus.RUNNING, attempts=F("attempts") + 1, worker=worker[:200], heartbeat_at=now,
+        status=JobStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        worker=worker[:200],
+        heartbeat_at=now,
         started_at=Coalesce("started_at", now),
     )
     if not updated:
@@ -161,21 +166,36 @@ def claim(job_id: str, worker: str) -> Job | None:
 
 
 def _finish(ctx: JobContext, result: dict[str, Any]) -> None:
-    ctx._mine().update(status=JobStatus.SUCCEEDED, progress=100, result=result, finished_at=timezone.now(),
-                       error="", error_code="")
+    ctx._mine().update(
+        status=JobStatus.SUCCEEDED,
+        progress=100,
+        result=result,
+        finished_at=timezone.now(),
+        error="",
+        error_code="",
+    )
     JobLogEntry.objects.create(job=ctx.job, message="Done")
 
 
 def _fail(ctx: JobContext, code: str, message: str) -> None:
     if ctx.current_step:
         ctx.current_step.update(state="failed", finished_at=_iso(timezone.now()))
-        ctx.job.steps = [s if s["name"] != ctx.current_step["name"] else ctx.current_step for s in ctx.job.steps]
+        ctx.job.steps = [
+            s if s["name"] != ctx.current_step["name"] else ctx.current_step for s in ctx.job.steps
+        ]
     Job.objects.filter(pk=ctx.job.pk, status__in=[JobStatus.RUNNING, JobStatus.QUEUED]).update(
-        status=JobStatus.FAILED, steps=ctx.job.steps, error_code=code[:64], error=message,
+        status=JobStatus.FAILED,
+        steps=ctx.job.steps,
+        error_code=code[:64],
+        error=message,
         finished_at=timezone.now(),
     )
-    JobLogEntry.objects.create(job=ctx.job, level=LogLevel.ERROR, step=(ctx.current_step or {}).get("name", ""),
-                               message=message)
+    JobLogEntry.objects.create(
+        job=ctx.job,
+        level=LogLevel.ERROR,
+        step=(ctx.current_step or {}).get("name", ""),
+        message=message,
+    )
 
 
 def _requeue(ctx: JobContext) -> None:
@@ -183,7 +203,9 @@ def _requeue(ctx: JobContext) -> None:
 
 
 def backoff(attempt: int) -> float:
-    return float(min(settings.JOB_RETRY_BACKOFF * (2 ** max(attempt - 1, 0)), settings.JOB_RETRY_BACKOFF_MAX))
+    return float(
+        min(settings.JOB_RETRY_BACKOFF * (2 ** max(attempt - 1, 0)), settings.JOB_RETRY_BACKOFF_MAX)
+    )
 
 
 def run(job_id: str, *, worker: str) -> None:
@@ -193,8 +215,12 @@ def run(job_id: str, *, worker: str) -> None:
         log.info("job %s: nothing to claim (finished, or running elsewhere)", job_id)
         return
     if job.container is None:
-        Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error="its container is gone",
-                                             error_code="not_found", finished_at=timezone.now())
+        Job.objects.filter(pk=job.pk).update(
+            status=JobStatus.FAILED,
+            error="its container is gone",
+            error_code="not_found",
+            finished_at=timezone.now(),
+        )
         return
     ctx = JobContext(job, worker)
     if job.attempts > settings.JOB_MAX_ATTEMPTS:
@@ -208,8 +234,11 @@ def run(job_id: str, *, worker: str) -> None:
     except UpstreamUnavailable as exc:
         if job.attempts < settings.JOB_MAX_ATTEMPTS:
             countdown = backoff(job.attempts)
-            ctx.log(f"{exc.message}; retrying in {countdown:.1f} s (attempt {job.attempts} of "
-                    f"{settings.JOB_MAX_ATTEMPTS})", level=LogLevel.WARNING)
+            ctx.log(
+                f"{exc.message}; retrying in {countdown:.1f} s (attempt {job.attempts} of "
+                f"{settings.JOB_MAX_ATTEMPTS})",
+                level=LogLevel.WARNING,
+            )
             if ctx.current_step:
                 ctx.current_step["state"] = "pending"
             _requeue(ctx)
@@ -221,17 +250,30 @@ def run(job_id: str, *, worker: str) -> None:
         _handle_failure(ctx, "timeout", f"the job took longer than {settings.JOB_TIME_LIMIT} s")
     except Exception as exc:
         log.exception("job %s failed unexpectedly", job_id)
-        _handle_failure(ctx, "internal_error", f"an unexpected error ({exc.__class__.__name__}); an operator can see "
-                        "the worker's log")
+        _handle_failure(
+            ctx,
+            "internal_error",
+            f"an unexpected error ({exc.__class__.__name__}); an operator can see the worker's log",
+        )
     else:
         _finish(ctx, result)
 
 
 def _give_up(ctx: JobContext, exc: PortalError) -> None:
-    _handle_failure(ctx, exc.code, f"{exc.message}; gave up after {ctx.job.attempts} attempts, try again later")
+    _handle_failure(
+        ctx, exc.code, f"{exc.message}; gave up after {ctx.job.attempts} attempts, try again later"
+    )
 
 
-HINTS = {
+VERBS: dict[str, str] = {
+    JobKind.CREATE: "Creating",
+    JobKind.DELETE: "Deleting",
+    JobKind.START: "Starting",
+    JobKind.STOP: "Stopping",
+    JobKind.RESTART: "Restarting",
+    JobKind.RESIZE: "Resizing",
+}
+HINTS: dict[str, str] = {
     JobKind.CREATE: "nothing was left on Proxmox, and its name and address are free again",
 }
 
@@ -239,8 +281,7 @@ HINTS = {
 def _handle_failure(ctx: JobContext, code: str, message: str) -> None:
     step = ctx.current_step
     where = f" at step '{step['title']}'" if step else ""
-    verb = {JobKind.CREATE: "Creating", JobKind.DELETE: "Deleting", JobKind.START: "Starting",
-            JobKind.STOP: "Stopping", JobKind.RESTART: "Restarting", JobKind.RESIZE: "Resizing"}[ctx.job.kind]
+    verb = VERBS[ctx.job.kind]
     try:
         outcome = UNDO[ctx.job.kind](ctx)
     except Exception as exc:  # the undo is best effort; reconciliation finishes what it cannot
@@ -296,28 +337,41 @@ def _create(ctx: JobContext) -> dict[str, Any]:
             config = _config_or_none(ctx)
             if config is not None:
                 if is_ours(config, c):
-                    ctx.log(f"CT {c.vmid} already exists on {ctx.node} from an earlier attempt; adopting it")
+                    ctx.log(
+                        f"CT {c.vmid} already exists on {ctx.node} from an earlier attempt; adopting it"
+                    )
                     if st.get("upid"):
                         ctx.wait(st["upid"])
                     else:
                         _wait_unlocked(ctx)
                     return
-                ctx.log(f"VMID {c.vmid} is used on Proxmox by a guest the portal does not manage; "
-                        "taking the next free one", level=LogLevel.WARNING)
+                ctx.log(
+                    f"VMID {c.vmid} is used on Proxmox by a guest the portal does not manage; "
+                    "taking the next free one",
+                    level=LogLevel.WARNING,
+                )
                 _take_next_vmid(ctx, st)
                 continue
             try:
                 upid = ctx.client.create_container(
-                    ctx.node, vmid=c.vmid, ostemplate=c.template.volid, hostname=c.hostname, cores=c.cores,
-                    memory_mib=c.memory_mib, swap_mib=c.swap_mib,
+                    ctx.node,
+                    vmid=c.vmid,
+                    ostemplate=c.template.volid,
+                    hostname=c.hostname,
+                    cores=c.cores,
+                    memory_mib=c.memory_mib,
+                    swap_mib=c.swap_mib,
                     rootfs=f"{c.site.rootfs_storage}:{c.disk_gib}",
                     net0=f"name=eth0,bridge={c.site.bridge},hwaddr={c.mac},ip=dhcp,type=veth",
-                    tags=managed_tags(c), description=f"Cluster Portal container {c.pk}, owner {c.owner.get_username()}",
+                    tags=managed_tags(c),
+                    description=f"Cluster Portal container {c.pk}, owner {c.owner.get_username()}",
                     ssh_public_keys=c.ssh_public_keys,
                 )
             except VmidTaken:
-                ctx.log(f"Proxmox says VMID {c.vmid} already exists; taking the next free one",
-                        level=LogLevel.WARNING)
+                ctx.log(
+                    f"Proxmox says VMID {c.vmid} already exists; taking the next free one",
+                    level=LogLevel.WARNING,
+                )
                 _take_next_vmid(ctx, st)
                 continue
             st["upid"] = upid
@@ -326,8 +380,10 @@ def _create(ctx: JobContext) -> dict[str, Any]:
             ctx.log(f"CT {c.vmid} on {ctx.node}: task {upid}")
             ctx.wait(upid)
             return
-        raise ResourceExhausted("Proxmox kept refusing the VMIDs offered; an operator should check the cluster",
-                                code="vmid_exhausted")
+        raise ResourceExhausted(
+            "Proxmox kept refusing the VMIDs offered; an operator should check the cluster",
+            code="vmid_exhausted",
+        )
 
     ctx.run_step("create", create)
     ctx.run_step("start", lambda st: _start_ct(ctx, st))
@@ -367,15 +423,22 @@ def _inspect(ctx: JobContext, st: dict[str, Any]) -> None:
     interfaces = ctx.client.interfaces(ctx.node, c.vmid) or []
     seen = sorted(
         a.get("ip-address", "")
-        for i in interfaces if i.get("name") == "eth0"
-        for a in i.get("ip-addresses", []) if a.get("ip-address-type") == "inet"
+        for i in interfaces
+        if i.get("name") == "eth0"
+        for a in i.get("ip-addresses", [])
+        if a.get("ip-address-type") == "inet"
     )
     st["addresses"] = seen
     if seen and c.ip not in seen:
-        ctx.log(f"eth0 has {', '.join(seen)}, not the reserved {c.ip}: its DHCP reservation is not served yet",
-                level=LogLevel.WARNING)
+        ctx.log(
+            f"eth0 has {', '.join(seen)}, not the reserved {c.ip}: its DHCP reservation is not served yet",
+            level=LogLevel.WARNING,
+        )
     else:
-        ctx.log(f"running on {ctx.node}, address {c.ip}" + ("" if seen else " (reserved; DHCP has not answered yet)"))
+        ctx.log(
+            f"running on {ctx.node}, address {c.ip}"
+            + ("" if seen else " (reserved; DHCP has not answered yet)")
+        )
 
 
 def _undo_create(ctx: JobContext) -> str:
@@ -393,11 +456,16 @@ def _undo_create(ctx: JobContext) -> str:
                 ctx.wait(ctx.client.delete_container(ctx.node, c.vmid, purge=True, force=True))
     except (UpstreamUnavailable, ProxmoxError) as exc:
         if created:
-            services.container_set_status(container=c, to=ContainerStatus.ERROR,
-                                          message=f"a partly made CT may remain on Proxmox: {exc}")
+            services.container_set_status(
+                container=c,
+                to=ContainerStatus.ERROR,
+                message=f"a partly made CT may remain on Proxmox: {exc}",
+            )
             return f"removing the partly made CT failed ({exc}); it is marked error for an operator"
         # The create call never got an answer: Proxmox holds nothing of ours.
-    services.container_set_status(container=c, to=ContainerStatus.DELETED, message="creation failed")
+    services.container_set_status(
+        container=c, to=ContainerStatus.DELETED, message="creation failed"
+    )
     return HINTS[JobKind.CREATE]
 
 
@@ -414,7 +482,10 @@ def _delete(ctx: JobContext) -> dict[str, Any]:
             gone["value"] = True
             return "skipped"
         if not is_ours(config, c):
-            ctx.log(f"CT {c.vmid} on Proxmox is not this container; leaving it alone", level=LogLevel.WARNING)
+            ctx.log(
+                f"CT {c.vmid} on Proxmox is not this container; leaving it alone",
+                level=LogLevel.WARNING,
+            )
             gone["value"] = True
             return "skipped"
         if config.get("lock"):
@@ -448,8 +519,11 @@ def _delete(ctx: JobContext) -> dict[str, Any]:
 
 
 def _undo_mark_error(ctx: JobContext) -> str:
-    services.container_set_status(container=ctx.container, to=ContainerStatus.ERROR,
-                                  message="the last job failed; see its log")
+    services.container_set_status(
+        container=ctx.container,
+        to=ContainerStatus.ERROR,
+        message="the last job failed; see its log",
+    )
     return "the container is marked error; deleting it again retries"
 
 
@@ -502,7 +576,9 @@ def _resize(ctx: JobContext) -> dict[str, Any]:
     c, p = ctx.container, ctx.job.params
 
     def config(st: dict[str, Any]) -> None:
-        ctx.client.update_config(ctx.node, c.vmid, cores=p["cores"], memory=p["memory_mib"], swap=p["swap_mib"])
+        ctx.client.update_config(
+            ctx.node, c.vmid, cores=p["cores"], memory=p["memory_mib"], swap=p["swap_mib"]
+        )
         ctx.log(f"cores {p['cores']}, memory {p['memory_mib']} MiB, swap {p['swap_mib']} MiB")
 
     def disk(st: dict[str, Any]) -> str | None:
@@ -521,8 +597,13 @@ def _resize(ctx: JobContext) -> dict[str, Any]:
 
     ctx.run_step("config", config)
     ctx.run_step("disk", disk)
-    services.container_apply_resources(container=c, cores=p["cores"], memory_mib=p["memory_mib"],
-                                       swap_mib=p["swap_mib"], disk_gib=p["disk_gib"])
+    services.container_apply_resources(
+        container=c,
+        cores=p["cores"],
+        memory_mib=p["memory_mib"],
+        swap_mib=p["swap_mib"],
+        disk_gib=p["disk_gib"],
+    )
     return dict(p)
 
 
@@ -565,7 +646,9 @@ def stale_jobs() -> list[Job]:
     """Running jobs whose worker stopped renewing its lease, and queued jobs left unrun."""
     now = timezone.now()
     lease = timedelta(seconds=settings.JOB_LEASE_SECONDS)
-    queued_grace = timedelta(seconds=max(settings.JOB_LEASE_SECONDS, 2 * settings.JOB_RETRY_BACKOFF_MAX))
+    queued_grace = timedelta(
+        seconds=max(settings.JOB_LEASE_SECONDS, 2 * settings.JOB_RETRY_BACKOFF_MAX)
+    )
     return list(
         Job.objects.filter(
             Q(status=JobStatus.RUNNING, heartbeat_at__lt=now - lease)

@@ -27,17 +27,24 @@ class Template(models.Model):
     """An OS template a site offers, with the resources a container of it may have."""
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="templates")
-    name = models.CharField(max_length=32, validators=[validate_slug], help_text="Short name, e.g. debian-12.")
+    name = models.CharField(
+        max_length=32, validators=[validate_slug], help_text="Short name, e.g. debian-12."
+    )
     display_name = models.CharField(max_length=100)
     volid = models.CharField(
-        max_length=255, help_text="Proxmox volume id, e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+        max_length=255,
+        help_text="Proxmox volume id, e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
     )
     os_type = models.CharField(max_length=32, blank=True)
-    default_cores = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_CORES)])
+    default_cores = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_CORES)]
+    )
     default_memory_mib = models.PositiveIntegerField(default=1024)
     default_swap_mib = models.PositiveIntegerField(default=512)
     default_disk_gib = models.PositiveIntegerField(default=8)
-    max_cores = models.PositiveSmallIntegerField(default=4, validators=[MinValueValidator(1), MaxValueValidator(MAX_CORES)])
+    max_cores = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(1), MaxValueValidator(MAX_CORES)]
+    )
     max_memory_mib = models.PositiveIntegerField(default=8192)
     max_swap_mib = models.PositiveIntegerField(default=4096)
     max_disk_gib = models.PositiveIntegerField(default=64)
@@ -46,7 +53,9 @@ class Template(models.Model):
     class Meta:
         ordering: ClassVar = ["site", "name"]
         constraints: ClassVar = [
-            models.UniqueConstraint(fields=["site", "name"], name="containers_template_unique_name_per_site"),
+            models.UniqueConstraint(
+                fields=["site", "name"], name="containers_template_unique_name_per_site"
+            ),
             models.CheckConstraint(
                 condition=Q(default_cores__lte=models.F("max_cores"))
                 & Q(default_memory_mib__lte=models.F("max_memory_mib"))
@@ -99,17 +108,27 @@ class Container(models.Model):
     node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="containers")
     vmid = models.PositiveIntegerField()
     hostname = models.CharField(max_length=63, validators=[validate_hostname])
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="containers")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="containers"
+    )
     template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="containers")
-    cores = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(MAX_CORES)])
-    memory_mib = models.PositiveIntegerField(validators=[MinValueValidator(MIN_MEMORY_MIB), MaxValueValidator(MAX_MEMORY_MIB)])
+    cores = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CORES)]
+    )
+    memory_mib = models.PositiveIntegerField(
+        validators=[MinValueValidator(MIN_MEMORY_MIB), MaxValueValidator(MAX_MEMORY_MIB)]
+    )
     swap_mib = models.PositiveIntegerField(validators=[MaxValueValidator(MAX_SWAP_MIB)])
-    disk_gib = models.PositiveIntegerField(validators=[MinValueValidator(MIN_DISK_GIB), MaxValueValidator(MAX_DISK_GIB)])
+    disk_gib = models.PositiveIntegerField(
+        validators=[MinValueValidator(MIN_DISK_GIB), MaxValueValidator(MAX_DISK_GIB)]
+    )
     ip = models.GenericIPAddressField(protocol="IPv4")
     mac = models.CharField(max_length=17)
     ssh_public_keys = models.TextField(blank=True)
     description = models.CharField(max_length=255, blank=True)
-    status = models.CharField(max_length=16, choices=ContainerStatus.choices, default=ContainerStatus.PENDING)
+    status = models.CharField(
+        max_length=16, choices=ContainerStatus.choices, default=ContainerStatus.PENDING
+    )
     status_message = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -119,12 +138,33 @@ class Container(models.Model):
     class Meta:
         ordering: ClassVar = ["site", "vmid"]
         constraints: ClassVar = [
-            models.UniqueConstraint(fields=["site", "vmid"], condition=LIVE, name="containers_container_unique_vmid_per_site"),
-            models.UniqueConstraint(fields=["site", "hostname"], condition=LIVE, name="containers_container_unique_hostname_per_site"),
-            models.UniqueConstraint(fields=["site", "ip"], condition=LIVE, name="containers_container_unique_ip_per_site"),
-            models.UniqueConstraint(fields=["site", "mac"], condition=LIVE, name="containers_container_unique_mac_per_site"),
-            models.CheckConstraint(condition=Q(status__in=ContainerStatus.values), name="containers_container_status_valid"),
-            models.CheckConstraint(condition=Q(cores__gte=1), name="containers_container_cores_positive"),
+            models.UniqueConstraint(
+                fields=["site", "vmid"],
+                condition=LIVE,
+                name="containers_container_unique_vmid_per_site",
+            ),
+            models.UniqueConstraint(
+                fields=["site", "hostname"],
+                condition=LIVE,
+                name="containers_container_unique_hostname_per_site",
+            ),
+            models.UniqueConstraint(
+                fields=["site", "ip"],
+                condition=LIVE,
+                name="containers_container_unique_ip_per_site",
+            ),
+            models.UniqueConstraint(
+                fields=["site", "mac"],
+                condition=LIVE,
+                name="containers_container_unique_mac_per_site",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ContainerStatus.values),
+                name="containers_container_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(cores__gte=1), name="containers_container_cores_positive"
+            ),
         ]
         indexes: ClassVar = [
             models.Index(fields=["owner", "status"], name="containers_owner_status_idx"),
@@ -178,9 +218,15 @@ class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=16, choices=JobKind.choices)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    container = models.ForeignKey(Container, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    container = models.ForeignKey(
+        Container, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
     )
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
@@ -204,8 +250,12 @@ class Job(models.Model):
                 condition=Q(status__in=["queued", "running"]),
                 name="containers_job_one_active_per_container",
             ),
-            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="containers_job_status_valid"),
-            models.CheckConstraint(condition=Q(kind__in=JobKind.values), name="containers_job_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=JobStatus.values), name="containers_job_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=JobKind.values), name="containers_job_kind_valid"
+            ),
         ]
         indexes: ClassVar = [
             models.Index(fields=["status", "heartbeat_at"], name="containers_job_status_hb_idx"),

@@ -37,14 +37,18 @@ def check_slots(nodes: Sequence[PlacedNode]) -> None:
         )
 
 
-def choose_vmid(nodes: Sequence[N], used: Iterable[int], *, vmid_min: int, vmid_max: int) -> tuple[int, N]:
+def choose_vmid(
+    nodes: Sequence[N], used: Iterable[int], *, vmid_min: int, vmid_max: int
+) -> tuple[int, N]:
     """The smallest free VMID >= vmid_min that maps to an active node, and that node."""
     if not nodes:
         raise ResourceExhausted("the site has no nodes", code="no_nodes")
     check_slots(nodes)
     by_slot = {n.slot: n for n in nodes}
     if not any(n.is_active for n in nodes):
-        raise ResourceExhausted("no node of the site is active; try again later", code="no_active_node")
+        raise ResourceExhausted(
+            "no node of the site is active; try again later", code="no_active_node"
+        )
     taken = set(used)
     count = len(nodes)
     vmid = vmid_min
@@ -53,4 +57,6 @@ def choose_vmid(nodes: Sequence[N], used: Iterable[int], *, vmid_min: int, vmid_
         if node.is_active and vmid not in taken:
             return vmid, node
         vmid += 1
-    raise ResourceExhausted(f"no free VMID left between {vmid_min} and {vmid_max}", code="vmid_exhausted")
+    raise ResourceExhausted(
+        f"no free VMID left between {vmid_min} and {vmid_max}", code="vmid_exhausted"
+    )

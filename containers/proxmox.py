@@ -47,7 +47,9 @@ class ProxmoxError(UpstreamError):
 
     code = "proxmox_error"
 
-    def __init__(self, message: str, *, status: int = 0, errors: dict[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self, message: str, *, status: int = 0, errors: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message, **extra)
         self.status = status
         self.errors = errors or {}
@@ -106,10 +108,13 @@ def classify(exc: Exception) -> Exception:
             return ProxmoxNotFound(text, status=status)
         if status == 401:
             return ProxmoxError(
-                f"Proxmox rejected the node's API token ({text}); an operator must check it", status=status
+                f"Proxmox rejected the node's API token ({text}); an operator must check it",
+                status=status,
             )
         if status == 403:
-            return ProxmoxError(f"the portal's API token lacks a privilege on Proxmox ({text})", status=status)
+            return ProxmoxError(
+                f"the portal's API token lacks a privilege on Proxmox ({text})", status=status
+            )
         if errors:
             detail = "; ".join(f"{k}: {v.strip()}" for k, v in errors.items())
             return ProxmoxError(f"{text}: {detail}", status=status, errors=errors)
@@ -166,8 +171,16 @@ _local = threading.local()
 class ProxmoxClient:
     """Operations the portal needs, on one node's API endpoint."""
 
-    def __init__(self, *, api_url: str, token_id: str, token_secret: str, verify: bool | str = True,
-                 fingerprint: str = "", timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        token_id: str,
+        token_secret: str,
+        verify: bool | str = True,
+        fingerprint: str = "",
+        timeout: float | None = None,
+    ) -> None:
         parts = urlsplit(api_url)
         if parts.scheme != "https" or not parts.hostname:
             raise ProxmoxError(f"the node's API URL must be https://host:port, not {api_url!r}")
@@ -191,7 +204,14 @@ class ProxmoxClient:
         """A client per node and thread, reused so that keep-alive connections stay warm."""
         cache: dict[tuple[Any, ...], ProxmoxClient] = _local.__dict__.setdefault("clients", {})
         verify: bool | str = node.ca_bundle or node.verify_tls
-        key = (node.pk, node.api_url, node.token_id, node.token_secret, verify, node.tls_fingerprint)
+        key = (
+            node.pk,
+            node.api_url,
+            node.token_id,
+            node.token_secret,
+            verify,
+            node.tls_fingerprint,
+        )
         client = cache.get(key)
         if client is None:
             client = cls(
@@ -235,13 +255,32 @@ class ProxmoxClient:
         return self._call(lambda: self.api.nodes(node).status.get())
 
     def templates(self, node: str, storage: str = "local") -> list[dict[str, Any]]:
-        return self._call(lambda: self.api.nodes(node).storage(storage).content.get(content="vztmpl")) or []
+        return (
+            self._call(lambda: self.api.nodes(node).storage(storage).content.get(content="vztmpl"))
+            or []
+        )
 
     # -- containers --------------------------------------------------------------
-    def create_container(self, node: str, *, vmid: int, ostemplate: str, hostname: str, cores: int,
-                         memory_mib: int, swap_mib: int, rootfs: str, net0: str, tags: str,
-                         description: str, ssh_public_keys: str = "", start: bool = False,
-                         unprivileged: bool = True, nesting: bool = True, onboot: bool = True) -> str:
+    def create_container(
+        self,
+        node: str,
+        *,
+        vmid: int,
+        ostemplate: str,
+        hostname: str,
+        cores: int,
+        memory_mib: int,
+        swap_mib: int,
+        rootfs: str,
+        net0: str,
+        tags: str,
+        description: str,
+        ssh_public_keys: str = "",
+        start: bool = False,
+        unprivileged: bool = True,
+        nesting: bool = True,
+        onboot: bool = True,
+    ) -> str:
         params: dict[str, Any] = {
             "vmid": vmid,
             "ostemplate": ostemplate,
@@ -265,7 +304,9 @@ class ProxmoxClient:
     def container_config(self, node: str, vmid: int) -> dict[str, Any]:
         return self._call(lambda: self.api.nodes(node).lxc(vmid).config.get())
 
-    def update_config(self, node: str, vmid: int, *, digest: str | None = None, **options: Any) -> None:
+    def update_config(
+        self, node: str, vmid: int, *, digest: str | None = None, **options: Any
+    ) -> None:
         params = {k: v for k, v in options.items() if v is not None}
         if digest:
             params["digest"] = digest
@@ -285,7 +326,11 @@ class ProxmoxClient:
 
     def shutdown(self, node: str, vmid: int, *, timeout: int = 60, force_stop: bool = True) -> str:
         return self._call(
-            lambda: self.api.nodes(node).lxc(vmid).status.shutdown.post(timeout=timeout, forceStop=_bool(force_stop))
+            lambda: (
+                self.api.nodes(node)
+                .lxc(vmid)
+                .status.shutdown.post(timeout=timeout, forceStop=_bool(force_stop))
+            )
         )
 
     def reboot(self, node: str, vmid: int) -> str:
@@ -294,10 +339,14 @@ class ProxmoxClient:
     def resize_disk(self, node: str, vmid: int, *, disk: str, size: str) -> str | None:
         return self._call(lambda: self.api.nodes(node).lxc(vmid).resize.put(disk=disk, size=size))
 
-    def delete_container(self, node: str, vmid: int, *, purge: bool = True, force: bool = False) -> str:
+    def delete_container(
+        self, node: str, vmid: int, *, purge: bool = True, force: bool = False
+    ) -> str:
         return self._call(
-            lambda: self.api.nodes(node).lxc(vmid).delete(
-                purge=_bool(purge), force=_bool(force), **{"destroy-unreferenced-disks": 1}
+            lambda: (
+                self.api.nodes(node)
+                .lxc(vmid)
+                .delete(purge=_bool(purge), force=_bool(force), **{"destroy-unreferenced-disks": 1})
             )
         )
 
@@ -308,11 +357,14 @@ class ProxmoxClient:
 
     def task_log_tail(self, upid: str, lines: int = 5) -> list[str]:
         node = Upid.parse(upid).node
-        entries = self._call(lambda: self.api.nodes(node).tasks(upid).log.get(start=0, limit=500)) or []
+        entries = (
+            self._call(lambda: self.api.nodes(node).tasks(upid).log.get(start=0, limit=500)) or []
+        )
         return [str(e.get("t", "")) for e in entries][-lines:]
 
-    def wait_task(self, upid: str, *, timeout: float | None = None,
-                  on_poll: Callable[[], None] | None = None) -> str:
+    def wait_task(
+        self, upid: str, *, timeout: float | None = None, on_poll: Callable[[], None] | None = None
+    ) -> str:
         """Poll a task until it stops; return its exit status, raise if it failed."""
         deadline = time.monotonic() + (timeout or settings.PROXMOX_TASK_TIMEOUT)
         interval = settings.PROXMOX_TASK_POLL_INTERVAL
@@ -324,7 +376,9 @@ class ProxmoxClient:
                     return exitstatus
                 if is_transient_text(exitstatus):
                     raise TaskFailedTransient(f"Proxmox task failed: {exitstatus}", upid=upid)
-                raise TaskFailed(exitstatus or "the Proxmox task failed without a message", upid=upid)
+                raise TaskFailed(
+                    exitstatus or "the Proxmox task failed without a message", upid=upid
+                )
             if time.monotonic() > deadline:
                 raise ProxmoxUnavailable(f"the Proxmox task {upid} did not finish in time")
             if on_poll is not None:
@@ -333,7 +387,11 @@ class ProxmoxClient:
 
     # -- access (used by the identity features) ----------------------------------
     def grant_acl(self, *, path: str, role: str, users: str, delete: bool = False) -> None:
-        self._call(lambda: self.api.access.acl.put(path=path, roles=role, users=users, delete=_bool(delete)))
+        self._call(
+            lambda: self.api.access.acl.put(
+                path=path, roles=role, users=users, delete=_bool(delete)
+            )
+        )
 
     def acl(self) -> list[dict[str, Any]]:
         return self._call(lambda: self.api.access.acl.get()) or []

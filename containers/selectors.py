@@ -12,13 +12,19 @@ from portal.errors import NotFound
 from .models import LIVE, Container, Job, JobLogEntry
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
 
-def containers_visible_to(user: AbstractBaseUser | AnonymousUser, *, include_deleted: bool = False) -> QuerySet[Container]:
+def containers_all(*, include_deleted: bool = False) -> QuerySet[Container]:
+    """Every container, for operators (the CLI and the admin)."""
     qs = Container.objects.select_related("site", "node", "template", "owner")
-    if not include_deleted:
-        qs = qs.filter(LIVE)
+    return qs if include_deleted else qs.filter(LIVE)
+
+
+def containers_visible_to(
+    user: User | AnonymousUser, *, include_deleted: bool = False
+) -> QuerySet[Container]:
+    qs = containers_all(include_deleted=include_deleted)
     if getattr(user, "is_staff", False):
         return qs
     if not user.is_authenticated:
@@ -26,8 +32,13 @@ def containers_visible_to(user: AbstractBaseUser | AnonymousUser, *, include_del
     return qs.filter(owner=user)
 
 
-def container_get(user: AbstractBaseUser | AnonymousUser, *, hostname: str | None = None, pk: int | None = None,
-                  site_slug: str | None = None) -> Container:
+def container_get(
+    user: User | AnonymousUser,
+    *,
+    hostname: str | None = None,
+    pk: int | None = None,
+    site_slug: str | None = None,
+) -> Container:
     """One container the user may see; anything else is NotFound (never 'forbidden')."""
     qs = containers_visible_to(user)
     if site_slug:
@@ -40,7 +51,7 @@ def container_get(user: AbstractBaseUser | AnonymousUser, *, hostname: str | Non
         raise NotFound(f"no container {hostname or pk}", code="not_found") from None
 
 
-def jobs_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Job]:
+def jobs_visible_to(user: User | AnonymousUser) -> QuerySet[Job]:
     qs = Job.objects.select_related("container", "actor")
     if getattr(user, "is_staff", False):
         return qs
@@ -49,7 +60,7 @@ def jobs_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Job]:
     return qs.filter(container__owner=user)
 
 
-def job_get(user: AbstractBaseUser | AnonymousUser, job_id: str) -> Job:
+def job_get(user: User | AnonymousUser, job_id: str) -> Job:
     try:
         return jobs_visible_to(user).get(pk=job_id)
     except (Job.DoesNotExist, ValidationError, ValueError):

@@ -37,7 +37,7 @@ from .models import (
 from .placement import choose_vmid
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,20 @@ def normalise_hostname(value: str) -> str:
     try:
         validate_hostname(value)
     except ValidationError as exc:
-        raise ValidationFailed(f"hostname: {exc.messages[0]}", code="invalid_hostname", field="hostname") from exc
+        raise ValidationFailed(
+            f"hostname: {exc.messages[0]}", code="invalid_hostname", field="hostname"
+        ) from exc
     return value
 
 
-def resolve_resources(template: Template, *, cores: int | None, memory_mib: int | None,
-                      swap_mib: int | None, disk_gib: int | None) -> Resources:
+def resolve_resources(
+    template: Template,
+    *,
+    cores: int | None,
+    memory_mib: int | None,
+    swap_mib: int | None,
+    disk_gib: int | None,
+) -> Resources:
     res = Resources(
         cores=template.default_cores if cores is None else cores,
         memory_mib=template.default_memory_mib if memory_mib is None else memory_mib,
@@ -83,7 +91,9 @@ def check_resources(template: Template, res: Resources) -> None:
     ]
     for name, value, low, high, unit in limits:
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ValidationFailed(f"{name} must be a whole number", code="invalid_resources", field=name)
+            raise ValidationFailed(
+                f"{name} must be a whole number", code="invalid_resources", field=name
+            )
         if value < low or value > high:
             raise ValidationFailed(
                 f"{name} {value}{unit} is outside {low}-{high}{unit} allowed for template {template.name}",
@@ -157,14 +167,21 @@ def container_set_status(*, container: Container, to: str, message: str = "") ->
 
 
 # -- jobs --------------------------------------------------------------------------------
-def job_create(*, kind: str, container: Container, actor: AbstractBaseUser | None,
-               params: dict[str, Any] | None = None) -> Job:
+def job_create(
+    *, kind: str, container: Container, actor: User | None, params: dict[str, Any] | None = None
+) -> Job:
     """Create a queued job and enqueue it once the surrounding transaction commits."""
     from .jobs import plan_steps
     from .tasks import enqueue_job
 
-    job = Job(kind=kind, container=container, actor=actor, params=params or {}, steps=plan_steps(kind),
-              heartbeat_at=timezone.now())
+    job = Job(
+        kind=kind,
+        container=container,
+        actor=actor,
+        params=params or {},
+        steps=plan_steps(kind),
+        heartbeat_at=timezone.now(),
+    )
     try:
         with transaction.atomic():
             job.save(force_insert=True)
@@ -180,30 +197,50 @@ def job_create(*, kind: str, container: Container, actor: AbstractBaseUser | Non
     return job
 
 
-def job_cancel(*, job: Job, actor: AbstractBaseUser | None) -> bool:
+def job_cancel(*, job: Job, actor: User | None) -> bool:
     """Cancel a job that has not started; a create that never ran releases its container."""
     with transaction.atomic():
         updated = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, attempts=0).update(
-            status=JobStatus.CANCELLED, finished_at=timezone.now(), error="cancelled before it started"
+            status=JobStatus.CANCELLED,
+            finished_at=timezone.now(),
+            error="cancelled before it started",
         )
         if updated and job.kind == JobKind.CREATE and job.container:
-            container_set_status(container=job.container, to=ContainerStatus.DELETED, message="creation cancelled")
+            container_set_status(
+                container=job.container, to=ContainerStatus.DELETED, message="creation cancelled"
+            )
     return bool(updated)
 
 
 # -- lifecycle ---------------------------------------------------------------------------
-def container_create(*, owner: AbstractBaseUser, hostname: str, template: Template, site: Site | None = None,
-                     cores: int | None = None, memory_mib: int | None = None, swap_mib: int | None = None,
-                     disk_gib: int | None = None, ssh_public_keys: str = "", description: str = "",
-                     actor: AbstractBaseUser | None = None) -> Job:
+def container_create(
+    *,
+    owner: User,
+    hostname: str,
+    template: Template,
+    site: Site | None = None,
+    cores: int | None = None,
+    memory_mib: int | None = None,
+    swap_mib: int | None = None,
+    disk_gib: int | None = None,
+    ssh_public_keys: str = "",
+    description: str = "",
+    actor: User | None = None,
+) -> Job:
     """Validate, place and allocate a new container, and queue the job that builds it."""
     site = site or template.site
     hostname = normalise_hostname(hostname)
     if template.site_id != site.pk:
-        raise ValidationFailed(f"template {template.name} belongs to another site", field="template")
+        raise ValidationFailed(
+            f"template {template.name} belongs to another site", field="template"
+        )
     if not template.enabled:
-        raise ValidationFailed(f"template {template.name} is not offered any more", field="template")
-    res = resolve_resources(template, cores=cores, memory_mib=memory_mib, swap_mib=swap_mib, disk_gib=disk_gib)
+        raise ValidationFailed(
+            f"template {template.name} is not offered any more", field="template"
+        )
+    res = resolve_resources(
+        template, cores=cores, memory_mib=memory_mib, swap_mib=swap_mib, disk_gib=disk_gib
+    )
     keys = "\n".join(parse_keys(ssh_public_keys))
     description = " ".join(description.split())[:255]
     foreign = proxmox_used_vmids(site)  # outside the lock: it is a network call
@@ -215,26 +252,52 @@ def container_create(*, owner: AbstractBaseUser, hostname: str, template: Templa
             site = Site.objects.select_for_update().get(pk=site.pk)
             live = Container.objects.filter(LIVE, site=site)
             if live.filter(hostname=hostname).exists():
-                raise Conflict(f"hostname '{hostname}' is already taken on {site.name}", code="hostname_taken",
-                               field="hostname")
+                raise Conflict(
+                    f"hostname '{hostname}' is already taken on {site.name}",
+                    code="hostname_taken",
+                    field="hostname",
+                )
             nodes = list(site.nodes.order_by("slot"))
             used_vmids = set(live.values_list("vmid", flat=True)) | foreign
-            vmid, node = choose_vmid(nodes, used_vmids, vmid_min=settings.VMID_MIN, vmid_max=settings.VMID_MAX)
-            ip = choose_ip(site.network, excluded=site.excluded_ranges(), used=live.values_list("ip", flat=True))
+            vmid, node = choose_vmid(
+                nodes, used_vmids, vmid_min=settings.VMID_MIN, vmid_max=settings.VMID_MAX
+            )
+            ip = choose_ip(
+                site.network,
+                excluded=site.excluded_ranges(),
+                used=live.values_list("ip", flat=True),
+            )
             container = Container(
-                site=site, node=node, vmid=vmid, hostname=hostname, owner=owner, template=template,
-                cores=res.cores, memory_mib=res.memory_mib, swap_mib=res.swap_mib, disk_gib=res.disk_gib,
-                ip=ip, mac=mac_for(site.pk, ip), ssh_public_keys=keys, description=description,
+                site=site,
+                node=node,
+                vmid=vmid,
+                hostname=hostname,
+                owner=owner,
+                template=template,
+                cores=res.cores,
+                memory_mib=res.memory_mib,
+                swap_mib=res.swap_mib,
+                disk_gib=res.disk_gib,
+                ip=ip,
+                mac=mac_for(site.pk, ip),
+                ssh_public_keys=keys,
+                description=description,
             )
             container.full_clean(validate_constraints=False)
             container.save(force_insert=True)
-            return job_create(kind=JobKind.CREATE, container=container, actor=actor or owner,
-                              params={"hostname": hostname, **res.__dict__})
+            return job_create(
+                kind=JobKind.CREATE,
+                container=container,
+                actor=actor or owner,
+                params={"hostname": hostname, **res.__dict__},
+            )
     except ValidationError as exc:
         raise ValidationFailed("; ".join(exc.messages)) from exc
     except IntegrityError as exc:
         # The lock makes this unreachable in practice; never let it reach a user raw.
-        raise Conflict("another request took the same name or address; try again", code="allocation_conflict") from exc
+        raise Conflict(
+            "another request took the same name or address; try again", code="allocation_conflict"
+        ) from exc
 
 
 def container_reassign_vmid(*, container: Container, taken: int) -> Container:
@@ -243,10 +306,20 @@ def container_reassign_vmid(*, container: Container, taken: int) -> Container:
     foreign = set(proxmox_used_vmids(container.site)) | {taken}
     with transaction.atomic():
         site = Site.objects.select_for_update().get(pk=container.site_id)
-        used = set(Container.objects.filter(LIVE, site=site).exclude(pk=container.pk).values_list("vmid", flat=True))
-        vmid, node = choose_vmid(list(site.nodes.order_by("slot")), used | foreign | {container.vmid},
-                                 vmid_min=settings.VMID_MIN, vmid_max=settings.VMID_MAX)
-        Container.objects.filter(pk=container.pk).update(vmid=vmid, node=node, updated_at=timezone.now())
+        used = set(
+            Container.objects.filter(LIVE, site=site)
+            .exclude(pk=container.pk)
+            .values_list("vmid", flat=True)
+        )
+        vmid, node = choose_vmid(
+            list(site.nodes.order_by("slot")),
+            used | foreign | {container.vmid},
+            vmid_min=settings.VMID_MIN,
+            vmid_max=settings.VMID_MAX,
+        )
+        Container.objects.filter(pk=container.pk).update(
+            vmid=vmid, node=node, updated_at=timezone.now()
+        )
     container.vmid, container.node = vmid, node
     return container
 
@@ -254,31 +327,38 @@ def container_reassign_vmid(*, container: Container, taken: int) -> Container:
 def _require_status(container: Container, allowed: tuple[str, ...], action: str) -> None:
     if container.status not in allowed:
         raise InvalidState(
-            f"cannot {action} {container.hostname} while it is {container.status}", code="invalid_state"
+            f"cannot {action} {container.hostname} while it is {container.status}",
+            code="invalid_state",
         )
 
 
-def container_start(*, container: Container, actor: AbstractBaseUser | None) -> Job:
+def container_start(*, container: Container, actor: User | None) -> Job:
     _require_status(container, (ContainerStatus.STOPPED, ContainerStatus.ERROR), "start")
     with transaction.atomic():
         return job_create(kind=JobKind.START, container=container, actor=actor)
 
 
-def container_stop(*, container: Container, actor: AbstractBaseUser | None) -> Job:
+def container_stop(*, container: Container, actor: User | None) -> Job:
     _require_status(container, (ContainerStatus.RUNNING, ContainerStatus.ERROR), "stop")
     with transaction.atomic():
         return job_create(kind=JobKind.STOP, container=container, actor=actor)
 
 
-def container_restart(*, container: Container, actor: AbstractBaseUser | None) -> Job:
+def container_restart(*, container: Container, actor: User | None) -> Job:
     _require_status(container, (ContainerStatus.RUNNING,), "restart")
     with transaction.atomic():
         return job_create(kind=JobKind.RESTART, container=container, actor=actor)
 
 
-def container_resize(*, container: Container, actor: AbstractBaseUser | None, cores: int | None = None,
-                     memory_mib: int | None = None, swap_mib: int | None = None,
-                     disk_gib: int | None = None) -> Job:
+def container_resize(
+    *,
+    container: Container,
+    actor: User | None,
+    cores: int | None = None,
+    memory_mib: int | None = None,
+    swap_mib: int | None = None,
+    disk_gib: int | None = None,
+) -> Job:
     """Change cores, memory and swap (online) and grow the disk; shrinking a disk is refused."""
     _require_status(container, (ContainerStatus.RUNNING, ContainerStatus.STOPPED), "resize")
     res = Resources(
@@ -291,27 +371,46 @@ def container_resize(*, container: Container, actor: AbstractBaseUser | None, co
     if res.disk_gib < container.disk_gib:
         raise ValidationFailed(
             f"disks only grow: {container.hostname} has {container.disk_gib} GiB, {res.disk_gib} GiB asked",
-            code="invalid_resources", field="disk",
+            code="invalid_resources",
+            field="disk",
         )
-    current = Resources(container.cores, container.memory_mib, container.swap_mib, container.disk_gib)
-    if res == current:
-        raise ValidationFailed("nothing to change: these are the current resources", code="no_change")
-    with transaction.atomic():
-        return job_create(kind=JobKind.RESIZE, container=container, actor=actor, params=res.__dict__)
-
-
-def container_apply_resources(*, container: Container, cores: int, memory_mib: int, swap_mib: int,
-                              disk_gib: int) -> None:
-    Container.objects.filter(pk=container.pk).update(
-        cores=cores, memory_mib=memory_mib, swap_mib=swap_mib, disk_gib=disk_gib, updated_at=timezone.now()
+    current = Resources(
+        container.cores, container.memory_mib, container.swap_mib, container.disk_gib
     )
-    container.cores, container.memory_mib, container.swap_mib, container.disk_gib = cores, memory_mib, swap_mib, disk_gib
+    if res == current:
+        raise ValidationFailed(
+            "nothing to change: these are the current resources", code="no_change"
+        )
+    with transaction.atomic():
+        return job_create(
+            kind=JobKind.RESIZE, container=container, actor=actor, params=res.__dict__
+        )
 
 
-def container_delete(*, container: Container, actor: AbstractBaseUser | None) -> Job:
+def container_apply_resources(
+    *, container: Container, cores: int, memory_mib: int, swap_mib: int, disk_gib: int
+) -> None:
+    Container.objects.filter(pk=container.pk).update(
+        cores=cores,
+        memory_mib=memory_mib,
+        swap_mib=swap_mib,
+        disk_gib=disk_gib,
+        updated_at=timezone.now(),
+    )
+    container.cores, container.memory_mib, container.swap_mib, container.disk_gib = (
+        cores,
+        memory_mib,
+        swap_mib,
+        disk_gib,
+    )
+
+
+def container_delete(*, container: Container, actor: User | None) -> Job:
     """Queue the removal of a container; its row stays, as history, once it is gone."""
     if container.status in (ContainerStatus.DELETED, ContainerStatus.DELETING):
-        raise InvalidState(f"{container.hostname} is already {container.status}", code="invalid_state")
+        raise InvalidState(
+            f"{container.hostname} is already {container.status}", code="invalid_state"
+        )
     with transaction.atomic():
         job = job_create(kind=JobKind.DELETE, container=container, actor=actor)
         container_set_status(container=container, to=ContainerStatus.DELETING)
@@ -329,7 +428,9 @@ def template_name_for(volid: str) -> tuple[str, str]:
     if not m:
         base = re.sub(r"[^a-z0-9-]+", "-", filename.lower()).strip("-")[:32].strip("-")
         return base or "template", filename
-    version = m["version"] if m["os"] in ("ubuntu", "fedora", "alpine") else m["version"].split(".")[0]
+    version = (
+        m["version"] if m["os"] in ("ubuntu", "fedora", "alpine") else m["version"].split(".")[0]
+    )
     name = f"{m['os']}-{version}".replace(".", "-")
     return name[:32], f"{m['os'].capitalize()} {version} ({m['flavour']})"
 
@@ -347,7 +448,9 @@ def templates_import(*, site: Site, storage: str = "local") -> list[Template]:
         volid = str(item["volid"])
         name, display = template_name_for(volid)
         template, created = Template.objects.get_or_create(
-            site=site, name=name, defaults={"display_name": display, "volid": volid, "os_type": name.split("-")[0]}
+            site=site,
+            name=name,
+            defaults={"display_name": display, "volid": volid, "os_type": name.split("-")[0]},
         )
         if created:
             imported.append(template)

@@ -12,7 +12,9 @@ from . import jobs
 log = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="containers.run_job", acks_late=True, max_retries=None, ignore_result=True)
+@shared_task(
+    bind=True, name="containers.run_job", acks_late=True, max_retries=None, ignore_result=True
+)
 def run_job(self: Task, job_id: str) -> None:
     try:
         jobs.run(job_id, worker=str(self.request.hostname or "worker"))
@@ -22,7 +24,7 @@ def run_job(self: Task, job_id: str) -> None:
 
 def enqueue_job(job_id: str) -> None:
     """Send a job to the proxmox queue; the job id is the Celery task id."""
-    run_job.apply_async(args=[job_id], task_id=job_id, queue="proxmox")
+    run_job.apply_async(args=(job_id,), task_id=job_id, queue="proxmox")
 
 
 @shared_task(name="containers.reconcile_jobs", ignore_result=True)
@@ -30,7 +32,12 @@ def reconcile_jobs() -> dict[str, Any]:
     """Resume jobs whose worker is gone (the claim decides who runs them)."""
     resumed = []
     for job in jobs.stale_jobs():
-        log.warning("job %s (%s) looks abandoned by %s; re-enqueueing", job.pk, job.status, job.worker or "no worker")
+        log.warning(
+            "job %s (%s) looks abandoned by %s; re-enqueueing",
+            job.pk,
+            job.status,
+            job.worker or "no worker",
+        )
         enqueue_job(str(job.pk))
         resumed.append(str(job.pk))
     return {"resumed": resumed}

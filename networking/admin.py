@@ -17,8 +17,16 @@ class NodeForm(forms.ModelForm):
     class Meta:
         model = Node
         fields = (
-            "site", "name", "api_url", "token_id", "token_secret", "ca_bundle", "tls_fingerprint",
-            "verify_tls", "slot", "state",
+            "site",
+            "name",
+            "api_url",
+            "token_id",
+            "token_secret",
+            "ca_bundle",
+            "tls_fingerprint",
+            "verify_tls",
+            "slot",
+            "state",
         )
 
     def clean_token_secret(self) -> str:
@@ -49,6 +57,14 @@ class NodeAdmin(admin.ModelAdmin):
     list_display = ("name", "site", "slot", "state", "max_cpu", "capacity_updated_at")
     list_filter = ("site", "state")
     search_fields = ("name",)
-    readonly_fields = ("max_cpu", "max_memory", "max_disk", "used_memory", "used_disk", "cpu_load",
-                       "capacity_updated_at", "created_at", "updated_at")
-
+    readonly_fields = (
+        "max_cpu",
+        "max_memory",
+        "max_disk",
+        "used_memory",
+        "used_disk",
+        "cpu_load",
+        "capacity_updated_at",
+        "created_at",
+        "updated_at",
+    )

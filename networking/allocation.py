@@ -23,7 +23,9 @@ def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def choose_ip(network: ipaddress.IPv4Network, *, excluded: Iterable[tuple[int, int]], used: Iterable[str]) -> str:
+def choose_ip(
+    network: ipaddress.IPv4Network, *, excluded: Iterable[tuple[int, int]], used: Iterable[str]
+) -> str:
     """The lowest host address of the network outside the excluded ranges and not used."""
     first = int(network.network_address) + 1
     last = int(network.broadcast_address) - 1

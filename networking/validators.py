@@ -13,18 +13,60 @@ from django.core.exceptions import ValidationError
 
 DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # A domain: dot-separated DNS labels, at least two.
-DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+DOMAIN_RE = re.compile(
+    r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+)
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 MAC_RE = re.compile(r"^[0-9A-F]{2}(?::[0-9A-F]{2}){5}$")
 
 # Names the portal keeps for itself (its own subdomains and well-known service names).
 RESERVED_HOSTNAMES = frozenset(
     {
-        "portal", "www", "api", "admin", "auth", "login", "sso", "ldap", "mail", "smtp",
-        "imap", "pop", "ns", "ns1", "ns2", "dns", "gateway", "gw", "proxy", "nginx",
-        "dnsmasq", "dhcp", "proxmox", "pve", "pve1", "pve2", "pve3", "pve4", "wazuh",
-        "metrics", "grafana", "status", "static", "media", "assets", "cdn", "vpn", "ssh",
-        "localhost", "launchpad", "docs", "help", "support", "root", "acme",
+        "portal",
+        "www",
+        "api",
+        "admin",
+        "auth",
+        "login",
+        "sso",
+        "ldap",
+        "mail",
+        "smtp",
+        "imap",
+        "pop",
+        "ns",
+        "ns1",
+        "ns2",
+        "dns",
+        "gateway",
+        "gw",
+        "proxy",
+        "nginx",
+        "dnsmasq",
+        "dhcp",
+        "proxmox",
+        "pve",
+        "pve1",
+        "pve2",
+        "pve3",
+        "pve4",
+        "wazuh",
+        "metrics",
+        "grafana",
+        "status",
+        "static",
+        "media",
+        "assets",
+        "cdn",
+        "vpn",
+        "ssh",
+        "localhost",
+        "launchpad",
+        "docs",
+        "help",
+        "support",
+        "root",
+        "acme",
     }
 )
 
@@ -49,7 +91,9 @@ def validate_hostname(value: str) -> None:
 
 def validate_domain(value: str) -> None:
     if not isinstance(value, str) or not value.isascii() or not DOMAIN_RE.fullmatch(value):
-        raise ValidationError("must be a domain name such as apps.example.org", code="invalid_domain")
+        raise ValidationError(
+            "must be a domain name such as apps.example.org", code="invalid_domain"
+        )
 
 
 def validate_slug(value: str) -> None:
@@ -63,7 +107,9 @@ def validate_ipv4_network(value: str) -> None:
     except ValueError as exc:
         raise ValidationError(f"not an IPv4 network: {exc}", code="invalid_network") from exc
     if net.prefixlen > 30:
-        raise ValidationError("the subnet must have room for hosts (/30 or larger)", code="invalid_network")
+        raise ValidationError(
+            "the subnet must have room for hosts (/30 or larger)", code="invalid_network"
+        )
 
 
 def parse_ranges(text: str) -> list[tuple[int, int]]:

@@ -16,7 +16,9 @@ def configure(app: Celery) -> None:
     from django.conf import settings
 
     broker = settings.CELERY_BROKER_URL
-    transport_options: dict[str, object] = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+    transport_options: dict[str, object] = {
+        "visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT
+    }
     if broker.startswith("filesystem://"):
         folder = settings.CELERY_BROKER_DIR
         (folder / "queue").mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,9 @@ def decrypt(token: str) -> str:
     try:
         return _fernet(tuple(settings.FIELD_ENCRYPTION_KEYS)).decrypt(token.encode()).decode()
     except InvalidToken as exc:
-        raise ImproperlyConfigured("a stored secret cannot be decrypted with FIELD_ENCRYPTION_KEYS") from exc
+        raise ImproperlyConfigured(
+            "a stored secret cannot be decrypted with FIELD_ENCRYPTION_KEYS"
+        ) from exc
 
 
 class EncryptedTextField(models.TextField):

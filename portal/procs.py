@@ -26,7 +26,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05) -> None:
+def wait_until(
+    check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -50,7 +52,9 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def stop_pid(pid: int, *, sig: int = signal.SIGTERM, timeout: float = 10.0, group: bool = False) -> None:
+def stop_pid(
+    pid: int, *, sig: int = signal.SIGTERM, timeout: float = 10.0, group: bool = False
+) -> None:
     """Signal a process (or its group), wait for it to go, then SIGKILL what is left."""
     send = os.killpg if group else os.kill
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -66,8 +70,14 @@ def stop_pid(pid: int, *, sig: int = signal.SIGTERM, timeout: float = 10.0, grou
 class Managed:
     """A child process in its own session, with its output in a log file."""
 
-    def __init__(self, argv: Sequence[str], *, log_path: Path, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.argv = list(argv)
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
@@ -82,8 +92,15 @@ class Managed:
     def start(self) -> Managed:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=self.env, cwd=self.cwd, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+        )
         log.close()
         return self
 
@@ -133,8 +150,21 @@ class RedisServer:
             raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.process = Managed(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.run_dir),
-             "--save", "", "--appendonly", "no", "--daemonize", "no"],
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.run_dir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
             log_path=self.run_dir / "redis.log",
         ).start()
         wait_until(lambda: port_open("127.0.0.1", self.port), timeout=10, what="redis")
@@ -148,12 +178,35 @@ class RedisServer:
 class CeleryWorker:
     """A real `celery worker` process for the portal, with a readiness check."""
 
-    def __init__(self, *, log_path: Path, env: Mapping[str, str], queues: str = "proxmox", concurrency: int = 8,
-                 name: str = "worker", pool: str = "threads", beat: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        log_path: Path,
+        env: Mapping[str, str],
+        queues: str = "proxmox",
+        concurrency: int = 8,
+        name: str = "worker",
+        pool: str = "threads",
+        beat: bool = False,
+    ) -> None:
         self.log_path = log_path
-        argv = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queues, f"--pool={pool}",
-                f"--concurrency={concurrency}", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                f"--hostname={name}@%h", "--loglevel=INFO"]
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "-Q",
+            queues,
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            f"--hostname={name}@%h",
+            "--loglevel=INFO",
+        ]
         if beat:
             argv += ["--beat", "--schedule", str(log_path.with_suffix(".beat"))]
         self.process = Managed(argv, log_path=log_path, env={**os.environ, **env})

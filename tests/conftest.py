@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,10 @@ def sim(run_dir: Path) -> Iterator[Any]:
     dhcp_hosts = run_dir / "dhcp-hosts"
     dhcp_hosts.write_text("")
     simulator = SimulatorProcess(
-        run_dir / "pvesim", nodes=("pve1", "pve2"), tokens={TOKEN_ID: TOKEN_SECRET}, task_seconds=0.2,
+        run_dir / "pvesim",
+        nodes=("pve1", "pve2"),
+        tokens={TOKEN_ID: TOKEN_SECRET},
+        task_seconds=0.2,
         dhcp_hosts=dhcp_hosts,
     )
     simulator.start()
@@ -100,28 +103,70 @@ def worker_env(django_db_setup: None, redis_url: str) -> dict[str, str]:
 
     settings.CELERY_BROKER_URL = redis_url
     app.conf.broker_url = redis_url
-    return {**TEST_ENV, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": redis_url, "LOG_LEVEL": "INFO"}
+    return {
+        **TEST_ENV,
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": redis_url,
+        "LOG_LEVEL": "INFO",
+    }
 
 
-@pytest.fixture(scope="session")
-def make_worker(worker_env: dict[str, str], run_dir: Path) -> Iterator[Callable[..., CeleryWorker]]:
-    started: list[CeleryWorker] = []
+class Workers:
+    """The worker processes of the session; tests that need a worker to themselves pause the rest."""
 
-    def make(name: str = "w", concurrency: int = 8, **kwargs: Any) -> CeleryWorker:
-        w = CeleryWorker(log_path=run_dir / f"celery-{name}-{len(started)}.log", env=worker_env,
-                         concurrency=concurrency, name=f"{name}{len(started)}", **kwargs)
-        started.append(w)
+    def __init__(self, env: dict[str, str], run_dir: Path) -> None:
+        self.env, self.run_dir = env, run_dir
+        self.started: list[CeleryWorker] = []
+        self.paused: list[CeleryWorker] = []
+
+    def __call__(self, name: str = "w", concurrency: int = 8, **kwargs: Any) -> CeleryWorker:
+        w = CeleryWorker(
+            log_path=self.run_dir / f"celery-{name}-{len(self.started)}.log",
+            env=self.env,
+            concurrency=concurrency,
+            name=f"{name}{len(self.started)}",
+            **kwargs,
+        )
+        self.started.append(w)
         return w.start()
 
-    yield make
-    for w in started:
-        w.stop()
+    def pause_all(self) -> None:
+        for w in self.started:
+            if w.process.alive():
+                w.stop()
+                self.paused.append(w)
+
+    def resume_all(self) -> None:
+        while self.paused:
+            self.paused.pop().start()
+
+    def stop_all(self) -> None:
+        for w in self.started:
+            w.stop()
 
 
 @pytest.fixture(scope="session")
-def worker(make_worker: Callable[..., CeleryWorker]) -> CeleryWorker:
+def make_worker(worker_env: dict[str, str], run_dir: Path) -> Iterator[Workers]:
+    workers = Workers(worker_env, run_dir)
+    yield workers
+    workers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def worker(make_worker: Workers) -> CeleryWorker:
     """A Celery worker process shared by the end-to-end tests."""
     return make_worker("shared")
+
+
+@pytest.fixture
+def own_workers(make_worker: Workers) -> Iterator[Workers]:
+    """For a test that must know which worker runs its job: the shared ones are paused."""
+    make_worker.pause_all()
+    before = len(make_worker.started)
+    yield make_worker
+    for w in make_worker.started[before:]:
+        w.stop()
+    make_worker.resume_all()
 
 
 def wait_job(job_id: Any, *, timeout: float = 60.0) -> Any:

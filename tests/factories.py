@@ -65,12 +65,16 @@ class TemplateFactory(factory.django.DjangoModelFactory):
     max_disk_gib = 64
 
 
-def make_site(sim: Any | None = None, *, node_names: tuple[str, ...] = ("pve2", "pve1"), **site_fields: Any) -> Site:
+def make_site(
+    sim: Any | None = None, *, node_names: tuple[str, ...] = ("pve2", "pve1"), **site_fields: Any
+) -> Site:
     """A site whose nodes point at the simulator; node_names[i] gets slot i (pve2 even, pve1 odd)."""
     site = SiteFactory(**site_fields)
     for slot, name in enumerate(node_names):
         Node.objects.create(
-            site=site, name=name, slot=slot,
+            site=site,
+            name=name,
+            slot=slot,
             api_url=sim.url if sim else "https://127.0.0.1:8006",
             token_id=sim.token_id if sim else "portal@pve!portal",
             token_secret=sim.token_secret if sim else "secret",

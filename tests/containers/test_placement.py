@@ -33,7 +33,14 @@ def test_odd_vmids_go_to_pve1_and_even_to_pve2() -> None:
         vmid, node = choose_vmid(nodes, used, vmid_min=100, vmid_max=999)
         used.add(vmid)
         placed.append((vmid, node.name))
-    assert placed == [(100, "pve2"), (101, "pve1"), (102, "pve2"), (103, "pve1"), (104, "pve2"), (105, "pve1")]
+    assert placed == [
+        (100, "pve2"),
+        (101, "pve1"),
+        (102, "pve2"),
+        (103, "pve1"),
+        (104, "pve2"),
+        (105, "pve1"),
+    ]
 
 
 def test_n_nodes_use_vmid_mod_n() -> None:

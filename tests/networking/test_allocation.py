@@ -13,13 +13,24 @@ def test_first_free_address_outside_excluded_ranges() -> None:
     net = ipaddress.IPv4Network("10.15.0.0/16")
     excluded = parse_ranges("10.15.0.0-10.15.0.255\n10.15.1.5")
     assert choose_ip(net, excluded=excluded, used=[]) == "10.15.1.0"
-    assert choose_ip(net, excluded=excluded, used=["10.15.1.0", "10.15.1.1", "10.15.1.2", "10.15.1.3", "10.15.1.4"]) == "10.15.1.6"
+    assert (
+        choose_ip(
+            net,
+            excluded=excluded,
+            used=["10.15.1.0", "10.15.1.1", "10.15.1.2", "10.15.1.3", "10.15.1.4"],
+        )
+        == "10.15.1.6"
+    )
 
 
 def test_full_subnet_is_resource_exhausted() -> None:
     net = ipaddress.IPv4Network("10.0.0.0/29")  # hosts .1-.6
     with pytest.raises(ResourceExhausted, match="no free address left in 10.0.0.0/29"):
-        choose_ip(net, excluded=[(int(ipaddress.IPv4Address("10.0.0.1")),) * 2], used=[f"10.0.0.{i}" for i in range(2, 7)])
+        choose_ip(
+            net,
+            excluded=[(int(ipaddress.IPv4Address("10.0.0.1")),) * 2],
+            used=[f"10.0.0.{i}" for i in range(2, 7)],
+        )
 
 
 def test_mac_is_locally_administered_unicast_and_unique_per_ip() -> None:

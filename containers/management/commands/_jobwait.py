@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from typing import Any
 
 from django.core.management.base import CommandError
 
 from containers.models import Job, JobStatus
 
 
-def follow(job_id: str, out: TextIO, *, timeout: float = 900.0, poll: float = 0.2) -> Job:
+def follow(job_id: str, out: Any, *, timeout: float = 900.0, poll: float = 0.2) -> Job:
     deadline = time.monotonic() + timeout
     last = 0
     while True:

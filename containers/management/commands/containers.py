@@ -102,30 +102,46 @@ class Command(BaseCommand):
         try:
             template = Template.objects.get(site=site, name=opts["template"])
         except Template.DoesNotExist:
-            names = ", ".join(site.templates.filter(enabled=True).values_list("name", flat=True)) or "none"
-            raise CommandError(f"no template '{opts['template']}' on {site.slug} (available: {names})") from None
+            names = (
+                ", ".join(site.templates.filter(enabled=True).values_list("name", flat=True))
+                or "none"
+            )
+            raise CommandError(
+                f"no template '{opts['template']}' on {site.slug} (available: {names})"
+            ) from None
         keys = ""
         if opts.get("ssh_key_file"):
             with open(opts["ssh_key_file"], encoding="utf-8") as fh:
                 keys = fh.read()
         job = services.container_create(
-            owner=owner, hostname=opts["hostname"], template=template, site=site, cores=opts.get("cores"),
-            memory_mib=opts.get("memory"), swap_mib=opts.get("swap"), disk_gib=opts.get("disk"),
+            owner=owner,
+            hostname=opts["hostname"],
+            template=template,
+            site=site,
+            cores=opts.get("cores"),
+            memory_mib=opts.get("memory"),
+            swap_mib=opts.get("swap"),
+            disk_gib=opts.get("disk"),
             ssh_public_keys=keys,
         )
         c = job.container
         assert c is not None
-        self._done(str(job.pk), opts, f"create {c.hostname} as CT {c.vmid} on {c.node.name}, {c.ip}")
+        self._done(
+            str(job.pk), opts, f"create {c.hostname} as CT {c.vmid} on {c.node.name}, {c.ip}"
+        )
 
     def do_list(self, opts: dict[str, Any]) -> None:
-        class Operator:  # the CLI runs as an operator: everything is visible
-            is_staff = True
-            is_authenticated = True
-
-        qs = selectors.containers_visible_to(Operator(), include_deleted=opts["all"]).order_by("site", "vmid")  # type: ignore[arg-type]
+        qs = selectors.containers_all(include_deleted=opts["all"]).order_by("site", "vmid")
         rows = [
-            {"vmid": c.vmid, "hostname": c.hostname, "node": c.node.name, "status": c.status, "ip": c.ip,
-             "site": c.site.slug, "owner": c.owner.get_username()}
+            {
+                "vmid": c.vmid,
+                "hostname": c.hostname,
+                "node": c.node.name,
+                "status": c.status,
+                "ip": c.ip,
+                "site": c.site.slug,
+                "owner": c.owner.get_username(),
+            }
             for c in qs
         ]
         if opts["json"]:
@@ -133,7 +149,9 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"{'VMID':>6}  {'HOSTNAME':<24} {'NODE':<8} {'STATUS':<13} IP")
         for r in rows:
-            self.stdout.write(f"{r['vmid']:>6}  {r['hostname']:<24} {r['node']:<8} {r['status']:<13} {r['ip']}")
+            self.stdout.write(
+                f"{r['vmid']:>6}  {r['hostname']:<24} {r['node']:<8} {r['status']:<13} {r['ip']}"
+            )
 
     def _simple(self, opts: dict[str, Any], fn: Any, verb: str) -> None:
         c = self._container(opts)
@@ -154,7 +172,12 @@ class Command(BaseCommand):
 
     def do_resize(self, opts: dict[str, Any]) -> None:
         c = self._container(opts)
-        job = services.container_resize(container=c, actor=None, cores=opts.get("cores"),
-                                        memory_mib=opts.get("memory"), swap_mib=opts.get("swap"),
-                                        disk_gib=opts.get("disk"))
+        job = services.container_resize(
+            container=c,
+            actor=None,
+            cores=opts.get("cores"),
+            memory_mib=opts.get("memory"),
+            swap_mib=opts.get("swap"),
+            disk_gib=opts.get("disk"),
+        )
         self._done(str(job.pk), opts, f"resize {c.hostname}")

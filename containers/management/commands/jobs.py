@@ -35,15 +35,36 @@ class Command(BaseCommand):
             raise CommandError(f"no job {opts['id']}") from None
         entries = list(job.log_entries.order_by("id"))
         if opts["json"]:
-            self.stdout.write(json.dumps({
-                "id": str(job.pk), "kind": job.kind, "status": job.status, "progress": job.progress,
-                "error_code": job.error_code, "error": job.error, "attempts": job.attempts, "steps": job.steps,
-                "log": [{"id": e.id, "level": e.level, "step": e.step, "message": e.message,
-                         "at": e.created_at.isoformat()} for e in entries],
-            }, indent=2))
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "id": str(job.pk),
+                        "kind": job.kind,
+                        "status": job.status,
+                        "progress": job.progress,
+                        "error_code": job.error_code,
+                        "error": job.error,
+                        "attempts": job.attempts,
+                        "steps": job.steps,
+                        "log": [
+                            {
+                                "id": e.id,
+                                "level": e.level,
+                                "step": e.step,
+                                "message": e.message,
+                                "at": e.created_at.isoformat(),
+                            }
+                            for e in entries
+                        ],
+                    },
+                    indent=2,
+                )
+            )
             return
         name = job.container.hostname if job.container else "-"
-        self.stdout.write(f"job {job.pk}: {job.kind} {name}, {job.status} ({job.progress}%), attempts {job.attempts}")
+        self.stdout.write(
+            f"job {job.pk}: {job.kind} {name}, {job.status} ({job.progress}%), attempts {job.attempts}"
+        )
         if job.error:
             self.stdout.write(f"error [{job.error_code}]: {job.error}")
         for st in job.steps:

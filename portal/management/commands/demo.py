@@ -64,10 +64,16 @@ class Command(BaseCommand):
         try:
             from pvesim.testing import SimulatorProcess
 
-            sim_port = opts["sim_port"] if not port_open("127.0.0.1", opts["sim_port"]) else free_port()
+            sim_port = (
+                opts["sim_port"] if not port_open("127.0.0.1", opts["sim_port"]) else free_port()
+            )
             sim = SimulatorProcess(
-                var / "pvesim", nodes=("pve1", "pve2"), tokens={TOKEN_ID: state["token_secret"]}, task_seconds=2.0,
-                port=sim_port, dhcp_hosts=var / "gateway" / "dnsmasq" / "dhcp-hosts",
+                var / "pvesim",
+                nodes=("pve1", "pve2"),
+                tokens={TOKEN_ID: state["token_secret"]},
+                task_seconds=2.0,
+                port=sim_port,
+                dhcp_hosts=var / "gateway" / "dnsmasq" / "dhcp-hosts",
             )
             (var / "gateway" / "dnsmasq").mkdir(parents=True, exist_ok=True)
             (var / "gateway" / "dnsmasq" / "dhcp-hosts").touch()
@@ -79,14 +85,30 @@ class Command(BaseCommand):
             if opts["seed_only"]:
                 return
 
-            worker = CeleryWorker(log_path=var / "log" / "worker.log", env={"PORTAL_DEMO": "1"},
-                                  concurrency=4, name="demo", beat=True)
+            worker = CeleryWorker(
+                log_path=var / "log" / "worker.log",
+                env={"PORTAL_DEMO": "1"},
+                concurrency=4,
+                name="demo",
+                beat=True,
+            )
             worker.start()
             started.append(worker)
-            self.stdout.write(f"celery worker (pid {worker.pid}), log in {var / 'log' / 'worker.log'}")
+            self.stdout.write(
+                f"celery worker (pid {worker.pid}), log in {var / 'log' / 'worker.log'}"
+            )
 
-            web = Managed([sys.executable, "manage.py", "runserver", f"127.0.0.1:{opts['port']}", "--noreload"],
-                          log_path=var / "log" / "web.log", env={**os.environ})
+            web = Managed(
+                [
+                    sys.executable,
+                    "manage.py",
+                    "runserver",
+                    f"127.0.0.1:{opts['port']}",
+                    "--noreload",
+                ],
+                log_path=var / "log" / "web.log",
+                env={**os.environ},
+            )
             web.start()
             started.append(web)
             wait_until(lambda: port_open("127.0.0.1", opts["port"]), timeout=30, what="web server")
@@ -106,10 +128,16 @@ class Command(BaseCommand):
 
         site, _ = Site.objects.get_or_create(
             slug="local",
-            defaults={"name": "Local demo", "domain": "apps.localhost", "internal_domain": "cluster.localhost"},
+            defaults={
+                "name": "Local demo",
+                "domain": "apps.localhost",
+                "internal_domain": "cluster.localhost",
+            },
         )
         for name, slot in (("pve1", 1), ("pve2", 0)):
-            node = Node.objects.filter(site=site, name=name).first() or Node(site=site, name=name, slot=slot)
+            node = Node.objects.filter(site=site, name=name).first() or Node(
+                site=site, name=name, slot=slot
+            )
             node.api_url = sim.url
             node.token_id = TOKEN_ID
             node.token_secret = state["token_secret"]
@@ -122,16 +150,24 @@ class Command(BaseCommand):
         user_model = get_user_model()
         admin = user_model.objects.filter(username="admin").first()
         if admin is None:
-            admin = user_model.objects.create_superuser("admin", "admin@localhost", state["admin_password"])
+            admin = user_model.objects.create_superuser(
+                "admin", "admin@localhost", state["admin_password"]
+            )
         if first_admin:
-            self.stdout.write(self.style.WARNING(f"operator account: admin / {state['admin_password']}  "
-                                                 "(shown once; kept in var/demo.json)"))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"operator account: admin / {state['admin_password']}  "
+                    "(shown once; kept in var/demo.json)"
+                )
+            )
         else:
             self.stdout.write("operator account: admin (password unchanged, in var/demo.json)")
         return site
 
     def _banner(self, port: int, site: str) -> None:
-        self.stdout.write(self.style.SUCCESS(f"\nCluster Portal demo is running: http://127.0.0.1:{port}/admin/"))
+        self.stdout.write(
+            self.style.SUCCESS(f"\nCluster Portal demo is running: http://127.0.0.1:{port}/admin/")
+        )
         self.stdout.write(
             "From another shell, create a container and watch it reach running:\n"
             "  PORTAL_DEMO=1 .venv/bin/python manage.py containers create --owner admin "

@@ -1,0 +1,149 @@
+"""Failures driven through the simulator's fault interface, end to end through a worker."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from containers import jobs, services
+from containers.models import Container, Job
+from containers.tasks import reconcile_jobs
+from tests.conftest import wait_job
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def guests_named(sim, hostname: str) -> list[dict]:
+    return [g for g in sim.admin.guests() if g.get("name") == hostname]
+
+
+def test_node_offline_during_create_fails_clearly_and_leaves_nothing(cluster, sim, worker) -> None:
+    sim.admin.set_node_offline("pve1")
+    sim.admin.set_node_offline("pve2")
+    job = services.container_create(
+        owner=UserFactory(), hostname="offline", template=cluster.templates.get()
+    )
+    job = wait_job(job.pk)
+    assert job.status == "failed"
+    assert job.error_code == "proxmox_unavailable"
+    assert "Creating offline failed at step 'Create the container on Proxmox'" in job.error
+    assert "595" in job.error and "gave up after 4 attempts" in job.error
+    assert "name and address are free again" in job.error
+    assert job.attempts == 4
+    c = Container.objects.get(pk=job.container_id)
+    assert c.status == "deleted"  # allocations released
+    sim.admin.reset_faults()
+    assert guests_named(sim, "offline") == []
+    again = services.container_create(
+        owner=UserFactory(), hostname="offline", template=cluster.templates.get()
+    )
+    assert again.container.ip == c.ip
+
+
+def test_transient_595_is_retried_then_succeeds(cluster, sim, worker) -> None:
+    sim.admin.fail_next_requests("POST", r"^/nodes/[^/]+/lxc$", 2, 595, "Connection refused")
+    job = wait_job(
+        services.container_create(
+            owner=UserFactory(), hostname="flaky", template=cluster.templates.get()
+        ).pk
+    )
+    assert job.status == "succeeded", job.error
+    assert job.attempts == 3
+    retries = [e.message for e in job.log_entries.filter(level="warning")]
+    assert len([m for m in retries if "retrying in" in m]) == 2
+    assert len(guests_named(sim, "flaky")) == 1
+
+
+def test_task_failure_text_is_surfaced_and_the_partial_ct_removed(cluster, sim, worker) -> None:
+    sim.admin.fail_next_tasks("vzcreate", 1, "unpacking template failed - disk quota exceeded")
+    job = wait_job(
+        services.container_create(
+            owner=UserFactory(), hostname="broken", template=cluster.templates.get()
+        ).pk
+    )
+    assert job.status == "failed"
+    assert job.error_code == "proxmox_task_failed"
+    assert "unpacking template failed - disk quota exceeded" in job.error
+    assert job.attempts == 1  # permanent: not retried
+    assert Container.objects.get(pk=job.container_id).status == "deleted"
+    assert guests_named(sim, "broken") == []
+
+
+def test_lock_timeout_is_retried(cluster, sim, worker) -> None:
+    owner = UserFactory()
+    job = wait_job(
+        services.container_create(
+            owner=owner, hostname="locky", template=cluster.templates.get()
+        ).pk
+    )
+    c = Container.objects.get(pk=job.container_id)
+    sim.admin.hold_lock(c.vmid, "backup")
+    threading.Timer(1.5, lambda: sim.admin.release_lock(c.vmid)).start()
+    job = wait_job(services.container_resize(container=c, actor=owner, cores=2).pk)
+    assert job.status == "succeeded", job.error
+    assert job.attempts >= 2
+    assert any("lock" in e.message and "retrying" in e.message for e in job.log_entries.all())
+
+
+def test_worker_killed_mid_create_is_recovered(cluster, sim, own_workers) -> None:
+    sim.admin.set_task_seconds("vzcreate", 3.0)
+    victim = own_workers("victim")
+    job = services.container_create(
+        owner=UserFactory(), hostname="phoenix", template=cluster.templates.get()
+    )
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status == "running" and any(s.get("upid") for s in job.steps):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the create never started: {job.status}")
+    victim.kill()  # SIGKILL to the whole process group, mid-task
+    job.refresh_from_db()
+    assert job.status == "running"
+
+    own_workers("rescuer")
+    time.sleep(3.5)  # the lease (JOB_LEASE_SECONDS=3) runs out
+    assert str(job.pk) in reconcile_jobs()["resumed"]
+    job = wait_job(job.pk, timeout=60)
+    assert job.status == "succeeded", job.error
+    assert job.attempts >= 2
+    assert len(guests_named(sim, "phoenix")) == 1
+    assert Container.objects.get(pk=job.container_id).status == "running"
+    assert any("(resumed)" in e.message or "adopting" in e.message for e in job.log_entries.all())
+
+
+def test_already_exists_on_proxmox_takes_the_next_vmid(cluster, sim, worker) -> None:
+    used = {int(g["vmid"]) for g in sim.admin.guests()} | set(
+        Container.objects.values_list("vmid", flat=True)
+    )
+    nxt = next(v for v in range(100, 10000) if v not in used)
+    sim.admin.create_foreign_guest("pve1" if nxt % 2 else "pve2", nxt, name="squatter")
+    # The portal's view of Proxmox is a few seconds old: it does not know the squatter yet.
+    services._foreign_cache[cluster.pk] = (time.monotonic(), frozenset(used))
+    job = services.container_create(
+        owner=UserFactory(), hostname="late", template=cluster.templates.get()
+    )
+    assert job.container.vmid == nxt
+    job = wait_job(job.pk)
+    assert job.status == "succeeded", job.error
+    c = Container.objects.select_related("node").get(pk=job.container_id)
+    assert c.vmid != nxt and c.node.name == ("pve1" if c.vmid % 2 else "pve2")
+    assert [g["name"] for g in sim.admin.guests() if int(g["vmid"]) == nxt] == ["squatter"]
+    assert any("taking the next free one" in e.message for e in job.log_entries.all())
+
+
+def test_rerunning_a_finished_job_is_harmless(cluster, sim, worker) -> None:
+    job = wait_job(
+        services.container_create(
+            owner=UserFactory(), hostname="twice", template=cluster.templates.get()
+        ).pk
+    )
+    jobs.run(str(job.pk), worker="test")  # a duplicate delivery
+    assert Job.objects.get(pk=job.pk).attempts == job.attempts
+    assert len(guests_named(sim, "twice")) == 1

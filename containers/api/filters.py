@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+
+from containers.models import Container, ContainerStatus, Job, JobKind, JobStatus
+
+
+class ContainerFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=ContainerStatus.choices)
+    node = django_filters.CharFilter(field_name="node__name")
+    site = django_filters.CharFilter(field_name="site__slug")
+    hostname = django_filters.CharFilter(lookup_expr="icontains")
+    owner = django_filters.CharFilter(
+        method="filter_owner", help_text="Owner's username (staff only)."
+    )
+
+    class Meta:
+        model = Container
+        fields = ("status", "node", "site", "hostname", "owner")
+
+    def filter_owner(self, qs: QuerySet[Container], name: str, value: str) -> QuerySet[Container]:
+        if not getattr(self.request, "user", None) or not self.request.user.is_staff:
+            return qs
+        return qs.filter(owner__username=value)
+
+
+class JobFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=JobStatus.choices)
+    kind = django_filters.ChoiceFilter(choices=JobKind.choices)
+    container = django_filters.NumberFilter(field_name="container_id")
+
+    class Meta:
+        model = Job
+        fields = ("status", "kind", "container")

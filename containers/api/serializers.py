@@ -1,0 +1,158 @@
+"""Input and output serializers: they map fields; the services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from containers.models import Container, Job, JobLogEntry, Template
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    site: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Template
+        fields = (
+            "id",
+            "name",
+            "display_name",
+            "site",
+            "os_type",
+            "default_cores",
+            "default_memory_mib",
+            "default_swap_mib",
+            "default_disk_gib",
+            "max_cores",
+            "max_memory_mib",
+            "max_swap_mib",
+            "max_disk_gib",
+            "enabled",
+        )
+        read_only_fields = fields
+
+
+class JobSerializer(serializers.ModelSerializer):
+    container_hostname = serializers.SerializerMethodField()
+    actor = serializers.SerializerMethodField()
+    log_url = serializers.SerializerMethodField()
+    events_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = (
+            "id",
+            "kind",
+            "status",
+            "container",
+            "container_hostname",
+            "actor",
+            "progress",
+            "steps",
+            "error_code",
+            "error",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "log_url",
+            "events_url",
+        )
+        read_only_fields = fields
+
+    def get_container_hostname(self, job: Job) -> str | None:
+        return job.container.hostname if job.container else None
+
+    def get_actor(self, job: Job) -> str | None:
+        return job.actor.get_username() if job.actor else None
+
+    def get_log_url(self, job: Job) -> str:
+        return reverse("api:job-log", args=[job.pk])
+
+    def get_events_url(self, job: Job) -> str:
+        return reverse("api:job-events", args=[job.pk])
+
+
+class JobLogEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobLogEntry
+        fields = ("id", "created_at", "level", "step", "message")
+        read_only_fields = fields
+
+
+class ContainerSerializer(serializers.ModelSerializer):
+    site: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    node: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    owner = serializers.SerializerMethodField()
+    template: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    fqdn = serializers.CharField(read_only=True)
+    url = serializers.CharField(read_only=True)
+    active_job = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Container
+        fields = (
+            "id",
+            "hostname",
+            "site",
+            "node",
+            "vmid",
+            "status",
+            "status_message",
+            "owner",
+            "template",
+            "cores",
+            "memory_mib",
+            "swap_mib",
+            "disk_gib",
+            "ip",
+            "mac",
+            "fqdn",
+            "url",
+            "created_at",
+            "updated_at",
+            "running_since",
+            "active_job",
+        )
+        read_only_fields = fields
+
+    def get_owner(self, c: Container) -> str:
+        return c.owner.get_username()
+
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
+    def get_active_job(self, c: Container) -> Any:
+        active = getattr(c, "active_jobs", None)
+        return str(active[0].pk) if active else None
+
+
+class ContainerCreateSerializer(serializers.Serializer):
+    hostname = serializers.CharField(
+        max_length=63, help_text="One DNS label: lowercase letters, digits, hyphens."
+    )
+    template = serializers.CharField(max_length=32, help_text="Template name, e.g. debian-12.")
+    site = serializers.CharField(
+        max_length=32, required=False, help_text="Site slug (default: the only site)."
+    )
+    cores = serializers.IntegerField(required=False, min_value=1)
+    memory_mib = serializers.IntegerField(required=False, min_value=1)
+    swap_mib = serializers.IntegerField(required=False, min_value=0)
+    disk_gib = serializers.IntegerField(required=False, min_value=1)
+    ssh_public_keys = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+
+class ContainerResizeSerializer(serializers.Serializer):
+    cores = serializers.IntegerField(required=False, min_value=1)
+    memory_mib = serializers.IntegerField(required=False, min_value=1)
+    swap_mib = serializers.IntegerField(required=False, min_value=0)
+    disk_gib = serializers.IntegerField(required=False, min_value=1)
+
+
+class AcceptedSerializer(serializers.Serializer):
+    """202 Accepted: the job doing the work (poll it at `Location`) and the container."""
+
+    job = JobSerializer()
+    container = ContainerSerializer()

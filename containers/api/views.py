@@ -1,0 +1,339 @@
+"""Thin viewsets: validate input, call a service, answer. Long work answers 202 with the job."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from containers import selectors, services
+from containers.models import ACTIVE_JOB_STATUSES, Container, Job, JobLogEntry, Template
+from networking.models import Site
+from portal.api.base import request_user
+from portal.api.exceptions import ErrorSerializer
+from portal.api.renderers import EventStreamRenderer
+from portal.errors import ValidationFailed
+
+from .filters import ContainerFilter, JobFilter
+from .serializers import (
+    AcceptedSerializer,
+    ContainerCreateSerializer,
+    ContainerResizeSerializer,
+    ContainerSerializer,
+    JobLogEntrySerializer,
+    JobSerializer,
+    TemplateSerializer,
+)
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid input (field errors in `detail`)."),
+    401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
+    403: OpenApiResponse(
+        ErrorSerializer, description="Authenticated but not allowed (e.g. a read-only token)."
+    ),
+    404: OpenApiResponse(ErrorSerializer, description="No such object, or not yours."),
+    409: OpenApiResponse(
+        ErrorSerializer, description="Conflict: name taken, quota, exhausted, invalid state."
+    ),
+    429: OpenApiResponse(ErrorSerializer, description="Throttled."),
+}
+READ_ERRORS = {k: v for k, v in ERRORS.items() if k in (401, 404, 429)}
+
+
+def accepted(job: Job, *, status: int = 202) -> Response:
+    job = Job.objects.select_related(
+        "container__site", "container__node", "container__owner", "container__template", "actor"
+    ).get(pk=job.pk)
+    container = job.container
+    if container is not None:
+        container.active_jobs = [job] if job.status in ACTIVE_JOB_STATUSES else []  # type: ignore[attr-defined]
+    body = {"job": JobSerializer(job).data, "container": ContainerSerializer(container).data}
+    return Response(
+        body, status=status, headers={"Location": reverse("api:job-detail", args=[job.pk])}
+    )
+
+
+def _resolve_template(data: dict[str, Any]) -> tuple[Site, Template]:
+    slug = data.get("site")
+    if slug:
+        site = Site.objects.filter(slug=slug).first()
+        if site is None:
+            raise ValidationFailed(f"no site '{slug}'", field="site")
+    else:
+        sites = list(Site.objects.all()[:2])
+        if len(sites) != 1:
+            raise ValidationFailed("there are several sites: say which with 'site'", field="site")
+        site = sites[0]
+    template = Template.objects.filter(site=site, name=data["template"]).first()
+    if template is None:
+        names = (
+            ", ".join(site.templates.filter(enabled=True).values_list("name", flat=True)) or "none"
+        )
+        raise ValidationFailed(
+            f"no template '{data['template']}' on {site.slug} (available: {names})",
+            field="template",
+        )
+    return site, template
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List containers you own or collaborate on (staff: all)",
+        responses={200: ContainerSerializer(many=True), **READ_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="A container", responses={200: ContainerSerializer, **READ_ERRORS}
+    ),
+)
+class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ContainerSerializer
+    filterset_class = ContainerFilter
+    ordering_fields = ("vmid", "hostname", "created_at", "status")
+    ordering = ("vmid",)
+    queryset = Container.objects.none()
+
+    def get_queryset(self) -> QuerySet[Container]:
+        active = Prefetch(
+            "jobs",
+            queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES),
+            to_attr="active_jobs",
+        )
+        return selectors.containers_visible_to(self.request.user).prefetch_related(active)
+
+    @extend_schema(
+        summary="Create a container",
+        request=ContainerCreateSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="A retried request with the same key gets the same job.",
+            )
+        ],
+        responses={202: AcceptedSerializer, **ERRORS},
+    )
+    def create(self, request: Request) -> Response:
+        ser = ContainerCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = dict(ser.validated_data)
+        site, template = _resolve_template(data)
+        kwargs: dict[str, Any] = {
+            "hostname": data["hostname"],
+            "template": template,
+            "site": site,
+            "cores": data.get("cores"),
+            "memory_mib": data.get("memory_mib"),
+            "swap_mib": data.get("swap_mib"),
+            "disk_gib": data.get("disk_gib"),
+            "ssh_public_keys": data.get("ssh_public_keys", ""),
+            "description": data.get("description", ""),
+            "actor": request.user,
+        }
+        key = request.headers.get("Idempotency-Key")
+        if key is not None:
+            job, _ = services.container_create_idempotent(
+                key=key, owner=request_user(request), **kwargs
+            )
+        else:
+            job = services.container_create(owner=request_user(request), **kwargs)
+        return accepted(job)
+
+    @extend_schema(
+        summary="Change a container's resources (disk grows only)",
+        request=ContainerResizeSerializer,
+        responses={202: AcceptedSerializer, **ERRORS},
+    )
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        container = self.get_object()
+        ser = ContainerResizeSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        return accepted(
+            services.container_resize(
+                container=container, actor=request_user(request), **ser.validated_data
+            )
+        )
+
+    @extend_schema(
+        summary="Delete a container", request=None, responses={202: AcceptedSerializer, **ERRORS}
+    )
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        return accepted(
+            services.container_delete(container=self.get_object(), actor=request_user(request))
+        )
+
+    @extend_schema(
+        summary="Start a container", request=None, responses={202: AcceptedSerializer, **ERRORS}
+    )
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str | None = None) -> Response:
+        return accepted(
+            services.container_start(container=self.get_object(), actor=request_user(request))
+        )
+
+    @extend_schema(
+        summary="Shut a container down", request=None, responses={202: AcceptedSerializer, **ERRORS}
+    )
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str | None = None) -> Response:
+        return accepted(
+            services.container_stop(container=self.get_object(), actor=request_user(request))
+        )
+
+    @extend_schema(
+        summary="Restart a container", request=None, responses={202: AcceptedSerializer, **ERRORS}
+    )
+    @action(detail=True, methods=["post"])
+    def restart(self, request: Request, pk: str | None = None) -> Response:
+        return accepted(
+            services.container_restart(container=self.get_object(), actor=request_user(request))
+        )
+
+
+def _sse(event: str, data: Any, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+def job_event_stream(
+    job_id: Any, *, after: int, max_seconds: float = 600.0, poll: float = 0.25
+) -> Iterator[str]:
+    """Server-Sent Events for one job: `log` events (with ids, so Last-Event-ID resumes),
+    `job` events when its state changes, and `end` once it is final and fully sent."""
+    deadline = time.monotonic() + max_seconds
+    last_state: Any = None
+    last_beat = time.monotonic()
+    yield "retry: 1000\n\n"
+    while True:
+        for entry in JobLogEntry.objects.filter(job_id=job_id, id__gt=after).order_by("id")[:500]:
+            after = entry.id
+            yield _sse("log", JobLogEntrySerializer(entry).data, entry.id)
+        job = Job.objects.select_related("container", "actor").get(pk=job_id)
+        state = (job.status, job.progress, json.dumps(job.steps, default=str))
+        if state != last_state:
+            last_state = state
+            yield _sse("job", JobSerializer(job).data)
+        if job.is_final and not JobLogEntry.objects.filter(job_id=job_id, id__gt=after).exists():
+            yield _sse("end", {"status": job.status})
+            return
+        if time.monotonic() > deadline:
+            return
+        if time.monotonic() - last_beat > 15:
+            last_beat = time.monotonic()
+            yield ": keep-alive\n\n"
+        time.sleep(poll)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List jobs of your containers (staff: all)",
+        responses={200: JobSerializer(many=True), **READ_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="A job with its steps", responses={200: JobSerializer, **READ_ERRORS}
+    ),
+)
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = JobSerializer
+    filterset_class = JobFilter
+    ordering_fields = ("created_at", "finished_at")
+    ordering = ("-created_at",)
+    queryset = Job.objects.none()
+
+    def get_queryset(self) -> QuerySet[Job]:
+        return selectors.jobs_visible_to(self.request.user)
+
+    def get_object(self) -> Job:
+        return selectors.job_get(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(
+        summary="A job's log, oldest first",
+        parameters=[
+            OpenApiParameter(
+                "after", OpenApiTypes.INT, description="Only entries with a larger id."
+            )
+        ],
+        responses={200: JobLogEntrySerializer(many=True), **READ_ERRORS},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def log(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        try:
+            after = int(request.query_params.get("after", 0))
+        except ValueError:
+            raise ValidationFailed(
+                "after must be an entry id (an integer)", field="after"
+            ) from None
+        entries = selectors.job_log(job, after=after)[:1000]
+        return Response(JobLogEntrySerializer(entries, many=True).data)
+
+    @extend_schema(
+        summary="A job's progress as Server-Sent Events (resumes from Last-Event-ID)",
+        parameters=[
+            OpenApiParameter(
+                "Last-Event-ID",
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                description="Resume after this log entry id.",
+            )
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR, description="event: log | job | end"
+            ),
+            **READ_ERRORS,
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        renderer_classes=[EventStreamRenderer],
+        pagination_class=None,
+        filterset_class=None,
+    )
+    def events(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        job = self.get_object()
+        raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
+        after = int(raw) if raw.isdigit() else 0
+        response = StreamingHttpResponse(
+            job_event_stream(job.pk, after=after), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # let NGINX pass events through at once
+        return response
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Templates you can create containers from",
+        responses={200: TemplateSerializer(many=True), **READ_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="A template", responses={200: TemplateSerializer, **READ_ERRORS}
+    ),
+)
+class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = TemplateSerializer
+    queryset = Template.objects.none()
+    filterset_fields = ("enabled",)
+    ordering = ("name",)
+
+    def get_queryset(self) -> QuerySet[Template]:
+        qs = Template.objects.select_related("site").order_by("site__slug", "name")
+        return qs if self.request.user.is_staff else qs.filter(enabled=True)

@@ -1,0 +1,94 @@
+"""One error shape for the whole API: {"code", "message", "detail"}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from portal.errors import PortalError
+
+
+class ErrorSerializer(serializers.Serializer):
+    """What every error response carries (documented once, used by every endpoint)."""
+
+    code = serializers.CharField(
+        help_text="Stable machine-readable code, e.g. quota_exceeded, hostname_taken."
+    )
+    message = serializers.CharField(help_text="A sentence a user can act on.")
+    detail = serializers.DictField(
+        child=serializers.JSONField(),
+        help_text="Field errors ({field: [messages]}) or extra facts.",
+    )
+
+
+DRF_CODES = {
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "throttled",
+    exceptions.ParseError: "parse_error",
+}
+
+
+def _flatten(detail: Any) -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            inner = _flatten(value)
+            return inner if key == "non_field_errors" else f"{key}: {inner}"
+        return "invalid input"
+    if isinstance(detail, list):
+        return _flatten(detail[0]) if detail else "invalid input"
+    return str(detail)
+
+
+def error_response(
+    code: str,
+    message: str,
+    detail: dict[str, Any] | None,
+    http_status: int,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(
+        {"code": code, "message": message, "detail": detail or {}},
+        status=http_status,
+        headers=headers,
+    )
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, PortalError):
+        field = exc.extra.get("field")
+        detail: dict[str, Any] = (
+            {field: [exc.message]}
+            if field
+            else {k: v for k, v in exc.extra.items() if k != "field"}
+        )
+        return error_response(exc.code, exc.message, detail, exc.http_status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.ValidationError):
+        fields: dict[str, Any] = (
+            dict(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        )
+        return error_response("invalid", _flatten(fields), fields, status.HTTP_400_BAD_REQUEST)
+    response = drf_exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "error")
+    headers = {
+        k: v
+        for k, v in response.headers.items()
+        if k.lower() in ("www-authenticate", "retry-after", "allow")
+    }
+    return error_response(code, _flatten(exc.detail), {}, response.status_code, headers)

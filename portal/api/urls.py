@@ -1,0 +1,27 @@
+"""The REST API under /api/v1/, its OpenAPI document and its docs (served offline)."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from containers.api.views import ContainerViewSet, JobViewSet, TemplateViewSet
+from networking.api.views import NodeViewSet, SiteViewSet
+
+app_name = "api"
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("containers", ContainerViewSet, basename="container")
+router.register("jobs", JobViewSet, basename="job")
+router.register("templates", TemplateViewSet, basename="template")
+router.register("sites", SiteViewSet, basename="site")
+router.register("nodes", NodeViewSet, basename="node")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+]

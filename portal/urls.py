@@ -11,4 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("portal.api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("", include("containers.urls")),
 ]

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("containers/new/", views.container_create, name="container-create"),
+    path("containers/check-hostname", views.hostname_check, name="hostname-check"),
+    path("containers/<int:pk>/", views.container_detail, name="container-detail"),
+    path("containers/<int:pk>/<slug:action>/", views.container_action, name="container-action"),
+]

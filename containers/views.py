@@ -1,0 +1,179 @@
+"""The web GUI: thin views over the same selectors and services as the API."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from portal.errors import NotFound, PortalError
+
+from . import selectors, services
+from .forms import ContainerCreateForm, ContainerResizeForm, DeleteForm, add_portal_error
+from .models import ACTIVE_JOB_STATUSES, Container, ContainerStatus, Job, Template
+
+PAGE_SIZE = 50
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    active = Prefetch(
+        "jobs", queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES), to_attr="active_jobs"
+    )
+    qs = selectors.containers_visible_to(user).prefetch_related(active).order_by("hostname")
+    filters = {k: request.GET.get(k, "").strip() for k in ("q", "status", "node", "owner")}
+    if filters["q"]:
+        qs = qs.filter(hostname__icontains=filters["q"])
+    if filters["status"] in ContainerStatus.values:
+        qs = qs.filter(status=filters["status"])
+    if filters["node"]:
+        qs = qs.filter(node__name=filters["node"])
+    if filters["owner"] and user.is_staff:
+        qs = qs.filter(owner__username=filters["owner"])
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "containers/dashboard.html",
+        {
+            "page": page,
+            "filters": filters,
+            "statuses": ContainerStatus.choices,
+            "query": "&".join(f"{k}={v}" for k, v in filters.items() if v),
+        },
+    )
+
+
+@login_required
+def container_create(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    form = ContainerCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        template: Template = data["template"]
+        try:
+            job = services.container_create(
+                owner=user,
+                actor=user,
+                hostname=data["hostname"],
+                template=template,
+                site=template.site,
+                cores=data.get("cores"),
+                memory_mib=data.get("memory_mib"),
+                swap_mib=data.get("swap_mib"),
+                disk_gib=data.get("disk_gib"),
+                ssh_public_keys=data.get("ssh_public_keys") or "",
+            )
+        except PortalError as exc:
+            add_portal_error(form, exc)
+        else:
+            assert job.container is not None
+            messages.success(request, f"Creating {job.container.hostname}: follow it below.")
+            return redirect("container-detail", pk=job.container.pk)
+    templates = list(Template.objects.filter(enabled=True).order_by("name"))
+    resource_fields = [form[name] for name in ("cores", "memory_mib", "swap_mib", "disk_gib")]
+    context = {"form": form, "templates": templates, "resource_fields": resource_fields}
+    return render(request, "containers/create.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_GET
+def hostname_check(request: HttpRequest) -> JsonResponse:
+    """Live check for the create form: format and availability, in the service's words."""
+    try:
+        name = services.normalise_hostname(request.GET.get("hostname", ""))
+    except PortalError as exc:
+        return JsonResponse({"ok": False, "message": exc.message})
+    template = (
+        Template.objects.filter(pk=request.GET.get("template") or 0).select_related("site").first()
+    )
+    taken = Container.objects.filter(hostname=name).exclude(status=ContainerStatus.DELETED)
+    if template:
+        taken = taken.filter(site=template.site)
+    if taken.exists():
+        return JsonResponse({"ok": False, "message": f"hostname '{name}' is already taken"})
+    return JsonResponse({"ok": True, "hostname": name})
+
+
+def _get(request: HttpRequest, pk: int) -> Container:
+    try:
+        return selectors.container_get(_user(request), pk=pk)
+    except NotFound:
+        raise Http404("no such container") from None
+
+
+@login_required
+@require_GET
+def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    container = _get(request, pk)
+    jobs = list(container.jobs.select_related("actor").order_by("-created_at")[:10])
+    resize = ContainerResizeForm(
+        initial={
+            "cores": container.cores,
+            "memory_mib": container.memory_mib,
+            "swap_mib": container.swap_mib,
+            "disk_gib": container.disk_gib,
+        }
+    )
+    return render(
+        request,
+        "containers/detail.html",
+        {
+            "c": container,
+            "jobs": jobs,
+            "job": jobs[0] if jobs else None,
+            "resize_form": resize,
+            "delete_form": DeleteForm(hostname=container.hostname),
+        },
+    )
+
+
+ACTIONS = {
+    "start": services.container_start,
+    "stop": services.container_stop,
+    "restart": services.container_restart,
+}
+
+
+@login_required
+@require_POST
+def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    user = _user(request)
+    container = _get(request, pk)
+    try:
+        if action in ACTIONS:
+            ACTIONS[action](container=container, actor=user)
+            messages.info(request, f"{action.capitalize()} of {container.hostname} queued.")
+        elif action == "resize":
+            form = ContainerResizeForm(request.POST)
+            if not form.is_valid():
+                messages.error(request, "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items()))
+                return redirect("container-detail", pk=pk)
+            services.container_resize(container=container, actor=user, **form.cleaned_data)
+            messages.info(request, f"Resize of {container.hostname} queued.")
+        elif action == "delete":
+            delete = DeleteForm(request.POST, hostname=container.hostname)
+            if not delete.is_valid():
+                messages.error(request, delete.errors["confirm"][0])
+                return redirect("container-detail", pk=pk)
+            services.container_delete(container=container, actor=user)
+            messages.info(request, f"Deleting {container.hostname}.")
+        else:
+            raise Http404("no such action")
+    except PortalError as exc:
+        messages.error(request, exc.message)
+    next_url = request.POST.get("next", "")
+    if next_url == "dashboard":
+        return redirect("dashboard")
+    return redirect("container-detail", pk=pk)

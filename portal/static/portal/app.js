@@ -1,0 +1,100 @@
+// Cluster Portal's own JavaScript: copy buttons, the live hostname check, live job progress.
+"use strict";
+
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button) return;
+  const text = button.getAttribute("data-copy");
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (e) {
+    const area = document.createElement("textarea");
+    area.value = text; document.body.appendChild(area); area.select();
+    document.execCommand("copy"); area.remove();
+  }
+  button.textContent = "Copied";
+  button.setAttribute("aria-live", "polite");
+  setTimeout(() => { button.textContent = "Copy"; }, 2000);
+});
+
+// Live hostname check on the create form.
+document.addEventListener("DOMContentLoaded", () => {
+  const input = document.querySelector("input[data-check-url]");
+  if (input) {
+    const out = document.getElementById(input.getAttribute("aria-describedby").split(" ")[0]);
+    let timer = null;
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        if (!input.value) { out.textContent = ""; return; }
+        const url = input.dataset.checkUrl + "?hostname=" + encodeURIComponent(input.value) +
+          "&template=" + encodeURIComponent((document.getElementById("id_template") || {}).value || "");
+        const r = await fetch(url, { headers: { "Accept": "application/json" } });
+        const body = await r.json();
+        out.textContent = body.ok ? `${body.hostname} is available` : body.message;
+        out.className = body.ok ? "help" : "error";
+      }, 250);
+    });
+  }
+
+  // Live job progress: Server-Sent Events from the API, resuming where it left off.
+  const box = document.querySelector("[data-job-events]");
+  if (box) follow(box);
+});
+
+function follow(box) {
+  const log = box.querySelector(".log");
+  const status = box.querySelector("[data-job-status]");
+  const steps = box.querySelector(".timeline");
+  const source = new EventSource(box.dataset.jobEvents);
+  source.addEventListener("log", (e) => {
+    const entry = JSON.parse(e.data);
+    const line = document.createElement("div");
+    line.textContent = `${entry.created_at.slice(11, 19)} ${entry.level.padEnd(7)} ${entry.message}`;
+    log.appendChild(line);
+    log.scrollTop = log.scrollHeight;
+  });
+  source.addEventListener("job", (e) => {
+    const job = JSON.parse(e.data);
+    status.textContent = `${job.status} (${job.progress}%)`;
+    status.className = `badge job-${job.status}`;
+    steps.replaceChildren(...job.steps.map((s) => {
+      const li = document.createElement("li");
+      const badge = document.createElement("span");
+      badge.className = `badge state-${s.state}`;
+      badge.textContent = s.state;
+      li.append(badge, " ", s.title, durationOf(s));
+      return li;
+    }));
+    if (job.error) {
+      let err = box.querySelector(".job-error");
+      if (!err) { err = document.createElement("p"); err.className = "job-error error"; err.setAttribute("role", "alert"); box.prepend(err); }
+      err.textContent = job.error;
+    }
+  });
+  source.addEventListener("end", (e) => {
+    source.close();
+    const done = JSON.parse(e.data);
+    box.dataset.jobFinal = done.status;
+    refreshContainer();
+  });
+}
+
+function durationOf(step) {
+  if (!step.started_at || !step.finished_at) return "";
+  const seconds = (Date.parse(step.finished_at) - Date.parse(step.started_at)) / 1000;
+  return ` (${seconds.toFixed(1)} s)`;
+}
+
+// After a job ends, show the container's new status without reloading the page.
+async function refreshContainer() {
+  const el = document.querySelector("[data-container-url]");
+  if (!el) return;
+  const r = await fetch(el.dataset.containerUrl, { headers: { "Accept": "application/json" } });
+  if (!r.ok) return;
+  const c = await r.json();
+  document.querySelectorAll("[data-container-status]").forEach((badge) => {
+    badge.textContent = c.status;
+    badge.className = `badge status-${c.status}`;
+  });
+}

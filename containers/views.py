@@ -165,7 +165,7 @@ def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
         elif action == "delete":
             delete = DeleteForm(request.POST, hostname=container.hostname)
             if not delete.is_valid():
-                messages.error(request, delete.errors["confirm"][0])
+                messages.error(request, str(delete.errors["confirm"][0]))
                 return redirect("container-detail", pk=pk)
             services.container_delete(container=container, actor=user)
             messages.info(request, f"Deleting {container.hostname}.")

@@ -53,7 +53,7 @@ ERRORS = {
     ),
     429: OpenApiResponse(ErrorSerializer, description="Throttled."),
 }
-READ_ERRORS = {k: v for k, v in ERRORS.items() if k in (401, 404, 429)}
+READ_ERRORS = {k: v for k, v in ERRORS.items() if k in (401, 403, 404, 429)}
 
 
 def accepted(job: Job, *, status: int = 202) -> Response:

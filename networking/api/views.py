@@ -9,7 +9,7 @@ from portal.api.exceptions import ErrorSerializer
 
 from .serializers import NodeSerializer, SiteSerializer
 
-READ_ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (401, 404, 429)}
+READ_ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (401, 403, 404, 429)}
 
 
 @extend_schema_view(

@@ -51,7 +51,13 @@ _PRIVGROUPS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "Sys": {
         "root": ("Sys.PowerMgmt", "Sys.Modify"),
-        "admin": ("Permissions.Modify", "Sys.Console", "Sys.Syslog", "Sys.Incoming", "Sys.AccessNetwork"),
+        "admin": (
+            "Permissions.Modify",
+            "Sys.Console",
+            "Sys.Syslog",
+            "Sys.Incoming",
+            "Sys.AccessNetwork",
+        ),
         "user": (),
         "audit": ("Sys.Audit",),
     },
@@ -326,7 +332,9 @@ class TicketAuthority:
             return None
         try:
             sig = base64.b64decode(m.group(4), validate=True)
-            self._key.public_key().verify(sig, m.group(1).encode(), padding.PKCS1v15(), hashes.SHA256())
+            self._key.public_key().verify(
+                sig, m.group(1).encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
         except (InvalidSignature, ValueError):
             return None
         age = int(now) - int(m.group(3), 16)

@@ -134,7 +134,10 @@ class AdminApi:
             "task_seconds": {"default": st.task_seconds_default, **st.task_seconds},
             "lock_timeout": st.lock_timeout,
             "storage": {
-                n.name: {s.id: {"total": s.total, "used": s.used(), "avail": s.avail()} for s in n.storages.values()}
+                n.name: {
+                    s.id: {"total": s.total, "used": s.used(), "avail": s.avail()}
+                    for s in n.storages.values()
+                }
                 for n in st.nodes.values()
             },
         }
@@ -156,7 +159,9 @@ class AdminApi:
         volname = f"vm-{vmid}-disk-0"
         from pvesim.state import Volume
 
-        st.nodes[node].storages[sid].volumes[volname] = Volume(size * GIB, vmid, "raw", "rootdir" if kind == "lxc" else "images", int(st.now()))
+        st.nodes[node].storages[sid].volumes[volname] = Volume(
+            size * GIB, vmid, "raw", "rootdir" if kind == "lxc" else "images", int(st.now())
+        )
         name = str(b.get("name", f"{'CT' if kind == 'lxc' else 'VM'}{vmid}"))
         if kind == "lxc":
             conf: dict[str, Any] = {
@@ -170,7 +175,13 @@ class AdminApi:
                 "unprivileged": 1,
             }
         else:
-            conf = {"name": name, "memory": memory, "cores": 2, "scsi0": f"{sid}:{volname},size={size}G", "ostype": "l26"}
+            conf = {
+                "name": name,
+                "memory": memory,
+                "cores": 2,
+                "scsi0": f"{sid}:{volname},size={size}G",
+                "ostype": "l26",
+            }
         if b.get("tags"):
             conf["tags"] = guestconf.normalize_tags(str(b["tags"]))
         guest = Guest(vmid=vmid, node=node, type=kind, conf=conf, created_at=st.now())
@@ -220,7 +231,9 @@ class AdminApi:
         task_type = str(_need(b, "task_type"))
         count = int(b.get("count", 1))
         message = str(_need(b, "message"))
-        self.state.faults.task_faults.setdefault(task_type, []).append(TaskFault(count, message, warning))
+        self.state.faults.task_faults.setdefault(task_type, []).append(
+            TaskFault(count, message, warning)
+        )
 
     def fail_tasks(self, b: dict[str, Any]) -> None:
         self._task_fault(b, warning=False)

@@ -39,7 +39,9 @@ load_all()
 
 
 class Response:
-    def __init__(self, status: int, reason: str, body: bytes = b"", ctype: str | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str, body: bytes = b"", ctype: str | None = None
+    ) -> None:
         self.status = status
         self.reason = reason
         self.body = body
@@ -73,7 +75,13 @@ class Response:
         return [self.body]
 
 
-STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error"}
+STATUS_TEXT = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    500: "Internal Server Error",
+}
 
 
 def _header_value(header: str | None, key: str) -> str | None:
@@ -129,7 +137,11 @@ class PveApp:
             resp = Response.error(err)
         except Exception:
             log.exception("internal error handling %s %s", method, path)
-            resp = Response.json(500, "internal simulator error", {"data": None, "message": "internal simulator error"})
+            resp = Response.json(
+                500,
+                "internal simulator error",
+                {"data": None, "message": "internal simulator error"},
+            )
         return resp.send(start_response)
 
     # -- pipeline ------------------------------------------------------------
@@ -165,7 +177,9 @@ class PveApp:
 
         for key in sorted(params):
             if key in uri_params and uri_params[key] != params[key]:
-                raise param_error({key: "duplicate parameter (already defined in URI) with conflicting values!"})
+                raise param_error(
+                    {key: "duplicate parameter (already defined in URI) with conflicting values!"}
+                )
         merged: dict[str, Any] = {**params, **uri_params}
 
         if api_token is not None and not route.allowtoken:
@@ -224,7 +238,9 @@ class PveApp:
         with state.lock:
             if api_token is not None:
                 return self._verify_token(api_token)
-            ticket = _cookie(environ, "PVEAuthCookie") or _header_value(authorization, "PVEAuthCookie")
+            ticket = _cookie(environ, "PVEAuthCookie") or _header_value(
+                authorization, "PVEAuthCookie"
+            )
             if not ticket:
                 raise ApiError(401, "No ticket\n", body=False)
             verified = state.tickets.verify_ticket(ticket, now)
@@ -279,7 +295,9 @@ class PveApp:
                 for key, value in urllib.parse.parse_qsl(text, keep_blank_values=True):
                     _merge(params, key, value)
         query: dict[str, Any] = {}
-        for key, value in urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+        for key, value in urllib.parse.parse_qsl(
+            environ.get("QUERY_STRING", ""), keep_blank_values=True
+        ):
             _merge(query, key, value)
         params.update(query)  # query parameters override the body
         params.pop("_dc", None)

@@ -22,22 +22,52 @@ from pvesim.config import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pvesim", description="Proxmox VE 9 API simulator (HTTPS, loopback).")
-    p.add_argument("--listen", default="127.0.0.1:8006", help="HOST:PORT to serve on; port 0 picks a free port")
+    p = argparse.ArgumentParser(
+        prog="pvesim", description="Proxmox VE 9 API simulator (HTTPS, loopback)."
+    )
+    p.add_argument(
+        "--listen", default="127.0.0.1:8006", help="HOST:PORT to serve on; port 0 picks a free port"
+    )
     p.add_argument("--nodes", default="pve1,pve2", help="comma-separated node names")
     p.add_argument("--state-dir", required=True, type=Path, help="where state.json and tls/ live")
-    p.add_argument("--token", action="append", default=[], metavar="USER@REALM!NAME=SECRET[:ROLE]",
-                   help="an API token; admin unless a role is given (repeatable)")
-    p.add_argument("--user", action="append", default=[], metavar="USER@REALM:PASSWORD",
-                   help="a user who can log in with a ticket; admin (repeatable)")
-    p.add_argument("--realm", action="append", default=[], metavar="NAME:TYPE[:COMMENT]",
-                   help="an extra auth realm, e.g. ldap:ldap (pam, pve and ldap exist by default)")
+    p.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="USER@REALM!NAME=SECRET[:ROLE]",
+        help="an API token; admin unless a role is given (repeatable)",
+    )
+    p.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="USER@REALM:PASSWORD",
+        help="a user who can log in with a ticket; admin (repeatable)",
+    )
+    p.add_argument(
+        "--realm",
+        action="append",
+        default=[],
+        metavar="NAME:TYPE[:COMMENT]",
+        help="an extra auth realm, e.g. ldap:ldap (pam, pve and ldap exist by default)",
+    )
     p.add_argument("--task-seconds", type=float, default=1.0, help="how long each worker task runs")
-    p.add_argument("--dhcp-hosts", type=Path, help="dnsmasq dhcp-hostsfile with MAC,IP[,name] reservations")
-    p.add_argument("--auth-delay", type=float, default=3.0, help="delay of every 401 answer (Proxmox: 3)")
-    p.add_argument("--lock-timeout", type=float, default=10.0, help="config flock wait (Proxmox: 10)")
-    p.add_argument("--bridge", action="append", default=[], metavar="NAME=FIRST-LAST/PREFIX[,GW]",
-                   help="DHCP range of a bridge (default vmbr0=10.15.0.10-10.15.254.254/16,10.15.0.1)")
+    p.add_argument(
+        "--dhcp-hosts", type=Path, help="dnsmasq dhcp-hostsfile with MAC,IP[,name] reservations"
+    )
+    p.add_argument(
+        "--auth-delay", type=float, default=3.0, help="delay of every 401 answer (Proxmox: 3)"
+    )
+    p.add_argument(
+        "--lock-timeout", type=float, default=10.0, help="config flock wait (Proxmox: 10)"
+    )
+    p.add_argument(
+        "--bridge",
+        action="append",
+        default=[],
+        metavar="NAME=FIRST-LAST/PREFIX[,GW]",
+        help="DHCP range of a bridge (default vmbr0=10.15.0.10-10.15.254.254/16,10.15.0.1)",
+    )
     p.add_argument("--node-cpus", type=int, default=16)
     p.add_argument("--node-memory", default="64G", help="memory per node, e.g. 64G")
     p.add_argument("--node-storage", default="512G", help="size of local-lvm per node, e.g. 512G")

@@ -77,7 +77,9 @@ class SimConfig:
 
 def parse_token(spec: str) -> TokenSpec:
     """``USER@REALM!NAME=SECRET[:ROLE]``"""
-    m = re.fullmatch(r"([^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+)=([^:\s]+)(?::(\S+))?", spec)
+    m = re.fullmatch(
+        r"([^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+)=([^:\s]+)(?::(\S+))?", spec
+    )
     if not m:
         raise ConfigError(f"invalid --token {spec!r}; expected USER@REALM!NAME=SECRET[:ROLE]")
     return TokenSpec(m.group(1), m.group(2), m.group(3))

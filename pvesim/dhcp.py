@@ -80,7 +80,9 @@ class DhcpEmulator:
             return self.bridges[name]
         return next(iter(self.bridges.values()))
 
-    def address_for(self, hwaddr: str, bridge: str | None, leases: dict[str, str], taken: set[str]) -> tuple[str, int]:
+    def address_for(
+        self, hwaddr: str, bridge: str | None, leases: dict[str, str], taken: set[str]
+    ) -> tuple[str, int]:
         """(ip, prefix) for a DHCP client; updates ``leases`` for new clients."""
         mac = hwaddr.upper()
         spec = self.bridge(bridge)

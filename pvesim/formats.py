@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 
 from pvesim.schema import FormatError, Prop, register_format, register_hash_format
 
@@ -28,8 +29,8 @@ def _match(pattern: str, value: str, flags: int = 0) -> bool:
     return re.fullmatch(pattern, value, flags) is not None
 
 
-def _fmt(name: str):  # type: ignore[no-untyped-def]
-    def deco(fn):  # type: ignore[no-untyped-def]
+def _fmt(name: str) -> Callable[[Callable[[str], str]], Callable[[str], str]]:
+    def deco(fn: Callable[[str], str]) -> Callable[[str], str]:
         register_format(name, fn)
         return fn
 

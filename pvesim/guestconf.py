@@ -77,9 +77,7 @@ def typed_config(conf: dict[str, Any]) -> dict[str, Any]:
         prop = apidefs.LXC_OPTIONS.get(key)
         if key == "description":
             out[key] = description_out(str(value))
-        elif prop is not None and prop.type in ("integer", "boolean"):
-            out[key] = int(value)
-        elif key in ("snaptime",):
+        elif (prop is not None and prop.type in ("integer", "boolean")) or key in ("snaptime",):
             out[key] = int(value)
         else:
             out[key] = value
@@ -120,7 +118,9 @@ def print_mp(key: str, mp: dict[str, Any]) -> str:
 
 
 def print_features(value: str) -> str:
-    return print_property_string(parse_property_string(formats.FEATURES_FORMAT, value), formats.FEATURES_FORMAT)
+    return print_property_string(
+        parse_property_string(formats.FEATURES_FORMAT, value), formats.FEATURES_FORMAT
+    )
 
 
 def is_mountpoint_key(key: str) -> bool:

@@ -100,7 +100,8 @@ def node_usage(state: SimState, node: Node, now: float) -> dict[str, Any]:
     running = [g for g in state.guests_on(node.name) if g.status == "running"]
     guest_mem = sum(guest_usage(g, node, now)["mem"] for g in running)
     guest_cpu = sum(
-        float(guest_usage(g, node, now)["cpu"]) * float(guest_limits(g, node)["cpus"]) for g in running
+        float(guest_usage(g, node, now)["cpu"]) * float(guest_limits(g, node)["cpus"])
+        for g in running
     )
     seed = node.nodeid * 7919
     used = min(node.memory, int(1.8 * GIB + 0.4 * GIB * wave(seed, now)) + guest_mem)
@@ -120,7 +121,9 @@ def node_usage(state: SimState, node: Node, now: float) -> dict[str, Any]:
     }
 
 
-def rrd_points(guest: Guest, node: Node, timeframe: str, cf: str, now: float) -> list[dict[str, Any]]:
+def rrd_points(
+    guest: Guest, node: Node, timeframe: str, cf: str, now: float
+) -> list[dict[str, Any]]:
     step = RRD_STEPS[timeframe]
     end = int(now // step) * step
     points: list[dict[str, Any]] = []
@@ -130,7 +133,9 @@ def rrd_points(guest: Guest, node: Node, timeframe: str, cf: str, now: float) ->
         if t < guest.created_at - step:
             points.append({"time": t})  # no data yet: Proxmox leaves the fields out
             continue
-        running = guest.status == "running" and guest.started_at is not None and guest.started_at <= t
+        running = (
+            guest.status == "running" and guest.started_at is not None and guest.started_at <= t
+        )
         point: dict[str, Any] = {
             "time": t,
             "maxcpu": lim["cpus"],
@@ -152,6 +157,16 @@ def rrd_points(guest: Guest, node: Node, timeframe: str, cf: str, now: float) ->
                 }
             )
         else:
-            point.update({"cpu": 0, "mem": 0, "disk": 0, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0})
+            point.update(
+                {
+                    "cpu": 0,
+                    "mem": 0,
+                    "disk": 0,
+                    "netin": 0,
+                    "netout": 0,
+                    "diskread": 0,
+                    "diskwrite": 0,
+                }
+            )
         points.append(point)
     return points

@@ -105,7 +105,9 @@ def route(
     pre_check: PreCheck | None = None,
 ) -> Callable[[Handler], Handler]:
     def deco(fn: Handler) -> Handler:
-        ROUTES.append(Route(method, template, fn, params, perm, proxy, allowtoken, noauth, pre_check))
+        ROUTES.append(
+            Route(method, template, fn, params, perm, proxy, allowtoken, noauth, pre_check)
+        )
         return fn
 
     return deco

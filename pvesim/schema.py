@@ -219,10 +219,14 @@ def check_prop(value: Any, schema: Prop, path: str, errors: dict[str, str]) -> N
         return
     if is_number(text):
         if schema.maximum is not None and float(text) > schema.maximum:
-            add_error(errors, path, f"value must have a maximum value of {_perl_num(schema.maximum)}")
+            add_error(
+                errors, path, f"value must have a maximum value of {_perl_num(schema.maximum)}"
+            )
             return
         if schema.minimum is not None and float(text) < schema.minimum:
-            add_error(errors, path, f"value must have a minimum value of {_perl_num(schema.minimum)}")
+            add_error(
+                errors, path, f"value must have a minimum value of {_perl_num(schema.minimum)}"
+            )
             return
     if schema.enum is not None and text not in schema.enum:
         add_error(
@@ -248,7 +252,9 @@ def check_object(
         if sub is not None:
             if sub.requires and value.get(sub.requires) is None:
                 req_path = f"{path}.{sub.requires}" if path else sub.requires
-                add_error(errors, req_path, f"missing property - '{newpath}' requires this property")
+                add_error(
+                    errors, req_path, f"missing property - '{newpath}' requires this property"
+                )
             continue
         if not additional:
             add_error(

@@ -33,13 +33,13 @@ class PveRequestHandler(WSGIRequestHandler):
         if access_log.isEnabledFor(logging.INFO):
             access_log.info('%s "%s" %s %s', self.address_string(), self.requestline, code, size)
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_error(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)
 
-    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 - werkzeug signature
+    def log(self, type: str, message: str, *args: Any) -> None:
         log.debug("http %s: " + message, type, *args)
 
 
@@ -59,9 +59,11 @@ class SimServer:
         # the handshake runs in the handler thread (do_handshake_on_connect
         # False): a client that connects and stalls cannot block accept().
         ctx = self.tls.server_context()
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True, do_handshake_on_connect=False)
+        self.httpd.socket = ctx.wrap_socket(
+            self.httpd.socket, server_side=True, do_handshake_on_connect=False
+        )
         self.httpd.ssl_context = ctx
-        self.httpd._server_version = "pve-api-daemon/3.0"  # type: ignore[attr-defined]
+        self.httpd._server_version = "pve-api-daemon/3.0"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -81,7 +83,12 @@ class SimServer:
         return f"https://{host}:{self.port}"
 
     def start(self) -> None:
-        serve = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="pvesim-http", daemon=True)
+        serve = threading.Thread(
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="pvesim-http",
+            daemon=True,
+        )
         tick = threading.Thread(target=self._ticker, name="pvesim-tasks", daemon=True)
         self._threads = [serve, tick]
         serve.start()

@@ -144,7 +144,11 @@ class SimState:
         )
         for template in catalog.preloaded():
             node.storages["local"].volumes[f"vztmpl/{template}"] = Volume(
-                catalog.template_size(template), None, catalog.template_format(template), "vztmpl", int(now) - 86400
+                catalog.template_size(template),
+                None,
+                catalog.template_format(template),
+                "vztmpl",
+                int(now) - 86400,
             )
         return node
 
@@ -199,6 +203,9 @@ class SimState:
         if parts:
             token = self.access.users[parts[0]].tokens[parts[1]]
             token.privsep = 1
+            # A restricted token belongs to an admin user: privsep intersects
+            # the two, so the token's own ACL is what limits it.
+            self.access.superusers.add(parts[0])
         if role:
             kind = "token" if parts else "user"
             self.access.acl = [
@@ -239,7 +246,9 @@ class SimState:
                 )
                 for sid, s in n["storages"].items()
             }
-            self.nodes[name] = Node(name, n["nodeid"], n["cpus"], n["memory"], n["boot_time"], storages)
+            self.nodes[name] = Node(
+                name, n["nodeid"], n["cpus"], n["memory"], n["boot_time"], storages
+            )
         for g in data.get("guests", []):
             guest = Guest(**g)
             self.guests[guest.vmid] = guest
@@ -408,7 +417,9 @@ class SimState:
             log.error("worker %s crashed: %s", upid, traceback.format_exc())
             self._finish(upid, run, f"internal error: {exc}")
         else:
-            run.wake_at = now + max(0.0, float(delay))
+            # Sleep from the scheduled time, not from when the scheduler got
+            # round to it, so a task takes exactly its duration in sim time.
+            run.wake_at = run.wake_at + max(0.0, float(delay))
             self.mark_dirty()
 
     def _finish(self, upid: str, run: _Running, error: str | None) -> None:

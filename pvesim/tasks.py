@@ -29,7 +29,9 @@ UPID_RE = re.compile(
 )
 
 
-def make_upid(node: str, pid: int, pstart: int, starttime: int, wtype: str, wid: str, user: str) -> str:
+def make_upid(
+    node: str, pid: int, pstart: int, starttime: int, wtype: str, wid: str, user: str
+) -> str:
     return f"UPID:{node}:{pid:08X}:{pstart:08X}:{starttime:08X}:{wtype}:{wid}:{user}:"
 
 
@@ -106,7 +108,9 @@ class Task:
 class WorkerContext:
     """What a worker body sees: its task, the state, logging and sleeping."""
 
-    def __init__(self, state: SimState, task: Task, fault: TaskFault | None, duration: float) -> None:
+    def __init__(
+        self, state: SimState, task: Task, fault: TaskFault | None, duration: float
+    ) -> None:
         self.state = state
         self.task = task
         self.fault = fault

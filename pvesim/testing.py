@@ -43,7 +43,7 @@ class SimAdmin:
 
     def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         data = json.dumps(dict(body)).encode() if body is not None else None
-        req = urllib.request.Request(
+        req = urllib.request.Request(  # noqa: S310 - https to our own simulator
             f"{self.url}/_sim/{path}",
             data=data,
             method=method,
@@ -74,7 +74,9 @@ class SimAdmin:
     def reset_faults(self) -> None:
         self._call("POST", "faults/reset", {})
 
-    def set_node_offline(self, node: str, offline: bool = True, reason: str = "Connection refused") -> None:
+    def set_node_offline(
+        self, node: str, offline: bool = True, reason: str = "Connection refused"
+    ) -> None:
         """Proxied calls for the node answer ``595 <reason>``; /nodes shows it offline."""
         self._call("POST", "nodes/offline", {"node": node, "offline": offline, "reason": reason})
 
@@ -82,13 +84,19 @@ class SimAdmin:
         """Without quorum, writes fail ``cluster not ready - no quorum?``."""
         self._call("POST", "quorum", {"ok": ok})
 
-    def fail_next_tasks(self, task_type: str, count: int = 1, message: str = "command failed") -> None:
+    def fail_next_tasks(
+        self, task_type: str, count: int = 1, message: str = "command failed"
+    ) -> None:
         """The next ``count`` workers of ``task_type`` end with exit status ``message``."""
-        self._call("POST", "tasks/fail", {"task_type": task_type, "count": count, "message": message})
+        self._call(
+            "POST", "tasks/fail", {"task_type": task_type, "count": count, "message": message}
+        )
 
     def warn_next_tasks(self, task_type: str, count: int = 1, message: str = "warning") -> None:
         """The next workers succeed with ``WARNINGS: 1`` and a ``WARN: message`` log line."""
-        self._call("POST", "tasks/warn", {"task_type": task_type, "count": count, "message": message})
+        self._call(
+            "POST", "tasks/warn", {"task_type": task_type, "count": count, "message": message}
+        )
 
     def fail_next_requests(
         self,
@@ -103,7 +111,13 @@ class SimAdmin:
         self._call(
             "POST",
             "requests/fail",
-            {"method": method, "path_regex": path_regex, "count": count, "status": status, "reason": reason},
+            {
+                "method": method,
+                "path_regex": path_regex,
+                "count": count,
+                "status": status,
+                "reason": reason,
+            },
         )
 
     def set_task_seconds(self, task_type: str | None, seconds: float) -> None:
@@ -150,7 +164,7 @@ class SimAdmin:
         self,
         node: str,
         vmid: int,
-        type: str = "lxc",  # noqa: A002 - matches the Proxmox field name
+        type: str = "lxc",
         name: str | None = None,
         *,
         memory: int = 512,
@@ -159,8 +173,14 @@ class SimAdmin:
         tags: str | None = None,
     ) -> dict[str, Any]:
         """A guest the portal did not create (e.g. made in the Proxmox UI)."""
-        body: dict[str, Any] = {"node": node, "vmid": vmid, "type": type, "memory": memory,
-                                "disk_gb": disk_gb, "status": status}
+        body: dict[str, Any] = {
+            "node": node,
+            "vmid": vmid,
+            "type": type,
+            "memory": memory,
+            "disk_gb": disk_gb,
+            "status": status,
+        }
         if name is not None:
             body["name"] = name
         if tags is not None:
@@ -178,7 +198,11 @@ class SimAdmin:
         self._call(
             "POST",
             "directory",
-            {"realm": realm, "users": list(uids), "groups": {k: list(v) for k, v in (groups or {}).items()}},
+            {
+                "realm": realm,
+                "users": list(uids),
+                "groups": {k: list(v) for k, v in (groups or {}).items()},
+            },
         )
 
     def set_storage_size(self, node: str, storage: str, size: int) -> None:
@@ -186,6 +210,14 @@ class SimAdmin:
 
     def create_pool(self, pool: str) -> None:
         self._call("POST", "pools", {"pool": pool})
+
+
+def _child_env() -> dict[str, str]:
+    """Make ``-m pvesim`` importable whatever the caller's working directory."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def _token_specs(tokens: Mapping[str, str]) -> list[TokenSpec]:
@@ -268,7 +300,9 @@ class _SimBase:
 class SimulatorProcess(_SimBase):
     """``python -m pvesim`` in a subprocess; stopped with SIGTERM by PID."""
 
-    def __init__(self, state_dir: str | os.PathLike[str], *, extra_args: Iterable[str] = (), **kwargs: Any) -> None:
+    def __init__(
+        self, state_dir: str | os.PathLike[str], *, extra_args: Iterable[str] = (), **kwargs: Any
+    ) -> None:
         super().__init__(state_dir, **kwargs)
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[str] | None = None
@@ -305,13 +339,19 @@ class SimulatorProcess(_SimBase):
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
         try:
             self.proc = subprocess.Popen(
-                self.command(), stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True
+                self.command(),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=_child_env(),
             )
         finally:
             log.close()
-        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        assert stdout is not None
         line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(timeout)
         text = line[0].strip() if line else ""
@@ -341,7 +381,12 @@ class SimulatorProcess(_SimBase):
     def __enter__(self) -> SimulatorProcess:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -395,5 +440,10 @@ class SimulatorThread(_SimBase):
     def __enter__(self) -> SimulatorThread:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

@@ -82,7 +82,7 @@ def ensure_tls(state_dir: Path, host: str, names: tuple[str, ...] = ()) -> TlsFi
     tls_dir.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(tls_dir / "ca.pem", tls_dir / "server.pem", tls_dir / "server-key.pem")
     ca_key_path = tls_dir / "ca-key.pem"
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
 
     if files.ca.exists() and ca_key_path.exists():
         ca_cert = x509.load_pem_x509_certificate(files.ca.read_bytes())
@@ -125,7 +125,9 @@ def ensure_tls(state_dir: Path, host: str, names: tuple[str, ...] = ()) -> TlsFi
                 ),
                 critical=True,
             )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+            )
             .sign(ca_key, hashes.SHA256())
         )
         _write(ca_key_path, _key_pem(ca_key), private=True)

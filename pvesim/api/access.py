@@ -6,7 +6,15 @@ import hmac
 from typing import Any
 
 from pvesim import apidefs
-from pvesim.access import ROLES, AclEntry, User, check_acl_path, normalize_acl_path, permissions, split_tokenid
+from pvesim.access import (
+    ROLES,
+    AclEntry,
+    User,
+    check_acl_path,
+    normalize_acl_path,
+    permissions,
+    split_tokenid,
+)
 from pvesim.errors import ApiError, die, param_error
 from pvesim.router import Ctx, route
 from pvesim.schema import split_list
@@ -43,7 +51,9 @@ def create_ticket(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         if user is None or not user.enable or (user.expire and user.expire < now):
             raise die("user account disabled or does not exist")
         password = p["password"]
-        renewed = state.tickets.verify_ticket(password, now) if password.startswith("PVE:") else None
+        renewed = (
+            state.tickets.verify_ticket(password, now) if password.startswith("PVE:") else None
+        )
         if renewed is not None and renewed[0] in ("root@pam", username):
             pass  # a valid ticket renews itself (root@pam may create tickets for others)
         elif (
@@ -55,7 +65,11 @@ def create_ticket(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         if p.get("path") and p.get("privs"):
             path = normalize_acl_path(p["path"])
             privs = split_list(p["privs"])
-            if not (path and privs and all(x in permissions(state.access, username, path) for x in privs)):
+            if not (
+                path
+                and privs
+                and all(x in permissions(state.access, username, path) for x in privs)
+            ):
                 raise die(f"no permission ({p['path']}, {p['privs']})")
             return {"username": username}
     except ApiError as exc:
@@ -124,7 +138,11 @@ def update_acl(ctx: Ctx, p: dict[str, Any]) -> None:
 
     def put(kind: str, ugid: str, role: str) -> None:
         nonlocal new_acl
-        new_acl = [a for a in new_acl if not (a.path == path and a.type == kind and a.ugid == ugid and a.roleid == role)]
+        new_acl = [
+            a
+            for a in new_acl
+            if not (a.path == path and a.type == kind and a.ugid == ugid and a.roleid == role)
+        ]
         if not delete:
             new_acl.append(AclEntry(path, kind, ugid, role, propagate))
 
@@ -191,7 +209,10 @@ def realm_sync(ctx: Ctx, p: dict[str, Any]) -> str:
         directory = acc.directory.get(realm_name, {})
         uids = [str(u) for u in directory.get("users", [])]
         groups = {str(g): [str(m) for m in ms] for g, ms in directory.get("groups", {}).items()}
-        w.log("got data from server, updating " + {"users": "users", "groups": "groups"}.get(scope, "users and groups"))
+        w.log(
+            "got data from server, updating "
+            + {"users": "users", "groups": "groups"}.get(scope, "users and groups")
+        )
         if scope in ("users", "both"):
             w.log("syncing users")
             wanted = {f"{uid}@{realm_name}" for uid in uids}
@@ -203,7 +224,9 @@ def realm_sync(ctx: Ctx, p: dict[str, Any]) -> str:
                     if not dry_run:
                         acc.users[userid] = User(userid, enable=enable_new)
             if "entry" in remove:
-                for userid in sorted(u for u in acc.users if u.endswith(f"@{realm_name}") and u not in wanted):
+                for userid in sorted(
+                    u for u in acc.users if u.endswith(f"@{realm_name}") and u not in wanted
+                ):
                     w.log(f"removed user '{userid}'")
                     if not dry_run:
                         del acc.users[userid]
@@ -215,7 +238,9 @@ def realm_sync(ctx: Ctx, p: dict[str, Any]) -> str:
                 group = f"{name}-{realm_name}"
                 w.log(f"{'updated' if group in acc.groups else 'adding'} group '{group}'")
                 if not dry_run:
-                    acc.groups[group] = {f"{m}@{realm_name}" for m in members if f"{m}@{realm_name}" in acc.users}
+                    acc.groups[group] = {
+                        f"{m}@{realm_name}" for m in members if f"{m}@{realm_name}" in acc.users
+                    }
         yield from w.work(0.5)
         if dry_run:
             w.log("NOTE: dry run, not saving the configuration")
@@ -252,7 +277,12 @@ def users_index(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
             entry["groups"] = ",".join(groups)
         if p.get("full") and user.tokens:
             entry["tokens"] = [
-                {"tokenid": name, "expire": t.expire, "privsep": t.privsep, **({"comment": t.comment} if t.comment else {})}
+                {
+                    "tokenid": name,
+                    "expire": t.expire,
+                    "privsep": t.privsep,
+                    **({"comment": t.comment} if t.comment else {}),
+                }
                 for name, t in sorted(user.tokens.items())
             ]
         out.append(entry)

@@ -75,7 +75,14 @@ def resource_entry(state: SimState, guest: Guest) -> dict[str, Any]:
     lim = metrics.guest_limits(guest, node)
     if guest.node in state.faults.offline:
         # pmxcfs still knows the guest; the stale status is unknown.
-        entry.update({"status": "unknown", "maxcpu": lim["cpus"], "maxmem": lim["maxmem"], "maxdisk": lim["maxdisk"]})
+        entry.update(
+            {
+                "status": "unknown",
+                "maxcpu": lim["cpus"],
+                "maxmem": lim["maxmem"],
+                "maxdisk": lim["maxdisk"],
+            }
+        )
     else:
         use = metrics.guest_usage(guest, node, state.now())
         entry.update(
@@ -130,5 +137,7 @@ def check_ct_modify_config_perm(
         if opt in ("node", "vmid", "digest", "delete", "revert"):
             continue
         if opt == "features" and not unprivileged and ctx.authuser != "root@pam":
-            raise perm_error("changing feature flags for privileged container is only allowed for root@pam")
+            raise perm_error(
+                "changing feature flags for privileged container is only allowed for root@pam"
+            )
         ctx.check(path, [_priv_for(opt)])

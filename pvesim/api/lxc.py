@@ -20,13 +20,19 @@ from pvesim.formats import format_size, parse_size
 from pvesim.router import Ctx, Perm, route
 from pvesim.schema import FormatError, split_list
 from pvesim.state import GIB, Guest, SimState
-from pvesim.tasks import Worker, WorkerContext
+from pvesim.tasks import Worker, WorkerBody, WorkerContext
 
 MIB = 1 << 20
 ROOT = "root@pam"
 VM_AUDIT = Perm("/vms/{vmid}", ("VM.Audit",))
 POWER = Perm("/vms/{vmid}", ("VM.PowerMgmt",))
-CONFIG_PRIVS = ("VM.Config.Disk", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network", "VM.Config.Options")
+CONFIG_PRIVS = (
+    "VM.Config.Disk",
+    "VM.Config.CPU",
+    "VM.Config.Memory",
+    "VM.Config.Network",
+    "VM.Config.Options",
+)
 
 
 def check_lock(guest: Guest) -> None:
@@ -45,7 +51,9 @@ def _validate_ssh_keys(keys: str) -> None:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if not re.search(r"(^|\s)(ssh-(rsa|dss|ed25519)|ecdsa-sha2-\S+|sk-\S+)\s+[A-Za-z0-9+/=]+", line):
+        if not re.search(
+            r"(^|\s)(ssh-(rsa|dss|ed25519)|ecdsa-sha2-\S+|sk-\S+)\s+[A-Za-z0-9+/=]+", line
+        ):
             raise die("SSH public key validation error")
 
 
@@ -104,7 +112,11 @@ def _volumes_of(conf: dict[str, Any]) -> list[str]:
     for key, value in conf.items():
         if guestconf.is_mountpoint_key(key) or re.fullmatch(r"unused\d+", key):
             try:
-                vol = guestconf.parse_mp(key, str(value)) if guestconf.is_mountpoint_key(key) else {"volume": value}
+                vol = (
+                    guestconf.parse_mp(key, str(value))
+                    if guestconf.is_mountpoint_key(key)
+                    else {"volume": value}
+                )
             except FormatError:
                 continue
             if ":" in str(vol.get("volume", "")):
@@ -147,8 +159,23 @@ def create_vm(ctx: Ctx, p: dict[str, Any]) -> str:
         raise perm_error()
     ostemplate = p["ostemplate"]
     storage = p.get("storage", "local")
-    extracted = {"node", "vmid", "ostemplate", "storage", "password", "ssh-public-keys", "pool", "start",
-                 "ha-managed", "force", "restore", "unique", "ignore-unpack-errors", "bwlimit", "unprivileged"}
+    extracted = {
+        "node",
+        "vmid",
+        "ostemplate",
+        "storage",
+        "password",
+        "ssh-public-keys",
+        "pool",
+        "start",
+        "ha-managed",
+        "force",
+        "restore",
+        "unique",
+        "ignore-unpack-errors",
+        "bwlimit",
+        "unprivileged",
+    }
     options = {k: v for k, v in p.items() if k not in extracted}
     check_ct_modify_config_perm(ctx, vmid, list(options), unprivileged)
 
@@ -218,7 +245,9 @@ def create_vm(ctx: Ctx, p: dict[str, Any]) -> str:
             final.setdefault("swap", 512)
             for kind in ("ecdsa", "ed25519", "rsa"):
                 w.log(f"Creating SSH host key 'ssh_host_{kind}_key' - this may take some time ...")
-                fp = base64.b64encode(hashlib.sha256(f"{vmid}:{kind}:{w.task.upid}".encode()).digest())
+                fp = base64.b64encode(
+                    hashlib.sha256(f"{vmid}:{kind}:{w.task.upid}".encode()).digest()
+                )
                 w.log(f"done: SHA256:{fp.decode().rstrip('=')} root@{final['hostname']}")
             yield from w.work(0.1)
         except (TaskFailure, ApiError) as exc:
@@ -253,7 +282,13 @@ def vmlist(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/status/current", params=apidefs.NODE_VMID, perm=VM_AUDIT, proxy=True)
+@route(
+    "GET",
+    "/nodes/{node}/lxc/{vmid}/status/current",
+    params=apidefs.NODE_VMID,
+    perm=VM_AUDIT,
+    proxy=True,
+)
 def vm_status(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     guest = ctx.state.load_config(p["node"], p["vmid"])
     data = ct_status(ctx.state, guest)
@@ -261,7 +296,13 @@ def vm_status(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/config", params=apidefs.LXC_CONFIG_GET, perm=VM_AUDIT, proxy=True)
+@route(
+    "GET",
+    "/nodes/{node}/lxc/{vmid}/config",
+    params=apidefs.LXC_CONFIG_GET,
+    perm=VM_AUDIT,
+    proxy=True,
+)
 def vm_config(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     if p.get("snapshot") and p.get("current"):
         msg = "cannot use 'snapshot' parameter with 'current'"
@@ -299,14 +340,20 @@ def update_vm(ctx: Ctx, p: dict[str, Any]) -> None:
         if opt not in apidefs.LXC_OPTIONS:
             raise param_error({"revert": f"unknown option '{opt}'"})
         if opt in options:
-            raise param_error({"revert": f"you can't use '-{opt}' and '-revert {opt}' at the same time"})
+            raise param_error(
+                {"revert": f"you can't use '-{opt}' and '-revert {opt}' at the same time"}
+            )
     for opt in delete:
         if opt not in apidefs.LXC_OPTIONS:
             raise param_error({"delete": f"unknown option '{opt}'"})
         if opt in options:
-            raise param_error({"delete": f"you can't use '-{opt}' and -delete {opt}' at the same time"})
+            raise param_error(
+                {"delete": f"you can't use '-{opt}' and -delete {opt}' at the same time"}
+            )
         if opt in revert:
-            raise param_error({"delete": f"you can't use '-delete {opt}' and '-revert {opt}' at the same time"})
+            raise param_error(
+                {"delete": f"you can't use '-delete {opt}' and '-revert {opt}' at the same time"}
+            )
     check_ct_modify_config_perm(ctx, vmid, list(options))
     state.check_quorum()
     state.wait_flock(vmid)
@@ -366,7 +413,9 @@ def _start_steps(w: WorkerContext, node: str, vmid: int, skiplock: bool) -> Work
         int(g.conf.get("memory", 512)) * MIB for g in state.guests_on(node) if g.status == "running"
     )
     if running + want > nd.memory:
-        w.log(f"lxc-start: {vmid}: ../src/lxc/cgroups/cgfsng.c: cgroup memory limit exceeds host memory")
+        w.log(
+            f"lxc-start: {vmid}: ../src/lxc/cgroups/cgfsng.c: cgroup memory limit exceeds host memory"
+        )
         raise die(f"startup for container '{vmid}' failed")
     guest.status = "running"
     guest.started_at = state.now()
@@ -380,7 +429,9 @@ def _lease_addresses(state: SimState, guest: Guest) -> None:
         if re.fullmatch(r"net\d+", key):
             net = guestconf.parse_net(str(value))
             if net.get("ip") == "dhcp" and net.get("hwaddr"):
-                state.dhcp.address_for(str(net["hwaddr"]), net.get("bridge"), state.leases, _static_ips(state))
+                state.dhcp.address_for(
+                    str(net["hwaddr"]), net.get("bridge"), state.leases, _static_ips(state)
+                )
 
 
 def _static_ips(state: SimState) -> set[str]:
@@ -406,10 +457,21 @@ def _check_skiplock(ctx: Ctx, p: dict[str, Any]) -> bool:
 
 def _running(state: SimState, node: str, vmid: int) -> bool:
     guest = state.guests.get(vmid)
-    return guest is not None and guest.node == node and guest.type == "lxc" and guest.status == "running"
+    return (
+        guest is not None
+        and guest.node == node
+        and guest.type == "lxc"
+        and guest.status == "running"
+    )
 
 
-@route("POST", "/nodes/{node}/lxc/{vmid}/status/start", params=apidefs.LXC_START, perm=POWER, proxy=True)
+@route(
+    "POST",
+    "/nodes/{node}/lxc/{vmid}/status/start",
+    params=apidefs.LXC_START,
+    perm=POWER,
+    proxy=True,
+)
 def vm_start(ctx: Ctx, p: dict[str, Any]) -> str:
     state = ctx.state
     node, vmid = p["node"], p["vmid"]
@@ -425,7 +487,7 @@ def vm_start(ctx: Ctx, p: dict[str, Any]) -> str:
     return state.fork_worker(node, "vzstart", str(vmid), ctx.authuser, worker)
 
 
-def _stop_worker(node: str, vmid: int, skiplock: bool, check_all_locks: bool):  # type: ignore[no-untyped-def]
+def _stop_worker(node: str, vmid: int, skiplock: bool, check_all_locks: bool) -> WorkerBody:
     def worker(w: WorkerContext) -> Worker:
         state = w.state
         guest = state.load_config(node, vmid)
@@ -442,7 +504,9 @@ def _stop_worker(node: str, vmid: int, skiplock: bool, check_all_locks: bool):  
     return worker
 
 
-@route("POST", "/nodes/{node}/lxc/{vmid}/status/stop", params=apidefs.LXC_STOP, perm=POWER, proxy=True)
+@route(
+    "POST", "/nodes/{node}/lxc/{vmid}/status/stop", params=apidefs.LXC_STOP, perm=POWER, proxy=True
+)
 def vm_stop(ctx: Ctx, p: dict[str, Any]) -> str:
     state = ctx.state
     node, vmid = p["node"], p["vmid"]
@@ -457,7 +521,9 @@ def vm_stop(ctx: Ctx, p: dict[str, Any]) -> str:
             if task.type == "vzshutdown" and task.id == str(vmid) and task.node == node:
                 overruled.append(upid)
                 _abort(state, upid)
-    upid = state.fork_worker(node, "vzstop", str(vmid), ctx.authuser, _stop_worker(node, vmid, skiplock, False))
+    upid = state.fork_worker(
+        node, "vzstop", str(vmid), ctx.authuser, _stop_worker(node, vmid, skiplock, False)
+    )
     for old in overruled:
         state.tasks[upid].log.append(f"overruled shutdown task {old}")
     return upid
@@ -481,17 +547,31 @@ def _abort(state: SimState, upid: str) -> None:
         state._finish(upid, run, "received interrupt")
 
 
-@route("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown", params=apidefs.LXC_SHUTDOWN, perm=POWER, proxy=True)
+@route(
+    "POST",
+    "/nodes/{node}/lxc/{vmid}/status/shutdown",
+    params=apidefs.LXC_SHUTDOWN,
+    perm=POWER,
+    proxy=True,
+)
 def vm_shutdown(ctx: Ctx, p: dict[str, Any]) -> str:
     state = ctx.state
     node, vmid = p["node"], p["vmid"]
     if not _running(state, node, vmid):
         raise die(f"CT {vmid} not running")
     state.wait_flock(vmid)
-    return state.fork_worker(node, "vzshutdown", str(vmid), ctx.authuser, _stop_worker(node, vmid, False, True))
+    return state.fork_worker(
+        node, "vzshutdown", str(vmid), ctx.authuser, _stop_worker(node, vmid, False, True)
+    )
 
 
-@route("POST", "/nodes/{node}/lxc/{vmid}/status/reboot", params=apidefs.LXC_REBOOT, perm=POWER, proxy=True)
+@route(
+    "POST",
+    "/nodes/{node}/lxc/{vmid}/status/reboot",
+    params=apidefs.LXC_REBOOT,
+    perm=POWER,
+    proxy=True,
+)
 def vm_reboot(ctx: Ctx, p: dict[str, Any]) -> str:
     state = ctx.state
     node, vmid = p["node"], p["vmid"]
@@ -570,12 +650,18 @@ def destroy_vm(ctx: Ctx, p: dict[str, Any]) -> str:
 def _ll6(mac: str) -> str:
     octets = [int(x, 16) for x in mac.split(":")]
     octets[0] ^= 0x02
-    eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
+    eui = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
     groups = [f"{(eui[i] << 8) | eui[i + 1]:x}" for i in range(0, 8, 2)]
     return str(ipaddress.IPv6Address("fe80::" + ":".join(groups)))
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/interfaces", params=apidefs.NODE_VMID, perm=VM_AUDIT, proxy=True)
+@route(
+    "GET",
+    "/nodes/{node}/lxc/{vmid}/interfaces",
+    params=apidefs.NODE_VMID,
+    perm=VM_AUDIT,
+    proxy=True,
+)
 def interfaces(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]] | None:
     state = ctx.state
     guest = state.load_config(p["node"], p["vmid"])
@@ -595,10 +681,16 @@ def interfaces(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]] | None:
         }
     ]
     taken = _static_ips(state)
-    for key in sorted((k for k in guest.conf if re.fullmatch(r"net\d+", k)), key=lambda k: int(k[3:])):
+    for key in sorted(
+        (k for k in guest.conf if re.fullmatch(r"net\d+", k)), key=lambda k: int(k[3:])
+    ):
         net = guestconf.parse_net(str(guest.conf[key]))
         mac = str(net.get("hwaddr", "")).lower()
-        entry: dict[str, Any] = {"name": net.get("name", key), "hwaddr": mac, "hardware-address": mac}
+        entry: dict[str, Any] = {
+            "name": net.get("name", key),
+            "hwaddr": mac,
+            "hardware-address": mac,
+        }
         addrs: list[dict[str, Any]] = []
         ip = net.get("ip")
         if ip == "dhcp" and mac:
@@ -629,7 +721,9 @@ def rrddata(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
     guest = state.guests.get(p["vmid"])
     if guest is None or guest.node not in state.nodes:
         return []
-    return metrics.rrd_points(guest, state.nodes[guest.node], p["timeframe"], p.get("cf", "AVERAGE"), state.now())
+    return metrics.rrd_points(
+        guest, state.nodes[guest.node], p["timeframe"], p.get("cf", "AVERAGE"), state.now()
+    )
 
 
 # -- clone, resize, template -------------------------------------------------
@@ -687,7 +781,13 @@ def clone_vm(ctx: Ctx, p: dict[str, Any]) -> str:
         mountpoints: dict[str, dict[str, Any]] = {}
         newconf: dict[str, Any] = {}
         for opt, value in sorted(source_conf.items()):
-            if re.fullmatch(r"unused\d+", opt) or opt in ("lock", "template", "parent", "snaptime", "snapstate"):
+            if re.fullmatch(r"unused\d+", opt) or opt in (
+                "lock",
+                "template",
+                "parent",
+                "snaptime",
+                "snapstate",
+            ):
                 continue
             if guestconf.is_mountpoint_key(opt):
                 mp = guestconf.parse_mp(opt, str(value))
@@ -806,8 +906,10 @@ def resize_vm(ctx: Ctx, p: dict[str, Any]) -> str:
         vol.size = newsize
         mp["size"] = format_size(newsize)
         guest.conf[disk] = guestconf.print_mp(disk, mp)
-        w.log(f'  Size of logical volume pve/{volid.split(":", 1)[1]} changed to {format_size(newsize)}.')
-        w.log(f'  Logical volume pve/{volid.split(":", 1)[1]} successfully resized.')
+        w.log(
+            f"  Size of logical volume pve/{volid.split(':', 1)[1]} changed to {format_size(newsize)}."
+        )
+        w.log(f"  Logical volume pve/{volid.split(':', 1)[1]} successfully resized.")
         state.mark_dirty()
 
     return state.fork_worker(node, "resize", str(vmid), ctx.authuser, worker)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from pvesim import PVE_REPOID, PVE_VERSION, apidefs, catalog, metrics
@@ -10,7 +9,7 @@ from pvesim.errors import die, param_error
 from pvesim.router import Ctx, Perm, route
 from pvesim.schema import split_list
 from pvesim.state import Volume
-from pvesim.tasks import WorkerContext
+from pvesim.tasks import Worker, WorkerContext
 
 KERNEL = "6.14.11-2-pve"
 
@@ -25,7 +24,13 @@ def nodes_index(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
         if node.name in state.faults.offline:
             entry["status"] = "offline"
         else:
-            entry.update({"status": "online", "level": "", "ssl_fingerprint": getattr(state, "ssl_fingerprint", "")})
+            entry.update(
+                {
+                    "status": "online",
+                    "level": "",
+                    "ssl_fingerprint": getattr(state, "ssl_fingerprint", ""),
+                }
+            )
             if ctx.check(f"/nodes/{node.name}", ["Sys.Audit"], noerr=True):
                 use = metrics.node_usage(state, node, now)
                 entry.update(
@@ -128,7 +133,9 @@ def storage_index(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         if wanted and not wanted & set(st.content):
             continue
-        if not ctx.check_any(f"/storage/{st.id}", ["Datastore.Audit", "Datastore.AllocateSpace"], noerr=True):
+        if not ctx.check_any(
+            f"/storage/{st.id}", ["Datastore.Audit", "Datastore.AllocateSpace"], noerr=True
+        ):
             continue
         out.append(_storage_entry(st))
     return out
@@ -187,7 +194,7 @@ def apl_download(ctx: Ctx, p: dict[str, Any]) -> str:
     if "vztmpl" not in st.content:
         raise die(f"storage '{sid}' does not support templates")
 
-    def worker(w: WorkerContext) -> Iterator[float]:
+    def worker(w: WorkerContext) -> Worker:
         target = f"/var/lib/vz/template/cache/{template}"
         w.log(f"starting template download from: {appliance['location']}")
         w.log(f"target file: {target}")

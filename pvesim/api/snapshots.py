@@ -28,7 +28,13 @@ def _snapshot_conf(guest: Guest, description: str | None, now: float) -> dict[st
     return snap
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/snapshot", params=apidefs.NODE_VMID, perm=Perm("/vms/{vmid}", ("VM.Audit",)), proxy=True)
+@route(
+    "GET",
+    "/nodes/{node}/lxc/{vmid}/snapshot",
+    params=apidefs.NODE_VMID,
+    perm=Perm("/vms/{vmid}", ("VM.Audit",)),
+    proxy=True,
+)
 def snapshot_list(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
     guest = ctx.state.load_config(p["node"], p["vmid"])
     out = []
@@ -52,7 +58,13 @@ def snapshot_list(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-@route("POST", "/nodes/{node}/lxc/{vmid}/snapshot", params=apidefs.SNAPSHOT_CREATE, perm=SNAP, proxy=True)
+@route(
+    "POST",
+    "/nodes/{node}/lxc/{vmid}/snapshot",
+    params=apidefs.SNAPSHOT_CREATE,
+    perm=SNAP,
+    proxy=True,
+)
 def snapshot_create(ctx: Ctx, p: dict[str, Any]) -> str:
     state = ctx.state
     node, vmid, snapname = p["node"], p["vmid"], p["snapname"]
@@ -76,7 +88,9 @@ def snapshot_create(ctx: Ctx, p: dict[str, Any]) -> str:
     return state.fork_worker(node, "vzsnapshot", str(vmid), ctx.authuser, worker)
 
 
-@route("GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", params=apidefs.SNAPSHOT_ITEM, proxy=True)
+@route(
+    "GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", params=apidefs.SNAPSHOT_ITEM, proxy=True
+)
 def snapshot_index(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
     guest = ctx.state.load_config(p["node"], p["vmid"])
     if p["snapname"] not in guest.snapshots:
@@ -84,7 +98,13 @@ def snapshot_index(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"cmd": "rollback"}, {"cmd": "config"}]
 
 
-@route("DELETE", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", params=apidefs.SNAPSHOT_DELETE, perm=SNAP, proxy=True)
+@route(
+    "DELETE",
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}",
+    params=apidefs.SNAPSHOT_DELETE,
+    perm=SNAP,
+    proxy=True,
+)
 def snapshot_delete(ctx: Ctx, p: dict[str, Any]) -> str:
     state = ctx.state
     node, vmid, snapname = p["node"], p["vmid"], p["snapname"]

@@ -43,10 +43,12 @@ def node_tasks(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
     # Newest first, like reading the task index backwards; ties keep the
     # reverse creation order.
     mine = [t for t in state.tasks.values() if t.node == node][::-1]
-    tasks = sorted(mine, key=lambda t: (t.status != "running", -(t.endtime or t.starttime), -t.starttime))
+    tasks = sorted(
+        mine, key=lambda t: (t.status != "running", -(t.endtime or t.starttime), -t.starttime)
+    )
     start, limit = p.get("start") or 0, p.get("limit") or 50
     count = 0
-    out = []
+    out: list[dict[str, Any]] = []
     for task in tasks:
         if source == "archive" and task.status == "running":
             continue

@@ -67,6 +67,7 @@ def sim(run_dir: Path) -> Iterator[Any]:
         tokens={TOKEN_ID: TOKEN_SECRET},
         task_seconds=0.2,
         dhcp_hosts=dhcp_hosts,
+        lock_timeout=1.0,
     )
     simulator.start()
     simulator.dhcp_hosts_path = dhcp_hosts

@@ -7,6 +7,7 @@ of a job agree on leases, retries and polling.
 from __future__ import annotations
 
 import os
+import tempfile
 
 TEST_ENV = {
     "SECRET_KEY": "test-secret-key-not-for-production",
@@ -23,7 +24,27 @@ TEST_ENV = {
     "PROXMOX_TIMEOUT": "5",
     "CELERY_VISIBILITY_TIMEOUT": "30",
     "LOG_LEVEL": "WARNING",
+    # No default quota in tests (tests that create many containers per user); the quota
+    # tests in tests/accounts set their own policies.
+    **{
+        f"QUOTA_DEFAULT_{name}": ""
+        for name in (
+            "CONTAINERS",
+            "CORES",
+            "MEMORY_MIB",
+            "SWAP_MIB",
+            "DISK_GIB",
+            "CONTAINER_CORES",
+            "CONTAINER_MEMORY_MIB",
+            "CONTAINER_SWAP_MIB",
+            "CONTAINER_DISK_GIB",
+        )
+    },
 }
+
+# A test database file of this run's own, so that runs side by side never share one
+# (the worker processes a run starts are told its name through DATABASE_URL).
+TEST_ENV["TEST_SQLITE_NAME"] = os.path.join(tempfile.gettempdir(), f"cluster-portal-test-{os.getpid()}.sqlite3")
 
 for key, value in TEST_ENV.items():
     os.environ.setdefault(key, value)

@@ -138,4 +138,4 @@ def test_a_vmid_used_on_proxmox_is_skipped(cluster, sim, worker) -> None:
     )
     assert job.container.vmid != foreign
     assert wait_job(job.pk).status == "succeeded"
-    assert guest(sim, foreign)["name"] == "not-ours"  # untouched
+    assert guest(sim, foreign)["conf"]["hostname"] == "not-ours"  # untouched

@@ -22,6 +22,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from auth import access  # identity steps: the directory group and the Proxmox ACLs
 from portal.errors import PortalError, ResourceExhausted, UpstreamUnavailable
 
 from . import services
@@ -35,8 +36,13 @@ STEP_PLANS: dict[str, list[tuple[str, str]]] = {
         ("create", "Create the container on Proxmox"),
         ("start", "Start the container"),
         ("inspect", "Check its status and address"),
+        ("access_group", "Create the directory access group"),
+        ("realm_sync", "Sync the Proxmox LDAP realm (first container)"),
+        ("proxmox_acl", "Grant the owner access in Proxmox"),
     ],
     JobKind.DELETE: [
+        ("revoke", "Revoke access in Proxmox"),
+        ("access_group", "Remove the directory access group"),
         ("stop", "Stop the container"),
         ("destroy", "Destroy the container and its disks"),
         ("release", "Release its name and addresses"),
@@ -45,6 +51,11 @@ STEP_PLANS: dict[str, list[tuple[str, str]]] = {
     JobKind.STOP: [("stop", "Shut the container down")],
     JobKind.RESTART: [("reboot", "Restart the container"), ("inspect", "Check its status")],
     JobKind.RESIZE: [("config", "Change cores, memory and swap"), ("disk", "Grow the disk")],
+    JobKind.ACCESS: [
+        ("access_group", "Update the directory access group"),
+        ("realm_sync", "Sync the Proxmox LDAP realm (new users)"),
+        ("proxmox_acl", "Update access in Proxmox"),
+    ],
 }
 
 MAX_VMID_RETRIES = 10
@@ -272,6 +283,7 @@ VERBS: dict[str, str] = {
     JobKind.STOP: "Stopping",
     JobKind.RESTART: "Restarting",
     JobKind.RESIZE: "Resizing",
+    JobKind.ACCESS: "Updating access to",
 }
 HINTS: dict[str, str] = {
     JobKind.CREATE: "nothing was left on Proxmox, and its name and address are free again",
@@ -388,6 +400,9 @@ def _create(ctx: JobContext) -> dict[str, Any]:
     ctx.run_step("create", create)
     ctx.run_step("start", lambda st: _start_ct(ctx, st))
     ctx.run_step("inspect", lambda st: _inspect(ctx, st))
+    ctx.run_step("access_group", lambda st: access.access_group_sync(ctx, st))
+    ctx.run_step("realm_sync", lambda st: access.realm_sync_step(ctx, st))
+    ctx.run_step("proxmox_acl", lambda st: access.proxmox_acl_sync(ctx, st))
     services.container_set_status(container=c, to=ContainerStatus.RUNNING)
     return {"vmid": c.vmid, "node": ctx.node, "ip": c.ip, "mac": c.mac}
 
@@ -443,6 +458,7 @@ def _inspect(ctx: JobContext, st: dict[str, Any]) -> None:
 
 def _undo_create(ctx: JobContext) -> str:
     c = ctx.container
+    access.undo_create_access(ctx)
     created = ctx.step("create").get("upid") or ctx.step("create")["state"] == "done"
     try:
         config = _config_or_none(ctx)
@@ -512,6 +528,8 @@ def _delete(ctx: JobContext) -> dict[str, Any]:
         services.container_set_status(container=c, to=ContainerStatus.DELETED)
         ctx.log(f"released VMID {c.vmid}, {c.ip}, {c.mac} and the name {c.hostname}")
 
+    ctx.run_step("revoke", lambda st: access.proxmox_acl_revoke_all(ctx, st))
+    ctx.run_step("access_group", lambda st: access.access_group_remove(ctx, st))
     ctx.run_step("stop", stop)
     ctx.run_step("destroy", destroy)
     ctx.run_step("release", release)
@@ -630,6 +648,7 @@ HANDLERS: dict[str, Callable[[JobContext], dict[str, Any]]] = {
     JobKind.STOP: _stop,
     JobKind.RESTART: _restart,
     JobKind.RESIZE: _resize,
+    JobKind.ACCESS: access.run_access_job,
 }
 UNDO: dict[str, Callable[[JobContext], str]] = {
     JobKind.CREATE: _undo_create,
@@ -638,6 +657,7 @@ UNDO: dict[str, Callable[[JobContext], str]] = {
     JobKind.STOP: _undo_sync_state,
     JobKind.RESTART: _undo_sync_state,
     JobKind.RESIZE: _undo_resize,
+    JobKind.ACCESS: access.undo_access,
 }
 
 

@@ -194,6 +194,7 @@ class JobKind(models.TextChoices):
     STOP = "stop", "Stop"
     RESTART = "restart", "Restart"
     RESIZE = "resize", "Resize"
+    ACCESS = "access", "Access"  # collaborators changed: directory group and Proxmox ACLs
 
 
 class JobStatus(models.TextChoices):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
+from auth.selectors import visible_container_q
 from portal.errors import NotFound
 
 from .models import LIVE, Container, Job, JobLogEntry
@@ -24,12 +25,13 @@ def containers_all(*, include_deleted: bool = False) -> QuerySet[Container]:
 def containers_visible_to(
     user: User | AnonymousUser, *, include_deleted: bool = False
 ) -> QuerySet[Container]:
+    """Staff see every container; others the ones they own or collaborate on."""
     qs = containers_all(include_deleted=include_deleted)
     if getattr(user, "is_staff", False):
         return qs
     if not user.is_authenticated:
         return qs.none()
-    return qs.filter(owner=user)
+    return qs.filter(visible_container_q(user))
 
 
 def container_get(
@@ -52,12 +54,13 @@ def container_get(
 
 
 def jobs_visible_to(user: User | AnonymousUser) -> QuerySet[Job]:
+    """Jobs of the containers the user may see (their collaborators see them too)."""
     qs = Job.objects.select_related("container", "actor")
     if getattr(user, "is_staff", False):
         return qs
     if not user.is_authenticated:
         return qs.none()
-    return qs.filter(container__owner=user)
+    return qs.filter(container__in=Container.objects.filter(visible_container_q(user)))
 
 
 def job_get(user: User | AnonymousUser, job_id: str) -> Job:

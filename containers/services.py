@@ -14,11 +14,15 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from auth import quotas
+from auth.audit import audit_record
+from auth.selectors import require_container_permission, ssh_keys_text
 from auth.sshkeys import parse_keys
 from networking.allocation import choose_ip, mac_for
 from networking.models import Site
+from networking.services import container_network_allocate, container_network_release
 from networking.validators import validate_hostname
-from portal.errors import Conflict, InvalidState, UpstreamError, ValidationFailed
+from portal.errors import Conflict, InvalidState, PermissionDenied, UpstreamError, ValidationFailed
 
 from .models import (
     CONTAINER_TRANSITIONS,
@@ -151,9 +155,13 @@ def container_set_status(*, container: Container, to: str, message: str = "") ->
         extra["running_since"] = None
     elif to == ContainerStatus.DELETED:
         extra.update(deleted_at=now, running_since=None)
-    updated = Container.objects.filter(pk=container.pk, status__in=allowed_from).update(
-        status=to, status_message=message[:500], updated_at=now, **extra
-    )
+    with transaction.atomic():
+        updated = Container.objects.filter(pk=container.pk, status__in=allowed_from).update(
+            status=to, status_message=message[:500], updated_at=now, **extra
+        )
+        if updated and to == ContainerStatus.DELETED:
+            # Its routes and ports go with it (and the gateway is asked to drop them).
+            container_network_release(container=container)
     if updated:
         container.status = to
         container.status_message = message[:500]
@@ -227,7 +235,13 @@ def container_create(
     description: str = "",
     actor: User | None = None,
 ) -> Job:
-    """Validate, place and allocate a new container, and queue the job that builds it."""
+    """Validate, place and allocate a new container, and queue the job that builds it.
+
+    The owner's quota is checked in the same transaction; without SSH keys, the owner's
+    profile keys are used. Only staff may create a container for someone else.
+    """
+    if actor is not None and actor.pk != owner.pk and not actor.is_staff:
+        raise PermissionDenied("only staff may create a container for someone else")
     site = site or template.site
     hostname = normalise_hostname(hostname)
     if template.site_id != site.pk:
@@ -241,7 +255,7 @@ def container_create(
     res = resolve_resources(
         template, cores=cores, memory_mib=memory_mib, swap_mib=swap_mib, disk_gib=disk_gib
     )
-    keys = "\n".join(parse_keys(ssh_public_keys))
+    keys = "\n".join(parse_keys(ssh_public_keys or ssh_keys_text(owner)))
     description = " ".join(description.split())[:255]
     foreign = proxmox_used_vmids(site)  # outside the lock: it is a network call
 
@@ -257,6 +271,10 @@ def container_create(
                     code="hostname_taken",
                     field="hostname",
                 )
+            quotas.check(
+                owner,
+                new=quotas.Request(res.cores, res.memory_mib, res.swap_mib, res.disk_gib),
+            )
             nodes = list(site.nodes.order_by("slot"))
             used_vmids = set(live.values_list("vmid", flat=True)) | foreign
             vmid, node = choose_vmid(
@@ -285,12 +303,22 @@ def container_create(
             )
             container.full_clean(validate_constraints=False)
             container.save(force_insert=True)
-            return job_create(
+            # Its default route and SSH port, under the same site lock.
+            container_network_allocate(container=container)
+            job = job_create(
                 kind=JobKind.CREATE,
                 container=container,
                 actor=actor or owner,
                 params={"hostname": hostname, **res.__dict__},
             )
+            audit_record(
+                actor=actor or owner,
+                action="container.create",
+                obj=container,
+                summary=f"created {hostname} (CT {vmid} on {node.name}) for {owner.get_username()}",
+                changes={"owner": owner.get_username(), "job": str(job.pk), **res.__dict__},
+            )
+            return job
     except ValidationError as exc:
         raise ValidationFailed("; ".join(exc.messages)) from exc
     except IntegrityError as exc:
@@ -333,21 +361,48 @@ def _require_status(container: Container, allowed: tuple[str, ...], action: str)
 
 
 def container_start(*, container: Container, actor: User | None) -> Job:
+    require_container_permission(actor, container, "start")
     _require_status(container, (ContainerStatus.STOPPED, ContainerStatus.ERROR), "start")
     with transaction.atomic():
-        return job_create(kind=JobKind.START, container=container, actor=actor)
+        job = job_create(kind=JobKind.START, container=container, actor=actor)
+        audit_record(
+            actor=actor,
+            action="container.start",
+            obj=container,
+            summary="asked to start " + container.hostname,
+            changes={"job": str(job.pk)},
+        )
+        return job
 
 
 def container_stop(*, container: Container, actor: User | None) -> Job:
+    require_container_permission(actor, container, "stop")
     _require_status(container, (ContainerStatus.RUNNING, ContainerStatus.ERROR), "stop")
     with transaction.atomic():
-        return job_create(kind=JobKind.STOP, container=container, actor=actor)
+        job = job_create(kind=JobKind.STOP, container=container, actor=actor)
+        audit_record(
+            actor=actor,
+            action="container.stop",
+            obj=container,
+            summary="asked to stop " + container.hostname,
+            changes={"job": str(job.pk)},
+        )
+        return job
 
 
 def container_restart(*, container: Container, actor: User | None) -> Job:
+    require_container_permission(actor, container, "restart")
     _require_status(container, (ContainerStatus.RUNNING,), "restart")
     with transaction.atomic():
-        return job_create(kind=JobKind.RESTART, container=container, actor=actor)
+        job = job_create(kind=JobKind.RESTART, container=container, actor=actor)
+        audit_record(
+            actor=actor,
+            action="container.restart",
+            obj=container,
+            summary="asked to restart " + container.hostname,
+            changes={"job": str(job.pk)},
+        )
+        return job
 
 
 def container_resize(
@@ -359,7 +414,10 @@ def container_resize(
     swap_mib: int | None = None,
     disk_gib: int | None = None,
 ) -> Job:
-    """Change cores, memory and swap (online) and grow the disk; shrinking a disk is refused."""
+    """Change cores, memory and swap (online) and grow the disk; shrinking a disk is refused.
+
+    Owner or staff only; the owner's quota is checked for what grows."""
+    require_container_permission(actor, container, "resize")
     _require_status(container, (ContainerStatus.RUNNING, ContainerStatus.STOPPED), "resize")
     res = Resources(
         cores=container.cores if cores is None else cores,
@@ -382,9 +440,27 @@ def container_resize(
             "nothing to change: these are the current resources", code="no_change"
         )
     with transaction.atomic():
-        return job_create(
+        quotas.check(
+            container.owner,
+            new=quotas.Request(res.cores, res.memory_mib, res.swap_mib, res.disk_gib),
+            current=container,
+        )
+        job = job_create(
             kind=JobKind.RESIZE, container=container, actor=actor, params=res.__dict__
         )
+        audit_record(
+            actor=actor,
+            action="container.resize",
+            obj=container,
+            summary=f"asked to resize {container.hostname}: "
+            + ", ".join(
+                f"{k} {getattr(current, k)} -> {v}"
+                for k, v in res.__dict__.items()
+                if getattr(current, k) != v
+            ),
+            changes={"job": str(job.pk), **res.__dict__},
+        )
+        return job
 
 
 def container_apply_resources(
@@ -406,7 +482,8 @@ def container_apply_resources(
 
 
 def container_delete(*, container: Container, actor: User | None) -> Job:
-    """Queue the removal of a container; its row stays, as history, once it is gone."""
+    """Queue the removal of a container (owner or staff); its row stays, as history."""
+    require_container_permission(actor, container, "delete")
     if container.status in (ContainerStatus.DELETED, ContainerStatus.DELETING):
         raise InvalidState(
             f"{container.hostname} is already {container.status}", code="invalid_state"
@@ -414,6 +491,13 @@ def container_delete(*, container: Container, actor: User | None) -> Job:
     with transaction.atomic():
         job = job_create(kind=JobKind.DELETE, container=container, actor=actor)
         container_set_status(container=container, to=ContainerStatus.DELETING)
+        audit_record(
+            actor=actor,
+            action="container.delete",
+            obj=container,
+            summary=f"asked to delete {container.hostname} (CT {container.vmid})",
+            changes={"job": str(job.pk)},
+        )
     return job
 
 

@@ -53,6 +53,7 @@ def configure(app: Celery) -> None:
                 "task": "containers.reconcile_jobs",
                 "schedule": float(settings.RECONCILE_INTERVAL),
             },
+            "prune-audit": {"task": "accounts.prune_audit", "schedule": 86400.0},
         },
         worker_hijack_root_logger=False,
     )

@@ -124,7 +124,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
 
 # --- REST API ---------------------------------------------------------------------
 API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="1200/minute")
@@ -209,3 +209,229 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- identity (auth/, app label `accounts`) -------------------------------------------
+# One LDAP account everywhere: the portal login (django-auth-ldap), the container access
+# groups and SSH keys (ldap3 writes), and Proxmox's LDAP realm. See docs/identity.md.
+from datetime import timedelta  # noqa: E402
+
+import ldap  # noqa: E402  (python-ldap, for django-auth-ldap's options)
+from django_auth_ldap.config import (  # noqa: E402
+    GroupOfNamesType,
+    GroupOfUniqueNamesType,
+    LDAPSearch,
+    NestedGroupOfNamesType,
+    PosixGroupType,
+)
+
+INSTALLED_APPS += [
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+]
+_auth_mw = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware")
+MIDDLEWARE[_auth_mw + 1 : _auth_mw + 1] = [
+    "django_otp.middleware.OTPMiddleware",
+    "auth.middleware.AuditContextMiddleware",
+    "auth.middleware.OtpRequiredMiddleware",
+]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out users and addresses
+    "auth.backends.PortalLDAPBackend",
+    "auth.backends.BreakGlassModelBackend",
+]
+# Local (non-LDAP) passwords are for break-glass operators (staff or superusers) only,
+# unless this lets ordinary users have them too.
+LOCAL_LOGIN_FOR_USERS = env.bool("LOCAL_LOGIN_FOR_USERS", default=False)
+
+LDAP_BASE_DN = env.str("LDAP_BASE_DN", default="dc=example,dc=test")
+AUTH_LDAP_SERVER_URI = env.str("AUTH_LDAP_SERVER_URI", default="")  # empty: no LDAP at all
+AUTH_LDAP_START_TLS = env.bool("AUTH_LDAP_START_TLS", default=False)
+AUTH_LDAP_CA_FILE = env.str("AUTH_LDAP_CA_FILE", default="")
+AUTH_LDAP_TIMEOUT = env.float("AUTH_LDAP_TIMEOUT", default=5.0)
+AUTH_LDAP_BIND_DN = env.str("AUTH_LDAP_BIND_DN", default="")
+AUTH_LDAP_BIND_PASSWORD = env.str("AUTH_LDAP_BIND_PASSWORD", default="")
+AUTH_LDAP_USER_SEARCH_BASE = env.str(
+    "AUTH_LDAP_USER_SEARCH_BASE", default=f"ou=people,{LDAP_BASE_DN}"
+)
+AUTH_LDAP_USER_FILTER = env.str("AUTH_LDAP_USER_FILTER", default="(uid=%(user)s)")
+AUTH_LDAP_USER_DN_TEMPLATE = env.str("AUTH_LDAP_USER_DN_TEMPLATE", default="") or None
+AUTH_LDAP_USER_SEARCH = LDAPSearch(
+    AUTH_LDAP_USER_SEARCH_BASE, ldap.SCOPE_SUBTREE, AUTH_LDAP_USER_FILTER
+)
+AUTH_LDAP_USER_ATTR_MAP = {"first_name": "givenName", "last_name": "sn", "email": "mail"}
+AUTH_LDAP_ALWAYS_UPDATE_USER = True
+AUTH_LDAP_GROUP_SEARCH_BASE = env.str(
+    "AUTH_LDAP_GROUP_SEARCH_BASE", default=f"ou=groups,{LDAP_BASE_DN}"
+)
+AUTH_LDAP_GROUP_FILTER = env.str("AUTH_LDAP_GROUP_FILTER", default="(objectClass=groupOfNames)")
+AUTH_LDAP_GROUP_SEARCH = LDAPSearch(
+    AUTH_LDAP_GROUP_SEARCH_BASE, ldap.SCOPE_SUBTREE, AUTH_LDAP_GROUP_FILTER
+)
+_ldap_group_types = {
+    "groupOfNames": GroupOfNamesType,
+    "groupOfUniqueNames": GroupOfUniqueNamesType,
+    "posixGroup": PosixGroupType,
+    "nestedGroupOfNames": NestedGroupOfNamesType,
+}
+_ldap_group_type = env.str("AUTH_LDAP_GROUP_TYPE", default="groupOfNames")
+if _ldap_group_type not in _ldap_group_types:
+    raise ImproperlyConfigured(f"AUTH_LDAP_GROUP_TYPE must be one of {sorted(_ldap_group_types)}")
+AUTH_LDAP_GROUP_TYPE = _ldap_group_types[_ldap_group_type]()
+# Directory groups become Django groups (quota policies are attached to those).
+AUTH_LDAP_MIRROR_GROUPS = env.bool("AUTH_LDAP_MIRROR_GROUPS", default=True)
+AUTH_LDAP_REQUIRE_GROUP = env.str("AUTH_LDAP_REQUIRE_GROUP", default="") or None
+AUTH_LDAP_DENY_GROUP = env.str("AUTH_LDAP_DENY_GROUP", default="") or None
+AUTH_LDAP_STAFF_GROUP = env.str("AUTH_LDAP_STAFF_GROUP", default="")
+AUTH_LDAP_SUPERUSER_GROUP = env.str("AUTH_LDAP_SUPERUSER_GROUP", default="")
+AUTH_LDAP_USER_FLAGS_BY_GROUP = {
+    flag: dn
+    for flag, dn in (
+        ("is_staff", AUTH_LDAP_STAFF_GROUP),
+        ("is_superuser", AUTH_LDAP_SUPERUSER_GROUP),
+    )
+    if dn
+}
+AUTH_LDAP_GLOBAL_OPTIONS = {
+    ldap.OPT_NETWORK_TIMEOUT: AUTH_LDAP_TIMEOUT,
+    ldap.OPT_TIMEOUT: AUTH_LDAP_TIMEOUT,
+    ldap.OPT_REFERRALS: 0,
+}
+if AUTH_LDAP_CA_FILE:
+    AUTH_LDAP_GLOBAL_OPTIONS.update(
+        {ldap.OPT_X_TLS_CACERTFILE: AUTH_LDAP_CA_FILE, ldap.OPT_X_TLS_REQUIRE_CERT: ldap.OPT_X_TLS_DEMAND}
+    )
+AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_X_TLS_NEWCTX: 0} if AUTH_LDAP_CA_FILE else {}
+
+# Directory writes with ldap3 (container access groups, sshPublicKey): one pool.
+LDAP_WRITE_BIND_DN = env.str("LDAP_WRITE_BIND_DN", default="")  # default: AUTH_LDAP_BIND_DN
+LDAP_WRITE_BIND_PASSWORD = env.str("LDAP_WRITE_BIND_PASSWORD", default="")
+LDAP_POOL_SIZE = env.int("LDAP_POOL_SIZE", default=4)
+LDAP_USER_UID_ATTR = env.str("LDAP_USER_UID_ATTR", default="uid")
+LDAP_CONTAINER_GROUP_BASE = env.str(
+    "LDAP_CONTAINER_GROUP_BASE", default=f"ou=containers,{LDAP_BASE_DN}"
+)
+LDAP_CONTAINER_GROUP_PREFIX = env.str("LDAP_CONTAINER_GROUP_PREFIX", default="ct-")
+LDAP_CONTAINER_GROUP_TYPE = env.str("LDAP_CONTAINER_GROUP_TYPE", default="posixGroup")
+if LDAP_CONTAINER_GROUP_TYPE not in ("posixGroup", "groupOfNames"):
+    raise ImproperlyConfigured("LDAP_CONTAINER_GROUP_TYPE must be posixGroup or groupOfNames")
+LDAP_CONTAINER_GID_BASE = env.int("LDAP_CONTAINER_GID_BASE", default=200000)
+LDAP_SSH_KEYS = env.bool("LDAP_SSH_KEYS", default=True)
+
+# Proxmox: the LDAP realm that knows the same users, and the role on /vms/<vmid>.
+PROXMOX_ACCESS_ENABLED = env.bool("PROXMOX_ACCESS_ENABLED", default=True)
+PROXMOX_REALM = env.str("PROXMOX_REALM", default="ldap")
+PROXMOX_VM_ROLE = env.str("PROXMOX_VM_ROLE", default="PVEVMUser")
+
+# Quotas: the default policy (unless a policy row without a group exists); empty = no limit.
+def _quota(name: str, default: int) -> int | None:
+    raw = env.str(name, default=str(default)).strip()
+    return int(raw) if raw else None
+
+
+QUOTA_DEFAULT_CONTAINERS = _quota("QUOTA_DEFAULT_CONTAINERS", 5)
+QUOTA_DEFAULT_CORES = _quota("QUOTA_DEFAULT_CORES", 8)
+QUOTA_DEFAULT_MEMORY_MIB = _quota("QUOTA_DEFAULT_MEMORY_MIB", 8192)
+QUOTA_DEFAULT_SWAP_MIB = _quota("QUOTA_DEFAULT_SWAP_MIB", 8192)
+QUOTA_DEFAULT_DISK_GIB = _quota("QUOTA_DEFAULT_DISK_GIB", 200)
+QUOTA_DEFAULT_CONTAINER_CORES = _quota("QUOTA_DEFAULT_CONTAINER_CORES", 4)
+QUOTA_DEFAULT_CONTAINER_MEMORY_MIB = _quota("QUOTA_DEFAULT_CONTAINER_MEMORY_MIB", 8192)
+QUOTA_DEFAULT_CONTAINER_SWAP_MIB = _quota("QUOTA_DEFAULT_CONTAINER_SWAP_MIB", 4096)
+QUOTA_DEFAULT_CONTAINER_DISK_GIB = _quota("QUOTA_DEFAULT_CONTAINER_DISK_GIB", 64)
+QUOTA_EXEMPT_STAFF = env.bool("QUOTA_EXEMPT_STAFF", default=True)
+
+# API tokens (Authorization: Bearer <token>).
+API_TOKEN_THROTTLE_RATE = env.str("API_TOKEN_THROTTLE_RATE", default="600/minute")
+API_TOKEN_LAST_USED_INTERVAL = env.int("API_TOKEN_LAST_USED_INTERVAL", default=60)
+API_TOKEN_MAX_PER_USER = env.int("API_TOKEN_MAX_PER_USER", default=50)
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "auth.api.authentication.BearerTokenAuthentication",
+    *REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"],
+]
+REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = [
+    *REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"],
+    "auth.api.permissions.TokenScopePermission",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    *REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"],
+    "auth.api.throttling.TokenRateThrottle",
+]
+
+# Two-factor authentication (TOTP with django-otp; recovery codes).
+OTP_REQUIRED_FOR_STAFF = env.bool("OTP_REQUIRED_FOR_STAFF", default=False)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Cluster Portal")
+OTP_TOTP_THROTTLE_FACTOR = env.int("OTP_TOTP_THROTTLE_FACTOR", default=1)
+OTP_RECOVERY_CODES = env.int("OTP_RECOVERY_CODES", default=10)
+OTP_LOGIN_TIMEOUT = env.int("OTP_LOGIN_TIMEOUT", default=300)
+
+# Brute-force protection (django-axes): lockout per user and address by default.
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+_cooloff = env.float("AXES_COOLOFF_MINUTES", default=15.0)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff) if _cooloff > 0 else None
+_lockout = env.list("AXES_LOCKOUT_PARAMETERS", default=["username+ip_address"])
+AXES_LOCKOUT_PARAMETERS = [p.split("+") if "+" in p else p for p in _lockout]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+if AXES_IPWARE_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+
+# Audit log.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+
+LOGIN_REDIRECT_URL = "/accounts/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- gateway (networking/: NGINX and dnsmasq on the gateway host) ----------------------
+# Defaults are loopback and high ports, right for the demo and the tests; a real gateway
+# host sets its addresses, certificate paths and reload commands (deploy/gateway.env).
+# Empty path settings are derived from GATEWAY_DIR when used.
+GATEWAY_DIR = env.str("GATEWAY_DIR", default=str(VAR_DIR / "gateway"))
+GATEWAY_NGINX_ENABLED = env.bool("GATEWAY_NGINX_ENABLED", default=True)
+GATEWAY_DNSMASQ_ENABLED = env.bool("GATEWAY_DNSMASQ_ENABLED", default=True)
+GATEWAY_NGINX_BIN = env.str("GATEWAY_NGINX_BIN", default="nginx")
+GATEWAY_DNSMASQ_BIN = env.str("GATEWAY_DNSMASQ_BIN", default="dnsmasq")
+GATEWAY_NGINX_STREAM_MODULE = env.str(
+    "GATEWAY_NGINX_STREAM_MODULE", default="/usr/lib/nginx/modules/ngx_stream_module.so"
+)
+GATEWAY_NGINX_PID_FILE = env.str("GATEWAY_NGINX_PID_FILE", default="")
+GATEWAY_DNSMASQ_PID_FILE = env.str("GATEWAY_DNSMASQ_PID_FILE", default="")
+# Empty: SIGHUP to the PID in the pid file; a restart is TERM and a fresh start.
+GATEWAY_NGINX_RELOAD_COMMAND = env.str("GATEWAY_NGINX_RELOAD_COMMAND", default="")
+GATEWAY_DNSMASQ_RELOAD_COMMAND = env.str("GATEWAY_DNSMASQ_RELOAD_COMMAND", default="")
+GATEWAY_DNSMASQ_RESTART_COMMAND = env.str("GATEWAY_DNSMASQ_RESTART_COMMAND", default="")
+GATEWAY_HTTP_LISTEN = env.list("GATEWAY_HTTP_LISTEN", default=["127.0.0.1:18080"])
+GATEWAY_HTTPS_LISTEN = env.list("GATEWAY_HTTPS_LISTEN", default=["127.0.0.1:18443"])
+# Loopback-only server the apply asks which revision nginx really serves.
+GATEWAY_STATUS_LISTEN = env.str("GATEWAY_STATUS_LISTEN", default="127.0.0.1:18099")
+GATEWAY_STREAM_BIND = env.str("GATEWAY_STREAM_BIND", default="127.0.0.1")
+GATEWAY_PUBLIC_HTTPS_PORT = env.int("GATEWAY_PUBLIC_HTTPS_PORT", default=0)  # 0: the listen port
+GATEWAY_DNS_LISTEN = env.list("GATEWAY_DNS_LISTEN", default=["127.0.0.1"])
+GATEWAY_DNS_PORT = env.int("GATEWAY_DNS_PORT", default=15353)
+GATEWAY_DHCP_ENABLED = env.bool("GATEWAY_DHCP_ENABLED", default=False)
+GATEWAY_DHCP_LEASE = env.str("GATEWAY_DHCP_LEASE", default="24h")
+# `{domain}` is replaced by the site's domain (one wildcard certificate per site).
+GATEWAY_TLS_CERTIFICATE = env.str(
+    "GATEWAY_TLS_CERTIFICATE", default="/etc/letsencrypt/live/{domain}/fullchain.pem"
+)
+GATEWAY_TLS_CERTIFICATE_KEY = env.str(
+    "GATEWAY_TLS_CERTIFICATE_KEY", default="/etc/letsencrypt/live/{domain}/privkey.pem"
+)
+GATEWAY_ACME_DIR = env.str("GATEWAY_ACME_DIR", default="")
+GATEWAY_AUTH_URL = env.str("GATEWAY_AUTH_URL", default="http://127.0.0.1:8000/gateway/auth")
+GATEWAY_PORTAL_URL = env.str("GATEWAY_PORTAL_URL", default="http://127.0.0.1:8000")
+GATEWAY_PORTAL_NAME = env.str("GATEWAY_PORTAL_NAME", default="Cluster Portal")
+GATEWAY_CLIENT_MAX_BODY_SIZE = env.str("GATEWAY_CLIENT_MAX_BODY_SIZE", default="10g")
+GATEWAY_PROXY_TIMEOUT = env.int("GATEWAY_PROXY_TIMEOUT", default=300)
+GATEWAY_STREAM_TIMEOUT = env.int("GATEWAY_STREAM_TIMEOUT", default=3600)
+GATEWAY_COALESCE_SECONDS = env.float("GATEWAY_COALESCE_SECONDS", default=0.2)
+GATEWAY_APPLY_TIMEOUT = env.float("GATEWAY_APPLY_TIMEOUT", default=120.0)
+GATEWAY_RELOAD_TIMEOUT = env.float("GATEWAY_RELOAD_TIMEOUT", default=10.0)
+GATEWAY_KEEP_RELEASES = env.int("GATEWAY_KEEP_RELEASES", default=5)
+# The portal session cookie is scoped to the site domain so that auth_request sees it on
+# protected routes (the gateway strips it before proxying to a container).
+SESSION_COOKIE_DOMAIN = env.str("SESSION_COOKIE_DOMAIN", default="") or None

@@ -2,14 +2,20 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
+from auth.views import admin_login as accounts_admin_login
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
 urlpatterns = [
+    # The admin logs in through the portal's login (LDAP, 2FA, lockout), not its own form.
+    path("admin/login/", accounts_admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("auth.urls")),
     path("api/v1/", include("portal.api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("gateway/", include("networking.urls")),  # NGINX auth_request for protected routes
     path("", include("containers.urls")),
 ]

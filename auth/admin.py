@@ -1,0 +1,272 @@
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from portal.errors import PortalError
+
+from . import services
+from .admin_audit import AuditedModelAdmin
+from .models import (
+    ApiToken,
+    AuditEntry,
+    Collaborator,
+    GroupPolicy,
+    QuotaOverride,
+    RealmSync,
+    RequestStatus,
+    ResourceRequest,
+    SshKey,
+)
+
+LIMIT_FIELDS = (
+    (
+        "Totals",
+        {
+            "fields": (
+                "max_containers",
+                "max_cores",
+                "max_memory_mib",
+                "max_swap_mib",
+                "max_disk_gib",
+            )
+        },
+    ),
+    (
+        "Largest single container",
+        {
+            "fields": (
+                "max_container_cores",
+                "max_container_memory_mib",
+                "max_container_swap_mib",
+                "max_container_disk_gib",
+            )
+        },
+    ),
+)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only and filterable: the audit log is written by services, never by hand."""
+
+    list_display = ("created_at", "actor_name", "action", "object_repr", "address", "summary")
+    list_filter = ("action", "object_type", "created_at")
+    search_fields = ("actor_name", "object_repr", "object_id", "summary", "address")
+    date_hierarchy = "created_at"
+    list_select_related = ("actor",)
+    readonly_fields = (
+        "created_at",
+        "actor",
+        "actor_name",
+        "address",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "summary",
+        "changes",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(GroupPolicy)
+class GroupPolicyAdmin(AuditedModelAdmin):
+    list_display = (
+        "__str__",
+        "max_containers",
+        "max_cores",
+        "max_memory_mib",
+        "max_swap_mib",
+        "max_disk_gib",
+        "max_container_memory_mib",
+    )
+    search_fields = ("group__name", "description")
+    fieldsets: ClassVar[Any] = ((None, {"fields": ("group", "description")}), *LIMIT_FIELDS)
+
+
+@admin.register(QuotaOverride)
+class QuotaOverrideAdmin(AuditedModelAdmin):
+    list_display = ("user", "created_at", "expires_at", "granted_by", "reason")
+    search_fields = ("user__username", "reason")
+    list_filter = ("created_at",)
+    raw_id_fields = ("user",)
+    readonly_fields = ("granted_by", "created_at")
+    fieldsets: ClassVar[Any] = (
+        (None, {"fields": ("user", "reason", "expires_at", "granted_by", "created_at")}),
+        *LIMIT_FIELDS,
+    )
+
+    def save_model(self, request: HttpRequest, obj: QuotaOverride, form: Any, change: bool) -> None:
+        if not change:
+            obj.granted_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ResourceRequest)
+class ResourceRequestAdmin(admin.ModelAdmin):
+    list_display = (
+        "pk",
+        "user",
+        "kind",
+        "container",
+        "status",
+        "created_at",
+        "decided_by",
+        "outcome",
+    )
+    list_filter = ("status", "kind")
+    search_fields = ("user__username", "reason", "container__hostname")
+    list_select_related = ("user", "container", "decided_by")
+    readonly_fields = (
+        "user",
+        "kind",
+        "container",
+        "limits",
+        "cores",
+        "memory_mib",
+        "swap_mib",
+        "disk_gib",
+        "reason",
+        "status",
+        "decided_by",
+        "decided_at",
+        "outcome",
+        "override",
+        "job",
+        "created_at",
+    )
+    fields = (*readonly_fields[:-1], "decision_note", "created_at")
+    actions = ("approve", "deny")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def _decide(
+        self, request: HttpRequest, queryset: QuerySet[ResourceRequest], approve: bool
+    ) -> None:
+        done = 0
+        for row in queryset.filter(status=RequestStatus.PENDING):
+            try:
+                if approve:
+                    services.resource_request_approve(
+                        request=row,
+                        actor=request.user,  # type: ignore[arg-type]
+                        note=row.decision_note,
+                    )
+                else:
+                    services.resource_request_deny(
+                        request=row,
+                        actor=request.user,  # type: ignore[arg-type]
+                        note=row.decision_note,
+                    )
+                done += 1
+            except PortalError as exc:
+                self.message_user(request, f"#{row.pk}: {exc.message}", messages.ERROR)
+        if done:
+            verb = "approved and applied" if approve else "denied"
+            self.message_user(request, f"{done} request(s) {verb}", messages.SUCCESS)
+
+    @admin.action(description="Approve and apply the selected requests")
+    def approve(self, request: HttpRequest, queryset: QuerySet[ResourceRequest]) -> None:
+        self._decide(request, queryset, True)
+
+    @admin.action(description="Deny the selected requests")
+    def deny(self, request: HttpRequest, queryset: QuerySet[ResourceRequest]) -> None:
+        self._decide(request, queryset, False)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made by their users; the admin only lists and revokes (the hash is never shown)."""
+
+    list_display = (
+        "name",
+        "user",
+        "prefix",
+        "scope",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "last_used_ip",
+        "revoked_at",
+    )
+    list_filter = ("scope",)
+    search_fields = ("name", "prefix", "user__username")
+    list_select_related = ("user",)
+    fields = (
+        "name",
+        "user",
+        "prefix",
+        "scope",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "last_used_ip",
+        "revoked_at",
+    )
+    readonly_fields = fields
+    actions = ("revoke",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset.filter(revoked_at__isnull=True):
+            services.token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
+        self.message_user(request, "revoked", messages.SUCCESS)
+
+
+@admin.register(SshKey)
+class SshKeyAdmin(admin.ModelAdmin):
+    list_display = ("user", "name", "fingerprint", "created_at")
+    search_fields = ("user__username", "name", "fingerprint")
+    readonly_fields = ("user", "name", "key", "fingerprint", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: SshKey) -> None:
+        services.ssh_key_remove(key=obj, actor=request.user)  # type: ignore[arg-type]
+
+
+@admin.register(Collaborator)
+class CollaboratorAdmin(admin.ModelAdmin):
+    """Read-only: collaborator changes go through the access job (GUI, API)."""
+
+    list_display = ("container", "user", "added_by", "created_at")
+    search_fields = ("container__hostname", "user__username")
+    list_select_related = ("container", "user", "added_by")
+    readonly_fields = ("container", "user", "added_by", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(RealmSync)
+class RealmSyncAdmin(admin.ModelAdmin):
+    list_display = ("user", "site", "realm", "synced_at")
+    list_filter = ("site", "realm")
+    search_fields = ("user__username",)
+    readonly_fields = ("user", "site", "realm", "synced_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from . import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("", views.account, name="account"),
+    path("login/", views.login_view, name="login"),
+    path("login/verify/", views.login_verify, name="login-verify"),
+    path("logout/", views.logout_view, name="logout"),
+    path("2fa/", views.two_factor, name="2fa"),
+    path("2fa/enrol/", views.two_factor_enrol, name="2fa-enrol"),
+]

@@ -1,0 +1,262 @@
+"""Login (LDAP password, then the TOTP code where enrolled), logout, 2FA enrolment.
+
+Thin: authentication is django-auth-ldap's and axes', the writes are in services.
+"""
+
+from __future__ import annotations
+
+import time
+from base64 import b32encode
+from typing import Any
+
+import django_otp
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import authenticate, get_user_model, login, logout
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from portal.errors import PortalError
+
+from . import selectors, services
+from .audit import audit_record
+from .backends import directory_was_down
+from .forms import LoginForm, OtpCodeForm, OtpConfirmForm
+from .models import RecoveryCode
+from .otp import qr_svg
+
+PENDING = "accounts_otp_pending"
+
+
+def _next_url(request: HttpRequest, fallback: str = "") -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback or settings.LOGIN_REDIRECT_URL
+
+
+def _finish_login(
+    request: HttpRequest, user: Any, *, device: Any = None, method: str, next_url: str = ""
+) -> HttpResponse:
+    next_url = next_url or _next_url(request)
+    login(request, user, backend=user.backend)
+    if device is not None:
+        django_otp.login(request, device)
+    services.login_record_success(user=user, method=method)
+    if services.otp_required(user) and not services.otp_enrolled(user):
+        messages.warning(request, "Staff accounts must set up two-factor authentication.")
+        return redirect(f"{reverse('accounts:2fa')}?required=1")
+    return redirect(next_url)
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated and request.method == "GET":
+        return redirect(_next_url(request))
+    form = LoginForm(request.POST or None)
+    error = ""
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        username = form.cleaned_data["username"].strip()
+        user = authenticate(request, username=username, password=form.cleaned_data["password"])
+        if getattr(request, "axes_locked_out", False):
+            services.login_record_failure(username=username, reason="locked out")
+            # AxesMiddleware turns this into the lockout page (HTTP 429).
+            return render(request, "accounts/lockout.html", {"username": username}, status=429)
+        if user is None:
+            down = directory_was_down(request)
+            reason = "directory unavailable" if down else "wrong username or password"
+            services.login_record_failure(username=username, reason=reason)
+            error = (
+                "The directory is not answering; try again in a minute."
+                if down
+                else "Wrong username or password."
+            )
+            status = 401
+        elif services.otp_enrolled(user):
+            request.session[PENDING] = {
+                "user": user.pk,
+                "backend": getattr(user, "backend", ""),
+                "at": time.time(),
+                "next": _next_url(request),
+            }
+            return redirect("accounts:login-verify")
+        else:
+            return _finish_login(request, user, method="password")
+    elif request.method == "POST":
+        error = "Enter your username and password."
+        status = 400
+    return render(
+        request,
+        "accounts/login.html",
+        {"form": form, "error": error, "next": _next_url(request, fallback="")},
+        status=status,
+    )
+
+
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login_verify(request: HttpRequest) -> HttpResponse:
+    pending = request.session.get(PENDING)
+    if not pending or time.time() - float(pending.get("at", 0)) > settings.OTP_LOGIN_TIMEOUT:
+        request.session.pop(PENDING, None)
+        messages.info(request, "Log in again: the time to enter the code ran out.")
+        return redirect("accounts:login")
+    user = get_user_model().objects.filter(pk=pending["user"], is_active=True).first()
+    if user is None:
+        request.session.pop(PENDING, None)
+        return redirect("accounts:login")
+    form = OtpCodeForm(request.POST or None)
+    error, status = "", 200
+    if request.method == "POST" and form.is_valid():
+        device = services.otp_verify(user=user, code=form.cleaned_data["code"])
+        if device is not None:
+            request.session.pop(PENDING, None)
+            user.backend = pending["backend"]  # type: ignore[attr-defined]
+            method = (
+                "password + TOTP" if isinstance(device, TOTPDevice) else "password + recovery code"
+            )
+            return _finish_login(
+                request, user, device=device, method=method, next_url=pending.get("next") or ""
+            )
+        services.login_record_failure(username=user.get_username(), reason="wrong 2FA code")
+        error, status = "That code is not right (or came too soon after a wrong one).", 401
+    return render(
+        request,
+        "accounts/login_verify.html",
+        {"form": form, "error": error, "username": user.get_username()},
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def logout_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        if request.user.is_authenticated:
+            audit_record(
+                actor=request.user,
+                action="logout",
+                obj=request.user,
+                summary=f"{request.user.get_username()} logged out",
+            )
+        logout(request)
+        return redirect(settings.LOGOUT_REDIRECT_URL)
+    return render(request, "accounts/logout.html")
+
+
+@login_required
+def account(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    quota = selectors.user_quota(user)  # type: ignore[arg-type]
+    rows = [
+        ("Containers", quota.usage.containers, quota.limits["max_containers"]),
+        ("Cores", quota.usage.cores, quota.limits["max_cores"]),
+        ("Memory (MiB)", quota.usage.memory_mib, quota.limits["max_memory_mib"]),
+        ("Swap (MiB)", quota.usage.swap_mib, quota.limits["max_swap_mib"]),
+        ("Disk (GiB)", quota.usage.disk_gib, quota.limits["max_disk_gib"]),
+    ]
+    largest = [
+        ("Cores", quota.limits["max_container_cores"]),
+        ("Memory (MiB)", quota.limits["max_container_memory_mib"]),
+        ("Swap (MiB)", quota.limits["max_container_swap_mib"]),
+        ("Disk (GiB)", quota.limits["max_container_disk_gib"]),
+    ]
+    return render(
+        request,
+        "accounts/account.html",
+        {
+            "quota": quota,
+            "rows": rows,
+            "largest": largest,
+            "groups": sorted(user.groups.values_list("name", flat=True)),
+            "has_2fa": services.otp_enrolled(user),  # type: ignore[arg-type]
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def two_factor(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    codes: list[str] = []
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "start":
+                services.totp_enrol_start(user=user)
+                return redirect("accounts:2fa-enrol")
+            if action == "codes":
+                codes = services.recovery_codes_regenerate(user=user)
+                messages.success(request, "New recovery codes; the old ones no longer work.")
+            elif action == "disable":
+                services.otp_disable(user=user, actor=user)
+                messages.success(request, "Two-factor authentication is off.")
+                return redirect("accounts:2fa")
+        except PortalError as exc:
+            messages.error(request, exc.message)
+            return redirect("accounts:2fa")
+    enrolled = services.otp_enrolled(user)
+    remaining = RecoveryCode.objects.filter(device__user=user, used_at__isnull=True).count()
+    return render(
+        request,
+        "accounts/two_factor.html",
+        {
+            "enrolled": enrolled,
+            "required": services.otp_required(user),
+            "remaining": remaining,
+            "codes": codes,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def two_factor_enrol(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    if device is None:
+        device = services.totp_enrol_start(user=user)
+    form = OtpConfirmForm(request.POST or None)
+    error, status = "", 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            codes = services.totp_enrol_confirm(
+                user=user, device=device, code=form.cleaned_data["code"]
+            )
+        except PortalError as exc:
+            error, status = exc.message, 400
+        else:
+            device.refresh_from_db()
+            django_otp.login(request, device)
+            return render(request, "accounts/recovery_codes.html", {"codes": codes, "new": True})
+    return render(
+        request,
+        "accounts/two_factor_enrol.html",
+        {
+            "form": form,
+            "error": error,
+            "qr": qr_svg(device.config_url),
+            "secret": b32encode(device.bin_key).decode(),
+        },
+        status=status,
+    )
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's login URL sends people to the portal's login, keeping `next`."""
+    target = _next_url(request, fallback=reverse("admin:index"))
+    return redirect(f"{reverse('accounts:login')}?{urlencode({'next': target})}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import ssl
 import threading
@@ -133,27 +134,34 @@ class ConnectionPool:
                 validate=ssl.CERT_REQUIRED,
                 version=ssl.PROTOCOL_TLS_CLIENT,
             )
-        self.server = ldap3.Server(
-            cfg.uri, get_info=ldap3.SCHEMA, tls=tls, connect_timeout=cfg.timeout
-        )
+        self._tls = tls
         self._idle: list[ldap3.Connection] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(cfg.pool_size)
 
     def _open(self) -> ldap3.Connection:
+        # A Server per connection: ldap3 remembers an address that failed once as
+        # unavailable, which would outlive a directory's restart.
+        server = ldap3.Server(
+            self.cfg.uri, get_info=ldap3.SCHEMA, tls=self._tls, connect_timeout=self.cfg.timeout
+        )
         conn = ldap3.Connection(
-            self.server,
+            server,
             user=self.cfg.bind_dn or None,
             password=self.cfg.password or None,
             client_strategy=ldap3.SYNC,
             raise_exceptions=True,
-            receive_timeout=self.cfg.timeout,
+            receive_timeout=max(1, math.ceil(self.cfg.timeout)),  # whole seconds (SO_RCVTIMEO)
             auto_bind=ldap3.AUTO_BIND_NONE,
         )
         conn.open()
         if self.cfg.start_tls:
             conn.start_tls()
-        if not conn.bind():
+        try:
+            bound = conn.bind()
+        except (lx.LDAPInvalidCredentialsResult, lx.LDAPInappropriateAuthenticationResult) as exc:
+            raise lx.LDAPBindError(str(exc)) from exc
+        if not bound:
             raise lx.LDAPBindError(conn.result.get("description", "bind failed"))
         return conn
 
@@ -169,6 +177,9 @@ class ConnectionPool:
                 conn = self._idle.pop() if self._idle else None
             if conn is None or conn.closed:
                 conn = self._open()
+                conn.portal_reused = False  # type: ignore[attr-defined]
+            else:
+                conn.portal_reused = True  # type: ignore[attr-defined]
             yield conn
         except BaseException as exc:
             if conn is not None and not isinstance(exc, lx.LDAPOperationResult):
@@ -216,14 +227,23 @@ class Directory:
         self.pool = ConnectionPool(cfg)
 
     def _run(self, what: str, fn: Callable[[ldap3.Connection], T]) -> T:
-        try:
-            with self.pool.connection() as conn:
-                return fn(conn)
-        except Exception as exc:
-            mapped = classify(exc, what)
-            if mapped is exc:
-                raise
-            raise mapped from exc
+        """Run fn on a pooled connection; a pooled connection the server has since closed
+        (a restart, an idle timeout) is replaced once, transparently."""
+        for attempt in (1, 2):
+            reused = False
+            try:
+                with self.pool.connection() as conn:
+                    reused = bool(getattr(conn, "portal_reused", False))
+                    return fn(conn)
+            except Exception as exc:
+                if attempt == 1 and reused and isinstance(exc, lx.LDAPCommunicationError):
+                    log.info("a pooled LDAP connection was closed by the server; reconnecting")
+                    continue
+                mapped = classify(exc, what)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
+        raise AssertionError("unreachable")
 
     # -- users -----------------------------------------------------------------------
     def user_dns(self, uids: Sequence[str]) -> dict[str, str]:
@@ -337,13 +357,16 @@ class Directory:
         def write(conn: ldap3.Connection) -> None:
             if existing is None:
                 try:
-                    conn.add(dn, attributes=attrs)
-                except lx.LDAPNoSuchObjectResult:
-                    self._ensure_base(conn)
-                    conn.add(dn, attributes=attrs)
-                change.created = True
-                change.added = wanted
-                return
+                    try:
+                        conn.add(dn, attributes=attrs)
+                    except lx.LDAPNoSuchObjectResult:
+                        self._ensure_base(conn)
+                        conn.add(dn, attributes=attrs)
+                    change.created = True
+                    change.added = wanted
+                    return
+                except lx.LDAPEntryAlreadyExistsResult:
+                    pass  # made meanwhile (or by a lost first try): fall through to a modify
             mods: dict[str, Any] = {
                 member_attr: [(ldap3.MODIFY_REPLACE, member_values)],
                 "description": [(ldap3.MODIFY_REPLACE, [desc])],
@@ -351,8 +374,9 @@ class Directory:
             if self.cfg.group_type == "posixGroup":
                 mods["gidNumber"] = [(ldap3.MODIFY_REPLACE, [self.gid_for(container_id)])]
             conn.modify(dn, mods)
-            change.added = sorted(set(wanted) - set(existing.member_uids))
-            change.removed = sorted(set(existing.member_uids) - set(wanted))
+            before = existing.member_uids if existing is not None else []
+            change.added = sorted(set(wanted) - set(before))
+            change.removed = sorted(set(before) - set(wanted))
 
         self._run(f"writing {dn}", write)
         return change
@@ -386,7 +410,7 @@ class Directory:
             return False
 
         def probe(conn: ldap3.Connection) -> bool:
-            schema = self.pool.server.schema
+            schema = conn.server.schema
             if schema is None:
                 return False
             return (
@@ -426,7 +450,7 @@ class Directory:
         def read(conn: ldap3.Connection) -> list[str]:
             conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=["*"])
             values = conn.response[0]["attributes"].get("sshPublicKey") or []
-            return [str(v) for v in values]
+            return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
         return self._run(f"reading the SSH keys of {dn}", read)
 

@@ -184,9 +184,7 @@ def _exceeded(f: str, message: str, **extra: Any) -> QuotaExceeded:
     return QuotaExceeded(message, code="quota_exceeded", limit=f, field=_MEASURE[f][0], **extra)
 
 
-def check(
-    user: User, *, new: Request, current: Container | None = None, lock: bool = True
-) -> None:
+def check(user: User, *, new: Request, current: Container | None = None, lock: bool = True) -> None:
     """Raise QuotaExceeded if `new` (a new container, or `current`'s new size) does not fit.
 
     Call inside the transaction that makes the change: it takes the user's row lock.

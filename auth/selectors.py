@@ -39,9 +39,7 @@ def visible_container_q(user: User | AnonymousUser) -> Q:
     )
 
 
-def container_role(
-    user: User | AnonymousUser | None, container: Container
-) -> Role | None:
+def container_role(user: User | AnonymousUser | None, container: Container) -> Role | None:
     """The user's relation to a container: owner, staff, collaborator, or None (invisible)."""
     if user is None or not user.is_authenticated or not getattr(user, "is_active", True):
         return None
@@ -54,9 +52,7 @@ def container_role(
     return None
 
 
-def container_allows(
-    user: User | AnonymousUser | None, container: Container, action: str
-) -> bool:
+def container_allows(user: User | AnonymousUser | None, container: Container, action: str) -> bool:
     role = container_role(user, container)
     return role is not None and role in CONTAINER_ACTIONS[action]
 
@@ -127,9 +123,7 @@ def resource_request_get(user: User | AnonymousUser, pk: int) -> ResourceRequest
         raise NotFound(f"no resource request {pk}") from None
 
 
-def audit_entries(
-    *, action: str | None = None, actor: User | None = None
-) -> QuerySet[AuditEntry]:
+def audit_entries(*, action: str | None = None, actor: User | None = None) -> QuerySet[AuditEntry]:
     qs = AuditEntry.objects.select_related("actor")
     if action:
         qs = qs.filter(action=action)

@@ -82,9 +82,7 @@ def user_by_username(username: str) -> User:
 
 
 # -- collaborators -------------------------------------------------------------------------
-def _access_job(
-    container: Container, actor: User | None, params: dict[str, Any]
-) -> Job:
+def _access_job(container: Container, actor: User | None, params: dict[str, Any]) -> Job:
     from containers.models import ContainerStatus, JobKind
     from containers.services import job_create
 
@@ -129,9 +127,7 @@ def collaborator_add(*, container: Container, username: str, actor: User | None)
     return job
 
 
-def collaborator_remove(
-    *, container: Container, username: str, actor: User | None
-) -> Job:
+def collaborator_remove(*, container: Container, username: str, actor: User | None) -> Job:
     """Take a collaborator's access away: at once in the portal, then in the directory and
     on Proxmox through the access job."""
     require_container_permission(actor, container, "manage_access")
@@ -195,9 +191,7 @@ def ssh_fingerprint(key: str) -> str:
     return base64.b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")
 
 
-def ssh_key_add(
-    *, user: User, key: str, name: str = "", actor: User | None = None
-) -> SshKey:
+def ssh_key_add(*, user: User, key: str, name: str = "", actor: User | None = None) -> SshKey:
     """Keep a public key in the user's profile (checked; wrong keys get a clear message)."""
     if "\n" in (key or "").strip():
         raise ValidationFailed("add one key at a time", field="key")
@@ -620,9 +614,7 @@ def resource_request_deny(
     return request
 
 
-def resource_request_cancel(
-    *, request: ResourceRequest, actor: User
-) -> ResourceRequest:
+def resource_request_cancel(*, request: ResourceRequest, actor: User) -> ResourceRequest:
     if request.user_id != actor.pk:
         raise NotFound(f"no resource request {request.pk}")
     with transaction.atomic():

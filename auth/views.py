@@ -64,8 +64,16 @@ def _finish_login(
 @never_cache
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
+    notice = ""
     if request.user.is_authenticated and request.method == "GET":
-        return redirect(_next_url(request))
+        if not request.GET.get("next"):
+            return redirect(settings.LOGIN_REDIRECT_URL)
+        # Sent here from a page this account may not open (the admin, for a non-staff
+        # user): offer another login rather than bouncing back and forth.
+        notice = (
+            f"You are logged in as {request.user.get_username()}, who may not open that page. "
+            "Log in with another account to continue."
+        )
     form = LoginForm(request.POST or None)
     error = ""
     status = 200
@@ -102,7 +110,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/login.html",
-        {"form": form, "error": error, "next": _next_url(request, fallback="")},
+        {"form": form, "error": error, "notice": notice, "next": _next_url(request, fallback="")},
         status=status,
     )
 

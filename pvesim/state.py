@@ -96,6 +96,7 @@ class _Running:
     gen: Any
     ctx: WorkerContext
     wake_at: float
+    started: bool = False
 
 
 class SimState:
@@ -371,7 +372,11 @@ class SimState:
 
     # -- tasks ---------------------------------------------------------------
 
-    def fork_worker(self, node: str, wtype: str, wid: str, user: str, body: WorkerBody) -> str:
+    def fork_worker(
+        self, node: str, wtype: str, wid: str, user: str, body: WorkerBody, flock: int | None = None
+    ) -> str:
+        """Start a worker; ``flock`` is a CT whose config flock the worker
+        holds from the first instant (lock_config around the whole worker)."""
         now = self.now()
         nd = self.nodes[node]
         pid = self.next_pid()
@@ -382,6 +387,8 @@ class SimState:
         self._trim_tasks(node)
         fault = self.faults.take_task_fault(wtype)
         ctx = WorkerContext(self, task, fault, self.task_duration(wtype))
+        if flock is not None:
+            ctx.hold_flock(flock)
         self.workers[upid] = _Running(body(ctx), ctx, now)
         self.mark_dirty()
         return upid
@@ -404,7 +411,30 @@ class SimState:
                         self._step(upid, run, now)
                         progressed = True
 
+    def abort_worker(self, upid: str) -> None:
+        """Kill a worker as SIGTERM would: it dies with 'received interrupt'
+        where it stands, so its own cleanup runs."""
+        run = self.workers.get(upid)
+        if run is None:
+            return
+        try:
+            if not run.started:
+                # Enter the body first, or throw() would skip its handlers.
+                run.started = True
+                next(run.gen)
+            run.gen.throw(TaskFailure("received interrupt"))
+        except StopIteration:
+            self._finish(upid, run, None)
+        except TaskFailure as exc:
+            self._finish(upid, run, exc.message)
+        except ApiError as exc:
+            self._finish(upid, run, exc.message.rstrip("\n"))
+        else:
+            run.gen.close()
+            self._finish(upid, run, "received interrupt")
+
     def _step(self, upid: str, run: _Running, now: float) -> None:
+        run.started = True
         try:
             delay = next(run.gen)
         except StopIteration:

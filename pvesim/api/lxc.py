@@ -222,7 +222,6 @@ def create_vm(ctx: Ctx, p: dict[str, Any]) -> str:
     start_after = bool(p.get("start"))
 
     def worker(w: WorkerContext) -> Worker:
-        w.hold_flock(vmid)
         allocated: list[str] = []
         try:
             yield from w.work(0.1)
@@ -266,7 +265,7 @@ def create_vm(ctx: Ctx, p: dict[str, Any]) -> str:
         if start_after:
             yield from _start_steps(w, node, vmid, skiplock=False)
 
-    return state.fork_worker(node, "vzcreate", str(vmid), ctx.authuser, worker)
+    return state.fork_worker(node, "vzcreate", str(vmid), ctx.authuser, worker, flock=vmid)
 
 
 # -- list, status, config ----------------------------------------------------
@@ -520,31 +519,13 @@ def vm_stop(ctx: Ctx, p: dict[str, Any]) -> str:
             task = run.ctx.task
             if task.type == "vzshutdown" and task.id == str(vmid) and task.node == node:
                 overruled.append(upid)
-                _abort(state, upid)
+                state.abort_worker(upid)
     upid = state.fork_worker(
         node, "vzstop", str(vmid), ctx.authuser, _stop_worker(node, vmid, skiplock, False)
     )
     for old in overruled:
         state.tasks[upid].log.append(f"overruled shutdown task {old}")
     return upid
-
-
-def _abort(state: SimState, upid: str) -> None:
-    """Kill a worker as SIGTERM would: its cleanup runs, it ends 'received interrupt'."""
-    run = state.workers.get(upid)
-    if run is None:
-        return
-    try:
-        run.gen.throw(TaskFailure("received interrupt"))
-    except StopIteration:
-        state._finish(upid, run, None)
-    except TaskFailure as exc:
-        state._finish(upid, run, exc.message)
-    except ApiError as exc:
-        state._finish(upid, run, exc.message.rstrip("\n"))
-    else:
-        run.gen.close()
-        state._finish(upid, run, "received interrupt")
 
 
 @route(

@@ -101,9 +101,7 @@ def task_log(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
 
 @route("DELETE", "/nodes/{node}/tasks/{upid}", params=apidefs.TASK_ITEM, proxy=True)
 def stop_task(ctx: Ctx, p: dict[str, Any]) -> None:
-    from pvesim.api.lxc import _abort
-
     task = _task_for(ctx, p, audit_priv="Sys.Modify")
     if task.status == "running":
-        _abort(ctx.state, task.upid)
+        ctx.state.abort_worker(task.upid)
     return None

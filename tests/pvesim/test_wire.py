@@ -6,6 +6,7 @@ import json
 import socket
 import ssl
 
+import pytest
 import requests
 from proxmoxer import ProxmoxAPI, ResourceException
 
@@ -66,16 +67,14 @@ def test_only_first_line_in_status_line(pve_sim: SimulatorThread, http: requests
 
 
 def test_proxmoxer_sees_reason_and_errors(pve: ProxmoxAPI) -> None:
-    try:
+    with pytest.raises(ResourceException) as info:
         pve.nodes("pve1").lxc.post(vmid="abc", ostemplate="x")
-    except ResourceException as exc:
-        assert exc.status_code == 400
-        assert exc.status_message == "Bad Request"
-        assert exc.content == "Parameter verification failed."
-        assert exc.errors == {"vmid": "type check ('integer') failed - got 'abc'"}
-        assert str(exc).startswith("400 Bad Request: Parameter verification failed.")
-    else:
-        raise AssertionError("expected a 400")
+    exc = info.value
+    assert exc.status_code == 400
+    assert exc.status_message == "Bad Request"
+    assert exc.content == "Parameter verification failed."
+    assert exc.errors == {"vmid": "type check ('integer') failed - got 'abc'"}
+    assert str(exc).startswith("400 Bad Request: Parameter verification failed.")
 
 
 def test_unknown_path_501(
@@ -88,13 +87,12 @@ def test_unknown_path_501(
     assert resp.reason == "Method 'POST /version' not implemented"
     resp = http.delete(api_url(pve_sim, "/cluster/resources"))
     assert resp.status_code == 501
-    try:
+    with pytest.raises(ResourceException) as info:
         pve.nodes("pve1").qemu.get()
-    except ResourceException as exc:
-        assert (exc.status_code, exc.content) == (
-            501,
-            "Method 'GET /nodes/pve1/qemu' not implemented",
-        )
+    assert (info.value.status_code, info.value.content) == (
+        501,
+        "Method 'GET /nodes/pve1/qemu' not implemented",
+    )
 
 
 def test_content_on_get_or_delete_is_501(pve_sim: SimulatorThread, http: requests.Session) -> None:
@@ -111,13 +109,10 @@ def test_content_on_get_or_delete_is_501(pve_sim: SimulatorThread, http: request
 
 def test_strict_booleans(pve: ProxmoxAPI, pve_sim: SimulatorThread, http: requests.Session) -> None:
     for bad in (True, "true", "yes", "on", "2"):
-        try:
+        with pytest.raises(ResourceException) as info:
             pve.nodes("pve1").lxc.post(vmid=105, ostemplate="x", rootfs="local-lvm:8", start=bad)
-        except ResourceException as exc:
-            assert exc.status_code == 400
-            assert exc.errors == {"start": f"type check ('boolean') failed - got '{bad}'"}
-        else:
-            raise AssertionError(bad)
+        assert info.value.status_code == 400
+        assert info.value.errors == {"start": f"type check ('boolean') failed - got '{bad}'"}
     # but inside property strings Proxmox accepts yes/on/true
     create_ct(pve, 105, features="nesting=yes,keyctl=on")
     assert pve.nodes("pve1").lxc(105).config.get()["features"] == "keyctl=1,nesting=1"

@@ -81,7 +81,6 @@ class Route:
     perm: Perm | None = None
     proxy: bool = False
     allowtoken: bool = True
-    noauth: bool = False
     pre_check: PreCheck | None = None
     regex: re.Pattern[str] = field(init=False)
 
@@ -101,13 +100,10 @@ def route(
     perm: Perm | None = None,
     proxy: bool = False,
     allowtoken: bool = True,
-    noauth: bool = False,
     pre_check: PreCheck | None = None,
 ) -> Callable[[Handler], Handler]:
     def deco(fn: Handler) -> Handler:
-        ROUTES.append(
-            Route(method, template, fn, params, perm, proxy, allowtoken, noauth, pre_check)
-        )
+        ROUTES.append(Route(method, template, fn, params, perm, proxy, allowtoken, pre_check))
         return fn
 
     return deco

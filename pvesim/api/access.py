@@ -39,7 +39,7 @@ def _cap(ctx: Ctx, userid: str) -> dict[str, dict[str, int]]:
     return out
 
 
-@route("POST", "/access/ticket", params=apidefs.TICKET, allowtoken=False, noauth=True)
+@route("POST", "/access/ticket", params=apidefs.TICKET, allowtoken=False)
 def create_ticket(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     state = ctx.state
     username = p["username"]
@@ -86,7 +86,7 @@ def create_ticket(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     return res
 
 
-@route("GET", "/access/ticket", params=apidefs.NO_PARAMS, noauth=True)
+@route("GET", "/access/ticket", params=apidefs.NO_PARAMS)
 def get_ticket(ctx: Ctx, p: dict[str, Any]) -> None:
     return None
 
@@ -171,7 +171,7 @@ def update_acl(ctx: Ctx, p: dict[str, Any]) -> None:
     return None
 
 
-@route("GET", "/access/domains", params=apidefs.NO_PARAMS, noauth=True)
+@route("GET", "/access/domains", params=apidefs.NO_PARAMS)
 def domains(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for realm in sorted(ctx.state.access.realms.values(), key=lambda r: r.realm):

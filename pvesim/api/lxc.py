@@ -937,3 +937,38 @@ def template(ctx: Ctx, p: dict[str, Any]) -> None:
 
     state.fork_worker(node, "vztemplate", str(vmid), ctx.authuser, worker)
     return None
+
+
+# -- directory indexes (existence checks clients use) ------------------------
+
+
+@route("GET", "/nodes/{node}/lxc/{vmid}", params=apidefs.NODE_VMID, proxy=True)
+def vmdiridx(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, str]]:
+    ctx.state.load_config(p["node"], p["vmid"])
+    subdirs = (
+        "config",
+        "pending",
+        "status",
+        "vncproxy",
+        "termproxy",
+        "vncwebsocket",
+        "spiceproxy",
+        "migrate",
+        "clone",
+        "rrd",
+        "rrddata",
+        "firewall",
+        "snapshot",
+        "resize",
+        "interfaces",
+    )
+    return [{"subdir": s} for s in subdirs]
+
+
+@route("GET", "/nodes/{node}/lxc/{vmid}/status", params=apidefs.NODE_VMID, proxy=True)
+def vmcmdidx(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, str]]:
+    ctx.state.load_config(p["node"], p["vmid"])
+    return [
+        {"subdir": s}
+        for s in ("current", "start", "stop", "shutdown", "reboot", "suspend", "resume")
+    ]

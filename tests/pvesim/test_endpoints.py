@@ -243,11 +243,10 @@ def test_clone_and_template(pve: ProxmoxAPI) -> None:
     with pytest.raises(ResourceException) as exc:
         pve.nodes("pve1").lxc(105).clone.post(newid=106)
     assert exc.value.content == "CT 106 already exists on node 'pve1'"
-    # template, then a linked clone
+    # template (null, with a vztemplate worker in the background), then a linked clone
     assert pve.nodes("pve1").lxc(105).template.post() is None
-    for _ in range(100):
-        if pve.nodes("pve1").lxc(105).config.get().get("template") == 1:
-            break
+    worker = pve.nodes("pve1").tasks.get(typefilter="vztemplate", source="all")[0]
+    assert wait_task(pve, worker["upid"])["exitstatus"] == "OK"
     conf = pve.nodes("pve1").lxc(105).config.get()
     assert conf["template"] == 1 and conf["rootfs"].startswith("local-lvm:base-105-disk-0")
     assert wait_task(pve, pve.nodes("pve1").lxc(105).clone.post(newid=108))["exitstatus"] == "OK"
@@ -306,3 +305,12 @@ def test_mountpoint_add_and_delete(pve: ProxmoxAPI) -> None:
     assert "unused0" not in ct.config.get()
     vols = {v["volid"] for v in pve.nodes("pve1").storage("local-lvm").content.get(vmid=105)}
     assert vols == {"local-lvm:vm-105-disk-0"}
+
+
+def test_directory_indexes(pve: ProxmoxAPI) -> None:
+    create_ct(pve, 105)
+    assert {"subdir": "config"} in pve.nodes("pve1").lxc(105).get()
+    assert {"subdir": "current"} in pve.nodes("pve1").lxc(105).status.get()
+    with pytest.raises(ResourceException) as exc:
+        pve.nodes("pve1").lxc(106).get()
+    assert exc.value.content == "Configuration file 'nodes/pve1/lxc/106.conf' does not exist"

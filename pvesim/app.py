@@ -279,7 +279,10 @@ class PveApp:
         params: dict[str, Any] = {}
         if method in ("POST", "PUT"):
             length = int(environ.get("CONTENT_LENGTH") or 0)
-            raw = environ["wsgi.input"].read(length) if length > 0 else b""
+            if environ.get("wsgi.input_terminated"):  # chunked: werkzeug de-chunks it
+                raw = environ["wsgi.input"].read()
+            else:
+                raw = environ["wsgi.input"].read(length) if length > 0 else b""
             ctype = (environ.get("CONTENT_TYPE") or "").split(";", 1)[0].strip().lower()
             if raw and ctype == "application/json":
                 try:

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     server.start()
     print(f"pvesim ready on {server.url}", flush=True)
-    while not stop.wait(0.5):
+    while not stop.wait(0.2):
         pass
     server.stop()
     return 0

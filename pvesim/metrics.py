@@ -35,11 +35,14 @@ def wave(seed: int, t: float, period: float = 900.0) -> float:
     return max(0.0, min(1.0, base + 0.1 * (_jitter(seed, int(t // 10)) - 0.5)))
 
 
-def guest_limits(guest: Guest, node: Node) -> dict[str, int | float]:
+def guest_limits(guest: Guest, node: Node) -> dict[str, Any]:
     conf = guest.conf
     memory = int(conf.get("memory", 512))
     swap = int(conf.get("swap", 512))
-    cpus = float(conf.get("cores", node.cpus))
+    # vmstatus: cpulimit if set, else cores, else every host CPU
+    cpus: int | float = int(conf.get("cores", node.cpus))
+    if float(conf.get("cpulimit", 0) or 0):
+        cpus = float(conf["cpulimit"])
     maxdisk = 0
     root = conf.get("rootfs") or conf.get("scsi0") or ""
     for part in str(root).split(","):

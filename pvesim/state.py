@@ -32,7 +32,8 @@ log = logging.getLogger("pvesim")
 
 MIB = 1 << 20
 GIB = 1 << 30
-MAX_TASKS_PER_NODE = 2000
+# Finished tasks kept per node (PVE rotates its task index too).
+MAX_TASKS_PER_NODE = 500
 STATE_VERSION = 1
 
 
@@ -307,7 +308,7 @@ class SimState:
 
     def save(self) -> None:
         with self.lock:
-            text = json.dumps(self.to_json(), indent=1, sort_keys=True)
+            text = json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True)
             tmp = self.path.with_name(f".state.json.{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_text(text)
             os.replace(tmp, self.path)

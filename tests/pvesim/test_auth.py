@@ -253,3 +253,12 @@ def test_revoked_token(pve_sim: SimulatorThread, pve: ProxmoxAPI, sim_admin: Sim
         pve.version.get()
     assert (exc.value.status_code, exc.value.content) == (401, "Authentication failed!")
     assert exc.value.errors == {"errors": b""}
+
+
+def test_get_ticket_and_parallel_requests(pve_sim: SimulatorThread, pve: ProxmoxAPI) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert session(pve_sim).get(api_url(pve_sim, "/access/ticket")).json() == {"data": None}
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: pve.cluster.resources.get(type="node"), range(24)))
+    assert all(len(r) == 2 for r in results)

@@ -205,3 +205,39 @@ def test_admin_state_dump(pve: ProxmoxAPI, sim_admin: SimAdmin) -> None:
     assert [t["type"] for t in state["tasks"]] == ["vzcreate"]
     assert "portal@pve!portal" in state["superusers"]
     assert sim_admin.tasks()[0]["exitstatus"] == "OK"
+
+
+def test_pools(pve: ProxmoxAPI, sim_admin: SimAdmin) -> None:
+    with pytest.raises(ResourceException) as exc:
+        create_ct(pve, 105, pool="customers")
+    assert (exc.value.status_code, exc.value.content) == (500, "pool 'customers' does not exist")
+    sim_admin.create_pool("customers")
+    create_ct(pve, 105, pool="customers")
+    assert (
+        next(r for r in pve.cluster.resources.get(type="vm") if r["vmid"] == 105)["pool"]
+        == "customers"
+    )
+
+
+def test_admin_is_loopback_only(pve_sim: SimulatorThread) -> None:
+    import io
+    import json
+
+    seen: list[str] = []
+    environ = {
+        "REMOTE_ADDR": "192.0.2.7",
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/_sim/state",
+        "wsgi.input": io.BytesIO(b""),
+    }
+    body = b"".join(pve_sim.server.app(environ, lambda status, headers: seen.append(status)))
+    assert seen == ["403 Forbidden"]
+    assert "loopback" in json.loads(body)["data"]["error"]
+
+
+def test_fail_any_method(pve: ProxmoxAPI, sim_admin: SimAdmin) -> None:
+    sim_admin.fail_next_requests("*", "^/version$", 1, 596, "Errors during TLS negotiation")
+    with pytest.raises(ResourceException) as exc:
+        pve.version.get()
+    assert exc.value.status_code == 596
+    assert pve.version.get()["release"] == "9.2"

@@ -39,6 +39,7 @@ STEP_PLANS: dict[str, list[tuple[str, str]]] = {
         ("access_group", "Create the directory access group"),
         ("realm_sync", "Sync the Proxmox LDAP realm (first container)"),
         ("proxmox_acl", "Grant the owner access in Proxmox"),
+        ("gateway", "Publish its name and ports on the gateway"),
     ],
     JobKind.DELETE: [
         ("revoke", "Revoke access in Proxmox"),
@@ -46,6 +47,7 @@ STEP_PLANS: dict[str, list[tuple[str, str]]] = {
         ("stop", "Stop the container"),
         ("destroy", "Destroy the container and its disks"),
         ("release", "Release its name and addresses"),
+        ("gateway", "Remove its name and ports from the gateway"),
     ],
     JobKind.START: [("start", "Start the container"), ("inspect", "Check its status")],
     JobKind.STOP: [("stop", "Shut the container down")],
@@ -403,6 +405,7 @@ def _create(ctx: JobContext) -> dict[str, Any]:
     ctx.run_step("access_group", lambda st: access.access_group_sync(ctx, st))
     ctx.run_step("realm_sync", lambda st: access.realm_sync_step(ctx, st))
     ctx.run_step("proxmox_acl", lambda st: access.proxmox_acl_sync(ctx, st))
+    _gateway_step(ctx)
     services.container_set_status(container=c, to=ContainerStatus.RUNNING)
     return {"vmid": c.vmid, "node": ctx.node, "ip": c.ip, "mac": c.mac}
 
@@ -533,10 +536,55 @@ def _delete(ctx: JobContext) -> dict[str, Any]:
     ctx.run_step("stop", stop)
     ctx.run_step("destroy", destroy)
     ctx.run_step("release", release)
+    _gateway_step(ctx)
     return {"vmid": c.vmid}
 
 
+def _gateway_step(ctx: JobContext) -> None:
+    """Ask the site's gateway to apply, and wait until an apply covering this change succeeded."""
+    if not any(s["name"] == "gateway" for s in ctx.job.steps):
+        return  # a job planned before the gateway step existed
+
+    def publish(st: dict[str, Any]) -> str | None:
+        from networking.gateway import wait_for_apply
+        from networking.services import request_apply
+
+        site = ctx.container.site
+        generation = request_apply(site, reason=f"{ctx.job.kind} {ctx.container.hostname}")
+        st["generation"] = generation
+        ctx.save_steps()
+        if not settings.GATEWAY_JOB_WAIT:
+            ctx.log(
+                f"asked the gateway for generation {generation}; not waiting (GATEWAY_JOB_WAIT)"
+            )
+            return "skipped"
+        revision = wait_for_apply(site, generation, on_poll=ctx.heartbeat)
+        if revision is None:
+            ctx.log(f"gateway generation {generation} applied")
+            return None
+        ctx.log(
+            f"gateway revision {revision.pk} ({revision.status}, generation {revision.generation}) "
+            f"in {revision.duration_ms} ms"
+        )
+        c = ctx.container
+        ours = {("route", i) for i in c.routes.values_list("id", flat=True)}
+        ours |= {("mapping", i) for i in c.port_mappings.values_list("id", flat=True)}
+        ours.add(("host", c.pk))
+        for item in revision.excluded:
+            if (item.get("kind"), item.get("id")) not in ours:
+                continue
+            ctx.log(
+                f"the gateway left out {item['name']}: {item['reason']}", level=LogLevel.WARNING
+            )
+        return None
+
+    ctx.run_step("gateway", publish)
+
+
 def _undo_mark_error(ctx: JobContext) -> str:
+    if ctx.container.status == ContainerStatus.DELETED:
+        # Only the gateway step can fail after the release: the container is gone.
+        return "the container is deleted; the gateway drops its name at its next successful apply"
     services.container_set_status(
         container=ctx.container,
         to=ContainerStatus.ERROR,

@@ -49,3 +49,12 @@ def mac_for(site_id: int, ip: str) -> str:
     """
     octets = [0x02, site_id & 0xFF, *ipaddress.IPv4Address(ip).packed]
     return ":".join(f"{o:02X}" for o in octets)
+
+
+def choose_port(low: int, high: int, *, used: Iterable[int], blocked: Iterable[int] = ()) -> int:
+    """The lowest port in [low, high] that is neither used nor blocked."""
+    taken = set(used) | set(blocked)
+    for port in range(low, high + 1):
+        if port not in taken:
+            return port
+    raise ResourceExhausted(f"no free port left in {low}-{high}", code="ports_exhausted")

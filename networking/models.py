@@ -6,15 +6,20 @@ import ipaddress
 from typing import ClassVar
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from portal.crypto import EncryptedTextField
 
 from .validators import (
+    MAX_PORT,
+    MIN_PUBLISHED_PORT,
     parse_ranges,
     validate_dns_label,
     validate_domain,
+    validate_forwarders,
+    validate_hostname,
     validate_ipv4_network,
     validate_ranges,
     validate_slug,
@@ -52,12 +57,20 @@ class Site(models.Model):
         max_length=200,
         blank=True,
         default="",
-        help_text="Upstream DNS servers for dnsmasq, comma-separated.",
+        validators=[validate_forwarders],
+        help_text="Upstream DNS servers for dnsmasq, comma-separated (IP or IP#port).",
     )
     bridge = models.CharField(max_length=15, default="vmbr0", validators=[validate_dns_label])
     rootfs_storage = models.CharField(
         max_length=64, default="local-lvm", validators=[validate_dns_label]
     )
+    # Gateway ports (TCP and UDP) handed out to containers. The defaults hold 12,000 SSH
+    # mappings and 10,768 others, above the well-known ports and below Linux's ephemeral
+    # range (32768+), which the gateway's own outgoing connections use.
+    ssh_port_min = models.PositiveIntegerField(default=10000)
+    ssh_port_max = models.PositiveIntegerField(default=21999)
+    service_port_min = models.PositiveIntegerField(default=22000)
+    service_port_max = models.PositiveIntegerField(default=32767)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -97,6 +110,21 @@ class Site(models.Model):
             self.dhcp_range_end
         ):
             raise ValidationError({"dhcp_range_end": "the DHCP range ends before it starts"})
+        ranges = {
+            "ssh": (self.ssh_port_min, self.ssh_port_max),
+            "service": (self.service_port_min, self.service_port_max),
+        }
+        for kind, (lo, hi) in ranges.items():
+            if not MIN_PUBLISHED_PORT <= lo <= hi <= MAX_PORT:
+                raise ValidationError(
+                    {
+                        f"{kind}_port_max": f"the {kind} port range must lie within "
+                        f"{MIN_PUBLISHED_PORT}-{MAX_PORT} and end after it starts"
+                    }
+                )
+        (a_lo, a_hi), (b_lo, b_hi) = ranges.values()
+        if a_lo <= b_hi and b_lo <= a_hi:
+            raise ValidationError({"service_port_min": "the SSH and service port ranges overlap"})
 
 
 class NodeState(models.TextChoices):
@@ -115,6 +143,13 @@ class Node(models.Model):
         help_text="The node name as Proxmox knows it.",
     )
     api_url = models.URLField(help_text="https://host:8006 of this node's API.")
+    ip = models.GenericIPAddressField(
+        protocol="IPv4",
+        null=True,
+        blank=True,
+        help_text="Its address on the cluster subnet, published as <name>.<internal domain>. "
+        "Empty: the API URL's host when that is an address.",
+    )
     token_id = models.CharField(max_length=200, help_text="API token id: user@realm!name")
     token_secret = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again.")
     ca_bundle = models.CharField(
@@ -159,3 +194,199 @@ class Node(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state == NodeState.ACTIVE
+
+    @property
+    def published_ip(self) -> str | None:
+        """The address dnsmasq publishes for this node: `ip`, or the API URL's host if it is one."""
+        if self.ip:
+            return str(self.ip)
+        from urllib.parse import urlsplit
+
+        try:
+            return str(ipaddress.IPv4Address(urlsplit(self.api_url).hostname or ""))
+        except ValueError:
+            return None
+
+
+# -- the gateway: HTTP routes, TCP/UDP port mappings, and what was applied ----------------------
+class RouteProtocol(models.TextChoices):
+    HTTP = "http", "HTTP"
+    HTTPS = "https", "HTTPS"
+
+
+class RouteAccess(models.TextChoices):
+    PUBLIC = "public", "Anyone"
+    USERS = "users", "Any logged-in portal user"
+    OWNER = "owner", "The owner and collaborators"
+
+
+class Route(models.Model):
+    """An HTTP service of a container at https://<subdomain>.<site domain>/.
+
+    A container's default route has an empty `name` and its hostname as subdomain;
+    other services are `<name>-<hostname>`, still one DNS label under the site's
+    wildcard certificate.
+    """
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="routes")
+    container = models.ForeignKey(
+        "containers.Container", on_delete=models.CASCADE, related_name="routes"
+    )
+    name = models.CharField(
+        max_length=63,
+        blank=True,
+        validators=[validate_dns_label],
+        help_text="Service name; empty for the container's default route.",
+    )
+    subdomain = models.CharField(max_length=63, validators=[validate_hostname])
+    backend_port = models.PositiveIntegerField(
+        default=80, validators=[MinValueValidator(1), MaxValueValidator(MAX_PORT)]
+    )
+    protocol = models.CharField(
+        max_length=5,
+        choices=RouteProtocol.choices,
+        default=RouteProtocol.HTTP,
+        help_text="What the container speaks on the backend port.",
+    )
+    access = models.CharField(max_length=8, choices=RouteAccess.choices, default=RouteAccess.PUBLIC)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering: ClassVar = ["site", "subdomain"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["site", "subdomain"], name="networking_route_unique_subdomain_per_site"
+            ),
+            models.UniqueConstraint(
+                fields=["container", "name"], name="networking_route_unique_name_per_container"
+            ),
+            models.CheckConstraint(
+                condition=Q(protocol__in=RouteProtocol.values),
+                name="networking_route_protocol_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(access__in=RouteAccess.values), name="networking_route_access_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(backend_port__gte=1, backend_port__lte=MAX_PORT),
+                name="networking_route_backend_port_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subdomain} -> :{self.backend_port}"
+
+
+class PortProtocol(models.TextChoices):
+    TCP = "tcp", "TCP"
+    UDP = "udp", "UDP"
+
+
+class PortMapping(models.Model):
+    """A TCP or UDP port on the gateway forwarded to a port of a container."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="port_mappings")
+    container = models.ForeignKey(
+        "containers.Container", on_delete=models.CASCADE, related_name="port_mappings"
+    )
+    name = models.CharField(
+        max_length=63, validators=[validate_dns_label], help_text="ssh, or the service's name."
+    )
+    protocol = models.CharField(
+        max_length=3, choices=PortProtocol.choices, default=PortProtocol.TCP
+    )
+    external_port = models.PositiveIntegerField(
+        validators=[MinValueValidator(MIN_PUBLISHED_PORT), MaxValueValidator(MAX_PORT)]
+    )
+    container_port = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_PORT)]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar = ["site", "protocol", "external_port"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["site", "protocol", "external_port"],
+                name="networking_portmapping_unique_port_per_site",
+            ),
+            models.UniqueConstraint(
+                fields=["container", "protocol", "container_port"],
+                name="networking_portmapping_unique_target_per_container",
+            ),
+            models.CheckConstraint(
+                condition=Q(protocol__in=PortProtocol.values),
+                name="networking_portmapping_protocol_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(external_port__gte=MIN_PUBLISHED_PORT, external_port__lte=MAX_PORT)
+                & Q(container_port__gte=1, container_port__lte=MAX_PORT),
+                name="networking_portmapping_ports_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.protocol}/{self.external_port} -> :{self.container_port} ({self.name})"
+
+
+class GatewayState(models.Model):
+    """The site's generation counter: every change bumps `requested`; an apply that
+    rendered the database after generation N and succeeded sets `applied` to N."""
+
+    site = models.OneToOneField(
+        Site, on_delete=models.CASCADE, primary_key=True, related_name="gateway_state"
+    )
+    requested = models.PositiveBigIntegerField(default=0)
+    applied = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.site_id}: requested {self.requested}, applied {self.applied}"
+
+
+class RevisionStatus(models.TextChoices):
+    APPLIED = "applied", "Applied"
+    UNCHANGED = "unchanged", "Unchanged (no reload)"
+    FAILED = "failed", "Failed"
+
+
+class ConfigRevision(models.Model):
+    """One apply of a site's gateway files: what it rendered, what changed, how it went."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="config_revisions")
+    generation = models.PositiveBigIntegerField(help_text="The request counter this apply covered.")
+    content_hash = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=10, choices=RevisionStatus.choices)
+    changed = models.JSONField(default=list, blank=True, help_text="Files that changed.")
+    actions = models.JSONField(default=list, blank=True, help_text="Reloads and restarts done.")
+    counts = models.JSONField(default=dict, blank=True)
+    excluded = models.JSONField(
+        default=list, blank=True, help_text="Entries left out, and why: [{kind, id, name, reason}]."
+    )
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per phase.")
+    duration_ms = models.PositiveIntegerField(default=0)
+    # render/validate: fix the data or the settings; server_down/reload: worth retrying.
+    error_code = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar = ["-id"]
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=Q(status__in=RevisionStatus.values),
+                name="networking_configrevision_status_valid",
+            ),
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=["site", "-id"], name="networking_revision_site_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site_id} generation {self.generation}: {self.status}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status != RevisionStatus.FAILED

@@ -138,3 +138,42 @@ def parse_ranges(text: str) -> list[tuple[int, int]]:
 
 def validate_ranges(text: str) -> None:
     parse_ranges(text)
+
+
+# Ports a gateway may publish: above the well-known range, at most 65535.
+MIN_PUBLISHED_PORT = 1024
+MAX_PORT = 65535
+
+
+def validate_port(value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PORT:
+        raise ValidationError("a port is a whole number from 1 to 65535", code="invalid_port")
+
+
+def parse_forwarders(text: str) -> list[str]:
+    """Upstream DNS servers: IPv4 or IPv6 addresses, each optionally with `#port`.
+
+    Returned in dnsmasq's `server=` form; anything else is refused, so nothing but an
+    address can reach the `server=` line.
+    """
+    out: list[str] = []
+    for raw in re.split(r"[\s,]+", text or ""):
+        item = raw.strip()
+        if not item:
+            continue
+        addr, _, port = item.partition("#")
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError as exc:
+            raise ValidationError(
+                f"bad DNS forwarder '{item}': an IP address, optionally with #port",
+                code="invalid_forwarder",
+            ) from exc
+        if port and (not port.isdigit() or not 1 <= int(port) <= MAX_PORT):
+            raise ValidationError(f"bad DNS forwarder port in '{item}'", code="invalid_forwarder")
+        out.append(f"{ip}#{int(port)}" if port else str(ip))
+    return out
+
+
+def validate_forwarders(text: str) -> None:
+    parse_forwarders(text)

@@ -428,7 +428,12 @@ GATEWAY_PORTAL_NAME = env.str("GATEWAY_PORTAL_NAME", default="Cluster Portal")
 GATEWAY_CLIENT_MAX_BODY_SIZE = env.str("GATEWAY_CLIENT_MAX_BODY_SIZE", default="10g")
 GATEWAY_PROXY_TIMEOUT = env.int("GATEWAY_PROXY_TIMEOUT", default=300)
 GATEWAY_STREAM_TIMEOUT = env.int("GATEWAY_STREAM_TIMEOUT", default=3600)
+# An apply starts once no change has arrived for this long (but waits at most the max).
 GATEWAY_COALESCE_SECONDS = env.float("GATEWAY_COALESCE_SECONDS", default=0.2)
+GATEWAY_COALESCE_MAX_SECONDS = env.float("GATEWAY_COALESCE_MAX_SECONDS", default=2.0)
+# Create and delete jobs wait (up to GATEWAY_APPLY_TIMEOUT) for the apply that covers them;
+# off, they only ask for it (a job runner with no gateway worker, e.g. in-process tests).
+GATEWAY_JOB_WAIT = env.bool("GATEWAY_JOB_WAIT", default=True)
 GATEWAY_APPLY_TIMEOUT = env.float("GATEWAY_APPLY_TIMEOUT", default=120.0)
 GATEWAY_RELOAD_TIMEOUT = env.float("GATEWAY_RELOAD_TIMEOUT", default=10.0)
 GATEWAY_KEEP_RELEASES = env.int("GATEWAY_KEEP_RELEASES", default=5)

@@ -99,13 +99,15 @@ def database_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def worker_env(django_db_setup: None, redis_url: str) -> dict[str, str]:
+def worker_env(django_db_setup: None, redis_url: str, local_gateway: Any) -> dict[str, str]:
     from portal.celery import app
 
     settings.CELERY_BROKER_URL = redis_url
     app.conf.broker_url = redis_url
     return {
         **TEST_ENV,
+        **local_gateway.env,  # workers apply into the session's private gateway
+        "GATEWAY_JOB_WAIT": "true",
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": redis_url,
         "LOG_LEVEL": "INFO",
@@ -147,7 +149,9 @@ class Workers:
 
 
 @pytest.fixture(scope="session")
-def make_worker(worker_env: dict[str, str], run_dir: Path) -> Iterator[Workers]:
+def make_worker(
+    worker_env: dict[str, str], run_dir: Path, gateway_worker: CeleryWorker
+) -> Iterator[Workers]:
     workers = Workers(worker_env, run_dir)
     yield workers
     workers.stop_all()
@@ -155,8 +159,8 @@ def make_worker(worker_env: dict[str, str], run_dir: Path) -> Iterator[Workers]:
 
 @pytest.fixture(scope="session")
 def worker(make_worker: Workers) -> CeleryWorker:
-    """A Celery worker process shared by the end-to-end tests."""
-    return make_worker("shared")
+    """A Celery worker process shared by the end-to-end tests (jobs, and gateway applies)."""
+    return make_worker("shared", queues="proxmox,gateway.local")
 
 
 @pytest.fixture
@@ -183,3 +187,54 @@ def wait_job(job_id: Any, *, timeout: float = 60.0) -> Any:
     job = Job.objects.get(pk=job_id)
     log = "\n".join(e.message for e in job.log_entries.order_by("id"))
     raise AssertionError(f"job {job_id} still {job.status} after {timeout} s; log:\n{log}")
+
+
+# -- the gateway ---------------------------------------------------------------------------------------
+GATEWAY_TEST_SETTINGS = {
+    "GATEWAY_APPLY_TIMEOUT": 30.0,
+    "GATEWAY_COALESCE_SECONDS": 0.1,
+    "GATEWAY_COALESCE_MAX_SECONDS": 1.0,
+    "GATEWAY_RELOAD_TIMEOUT": 8.0,
+}
+
+
+@pytest.fixture(scope="session")
+def local_gateway() -> Iterator[Any]:
+    """A private nginx and dnsmasq for the session, on loopback high ports.
+
+    The stream proxy binds a random 127.x.y.1, so two sessions on one machine never
+    compete for the same gateway ports. Jobs' gateway steps apply into it.
+    """
+    import random
+    import tempfile
+
+    from networking.gateway import LocalGateway
+
+    need_binary("nginx")
+    need_binary("dnsmasq")
+    # Not under pytest's 0700 tmp: nginx and dnsmasq workers run as nobody.
+    root = Path(tempfile.mkdtemp(prefix="portal-gateway-"))
+    rnd = random.Random()
+    bind = f"127.{rnd.randint(100, 250)}.{rnd.randint(1, 250)}.1"
+    gw = LocalGateway(
+        root, domains=["apps.example.test"], stream_bind=bind, **GATEWAY_TEST_SETTINGS
+    )
+    gw.start()
+    yield gw
+    gw.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def gateway_worker(worker_env: dict[str, str], run_dir: Path) -> Iterator[CeleryWorker]:
+    """The gateway host's worker for site `local`: applies only, so no job can starve it."""
+    w = CeleryWorker(
+        log_path=run_dir / "celery-gateway.log",
+        env=worker_env,
+        queues="gateway.local",
+        concurrency=2,
+        name="gateway",
+    )
+    w.start()
+    yield w
+    w.stop()

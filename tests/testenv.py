@@ -24,6 +24,9 @@ TEST_ENV = {
     "PROXMOX_TIMEOUT": "5",
     "CELERY_VISIBILITY_TIMEOUT": "30",
     "LOG_LEVEL": "WARNING",
+    # Jobs run in the test process have no gateway worker; the workers the tests start
+    # wait for the gateway as in production (tests/conftest.py: worker_env).
+    "GATEWAY_JOB_WAIT": "false",
     # No default quota in tests (tests that create many containers per user); the quota
     # tests in tests/accounts set their own policies.
     **{

@@ -85,6 +85,12 @@ class Command(BaseCommand):
             if opts["seed_only"]:
                 return
 
+            # The gateway (var/gateway, private nginx/dnsmasq, its worker): before the
+            # other processes, which inherit the settings it exports.
+            from networking.gateway import start_demo_gateway
+
+            started.extend(start_demo_gateway(var, say=self.stdout.write))
+
             worker = CeleryWorker(
                 log_path=var / "log" / "worker.log",
                 env={"PORTAL_DEMO": "1"},

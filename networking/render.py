@@ -1,0 +1,623 @@
+"""Rendering: one pure function from a site's state to the gateway's files.
+
+`load_state` reads the database into plain values; `render` turns those values and the
+gateway options into `{relative path: content}`. Nothing else writes configuration.
+
+Every value interpolated into an NGINX or dnsmasq file passes through `conf_value`
+(the Jinja2 `finalize` hook), which admits only integers and short ASCII tokens with no
+whitespace, quotes, `;`, `{`, `}`, `#`, `$` or backslash, so no accepted input can add a
+directive, a line or a block. Entries are checked one by one first; an entry that would
+fail is left out with its reason, so one bad row never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from .validators import DNS_LABEL_RE, DOMAIN_RE, MAC_RE, MAX_PORT, MIN_PUBLISHED_PORT
+
+if TYPE_CHECKING:
+    from .models import Site
+
+TEMPLATES = Path(__file__).resolve().parent / "config_templates"
+# The file whose content names the revision; left out of the content hash it carries.
+REVISION_FILE = "nginx/revision.conf"
+MANIFEST_FILE = "manifest.json"
+
+_TOKEN = re.compile(r"[A-Za-z0-9._:/@+~|\[\]-]+")
+_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MARK = re.compile(r"# (route|mapping|host|forwarder) (\d+)\s*$")
+
+
+class UnsafeValue(ValueError):
+    """A value that cannot be written into a configuration file as a single token."""
+
+
+class RenderError(Exception):
+    """The site or the gateway settings cannot be rendered at all (not one entry)."""
+
+
+def conf_value(value: Any) -> str:
+    """The one escaping path for configuration files: admit a safe token, refuse the rest."""
+    kind = type(value)  # exact types: a bool is not a port, a str subclass is not trusted
+    if kind is str:
+        if len(value) <= 4096 and value.isascii() and _TOKEN.fullmatch(value):
+            return value
+    elif kind is int:
+        return str(value)
+    raise UnsafeValue(f"refusing to write {value!r} into a configuration file")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def html_text(value: Any) -> Any:
+    """Values in the HTML pages: no control characters (Jinja2 then HTML-escapes them)."""
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise UnsafeValue(f"refusing control characters in {value!r}")
+    return value
+
+
+_conf_env = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    undefined=StrictUndefined,
+    finalize=conf_value,
+    autoescape=False,  # noqa: S701 - not HTML: conf_value is the escaping path
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_html_env = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    undefined=StrictUndefined,
+    finalize=html_text,
+    autoescape=True,
+    keep_trailing_newline=True,
+)
+
+
+# -- the state ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RouteEntry:
+    id: int
+    subdomain: str
+    ip: str
+    port: int
+    protocol: str
+    access: str
+
+
+@dataclass(frozen=True)
+class MappingEntry:
+    id: int
+    protocol: str
+    external_port: int
+    ip: str
+    container_port: int
+    name: str
+    hostname: str
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    kind: str  # "node" or "container"
+    id: int
+    name: str
+    ip: str
+    mac: str = ""
+
+
+@dataclass(frozen=True)
+class SiteState:
+    slug: str
+    name: str
+    domain: str
+    internal_domain: str
+    subnet: str
+    gateway_ip: str
+    dhcp_start: str
+    dhcp_end: str
+    forwarders: tuple[str, ...] = ()
+    routes: tuple[RouteEntry, ...] = ()
+    mappings: tuple[MappingEntry, ...] = ()
+    hosts: tuple[HostEntry, ...] = ()
+    # A placeholder for a gateway with no site yet: no TLS server, no DNS zone.
+    bootstrap: bool = False
+
+
+def bootstrap_state() -> SiteState:
+    return SiteState(
+        slug="bootstrap",
+        name="(no site yet)",
+        domain="gateway.invalid",
+        internal_domain="gateway.invalid",
+        subnet="127.0.0.0/8",
+        gateway_ip="127.0.0.1",
+        dhcp_start="127.0.0.1",
+        dhcp_end="127.0.0.1",
+        bootstrap=True,
+    )
+
+
+def load_state(site: Site) -> SiteState:
+    """The site's gateway-relevant rows as plain values (the only part that reads the DB).
+
+    Deleted containers are left out here as well as released, so a row left behind by
+    a failed release is never published.
+    """
+    from containers.models import LIVE, Container, ContainerStatus
+
+    from .models import PortMapping, Route
+    from .validators import parse_forwarders
+
+    gone = ContainerStatus.DELETED
+    routes = tuple(
+        RouteEntry(id=i, subdomain=sub, ip=str(ip), port=port, protocol=proto, access=access)
+        for i, sub, port, proto, access, ip in Route.objects.filter(site=site, enabled=True)
+        .exclude(container__status=gone)
+        .order_by("subdomain", "id")
+        .values_list("id", "subdomain", "backend_port", "protocol", "access", "container__ip")
+    )
+    mappings = tuple(
+        MappingEntry(
+            id=i,
+            protocol=proto,
+            external_port=ext,
+            ip=str(ip),
+            container_port=port,
+            name=name,
+            hostname=host,
+        )
+        for i, proto, ext, port, ip, name, host in PortMapping.objects.filter(site=site)
+        .exclude(container__status=gone)
+        .order_by("protocol", "external_port", "id")
+        .values_list(
+            "id",
+            "protocol",
+            "external_port",
+            "container_port",
+            "container__ip",
+            "name",
+            "container__hostname",
+        )
+    )
+    hosts: list[HostEntry] = []
+    for node in site.nodes.order_by("slot"):
+        ip = node.published_ip
+        if ip:
+            hosts.append(HostEntry(kind="node", id=node.pk, name=node.name, ip=ip))
+    hosts.extend(
+        HostEntry(kind="container", id=i, name=name, ip=str(ip), mac=mac)
+        for i, name, ip, mac in Container.objects.filter(LIVE, site=site)
+        .order_by("hostname", "id")
+        .values_list("id", "hostname", "ip", "mac")
+    )
+    try:
+        forwarders = tuple(parse_forwarders(site.dns_forwarders))
+    except Exception:
+        # Checked one by one in render, where a bad one is left out with its reason.
+        forwarders = tuple(f for f in re.split(r"[\s,]+", site.dns_forwarders or "") if f)
+    return SiteState(
+        slug=site.slug,
+        name=site.name,
+        domain=site.domain,
+        internal_domain=site.internal_domain,
+        subnet=site.subnet,
+        gateway_ip=str(site.gateway_ip),
+        dhcp_start=str(site.dhcp_range_start),
+        dhcp_end=str(site.dhcp_range_end),
+        forwarders=forwarders,
+        routes=routes,
+        mappings=mappings,
+        hosts=tuple(hosts),
+    )
+
+
+# -- the options --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GatewayOptions:
+    """Everything the files need besides the site: where they live and what they listen on."""
+
+    root: Path
+    http_listen: tuple[str, ...] = ("127.0.0.1:18080",)
+    https_listen: tuple[str, ...] = ("127.0.0.1:18443",)
+    status_listen: str = "127.0.0.1:18099"
+    stream_bind: str = "127.0.0.1"
+    public_https_port: int = 0
+    dns_listen: tuple[str, ...] = ("127.0.0.1",)
+    dns_port: int = 15353
+    dhcp_enabled: bool = False
+    dhcp_lease: str = "24h"
+    stream_module: str = "/usr/lib/nginx/modules/ngx_stream_module.so"
+    tls_certificate: str = "/etc/letsencrypt/live/{domain}/fullchain.pem"
+    tls_certificate_key: str = "/etc/letsencrypt/live/{domain}/privkey.pem"
+    acme_dir: str = ""
+    auth_url: str = "http://127.0.0.1:8000/gateway/auth"
+    portal_url: str = "http://127.0.0.1:8000"
+    portal_name: str = "Cluster Portal"
+    login_path: str = "/accounts/login/"
+    session_cookie: str = "sessionid"
+    client_max_body_size: str = "10g"
+    proxy_timeout: int = 300
+    stream_timeout: int = 3600
+
+    @classmethod
+    def from_settings(cls, root: Path | None = None) -> GatewayOptions:
+        from django.conf import settings as s
+
+        return cls(
+            root=Path(root or s.GATEWAY_DIR),
+            http_listen=tuple(s.GATEWAY_HTTP_LISTEN),
+            https_listen=tuple(s.GATEWAY_HTTPS_LISTEN),
+            status_listen=s.GATEWAY_STATUS_LISTEN,
+            stream_bind=s.GATEWAY_STREAM_BIND,
+            public_https_port=int(s.GATEWAY_PUBLIC_HTTPS_PORT),
+            dns_listen=tuple(s.GATEWAY_DNS_LISTEN),
+            dns_port=int(s.GATEWAY_DNS_PORT),
+            dhcp_enabled=bool(s.GATEWAY_DHCP_ENABLED),
+            dhcp_lease=s.GATEWAY_DHCP_LEASE,
+            stream_module=s.GATEWAY_NGINX_STREAM_MODULE,
+            tls_certificate=s.GATEWAY_TLS_CERTIFICATE,
+            tls_certificate_key=s.GATEWAY_TLS_CERTIFICATE_KEY,
+            acme_dir=s.GATEWAY_ACME_DIR,
+            auth_url=s.GATEWAY_AUTH_URL,
+            portal_url=s.GATEWAY_PORTAL_URL.rstrip("/"),
+            portal_name=s.GATEWAY_PORTAL_NAME,
+            login_path=str(s.LOGIN_URL),
+            session_cookie=s.SESSION_COOKIE_NAME,
+            client_max_body_size=s.GATEWAY_CLIENT_MAX_BODY_SIZE,
+            proxy_timeout=int(s.GATEWAY_PROXY_TIMEOUT),
+            stream_timeout=int(s.GATEWAY_STREAM_TIMEOUT),
+        )
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+
+# -- the result ---------------------------------------------------------------------------------
+@dataclass
+class Rendered:
+    files: dict[str, str]
+    content_hash: str
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    # (protocol, port) of every stream listen, for the bind check and the change summary.
+    stream_ports: dict[tuple[str, int], int] = field(default_factory=dict)
+    route_names: list[str] = field(default_factory=list)
+
+    def owner_of(self, path: str, line: int) -> tuple[str, int] | None:
+        """The entry (kind, id) that produced line `line` (1-based) of file `path`."""
+        text = self.files.get(path)
+        if text is None:
+            return None
+        lines = text.split("\n")
+        if not 1 <= line <= len(lines):
+            return None
+        m = _MARK.search(lines[line - 1])
+        return (m[1], int(m[2])) if m else None
+
+
+# -- per-entry checks ----------------------------------------------------------------------------
+def _ipv4(value: str) -> str:
+    """A dotted-quad IPv4 address, as written (a regex: ipaddress is slow at 10,000s)."""
+    if type(value) is not str or not _IPV4.fullmatch(value):
+        raise ValueError(value)
+    return value
+
+
+def _check_route(r: RouteEntry, domain: str) -> str | None:
+    if not r.subdomain.isascii() or not DNS_LABEL_RE.fullmatch(r.subdomain):
+        return f"subdomain {r.subdomain!r} is not a DNS label"
+    if len(r.subdomain) + 1 + len(domain) > 253:
+        return "the name is longer than 253 characters"
+    try:
+        _ipv4(r.ip)
+    except ValueError:
+        return f"backend address {r.ip!r} is not an IPv4 address"
+    if isinstance(r.port, bool) or not isinstance(r.port, int) or not 1 <= r.port <= MAX_PORT:
+        return f"backend port {r.port!r} is outside 1-65535"
+    if r.protocol not in ("http", "https"):
+        return f"protocol {r.protocol!r} is not http or https"
+    if r.access not in ("public", "users", "owner"):
+        return f"access {r.access!r} is not public, users or owner"
+    return None
+
+
+def _check_mapping(m: MappingEntry) -> str | None:
+    if m.protocol not in ("tcp", "udp"):
+        return f"protocol {m.protocol!r} is not tcp or udp"
+    ext, port = m.external_port, m.container_port
+    if (
+        isinstance(ext, bool)
+        or not isinstance(ext, int)
+        or not MIN_PUBLISHED_PORT <= ext <= MAX_PORT
+    ):
+        return f"gateway port {ext!r} is outside {MIN_PUBLISHED_PORT}-{MAX_PORT}"
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= MAX_PORT:
+        return f"container port {port!r} is outside 1-65535"
+    try:
+        _ipv4(m.ip)
+    except ValueError:
+        return f"container address {m.ip!r} is not an IPv4 address"
+    return None
+
+
+def _check_host(h: HostEntry) -> str | None:
+    if not h.name.isascii() or not DNS_LABEL_RE.fullmatch(h.name):
+        return f"name {h.name!r} is not a DNS label"
+    try:
+        _ipv4(h.ip)
+    except ValueError:
+        return f"address {h.ip!r} is not an IPv4 address"
+    if h.mac and not MAC_RE.fullmatch(h.mac.upper()):
+        return f"MAC {h.mac!r} is not six hex pairs"
+    return None
+
+
+def _split_forwarder(value: str) -> tuple[str, int] | None:
+    addr, _, port = value.partition("#")
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return None
+    if port and (not port.isdigit() or not 1 <= int(port) <= MAX_PORT):
+        return None
+    return str(ip), int(port) if port else 0
+
+
+def _excluded(kind: str, id_: int, name: str, reason: str) -> dict[str, Any]:
+    return {"kind": kind, "id": id_, "name": name, "reason": reason}
+
+
+def _site_errors(state: SiteState) -> list[str]:
+    errors = []
+    for label, value in (("domain", state.domain), ("internal domain", state.internal_domain)):
+        if not value.isascii() or not DOMAIN_RE.fullmatch(value):
+            errors.append(f"the site's {label} {value!r} is not a domain name")
+    for label, value in (
+        ("gateway address", state.gateway_ip),
+        ("DHCP start", state.dhcp_start),
+        ("DHCP end", state.dhcp_end),
+    ):
+        try:
+            _ipv4(value)
+        except ValueError:
+            errors.append(f"the site's {label} {value!r} is not an IPv4 address")
+    try:
+        ipaddress.IPv4Network(state.subnet)
+    except ValueError:
+        errors.append(f"the site's subnet {state.subnet!r} is not an IPv4 network")
+    return errors
+
+
+def _checked_options(o: GatewayOptions, domain: str) -> dict[str, Any]:
+    """The options as template values, each checked once: a bad setting names itself."""
+
+    def tok(name: str, value: Any) -> Any:
+        try:
+            conf_value(value)
+        except UnsafeValue as exc:
+            raise RenderError(f"setting {name} cannot be written safely: {exc}") from None
+        return value
+
+    acme = o.acme_dir or str(o.root / "acme")
+    https_port = o.public_https_port or _port_of(o.https_listen[0] if o.https_listen else "") or 443
+    if not o.auth_url.startswith(("http://", "https://")):
+        raise RenderError("setting GATEWAY_AUTH_URL must be an http(s) URL")
+    return {
+        "root": tok("GATEWAY_DIR", str(o.root)),
+        "run": tok("GATEWAY_DIR", str(o.run_dir)),
+        "http_listen": [tok("GATEWAY_HTTP_LISTEN", v) for v in o.http_listen],
+        "https_listen": [tok("GATEWAY_HTTPS_LISTEN", v) for v in o.https_listen],
+        "status_listen": tok("GATEWAY_STATUS_LISTEN", o.status_listen),
+        "stream_bind": tok("GATEWAY_STREAM_BIND", o.stream_bind),
+        "port_suffix": "" if https_port == 443 else f":{https_port}",
+        "dns_listen": [tok("GATEWAY_DNS_LISTEN", v) for v in o.dns_listen],
+        "dns_port": tok("GATEWAY_DNS_PORT", int(o.dns_port)),
+        "dhcp_enabled": o.dhcp_enabled,
+        "dhcp_lease": tok("GATEWAY_DHCP_LEASE", o.dhcp_lease),
+        "stream_module": tok("GATEWAY_NGINX_STREAM_MODULE", o.stream_module)
+        if o.stream_module
+        else "",
+        "tls_certificate": tok(
+            "GATEWAY_TLS_CERTIFICATE", o.tls_certificate.replace("{domain}", domain)
+        ),
+        "tls_certificate_key": tok(
+            "GATEWAY_TLS_CERTIFICATE_KEY", o.tls_certificate_key.replace("{domain}", domain)
+        ),
+        "acme_dir": tok("GATEWAY_ACME_DIR", acme),
+        "auth_url": tok("GATEWAY_AUTH_URL", o.auth_url),
+        "login_url": tok("GATEWAY_PORTAL_URL", o.portal_url + o.login_path),
+        "session_cookie": _cookie_name(o.session_cookie),
+        "client_max_body_size": tok("GATEWAY_CLIENT_MAX_BODY_SIZE", o.client_max_body_size),
+        "proxy_timeout": tok("GATEWAY_PROXY_TIMEOUT", int(o.proxy_timeout)),
+        "stream_timeout": tok("GATEWAY_STREAM_TIMEOUT", int(o.stream_timeout)),
+    }
+
+
+def _cookie_name(name: str) -> str:
+    # It goes into a regex as well as a token: letters, digits, '_' and '-' only.
+    if not _COOKIE_NAME.fullmatch(name):
+        raise RenderError(f"setting SESSION_COOKIE_NAME {name!r} must be letters, digits, _ or -")
+    return name
+
+
+def _port_of(listen: str) -> int:
+    _, _, port = listen.partition(" ")[0].rpartition(":")
+    return int(port) if port.isdigit() else 0
+
+
+def _round_up(n: int, to: int) -> int:
+    return (n + to - 1) // to * to
+
+
+# -- render -------------------------------------------------------------------------------------
+def render(
+    state: SiteState, options: GatewayOptions, *, exclude: Iterable[tuple[str, int]] = ()
+) -> Rendered:
+    """The site's complete gateway configuration, as {relative path: content}.
+
+    `exclude` names entries (kind, id) to leave out, e.g. those a validation blamed.
+    """
+    errors = [] if state.bootstrap else _site_errors(state)
+    if errors:
+        raise RenderError("; ".join(errors))
+    o = _checked_options(options, state.domain)
+    skip = set(exclude)
+    excluded: list[dict[str, Any]] = []
+    domain = state.domain
+
+    routes = []
+    for r in state.routes:
+        fqdn = f"{r.subdomain}.{domain}"
+        reason = (
+            "left out after a validation failure"
+            if ("route", r.id) in skip
+            else _check_route(r, domain)
+        )
+        if reason:
+            excluded.append(_excluded("route", r.id, fqdn, reason))
+        else:
+            routes.append((fqdn, f"{r.protocol}|{r.ip}:{r.port}|{r.access}", r.id))
+
+    mappings = []
+    stream_ports: dict[tuple[str, int], int] = {}
+    for m in state.mappings:
+        label = f"{m.protocol}/{m.external_port} ({m.hostname} {m.name})"
+        reason = (
+            "left out after a validation failure"
+            if ("mapping", m.id) in skip
+            else _check_mapping(m)
+        )
+        if not reason and (m.protocol, m.external_port) in stream_ports:
+            reason = f"{m.protocol.upper()} port {m.external_port} is mapped twice"
+        if reason:
+            excluded.append(_excluded("mapping", m.id, label, reason))
+            continue
+        stream_ports[(m.protocol, m.external_port)] = m.id
+        mappings.append(
+            (
+                f"{m.protocol.upper()}:{m.external_port}",
+                f"{m.ip}:{m.container_port}",
+                m.external_port,
+                m.protocol == "udp",
+                m.id,
+            )
+        )
+
+    hosts, reservations = [], []
+    names: set[str] = {"gateway"}
+    for h in state.hosts:
+        reason = "left out after a validation failure" if (h.kind, h.id) in skip else _check_host(h)
+        if not reason and h.name in names:
+            reason = f"the name {h.name!r} is already published"
+        if reason:
+            excluded.append(_excluded("host", h.id, f"{h.kind} {h.name}", reason))
+            continue
+        names.add(h.name)
+        hosts.append((h.ip, f"{h.name}.{state.internal_domain}", h.name))
+        if h.mac:
+            reservations.append((h.mac.upper(), h.ip, h.name))
+
+    forwarders = []
+    for i, f in enumerate(state.forwarders):
+        parts = _split_forwarder(f) if ("forwarder", i) not in skip else None
+        if parts is None:
+            excluded.append(_excluded("forwarder", i, f, "not an IP address (optionally #port)"))
+        else:
+            forwarders.append({"id": i, "ip": parts[0], "port": parts[1]})
+
+    net = ipaddress.IPv4Network(state.subnet)
+    # Every listening socket needs a connection slot in every worker, and each proxied
+    # connection two; the map hash is sized for 100,000 names, its buckets for the longest.
+    listens = len(mappings) + len(o["http_listen"]) + len(o["https_listen"]) + 1
+    worker_connections = listens + 8192
+    longest = max((len(r[0]) for r in routes), default=0)
+    ctx = {
+        "site": {
+            "slug": state.slug,
+            "domain": domain,
+            "internal_domain": state.internal_domain,
+            "gateway_ip": state.gateway_ip,
+            "dhcp_start": state.dhcp_start,
+            "dhcp_end": state.dhcp_end,
+            "netmask": str(net.netmask),
+        },
+        "bootstrap": state.bootstrap,
+        "o": o,
+        "routes": routes,
+        "mappings": mappings,
+        "hosts": hosts,
+        "reservations": reservations,
+        "forwarders": forwarders,
+        "worker_connections": worker_connections,
+        "nofile": 2 * worker_connections + listens,
+        "map_hash_max_size": 262144,
+        "map_hash_bucket_size": max(128, _round_up(longest + 32, 64)),
+    }
+    files = {
+        "nginx/nginx.conf": _conf_env.get_template("nginx.conf.j2").render(ctx),
+        "nginx/proxy.conf": _conf_env.get_template("proxy.conf.j2").render(ctx),
+        "nginx/errors.conf": _conf_env.get_template("errors.conf.j2").render(ctx),
+        "nginx/routes.map": _conf_env.get_template("routes.map.j2").render(ctx),
+        "nginx/stream.conf": _conf_env.get_template("stream.conf.j2").render(ctx),
+        "dnsmasq/dnsmasq.conf": _conf_env.get_template("dnsmasq.conf.j2").render(ctx),
+        "dnsmasq/hosts": _conf_env.get_template("hosts.j2").render(ctx),
+        "dnsmasq/dhcp-hosts": _conf_env.get_template("dhcp-hosts.j2").render(ctx),
+    }
+    page_ctx = {
+        "portal_name": options.portal_name,
+        "portal_url": options.portal_url,
+        "domain": domain,
+        "site_name": state.name,
+    }
+    for page in ("404", "403", "502"):
+        files[f"nginx/html/{page}.html"] = _html_env.get_template(f"{page}.html.j2").render(
+            page_ctx
+        )
+    content_hash = hash_files(files)
+    files[REVISION_FILE] = _conf_env.get_template("revision.conf.j2").render({"hash": content_hash})
+    return Rendered(
+        files=files,
+        content_hash=content_hash,
+        excluded=excluded,
+        counts={
+            "routes": len(routes),
+            "port_mappings": len(mappings),
+            "hosts": len(hosts),
+            "reservations": len(reservations),
+            "excluded": len(excluded),
+        },
+        stream_ports=stream_ports,
+        route_names=[r[0] for r in routes],
+    )
+
+
+def hash_files(files: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for path in sorted(files):
+        if path in (REVISION_FILE, MANIFEST_FILE):
+            continue
+        h.update(path.encode() + b"\0" + hashlib.sha256(files[path].encode()).digest())
+    return h.hexdigest()
+
+
+def file_hashes(files: dict[str, str]) -> dict[str, str]:
+    return {p: hashlib.sha256(c.encode()).hexdigest() for p, c in files.items()}
+
+
+def without(state: SiteState, **changes: Any) -> SiteState:
+    """A copy of the state with some fields replaced (tests and the bench build on it)."""
+    return replace(state, **changes)

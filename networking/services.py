@@ -1,0 +1,311 @@
+"""Writes to the gateway's database state: routes, port mappings, apply requests.
+
+Every function that allocates locks the site's row first (as `container_create` does),
+so concurrent requests never choose the same port or name. Every change asks for a
+gateway apply once its transaction commits; applies are coalesced per site.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from portal.errors import Conflict, ResourceExhausted, ValidationFailed
+
+from .allocation import choose_port
+from .models import (
+    GatewayState,
+    PortMapping,
+    PortProtocol,
+    Route,
+    RouteAccess,
+    RouteProtocol,
+    Site,
+)
+from .validators import validate_hostname
+
+if TYPE_CHECKING:
+    from containers.models import Container
+
+log = logging.getLogger(__name__)
+
+SSH_PORT = 22
+
+
+@dataclass(frozen=True)
+class ContainerNetwork:
+    route: Route
+    ssh: PortMapping
+
+
+def _lock_site(site_id: int) -> Site:
+    # Re-entrant inside container_create's transaction, which already holds this lock.
+    return Site.objects.select_for_update().get(pk=site_id)
+
+
+def _listen_port(address: str) -> int | None:
+    _, _, port = address.rpartition(":")
+    return int(port) if port.isdigit() else None
+
+
+def gateway_own_ports() -> set[int]:
+    """Ports the gateway itself listens on; never handed out to a container."""
+    listens = [
+        *settings.GATEWAY_HTTP_LISTEN,
+        *settings.GATEWAY_HTTPS_LISTEN,
+        settings.GATEWAY_STATUS_LISTEN,
+    ]
+    ports = {p for p in (_listen_port(a) for a in listens) if p}
+    ports.add(int(settings.GATEWAY_DNS_PORT))
+    return ports
+
+
+def _clean(obj: Route | PortMapping) -> None:
+    try:
+        obj.full_clean(validate_constraints=False)
+    except ValidationError as exc:
+        raise ValidationFailed("; ".join(exc.messages), code="invalid") from exc
+
+
+def _choose_external_port(site: Site, protocol: str, *, ssh: bool) -> int:
+    low, high = (
+        (site.ssh_port_min, site.ssh_port_max)
+        if ssh
+        else (site.service_port_min, site.service_port_max)
+    )
+    used = PortMapping.objects.filter(
+        site=site, protocol=protocol, external_port__gte=low, external_port__lte=high
+    ).values_list("external_port", flat=True)
+    try:
+        return choose_port(low, high, used=used, blocked=gateway_own_ports())
+    except ResourceExhausted as exc:
+        kind = "SSH" if ssh else "service"
+        raise ResourceExhausted(
+            f"no free {protocol.upper()} {kind} port left on {site.name} ({low}-{high}); "
+            "an operator can widen the site's port range",
+            code="ports_exhausted",
+        ) from exc
+
+
+def _require_free_subdomain(site: Site, subdomain: str, *, exclude_pk: int | None = None) -> None:
+    taken = Route.objects.filter(site=site, subdomain=subdomain)
+    if exclude_pk:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise Conflict(
+            f"the name '{subdomain}' is already used on {site.name}",
+            code="subdomain_taken",
+            field="subdomain",
+        )
+
+
+def _save(obj: Route | PortMapping) -> None:
+    try:
+        with transaction.atomic():
+            obj.save()
+    except IntegrityError as exc:
+        # The site lock makes this unreachable; never let it reach a user raw.
+        raise Conflict(
+            "another request took the same name or port; try again", code="allocation_conflict"
+        ) from exc
+
+
+# -- created with the container -----------------------------------------------------------------
+def container_network_allocate(
+    *,
+    container: Container,
+    http_port: int = 80,
+    http_protocol: str = RouteProtocol.HTTP,
+    access: str = RouteAccess.PUBLIC,
+    ssh_port: int = SSH_PORT,
+) -> ContainerNetwork:
+    """The default route (subdomain = hostname) and the SSH port mapping of a new container.
+
+    Called by `container_create` inside its transaction, under the site's row lock.
+    """
+    site = _lock_site(container.site_id)
+    _require_free_subdomain(site, container.hostname)
+    route = Route(
+        site=site,
+        container=container,
+        name="",
+        subdomain=container.hostname,
+        backend_port=http_port,
+        protocol=http_protocol,
+        access=access,
+    )
+    _clean(route)
+    _save(route)
+    ssh = PortMapping(
+        site=site,
+        container=container,
+        name="ssh",
+        protocol=PortProtocol.TCP,
+        container_port=ssh_port,
+        external_port=_choose_external_port(site, PortProtocol.TCP, ssh=True),
+    )
+    _clean(ssh)
+    _save(ssh)
+    # Published as soon as the create commits, so the DHCP reservation is in place
+    # before Proxmox boots the container.
+    request_apply(site, reason=f"create {container.hostname}")
+    return ContainerNetwork(route=route, ssh=ssh)
+
+
+def container_network_release(*, container: Container) -> tuple[int, int]:
+    """Drop a deleted container's routes and port mappings: names and ports are free again."""
+    with transaction.atomic():
+        routes, _ = Route.objects.filter(container=container).delete()
+        mappings, _ = PortMapping.objects.filter(container=container).delete()
+        request_apply(container.site_id, reason=f"release {container.hostname}")
+    return routes, mappings
+
+
+# -- edited later ------------------------------------------------------------------------------------
+def route_add(
+    *,
+    container: Container,
+    name: str,
+    backend_port: int,
+    protocol: str = RouteProtocol.HTTP,
+    access: str = RouteAccess.PUBLIC,
+) -> Route:
+    """Another HTTP service of a container, at <name>-<hostname>.<domain>."""
+    subdomain = f"{name}-{container.hostname}"
+    try:
+        validate_hostname(subdomain)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            f"service name: {exc.messages[0]} ('{subdomain}')",
+            code="invalid_service_name",
+            field="name",
+        ) from exc
+    with transaction.atomic():
+        site = _lock_site(container.site_id)
+        if Route.objects.filter(container=container, name=name).exists():
+            raise Conflict(
+                f"{container.hostname} already has a service '{name}'",
+                code="service_exists",
+                field="name",
+            )
+        _require_free_subdomain(site, subdomain)
+        route = Route(
+            site=site,
+            container=container,
+            name=name,
+            subdomain=subdomain,
+            backend_port=backend_port,
+            protocol=protocol,
+            access=access,
+        )
+        _clean(route)
+        _save(route)
+        request_apply(site, reason=f"add route {subdomain}")
+    return route
+
+
+def route_update(
+    *,
+    route: Route,
+    backend_port: int | None = None,
+    protocol: str | None = None,
+    access: str | None = None,
+    enabled: bool | None = None,
+) -> Route:
+    with transaction.atomic():
+        if backend_port is not None:
+            route.backend_port = backend_port
+        if protocol is not None:
+            route.protocol = protocol
+        if access is not None:
+            route.access = access
+        if enabled is not None:
+            route.enabled = enabled
+        _clean(route)
+        route.save(update_fields=["backend_port", "protocol", "access", "enabled", "updated_at"])
+        request_apply(route.site_id, reason=f"edit route {route.subdomain}")
+    return route
+
+
+def route_delete(*, route: Route) -> None:
+    if not route.name:
+        raise ValidationFailed(
+            "the default route goes with its container; disable it instead",
+            code="default_route",
+            field="route",
+        )
+    with transaction.atomic():
+        route.delete()
+        request_apply(route.site_id, reason=f"delete route {route.subdomain}")
+
+
+def port_mapping_add(
+    *, container: Container, container_port: int, protocol: str = PortProtocol.TCP, name: str
+) -> PortMapping:
+    """Publish one more port of a container on the gateway (from the site's service range)."""
+    with transaction.atomic():
+        site = _lock_site(container.site_id)
+        if PortMapping.objects.filter(
+            container=container, protocol=protocol, container_port=container_port
+        ).exists():
+            raise Conflict(
+                f"{protocol.upper()} port {container_port} of {container.hostname} "
+                "is already published",
+                code="port_published",
+                field="container_port",
+            )
+        mapping = PortMapping(
+            site=site,
+            container=container,
+            name=name,
+            protocol=protocol,
+            container_port=container_port,
+            external_port=_choose_external_port(site, protocol, ssh=False),
+        )
+        _clean(mapping)
+        _save(mapping)
+        request_apply(site, reason=f"publish {protocol}/{mapping.external_port}")
+    return mapping
+
+
+def port_mapping_delete(*, mapping: PortMapping) -> None:
+    with transaction.atomic():
+        mapping.delete()
+        request_apply(
+            mapping.site_id, reason=f"unpublish {mapping.protocol}/{mapping.external_port}"
+        )
+
+
+# -- applies ---------------------------------------------------------------------------------------
+def request_apply(site: Site | int, *, reason: str = "") -> int:
+    """Bump the site's generation and, once the transaction commits, queue an apply.
+
+    Returns the generation: a job waits until an apply covering it has succeeded.
+    The bump is an UPDATE on one row, so generations are handed out in commit order,
+    and an apply that reads generation N sees every change up to N.
+    """
+    site_id = site.pk if isinstance(site, Site) else int(site)
+    with transaction.atomic():
+        GatewayState.objects.get_or_create(site_id=site_id)
+        GatewayState.objects.filter(site_id=site_id).update(requested=F("requested") + 1)
+        generation = int(
+            GatewayState.objects.values_list("requested", flat=True).get(site_id=site_id)
+        )
+    log.debug("site %s: gateway generation %s (%s)", site_id, generation, reason)
+    transaction.on_commit(lambda: enqueue_apply(site_id), robust=True)
+    return generation
+
+
+def enqueue_apply(site_id: int) -> None:
+    from portal.celery import gateway_queue
+
+    from .tasks import apply_gateway
+
+    slug = Site.objects.values_list("slug", flat=True).get(pk=site_id)
+    apply_gateway.apply_async(args=(site_id,), queue=gateway_queue(slug))

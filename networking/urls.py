@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "gateway"
+
+urlpatterns = [
+    path("auth", views.gateway_auth, name="auth"),
+]

@@ -279,7 +279,8 @@ class PveApp:
         params: dict[str, Any] = {}
         if method in ("POST", "PUT"):
             length = int(environ.get("CONTENT_LENGTH") or 0)
-            if environ.get("wsgi.input_terminated"):  # chunked: werkzeug de-chunks it
+            chunked = "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
+            if chunked or environ.get("wsgi.input_terminated"):  # the server de-chunks it
                 raw = environ["wsgi.input"].read()
             else:
                 raw = environ["wsgi.input"].read(length) if length > 0 else b""

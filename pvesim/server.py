@@ -1,13 +1,18 @@
-"""HTTPS serving with werkzeug, plus the scheduler thread that runs tasks."""
+"""HTTPS serving with cheroot, plus the scheduler thread that runs tasks.
+
+cheroot (CherryPy's WSGI server) sends the WSGI status line as given, so Proxmox's
+message reaches the client as the HTTP reason phrase, and it keeps connections
+alive between requests, as pveproxy does (werkzeug's server closes every one).
+"""
 
 from __future__ import annotations
 
 import logging
 import ssl
 import threading
-from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from pvesim.app import PveApp
 from pvesim.config import SimConfig
@@ -20,32 +25,6 @@ access_log = logging.getLogger("pvesim.access")
 TICK_SECONDS = 0.02
 
 
-class PveRequestHandler(WSGIRequestHandler):
-    """Quiet by default, and named like pveproxy."""
-
-    # A stuck client must not keep a handler thread forever.
-    timeout = 60
-    # Headers and body go out in separate writes; without this, Nagle plus
-    # delayed ACKs add milliseconds to every call.
-    disable_nagle_algorithm = True
-
-    def version_string(self) -> str:
-        return "pve-api-daemon/3.0"
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info('%s "%s" %s %s', self.address_string(), self.requestline, code, size)
-
-    def log_error(self, format: str, *args: Any) -> None:
-        log.debug("http: " + format, *args)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http: " + format, *args)
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        log.debug("http %s: " + message, type, *args)
-
-
 class SimServer:
     """One simulator: state, TLS files, the HTTPS server and the task ticker."""
 
@@ -55,18 +34,21 @@ class SimServer:
         self.state = state or SimState(config)
         self.state.ssl_fingerprint = self.tls.fingerprint()  # type: ignore[attr-defined]
         self.app = PveApp(self.state, self.tls)
-        self.httpd: BaseWSGIServer = make_server(
-            config.host, config.port, self.app, threaded=True, request_handler=PveRequestHandler
+        self.httpd = wsgi.Server(
+            (config.host, config.port),
+            self.app,
+            numthreads=32,
+            max=64,
+            server_name="pve-api-daemon/3.0",
+            timeout=60,
+            shutdown_timeout=2,
+            request_queue_size=128,
         )
-        # TLS is wrapped here rather than via make_server(ssl_context=...), so
-        # the handshake runs in the handler thread (do_handshake_on_connect
-        # False): a client that connects and stalls cannot block accept().
-        ctx = self.tls.server_context()
-        self.httpd.socket = ctx.wrap_socket(
-            self.httpd.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self.httpd.ssl_context = ctx
-        self.httpd._server_version = "pve-api-daemon/3.0"
+        self.httpd.version = "pve-api-daemon/3.0"  # the Server header pveproxy sends
+        self.httpd.ssl_adapter = BuiltinSSLAdapter(str(self.tls.cert), str(self.tls.key))
+        # The serve loop wakes this often to notice stop(); 0.5 s (the default) slows every stop.
+        self.httpd.expiration_interval = 0.05
+        self.httpd.prepare()  # binds now, so that port 0 has its real port before start()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -76,7 +58,7 @@ class SimServer:
 
     @property
     def port(self) -> int:
-        return int(self.httpd.server_port)
+        return int(self.httpd.bind_addr[1])
 
     @property
     def url(self) -> str:
@@ -87,8 +69,7 @@ class SimServer:
 
     def start(self) -> None:
         serve = threading.Thread(
-            target=self.httpd.serve_forever,
-            kwargs={"poll_interval": 0.02},
+            target=self.httpd.serve,
             name="pvesim-http",
             daemon=True,
         )
@@ -112,8 +93,7 @@ class SimServer:
 
     def stop(self) -> None:
         self._stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.stop()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=5)

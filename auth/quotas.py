@@ -216,7 +216,7 @@ def check(user: User, *, new: Request, current: Container | None = None, lock: b
                 raise _exceeded(
                     f,
                     f"quota exceeded: {name} {value}{unit} for one container > "
-                    f"{limit.value}{unit} allowed by {limit.source}",
+                    f"{limit.value} allowed by {limit.source}",
                     requested=value,
                     allowed=limit.value,
                     source=limit.source,
@@ -227,8 +227,8 @@ def check(user: User, *, new: Request, current: Container | None = None, lock: b
         if more > 0 and in_use + more > limit.value:
             raise _exceeded(
                 f,
-                f"quota exceeded: {name} {in_use}{unit} in use + {more}{unit} requested > "
-                f"{limit.value}{unit} allowed by {limit.source}",
+                f"quota exceeded: {name} {in_use}{unit} in use + {more} requested > "
+                f"{limit.value} allowed by {limit.source}",
                 in_use=in_use,
                 requested=more,
                 allowed=limit.value,

@@ -355,7 +355,7 @@ class TokenInvalid(Exception):
 
 def token_authenticate(raw: str, *, address: str | None) -> ApiToken:
     """The token a bearer value names, if it is valid; records its last use."""
-    parts = (raw or "").strip().split("_")
+    parts = (raw or "").strip().split("_", 2)  # the secret itself may contain "_"
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[1] or not parts[2]:
         raise TokenInvalid("malformed token")
     token = ApiToken.objects.select_related("user").filter(prefix=parts[1]).first()

@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
     acks_late=True,
     max_retries=8,
     ignore_result=True,
-    queue="proxmox",
 )
 def sync_ssh_keys(self: Task, user_id: int) -> str:
     """Write a user's portal SSH keys to the directory's sshPublicKey (idempotent)."""

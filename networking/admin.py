@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from auth.admin_audit import AuditedModelAdmin  # admin changes to sites and nodes are audited
 
-from .models import Node, Site
+from . import services
+from .models import ConfigRevision, Node, PortMapping, Route, Site
 
 
 class NodeForm(forms.ModelForm):
@@ -47,10 +52,35 @@ class NodeInline(admin.TabularInline):
 
 @admin.register(Site)
 class SiteAdmin(AuditedModelAdmin):
-    list_display = ("name", "slug", "domain", "internal_domain", "subnet", "gateway_ip")
+    list_display = (
+        "name",
+        "slug",
+        "domain",
+        "internal_domain",
+        "subnet",
+        "gateway_ip",
+        "gateway_status",
+    )
     search_fields = ("name", "slug", "domain")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [NodeInline]
+    actions = ["apply_gateway"]
+
+    @admin.display(description="Gateway")
+    def gateway_status(self, obj: Site) -> str:
+        last = obj.config_revisions.first()
+        if last is None:
+            return "never applied"
+        text = f"{last.status} (generation {last.generation})"
+        return f"{text}, {len(last.excluded)} left out" if last.excluded else text
+
+    @admin.action(description="Apply the gateway configuration now")
+    def apply_gateway(self, request: HttpRequest, queryset: QuerySet[Site]) -> None:
+        for site in queryset:
+            services.request_apply(site, reason=f"admin {request.user}")
+        self.message_user(
+            request, f"asked {queryset.count()} gateway(s) to apply; see Config revisions"
+        )
 
 
 @admin.register(Node)
@@ -70,3 +100,120 @@ class NodeAdmin(AuditedModelAdmin):
         "created_at",
         "updated_at",
     )
+
+
+@admin.register(ConfigRevision)
+class ConfigRevisionAdmin(admin.ModelAdmin):
+    """What each apply did; a failed one says why, and the live files kept serving."""
+
+    list_display = (
+        "id",
+        "site",
+        "generation",
+        "status",
+        "error_code",
+        "left_out",
+        "duration_ms",
+        "created_at",
+    )
+    list_filter = ("site", "status", "error_code")
+    readonly_fields = (
+        "site",
+        "generation",
+        "content_hash",
+        "status",
+        "changed",
+        "actions",
+        "counts",
+        "excluded",
+        "timings",
+        "duration_ms",
+        "error_code",
+        "error",
+        "created_at",
+    )
+
+    @admin.display(description="Left out")
+    def left_out(self, obj: ConfigRevision) -> int:
+        return len(obj.excluded)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: ConfigRevision | None = None
+    ) -> bool:
+        return False
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin):
+    list_display = (
+        "subdomain",
+        "site",
+        "container",
+        "backend_port",
+        "protocol",
+        "access",
+        "enabled",
+    )
+    list_filter = ("site", "protocol", "access", "enabled")
+    search_fields = ("subdomain", "container__hostname")
+    list_select_related = ("site", "container")
+    fields = (
+        "site",
+        "container",
+        "name",
+        "subdomain",
+        "backend_port",
+        "protocol",
+        "access",
+        "enabled",
+    )
+    readonly_fields = ("site", "container", "name", "subdomain")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # routes are made with their container (or by route_add)
+
+    def save_model(self, request: HttpRequest, obj: Route, form: Any, change: bool) -> None:
+        services.route_update(
+            route=obj,
+            backend_port=obj.backend_port,
+            protocol=obj.protocol,
+            access=obj.access,
+            enabled=obj.enabled,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Route) -> None:
+        services.route_delete(route=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
+        for route in queryset:
+            services.route_delete(route=route)
+
+
+@admin.register(PortMapping)
+class PortMappingAdmin(admin.ModelAdmin):
+    list_display = ("external_port", "protocol", "site", "container", "container_port", "name")
+    list_filter = ("site", "protocol")
+    search_fields = ("container__hostname", "=external_port")
+    list_select_related = ("site", "container")
+    readonly_fields = (
+        "site",
+        "container",
+        "name",
+        "protocol",
+        "external_port",
+        "container_port",
+        "created_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # ports are allocated by the services, under the site lock
+
+    def delete_model(self, request: HttpRequest, obj: PortMapping) -> None:
+        services.port_mapping_delete(mapping=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PortMapping]) -> None:
+        for mapping in queryset:
+            services.port_mapping_delete(mapping=mapping)

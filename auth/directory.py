@@ -177,9 +177,9 @@ class ConnectionPool:
                 conn = self._idle.pop() if self._idle else None
             if conn is None or conn.closed:
                 conn = self._open()
-                conn.portal_reused = False  # type: ignore[attr-defined]
+                conn.portal_reused = False
             else:
-                conn.portal_reused = True  # type: ignore[attr-defined]
+                conn.portal_reused = True
             yield conn
         except BaseException as exc:
             if conn is not None and not isinstance(exc, lx.LDAPOperationResult):

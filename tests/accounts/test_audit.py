@@ -31,7 +31,9 @@ def test_each_write_is_recorded_once_with_actor_address_object_and_summary() -> 
     alice, staff = UserFactory(username="alice"), UserFactory(username="ops", is_staff=True)
     UserFactory(username="carol")
     with request_address("203.0.113.9"):
-        c = services.container_create(owner=alice, hostname="web", template=site.templates.get()).container
+        c = services.container_create(
+            owner=alice, hostname="web", template=site.templates.get()
+        ).container
         settle(c, "running")
         services.container_stop(container=c, actor=alice)
         settle(c, "stopped")
@@ -84,7 +86,9 @@ def test_each_write_is_recorded_once_with_actor_address_object_and_summary() -> 
 def test_a_refused_write_records_nothing() -> None:
     site = make_site()
     alice, eve = UserFactory(), UserFactory()
-    c = services.container_create(owner=alice, hostname="web", template=site.templates.get()).container
+    c = services.container_create(
+        owner=alice, hostname="web", template=site.templates.get()
+    ).container
     settle(c, "running")
     before = AuditEntry.objects.count()
     from portal.errors import NotFound
@@ -119,7 +123,10 @@ def test_the_admin_lists_and_filters_but_never_edits() -> None:
     assert client.get("/admin/accounts/auditentry/add/").status_code == 403
     change = client.get(f"/admin/accounts/auditentry/{entry.pk}/change/")
     assert change.status_code == 200 and b'name="_save"' not in change.content
-    assert client.post(f"/admin/accounts/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert (
+        client.post(f"/admin/accounts/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
     assert AuditEntry.objects.filter(pk=entry.pk).exists()
 
 
@@ -130,7 +137,9 @@ def test_admin_changes_to_sites_and_nodes_are_recorded_without_secret_values() -
     page = client.get(f"/admin/networking/node/{node.pk}/change/")
     form = page.context["adminform"].form
     data = {k: ("" if v is None else v) for k, v in form.initial.items() if k in form.fields}
-    data.update(site=site.pk, token_secret="brand-new-secret-value", slot=node.slot, state=node.state)
+    data.update(
+        site=site.pk, token_secret="brand-new-secret-value", slot=node.slot, state=node.state
+    )
     data["verify_tls"] = "on" if node.verify_tls else ""
     response = client.post(f"/admin/networking/node/{node.pk}/change/", data)
     assert response.status_code == 302, response.context["adminform"].form.errors

@@ -22,8 +22,10 @@ def world():
     site = make_site()
     alice, carol, eve = (UserFactory(username=n) for n in ("alice", "carol", "eve"))
     staff = UserFactory(username="ops", is_staff=True)
-    c = services.container_create(owner=alice, hostname="web", template=site.templates.get()).container
-    settle(c, "error")  # "error" allows start, stop, resize... so only permissions decide
+    c = services.container_create(
+        owner=alice, hostname="web", template=site.templates.get()
+    ).container
+    settle(c, "error")  # "error" allows both start and stop: only permissions decide
     accounts.collaborator_add(container=c, username="carol", actor=alice)
     settle(c, "error")
     return {"site": site, "alice": alice, "carol": carol, "eve": eve, "staff": staff, "c": c}
@@ -63,7 +65,9 @@ SERVICE_CALLS = {
     "restart": lambda c, u: services.container_restart(container=c, actor=u),
     "resize": lambda c, u: services.container_resize(container=c, actor=u, cores=2),
     "delete": lambda c, u: services.container_delete(container=c, actor=u),
-    "add collaborator": lambda c, u: accounts.collaborator_add(container=c, username="eve", actor=u),
+    "add collaborator": lambda c, u: accounts.collaborator_add(
+        container=c, username="eve", actor=u
+    ),
     "remove collaborator": lambda c, u: accounts.collaborator_remove(
         container=c, username="carol", actor=u
     ),

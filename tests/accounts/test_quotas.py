@@ -213,8 +213,12 @@ def test_overrides_raise_limits_until_they_expire(site) -> None:
     )
     assert user_quota(owner).limits["max_containers"].source == f"quota override #{override.pk}"
     make(site, owner, "b")
-    QuotaOverride.objects.filter(pk=override.pk).update(expires_at=timezone.now() - timedelta(days=1))
-    with pytest.raises(QuotaExceeded, match=r"containers 2 in use \+ 1 requested > 1 allowed by the default policy"):
+    QuotaOverride.objects.filter(pk=override.pk).update(
+        expires_at=timezone.now() - timedelta(days=1)
+    )
+    with pytest.raises(
+        QuotaExceeded, match=r"containers 2 in use \+ 1 requested > 1 allowed by the default policy"
+    ):
         make(site, owner, "c")
     assert AuditEntry.objects.filter(action="quota.override").count() == 1
 
@@ -240,7 +244,10 @@ def test_a_quota_request_approved_applies_itself(site) -> None:
     staff = UserFactory(is_staff=True)
     make(site, owner, "a")
     req = accounts.resource_request_create(
-        user=owner, kind="quota", reason="I run two services for my thesis", limits={"max_containers": 2}
+        user=owner,
+        kind="quota",
+        reason="I run two services for my thesis",
+        limits={"max_containers": 2},
     )
     assert req.status == RequestStatus.PENDING
     with pytest.raises(PermissionDenied):
@@ -279,8 +286,12 @@ def test_a_denied_request_says_why_and_changes_nothing(site) -> None:
     req = accounts.resource_request_create(
         user=owner, kind="quota", reason="I would like a lot more", limits={"max_cores": 64}
     )
-    req = accounts.resource_request_deny(request=req, actor=staff, note="64 cores is the whole node")
-    assert req.status == RequestStatus.DENIED and req.outcome == "denied: 64 cores is the whole node"
+    req = accounts.resource_request_deny(
+        request=req, actor=staff, note="64 cores is the whole node"
+    )
+    assert (
+        req.status == RequestStatus.DENIED and req.outcome == "denied: 64 cores is the whole node"
+    )
     assert not QuotaOverride.objects.filter(user=owner).exists()
     assert AuditEntry.objects.filter(action="resource_request.deny", actor=staff).count() == 1
 
@@ -288,7 +299,9 @@ def test_a_denied_request_says_why_and_changes_nothing(site) -> None:
 def test_bad_requests_are_refused_clearly(site) -> None:
     owner = UserFactory()
     with pytest.raises(ValidationFailed, match="why"):
-        accounts.resource_request_create(user=owner, kind="quota", reason="pls", limits={"max_cores": 8})
+        accounts.resource_request_create(
+            user=owner, kind="quota", reason="pls", limits={"max_cores": 8}
+        )
     with pytest.raises(ValidationFailed, match="unknown limits"):
         accounts.resource_request_create(
             user=owner, kind="quota", reason="a real reason here", limits={"max_gpus": 1}

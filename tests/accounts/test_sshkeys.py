@@ -17,8 +17,12 @@ from tests.factories import UserFactory, make_site
 
 pytestmark = pytest.mark.django_db
 
-ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bob@laptop"
-ED25519_2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHrY8kzJkVQ0c1p7r9rKk4zQb8m5Y0sJdV0kzvXo7h3W bob@desk"
+ED25519 = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bob@laptop"
+)
+ED25519_2 = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHrY8kzJkVQ0c1p7r9rKk4zQb8m5Y0sJdV0kzvXo7h3W bob@desk"
+)
 
 
 def fingerprint(key: str) -> str:
@@ -40,7 +44,10 @@ def test_a_key_is_checked_and_kept(db) -> None:
         ("not a key", "unsupported SSH key type"),
         ("ssh-ed25519", "looks like 'ssh-ed25519 AAAA... comment'"),
         ("ssh-ed25519 !!!notbase64 x", "not valid base64"),
-        ("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl", "is a 'ssh-ed25519' key"),
+        (
+            "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+            "is a 'ssh-ed25519' key",
+        ),
         ("ssh-dss AAAAB3NzaC1kc3M= old", "unsupported SSH key type 'ssh-dss'"),
         (f"{ED25519}\n{ED25519_2}", "one key at a time"),
     ],
@@ -63,7 +70,9 @@ def test_profile_keys_go_to_new_containers(db) -> None:
     bob = UserFactory(username="bob")
     accounts.ssh_key_add(user=bob, key=ED25519)
     accounts.ssh_key_add(user=bob, key=ED25519_2)
-    c = services.container_create(owner=bob, hostname="web", template=site.templates.get()).container
+    c = services.container_create(
+        owner=bob, hostname="web", template=site.templates.get()
+    ).container
     assert c.ssh_public_keys.splitlines() == [ED25519, ED25519_2]
     # Keys given with the request win over the profile's.
     c2 = services.container_create(
@@ -81,7 +90,9 @@ def test_keys_are_written_to_the_directorys_sshpublickey(ldap_users, slapd) -> N
     assert [v.decode() if isinstance(v, bytes) else v for v in entry["sshPublicKey"]] == [ED25519]
     accounts.ssh_key_remove(key=SshKey.objects.get(user=bob), actor=bob)
     assert sync_ssh_keys(bob.pk) == "wrote 0 SSH key(s) for bob"
-    assert slapd.search(f"uid=bob,{PEOPLE}", attrs=["sshPublicKey"])[0].get("sshPublicKey", []) == []
+    assert (
+        slapd.search(f"uid=bob,{PEOPLE}", attrs=["sshPublicKey"])[0].get("sshPublicKey", []) == []
+    )
 
 
 @pytest.mark.ldap

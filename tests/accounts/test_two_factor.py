@@ -37,7 +37,9 @@ def enrol(client: Client) -> tuple[TOTPDevice, list[str]]:
     import base64
 
     assert base64.b32decode(secret) == device.bin_key  # what the QR code carries, typed by hand
-    wrong = client.post("/accounts/2fa/enrol/", {"code": "000000" if totp(device) != "000000" else "111111"})
+    wrong = client.post(
+        "/accounts/2fa/enrol/", {"code": "000000" if totp(device) != "000000" else "111111"}
+    )
     assert wrong.status_code == 400 and b"not right" in wrong.content
     done = client.post("/accounts/2fa/enrol/", {"code": totp(device)})
     assert done.status_code == 200
@@ -59,7 +61,9 @@ def test_enrol_then_log_in_with_and_without_the_code(ldap_settings, no_throttle)
     device, codes = enrol(client)
     assert len(codes) == 10 and len(set(codes)) == 10
     assert RecoveryCode.objects.filter(device__user=device.user).count() == 10
-    assert not any(c in str(list(RecoveryCode.objects.values_list("code_hash", flat=True))) for c in codes)
+    assert not any(
+        c in str(list(RecoveryCode.objects.values_list("code_hash", flat=True))) for c in codes
+    )
     assert AuditEntry.objects.filter(action="2fa.enable", actor=device.user).exists()
 
     fresh = Client()

@@ -202,16 +202,17 @@ def write_tree(files: dict[str, str], directory: Path) -> None:
 
 
 def _raise_nofile() -> None:
-    # nginx opens one socket per mapping even for `-t`; let it use the hard limit.
+    # nginx opens one socket per mapping even for `-t`; let it (a child) use the hard
+    # limit. Raised in this process, once, so that children start without a preexec hook
+    # (which would force a slow fork of the whole worker).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _run(argv: list[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, preexec_fn=_raise_nofile, check=False
-    )
+    _raise_nofile()
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -244,19 +245,26 @@ def dnsmasq_test(conf: Path) -> tuple[bool, str]:
     return out.returncode == 0, (out.stderr + out.stdout).strip()
 
 
+_LOG_PREFIX = re.compile(r"^.*?\[(?:emerg|alert|crit|error)\] (?:\d+#\d+: )?")
+
+
 def blame(
     output: str, rendered: Rendered, stage: Path, pattern: re.Pattern[str]
-) -> set[tuple[str, int]]:
-    """The entries a validator's error lines point at (file and line of the staged copy)."""
-    found = set()
-    for m in pattern.finditer(output):
+) -> dict[tuple[str, int], str]:
+    """The entries a validator's error lines point at (file and line of the staged copy),
+    each with the validator's words."""
+    found = {}
+    for line in output.splitlines():
+        m = pattern.search(line)
+        if not m:
+            continue
         try:
             rel = Path(m["path"]).resolve().relative_to(stage.resolve()).as_posix()
         except ValueError:
             continue
         owner = rendered.owner_of(rel, int(m["line"]))
         if owner:
-            found.add(owner)
+            found[owner] = _LOG_PREFIX.sub("", line).replace(f"{stage}/", "")
     return found
 
 
@@ -281,6 +289,26 @@ def read_pid(path: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if pid_alive(pid) else None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(stat.parent.name))
+        return found
+
+
+def _retired(pid: int) -> bool:
+    """An old nginx worker has stopped accepting: gone, or (after QUIT) shutting down."""
+    try:
+        return b"shutting down" in Path(f"/proc/{pid}/cmdline").read_bytes() or not pid_alive(pid)
+    except OSError:
+        return True
 
 
 def _http_get(url: str, timeout: float = 1.0) -> str | None:
@@ -309,6 +337,10 @@ class Nginx:
 
     def served(self) -> str | None:
         return _http_get(status_url(self.options.status_listen))
+
+    def workers(self) -> list[int]:
+        pid = self.pid()
+        return _children(pid) if pid else []
 
     def reload(self) -> None:
         if settings.GATEWAY_NGINX_RELOAD_COMMAND:
@@ -587,7 +619,7 @@ def _apply(run: _Run) -> ConfigRevision:
         with run.phase("write"):
             write_tree({**rendered.files, MANIFEST_FILE: json.dumps(manifest)}, stage)
         with run.phase("validate"):
-            blamed = _validate(stage, rendered, use_nginx, use_dnsmasq)
+            blamed = _validate(run, stage, rendered, use_nginx, use_dnsmasq)
         if blamed:
             shutil.rmtree(stage, ignore_errors=True)
             run.blamed.update(blamed)
@@ -651,7 +683,7 @@ def _blocked_ports(
 
 
 def _validate(
-    stage: Path, rendered: Rendered, use_nginx: bool, use_dnsmasq: bool
+    run: _Run, stage: Path, rendered: Rendered, use_nginx: bool, use_dnsmasq: bool
 ) -> dict[tuple[str, int], str]:
     """Blamed entries with the validator's words; raises when the error is not one entry's."""
     blamed: dict[tuple[str, int], str] = {}
@@ -673,7 +705,8 @@ def _validate(
             )
         )
     for name, check, where in checks:
-        ok, output = check()
+        with run.phase(name):
+            ok, output = check()
         if ok:
             continue
         owners = blame(output, rendered, stage, where)
@@ -682,8 +715,7 @@ def _validate(
                 "validate",
                 f"{name} rejected the configuration; the live files keep serving:\n{output}",
             )
-        for owner in owners:
-            blamed[owner] = f"{name}: {output.splitlines()[0] if output else 'rejected'}"
+        blamed.update({owner: f"{name}: {why}" for owner, why in owners.items()})
     return blamed
 
 
@@ -704,8 +736,10 @@ def _reload(
             run.actions.append("nginx not running: files installed for its start")
         else:
             log_offset = _size(run.paths.nginx_error_log)
+            old_workers = nginx.workers()
             nginx.reload()
-            deadline = time.monotonic() + settings.GATEWAY_RELOAD_TIMEOUT
+            signalled = time.monotonic()
+            deadline = signalled + settings.GATEWAY_RELOAD_TIMEOUT
             while nginx.served() != rendered.content_hash:
                 if time.monotonic() > deadline:
                     text = _read_from(run.paths.nginx_error_log, log_offset)
@@ -719,6 +753,12 @@ def _reload(
                         f"says:\n{text[-2000:] or '(nothing)'}",
                     )
                 time.sleep(0.01)
+            # A new worker answered; the old ones may still accept for a moment, until
+            # they have seen the master's QUIT. Served only once none of them can.
+            run.timings["nginx serving"] = round(time.monotonic() - signalled, 4)
+            while not all(_retired(p) for p in old_workers) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            run.timings["nginx old workers retired"] = round(time.monotonic() - signalled, 4)
             run.actions.append("nginx reloaded")
     if use_dnsmasq:
         main_changed = run.force or "dnsmasq/dnsmasq.conf" in changed

@@ -20,16 +20,29 @@ from portal.procs import free_port
 def no_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Creates queue no Proxmox job: these tests are about the gateway."""
     monkeypatch.setattr("containers.tasks.enqueue_job", lambda job_id: None)
+    # Nor is there a Proxmox to ask which VMIDs it uses.
+    monkeypatch.setattr("containers.services.proxmox_used_vmids", lambda site: frozenset())
 
 
 @pytest.fixture
-def apply_here(monkeypatch: pytest.MonkeyPatch, local_gateway: Any) -> None:
-    """Applies run in the test process (called by the test), not on the gateway worker."""
+def no_gateway_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changes queue no apply task (the test applies, or does not need to)."""
     monkeypatch.setattr("networking.services.enqueue_apply", lambda site_id: None)
 
 
 @pytest.fixture
-def gw_site(local_gateway: Any, no_jobs: None, apply_here: None) -> Any:
+def apply_here(no_gateway_tasks: None, local_gateway: Any) -> None:
+    """Applies run in the test process (called by the test), not on the gateway worker."""
+
+
+@pytest.fixture
+def gw_site(site_127: Any, apply_here: None) -> Any:
+    """`site_127`, applied in the test process."""
+    return site_127
+
+
+@pytest.fixture
+def site_127(local_gateway: Any, no_jobs: None) -> Any:
     """Site `local` on a random 127.x.0.0/16: its containers' addresses are loopback ones."""
     from tests.factories import make_site
 

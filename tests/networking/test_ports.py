@@ -1,0 +1,152 @@
+"""Allocation of gateway ports and names: race-free, bounded, released on delete."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.db import connections
+
+from containers import services as containers
+from containers.models import ContainerStatus
+from networking import services
+from networking.allocation import choose_port
+from networking.models import PortMapping, Route
+from portal.errors import Conflict, ResourceExhausted, ValidationFailed
+from tests.factories import UserFactory, make_site
+from tests.networking.conftest import apply, create, https, resolve
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_choose_port_takes_the_lowest_free_one_and_says_when_none_is_left() -> None:
+    assert choose_port(2000, 2005, used=[2000, 2001, 2003]) == 2002
+    assert choose_port(2000, 2005, used=[2000], blocked=[2001]) == 2002
+    with pytest.raises(ResourceExhausted, match="no free port left in 2000-2001"):
+        choose_port(2000, 2001, used=[2000, 2001])
+
+
+def test_200_concurrent_allocations_never_collide(no_jobs: None, no_gateway_tasks: None) -> None:
+    site = make_site(None)
+    owners = [UserFactory(username=f"p{i}") for i in range(20)]
+    boxes = [
+        containers.container_create(
+            owner=o, hostname=f"c{i}", template=site.templates.get()
+        ).container
+        for i, o in enumerate(owners)
+    ]
+    errors: list[BaseException] = []
+    got: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(40)
+
+    def allocate(n: int) -> None:
+        try:
+            start.wait()
+            for k in range(5):
+                m = services.port_mapping_add(
+                    container=boxes[n % 20],
+                    container_port=1000 + n * 5 + k,
+                    protocol="tcp" if k % 2 else "udp",
+                    name=f"s{n}-{k}",
+                )
+                with lock:
+                    got.append((m.protocol, m.external_port))  # type: ignore[arg-type]
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=allocate, args=(n,)) for n in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(got) == len(set(got)) == 200
+    rows = list(
+        PortMapping.objects.filter(site=site)
+        .exclude(name="ssh")
+        .values_list("protocol", "external_port")
+    )
+    assert len(rows) == len(set(rows)) == 200
+    for proto in ("tcp", "udp"):  # dense from the bottom of the service range
+        ports = sorted(p for pr, p in rows if pr == proto)
+        assert ports == list(range(site.service_port_min, site.service_port_min + len(ports)))
+    ssh = sorted(
+        PortMapping.objects.filter(site=site, name="ssh").values_list("external_port", flat=True)
+    )
+    assert ssh == list(range(site.ssh_port_min, site.ssh_port_min + 20))
+
+
+def test_running_out_of_ports_is_a_clear_error_and_allocates_nothing(
+    no_jobs: None, no_gateway_tasks: None
+) -> None:
+    site = make_site(None, ssh_port_min=20000, ssh_port_max=20001)
+    a = containers.container_create(
+        owner=UserFactory(), hostname="a", template=site.templates.get()
+    )
+    containers.container_create(owner=UserFactory(), hostname="b", template=site.templates.get())
+    with pytest.raises(ResourceExhausted) as info:
+        containers.container_create(
+            owner=UserFactory(), hostname="c", template=site.templates.get()
+        )
+    assert info.value.code == "ports_exhausted"
+    assert "no free TCP SSH port left on Local (20000-20001)" in info.value.message
+    assert "widen the site's port range" in info.value.message
+    assert not Route.objects.filter(subdomain="c").exists()
+    assert a.container.routes.get().subdomain == "a"
+
+
+def test_names_under_the_wildcard_are_unique_and_checked(
+    no_jobs: None, no_gateway_tasks: None
+) -> None:
+    site = make_site(None)
+    web = create(site, "web")
+    api = services.route_add(container=web, name="api", backend_port=8080, access="owner")
+    assert api.subdomain == "api-web"
+    with pytest.raises(Conflict, match="already has a service 'api'"):
+        services.route_add(container=web, name="api", backend_port=8081)
+    with pytest.raises(Conflict) as info:
+        create(site, "api-web")  # its default route would take the service's name
+    assert info.value.code == "subdomain_taken"
+    with pytest.raises(ValidationFailed, match="service name"):
+        services.route_add(container=web, name="x" * 60, backend_port=80)
+    with pytest.raises(ValidationFailed):
+        services.route_add(container=web, name="bad;name", backend_port=80)
+    with pytest.raises(ValidationFailed):
+        services.route_update(route=api, backend_port=70000)
+    with pytest.raises(ValidationFailed, match="default route"):
+        services.route_delete(route=web.routes.get(name=""))
+
+
+@pytest.mark.gateway
+def test_delete_releases_everything_and_the_next_apply_removes_names_and_ports(
+    gw_site: Any, local_gateway: Any, stand_ins: Any
+) -> None:
+    from tests.networking.test_routing import serve
+
+    web = create(gw_site, "web")
+    serve(stand_ins, web)
+    extra = services.port_mapping_add(container=web, container_port=5432, name="db")
+    ssh = web.port_mappings.get(name="ssh").external_port
+    apply(gw_site)
+    assert https(local_gateway, "web.apps.example.test").status == 200
+    assert resolve(local_gateway, "web.cluster.example.test") == [web.ip]
+
+    containers.container_set_status(container=web, to=ContainerStatus.DELETING)
+    assert containers.container_set_status(container=web, to=ContainerStatus.DELETED)
+    assert not Route.objects.filter(container=web).exists()
+    assert not PortMapping.objects.filter(container=web).exists()
+    rev = apply(gw_site)
+    assert rev.counts["routes"] == 0 and rev.counts["port_mappings"] == 0
+    assert https(local_gateway, "web.apps.example.test").status == 404
+    assert resolve(local_gateway, "web.cluster.example.test") == []
+    stream = (local_gateway.paths().root / "nginx" / "stream.conf").read_text()
+    assert f":{ssh};" not in stream and f":{extra.external_port};" not in stream
+    assert web.mac not in (local_gateway.paths().root / "dnsmasq" / "dhcp-hosts").read_text()
+    # The name, the address and the ports go to the next container.
+    again = create(gw_site, "web")
+    assert again.ip == web.ip
+    assert again.port_mappings.get(name="ssh").external_port == ssh

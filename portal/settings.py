@@ -382,6 +382,8 @@ if AXES_IPWARE_PROXY_COUNT:
 
 # Audit log.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+# The admin never shows TOTP secrets of existing devices.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 LOGIN_REDIRECT_URL = "/accounts/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

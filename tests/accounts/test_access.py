@@ -31,12 +31,34 @@ def create(owner, cluster, hostname: str = "web") -> Container:
     return Container.objects.get(pk=job.container_id)
 
 
+@pytest.fixture
+def wire(monkeypatch) -> list[tuple[str, str, dict]]:
+    """Every request the portal's proxmoxer sends to /access, as (method, path, parameters)."""
+    from proxmoxer.core import ProxmoxResource
+
+    sent: list[tuple[str, str, dict]] = []
+    original = ProxmoxResource._request
+
+    def record(self, method, data=None, params=None):
+        path = self._store["base_url"].split("/api2/json", 1)[1]
+        if path.startswith("/access"):
+            sent.append((method, path, {**(params or {}), **(data or {})}))
+        return original(self, method, data=data, params=params)
+
+    monkeypatch.setattr(ProxmoxResource, "_request", record)
+    return sent
+
+
+def writes(wire) -> list[tuple[str, str, dict]]:
+    return [w for w in wire if w[0] != "GET"]
+
+
 def realm_syncs(pve) -> list[dict]:
     return [t for t in pve.admin.tasks() if t.get("type") == "auth-realm-sync"]
 
 
 def test_create_makes_the_group_syncs_the_realm_and_grants_the_owner(
-    ldap_users, pve, cluster, slapd
+    ldap_users, pve, cluster, slapd, wire
 ) -> None:
     bob = ldap_users["bob"]
     syncs_before = len(realm_syncs(pve))
@@ -71,6 +93,15 @@ def test_create_makes_the_group_syncs_the_realm_and_grants_the_owner(
     ]
     log = job_log(job)
     assert f"granted {ROLE} on /vms/{c.vmid} to bob@ldap" in log and "created cn=ct-web" in log
+    # What went over the wire, exactly (Proxmox booleans as 1/0).
+    assert writes(wire) == [
+        ("POST", "/access/domains/ldap/sync", {"scope": "users", "enable-new": 1}),
+        (
+            "PUT",
+            "/access/acl",
+            {"path": f"/vms/{c.vmid}", "roles": ROLE, "users": "bob@ldap", "delete": 0},
+        ),
+    ]
 
     # The second container of the same user needs no realm sync.
     c2 = create(bob, cluster, hostname="shop")
@@ -81,7 +112,7 @@ def test_create_makes_the_group_syncs_the_realm_and_grants_the_owner(
 
 
 def test_collaborators_are_added_and_removed_in_the_directory_and_on_proxmox(
-    ldap_users, pve, cluster, slapd
+    ldap_users, pve, cluster, slapd, wire
 ) -> None:
     bob = ldap_users["bob"]
     c = create(bob, cluster)
@@ -95,8 +126,16 @@ def test_collaborators_are_added_and_removed_in_the_directory_and_on_proxmox(
     assert job.status == "succeeded", job_log(job)
     assert slapd.group("ct-web")["memberUid"] == ["bob", "carol", "dave"]
 
+    wire.clear()
     job = run_job(accounts.collaborator_remove(container=c, username="carol", actor=bob))
     assert job.status == "succeeded", job_log(job)
+    assert writes(wire) == [
+        (
+            "PUT",
+            "/access/acl",
+            {"path": f"/vms/{c.vmid}", "roles": ROLE, "users": "carol@ldap", "delete": 1},
+        )
+    ]
     assert slapd.group("ct-web")["memberUid"] == ["bob", "dave"]
     assert sorted(a["ugid"] for a in acl_on(pve, c)) == ["bob@ldap", "dave@ldap"]
     assert f"revoked {ROLE} on /vms/{c.vmid} from carol@ldap" in job_log(job)

@@ -719,7 +719,7 @@ def otp_verify(*, user: User, code: str) -> Any:
         return None
     with transaction.atomic():
         compact = code.replace(" ", "")
-        if compact.isdigit():
+        if compact.isdigit() and len(compact) <= 8:
             for device in TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True):
                 if device.verify_token(compact):
                     return device

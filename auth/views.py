@@ -84,7 +84,10 @@ def login_view(request: HttpRequest) -> HttpResponse:
             services.login_record_failure(username=username, reason="locked out")
             # AxesMiddleware turns this into the lockout page (HTTP 429).
             return render(request, "accounts/lockout.html", {"username": username}, status=429)
-        if user is None:
+        if user is not None and not user.is_active:
+            services.login_record_failure(username=username, reason="account disabled")
+            user, error, status = None, "This account is disabled.", 403
+        elif user is None:
             down = directory_was_down(request)
             reason = "directory unavailable" if down else "wrong username or password"
             services.login_record_failure(username=username, reason=reason)

@@ -149,3 +149,11 @@ def test_a_user_without_admin_rights_is_offered_another_login_not_a_loop(ldap_se
     response = client.get("/accounts/login/?next=/admin/")
     assert response.status_code == 200 and b"You are logged in as bob" in response.content
     assert client.get("/accounts/login/").status_code == 302
+
+
+def test_a_disabled_account_cannot_log_in_even_with_the_right_password(ldap_users) -> None:
+    bob = ldap_users["bob"]
+    bob.is_active = False
+    bob.save()
+    response = login(Client(), "bob", "bob-pw")
+    assert response.status_code == 403 and b"This account is disabled." in response.content

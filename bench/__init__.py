@@ -1,0 +1,1 @@
+"""Benchmarks that print measured figures and ratios side by side (`make bench`)."""

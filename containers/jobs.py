@@ -348,24 +348,11 @@ def _create(ctx: JobContext) -> dict[str, Any]:
 
     def create(st: dict[str, Any]) -> None:
         for _ in range(MAX_VMID_RETRIES):
-            config = _config_or_none(ctx)
-            if config is not None:
-                if is_ours(config, c):
-                    ctx.log(
-                        f"CT {c.vmid} already exists on {ctx.node} from an earlier attempt; adopting it"
-                    )
-                    if st.get("upid"):
-                        ctx.wait(st["upid"])
-                    else:
-                        _wait_unlocked(ctx)
-                    return
-                ctx.log(
-                    f"VMID {c.vmid} is used on Proxmox by a guest the portal does not manage; "
-                    "taking the next free one",
-                    level=LogLevel.WARNING,
-                )
-                _take_next_vmid(ctx, st)
-                continue
+            if st.get("upid") and st.get("vmid") == c.vmid:
+                # An earlier attempt already asked Proxmox: follow that task, adopt its CT.
+                ctx.log(f"following the create task of an earlier attempt ({st['upid']})")
+                ctx.wait(st["upid"])
+                return
             try:
                 upid = ctx.client.create_container(
                     ctx.node,
@@ -382,8 +369,19 @@ def _create(ctx: JobContext) -> dict[str, Any]:
                     ssh_public_keys=c.ssh_public_keys,
                 )
             except VmidTaken:
+                # Ours from an attempt whose answer was lost, or somebody else's. While
+                # Proxmox creates a CT its config holds only `lock: create`, so wait for it.
+                config = _wait_unlocked(ctx)
+                if config is None:
+                    continue  # gone again: try the same VMID once more
+                if is_ours(config, c):
+                    ctx.log(
+                        f"CT {c.vmid} already exists on {ctx.node} from an earlier attempt; adopting it"
+                    )
+                    return
                 ctx.log(
-                    f"Proxmox says VMID {c.vmid} already exists; taking the next free one",
+                    f"VMID {c.vmid} is used on Proxmox by a guest the portal does not manage; "
+                    "taking the next free one",
                     level=LogLevel.WARNING,
                 )
                 _take_next_vmid(ctx, st)

@@ -138,6 +138,12 @@ class Command(BaseCommand):
                 "name": "Local demo",
                 "domain": "apps.localhost",
                 "internal_domain": "cluster.localhost",
+                # A loopback subnet: what the demo gateway proxies to stays on this machine.
+                "subnet": "127.15.0.0/16",
+                "gateway_ip": "127.15.0.1",
+                "reserved_ranges": "127.15.0.0-127.15.0.255",
+                "dhcp_range_start": "127.15.255.0",
+                "dhcp_range_end": "127.15.255.254",
             },
         )
         for name, slot in (("pve1", 1), ("pve2", 0)):

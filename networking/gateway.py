@@ -761,8 +761,11 @@ def _reload(
             run.timings["nginx old workers retired"] = round(time.monotonic() - signalled, 4)
             run.actions.append("nginx reloaded")
     if use_dnsmasq:
-        main_changed = run.force or "dnsmasq/dnsmasq.conf" in changed
-        hosts_changed = any(p in changed for p in ("dnsmasq/hosts", "dnsmasq/dhcp-hosts"))
+        # Forced: a SIGHUP, not a restart (DNS and DHCP would pause for nothing).
+        main_changed = "dnsmasq/dnsmasq.conf" in changed
+        hosts_changed = run.force or any(
+            p in changed for p in ("dnsmasq/hosts", "dnsmasq/dhcp-hosts")
+        )
         running = dnsmasq.pid() is not None or bool(settings.GATEWAY_DNSMASQ_RESTART_COMMAND)
         if (main_changed or hosts_changed) and not running and not had_live:
             run.actions.append("dnsmasq not running: files installed for its start")

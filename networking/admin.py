@@ -27,6 +27,7 @@ class NodeForm(forms.ModelForm):
             "site",
             "name",
             "api_url",
+            "ip",
             "token_id",
             "token_secret",
             "ca_bundle",

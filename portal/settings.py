@@ -161,6 +161,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Two choice sets are both called "kind" (jobs and resource requests).
+    "ENUM_NAME_OVERRIDES": {
+        "JobKindEnum": "containers.models.JobKind",
+        "ResourceRequestKindEnum": "auth.models.RequestKind",
+    },
 }
 
 # --- security (production values unless DEBUG) ---------------------------------
@@ -301,7 +306,10 @@ AUTH_LDAP_GLOBAL_OPTIONS = {
 }
 if AUTH_LDAP_CA_FILE:
     AUTH_LDAP_GLOBAL_OPTIONS.update(
-        {ldap.OPT_X_TLS_CACERTFILE: AUTH_LDAP_CA_FILE, ldap.OPT_X_TLS_REQUIRE_CERT: ldap.OPT_X_TLS_DEMAND}
+        {
+            ldap.OPT_X_TLS_CACERTFILE: AUTH_LDAP_CA_FILE,
+            ldap.OPT_X_TLS_REQUIRE_CERT: ldap.OPT_X_TLS_DEMAND,
+        }
     )
 AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_X_TLS_NEWCTX: 0} if AUTH_LDAP_CA_FILE else {}
 
@@ -324,6 +332,7 @@ LDAP_SSH_KEYS = env.bool("LDAP_SSH_KEYS", default=True)
 PROXMOX_ACCESS_ENABLED = env.bool("PROXMOX_ACCESS_ENABLED", default=True)
 PROXMOX_REALM = env.str("PROXMOX_REALM", default="ldap")
 PROXMOX_VM_ROLE = env.str("PROXMOX_VM_ROLE", default="PVEVMUser")
+
 
 # Quotas: the default policy (unless a policy row without a group exists); empty = no limit.
 def _quota(name: str, default: int) -> int | None:

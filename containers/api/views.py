@@ -22,6 +22,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from auth.api.serializers import CollaboratorListSerializer, CollaboratorSerializer
+from auth.selectors import collaborator_usernames
+from auth.services import collaborator_add, collaborator_remove
 from containers import selectors, services
 from containers.models import ACTIVE_JOB_STATUSES, Container, Job, JobLogEntry, Template
 from networking.models import Site
@@ -203,6 +206,47 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def restart(self, request: Request, pk: str | None = None) -> Response:
         return accepted(
             services.container_restart(container=self.get_object(), actor=request_user(request))
+        )
+
+    @extend_schema(
+        methods=["GET"],
+        summary="A container's collaborators",
+        request=None,
+        responses={200: CollaboratorListSerializer, **READ_ERRORS},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Add a collaborator (owner or staff); answers 202 with the access job",
+        request=CollaboratorSerializer,
+        responses={202: AcceptedSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["get", "post"])
+    def collaborators(self, request: Request, pk: str | None = None) -> Response:
+        container = self.get_object()
+        if request.method == "GET":
+            return Response({"collaborators": collaborator_usernames(container)})
+        ser = CollaboratorSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        return accepted(
+            collaborator_add(
+                container=container,
+                username=ser.validated_data["username"],
+                actor=request_user(request),
+            )
+        )
+
+    @extend_schema(
+        summary="Remove a collaborator (owner or staff); answers 202 with the access job",
+        request=None,
+        responses={202: AcceptedSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["delete"], url_path=r"collaborators/(?P<username>[^/]+)")
+    def remove_collaborator(
+        self, request: Request, pk: str | None = None, username: str = ""
+    ) -> Response:
+        container = self.get_object()
+        return accepted(
+            collaborator_remove(container=container, username=username, actor=request_user(request))
         )
 
 

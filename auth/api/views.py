@@ -1,0 +1,181 @@
+"""Thin API views for identity: the current user, API tokens, resource requests, audit."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from auth import selectors, services
+from auth.models import ApiToken, AuditEntry, ResourceRequest
+from containers.models import Container
+from containers.selectors import container_get
+from portal.api.base import request_user
+from portal.api.exceptions import ErrorSerializer
+
+from .serializers import (
+    ApiTokenCreatedSerializer,
+    ApiTokenCreateSerializer,
+    ApiTokenSerializer,
+    AuditEntrySerializer,
+    DecisionSerializer,
+    MeSerializer,
+    ResourceRequestCreateSerializer,
+    ResourceRequestSerializer,
+    SshKeySerializer,
+)
+
+ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409, 429)}
+READ_ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (401, 403, 404, 429)}
+
+
+class MeView(APIView):
+    @extend_schema(
+        summary="Who you are: identity, groups, quota usage and limits, SSH keys",
+        responses={200: MeSerializer, **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        user = request_user(request)
+        body = {
+            "username": user.get_username(),
+            "email": user.email,
+            "full_name": user.get_full_name(),
+            "is_staff": user.is_staff,
+            "groups": sorted(user.groups.values_list("name", flat=True)),
+            "quota": selectors.user_quota(user).as_dict(),
+            "ssh_keys": SshKeySerializer(selectors.ssh_keys_of(user), many=True).data,
+            "otp_enrolled": services.otp_enrolled(user),
+        }
+        return Response(MeSerializer(body).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Your API tokens (never their secrets)",
+        responses={200: ApiTokenSerializer(many=True), **READ_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="One of your API tokens", responses={200: ApiTokenSerializer, **READ_ERRORS}
+    ),
+)
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ApiTokenSerializer
+    queryset = ApiToken.objects.none()
+    ordering = ("-created_at",)
+
+    def get_queryset(self) -> QuerySet[ApiToken]:
+        return selectors.tokens_of(request_user(self.request))
+
+    @extend_schema(
+        summary="Create a token: the response is the only time it is shown",
+        request=ApiTokenCreateSerializer,
+        responses={201: ApiTokenCreatedSerializer, **ERRORS},
+    )
+    def create(self, request: Request) -> Response:
+        ser = ApiTokenCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        user = request_user(request)
+        token, plaintext = services.token_create(user=user, actor=user, **ser.validated_data)
+        return Response(
+            ApiTokenCreatedSerializer(token, context={"plaintext": plaintext}).data, status=201
+        )
+
+    @extend_schema(
+        summary="Revoke a token", request=None, responses={200: ApiTokenSerializer, **ERRORS}
+    )
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        token = services.token_revoke(token=self.get_object(), actor=request_user(request))
+        return Response(ApiTokenSerializer(token).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Your resource requests (staff: everyone's)",
+        responses={200: ResourceRequestSerializer(many=True), **READ_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="A resource request and its outcome",
+        responses={200: ResourceRequestSerializer, **READ_ERRORS},
+    ),
+)
+class ResourceRequestViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = ResourceRequestSerializer
+    queryset = ResourceRequest.objects.none()
+    filterset_fields = ("status", "kind")
+    ordering = ("-created_at",)
+
+    def get_queryset(self) -> QuerySet[ResourceRequest]:
+        return selectors.resource_requests_visible_to(self.request.user)
+
+    def get_object(self) -> ResourceRequest:
+        return selectors.resource_request_get(self.request.user, int(self.kwargs["pk"]))
+
+    @extend_schema(
+        summary="Ask for more quota, or for a container to grow",
+        request=ResourceRequestCreateSerializer,
+        responses={201: ResourceRequestSerializer, **ERRORS},
+    )
+    def create(self, request: Request) -> Response:
+        ser = ResourceRequestCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = dict(ser.validated_data)
+        user = request_user(request)
+        container: Container | None = None
+        if data.get("container") is not None:
+            container = container_get(user, pk=data.pop("container"))
+        row = services.resource_request_create(user=user, container=container, **data)
+        return Response(ResourceRequestSerializer(row).data, status=201)
+
+    @extend_schema(
+        summary="Approve (staff): the override or resize applies itself",
+        request=DecisionSerializer,
+        responses={200: ResourceRequestSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        ser = DecisionSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        row = services.resource_request_approve(
+            request=self.get_object(), actor=request_user(request), note=ser.validated_data["note"]
+        )
+        return Response(ResourceRequestSerializer(row).data)
+
+    @extend_schema(
+        summary="Deny (staff)",
+        request=DecisionSerializer,
+        responses={200: ResourceRequestSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def deny(self, request: Request, pk: str | None = None) -> Response:
+        ser = DecisionSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        row = services.resource_request_deny(
+            request=self.get_object(), actor=request_user(request), note=ser.validated_data["note"]
+        )
+        return Response(ResourceRequestSerializer(row).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="The audit log (staff)",
+        responses={200: AuditEntrySerializer(many=True), **READ_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="An audit entry (staff)", responses={200: AuditEntrySerializer, **READ_ERRORS}
+    ),
+)
+class AuditEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = AuditEntrySerializer
+    permission_classes = [permissions.IsAdminUser]
+    queryset = AuditEntry.objects.none()
+    filterset_fields = ("action", "object_type", "object_id", "actor_name")
+    ordering = ("-created_at",)
+
+    def get_queryset(self) -> QuerySet[AuditEntry]:
+        return selectors.audit_entries()

@@ -470,8 +470,8 @@ def apply_site(
     site = site if isinstance(site, Site) else Site.objects.get(pk=site)
     paths = paths or GatewayPaths.from_settings()
     options = options or GatewayOptions.from_settings(paths.root)
-    paths.ensure(options.acme_dir)
     with paths.locked():
+        paths.ensure(options.acme_dir)
         state, _ = GatewayState.objects.get_or_create(site=site)
         live = paths.live_manifest()
         installed = live is not None and live.get("site") == site.slug
@@ -590,6 +590,12 @@ def _apply(run: _Run) -> ConfigRevision:
             _require_running(
                 use_dnsmasq and dnsmasq.pid() is None, "dnsmasq", paths.dnsmasq_pid_file
             )
+            if use_nginx and nginx.served() != rendered.content_hash:
+                # The files are live but nginx serves something else (an apply died
+                # between the swap and the reload): reload them, as a forced apply would.
+                run.force = True
+                run.actions.append("nginx served an older revision than the live files")
+        if unchanged and not run.force:
             return _record(
                 run,
                 status=RevisionStatus.UNCHANGED,
@@ -826,8 +832,8 @@ def _prune(paths: GatewayPaths) -> None:
 # -- bootstrap, rendering to a directory, waiting ---------------------------------------------------
 def install_bootstrap(paths: GatewayPaths, options: GatewayOptions) -> None:
     """A minimal valid configuration (no site yet), so the servers can start."""
-    paths.ensure(options.acme_dir)
     with paths.locked():
+        paths.ensure(options.acme_dir)
         if paths.live_release() is not None:
             return
         rendered = render(bootstrap_state(), options)

@@ -262,3 +262,43 @@ def test_paths_are_a_symlinked_tree_swapped_in_one_rename(gw_site: Any, local_ga
     assert (paths.root / "nginx").resolve() == paths.live_release() / "nginx"  # type: ignore[operator]
     releases = [p for p in paths.releases.iterdir() if p.is_dir()]
     assert len(releases) <= 5 and list(paths.staging.iterdir()) == []
+
+
+def test_live_files_nginx_does_not_serve_are_reloaded(
+    gw_site: Any, local_gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create(gw_site, "web")
+    apply(gw_site)
+    real = Nginx.served
+    calls = {"n": 0}
+
+    def stale_once(self: Nginx) -> str | None:
+        # As if an earlier apply died between the swap and the reload.
+        calls["n"] += 1
+        return "an-older-revision" if calls["n"] == 1 else real(self)
+
+    monkeypatch.setattr(Nginx, "served", stale_once)
+    rev = apply(gw_site)
+    assert rev.status == "applied" and "nginx reloaded" in rev.actions
+    assert "nginx served an older revision than the live files" in rev.actions
+
+
+def test_a_server_that_is_down_fails_the_apply_as_transient_and_keeps_the_files(
+    gw_site: Any, local_gateway: Any, settings: Any, tmp_path: Path
+) -> None:
+    from portal.errors import UpstreamUnavailable
+
+    create(gw_site, "web")
+    apply(gw_site)
+    live = local_gateway.paths().live_release()
+    settings.GATEWAY_NGINX_PID_FILE = str(tmp_path / "no-such.pid")  # as if nginx had died
+    create(gw_site, "shop")
+    rev = apply(gw_site)
+    assert rev.status == "failed" and rev.error_code == "server_down"
+    assert "nginx is not running on the gateway host" in rev.error
+    assert local_gateway.paths().live_release() == live  # swapped back
+    generation = GatewayState.objects.get(site=gw_site).requested
+    with pytest.raises(UpstreamUnavailable, match="nginx is not running"):
+        wait_for_apply(gw_site, generation, timeout=1)
+    settings.GATEWAY_NGINX_PID_FILE = ""
+    assert apply(gw_site).status == "applied"

@@ -34,3 +34,91 @@ class OtpConfirmForm(forms.Form):
             attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
         ),
     )
+
+
+# -- profile: SSH keys, API tokens, resource requests ------------------------------------------
+class SshKeyForm(forms.Form):
+    key = forms.CharField(
+        label="Public key",
+        help_text="One key, as in ~/.ssh/id_ed25519.pub: ssh-ed25519 AAAA... you@laptop",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "autocomplete": "off"}),
+    )
+    name = forms.CharField(
+        label="Name",
+        required=False,
+        max_length=100,
+        help_text="Empty: the key's comment.",
+    )
+
+
+EXPIRY_CHOICES = [("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year")]
+EXPIRY_CHOICES.append(("never", "never"))
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        label="Name", max_length=100, help_text="What it is for, e.g. 'CI deploy' or 'laptop CLI'."
+    )
+    scope = forms.ChoiceField(
+        label="Scope",
+        choices=[("read", "Read only"), ("write", "Read and write")],
+        initial="read",
+        widget=forms.RadioSelect,
+    )
+    expires_in_days = forms.ChoiceField(label="Expires after", choices=EXPIRY_CHOICES, initial="90")
+
+    def expiry_days(self) -> int | None:
+        value = self.cleaned_data["expires_in_days"]
+        return None if value == "never" else int(value)
+
+
+class QuotaRequestForm(forms.Form):
+    """More quota: the limits wanted (empty: unchanged)."""
+
+    max_containers = forms.IntegerField(label="Containers", required=False, min_value=0)
+    max_cores = forms.IntegerField(label="Cores in total", required=False, min_value=0)
+    max_memory_mib = forms.IntegerField(label="Memory in total (MiB)", required=False, min_value=0)
+    max_swap_mib = forms.IntegerField(label="Swap in total (MiB)", required=False, min_value=0)
+    max_disk_gib = forms.IntegerField(label="Disk in total (GiB)", required=False, min_value=0)
+    max_container_cores = forms.IntegerField(
+        label="Cores per container", required=False, min_value=0
+    )
+    max_container_memory_mib = forms.IntegerField(
+        label="Memory per container (MiB)", required=False, min_value=0
+    )
+    max_container_swap_mib = forms.IntegerField(
+        label="Swap per container (MiB)", required=False, min_value=0
+    )
+    max_container_disk_gib = forms.IntegerField(
+        label="Disk per container (GiB)", required=False, min_value=0
+    )
+    reason = forms.CharField(
+        label="Why you need it",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="A sentence or two for the staff who decide.",
+    )
+
+    LIMIT_FIELDS = (
+        "max_containers",
+        "max_cores",
+        "max_memory_mib",
+        "max_swap_mib",
+        "max_disk_gib",
+        "max_container_cores",
+        "max_container_memory_mib",
+        "max_container_swap_mib",
+        "max_container_disk_gib",
+    )
+
+    def limits(self) -> dict[str, int]:
+        return {
+            f: self.cleaned_data[f]
+            for f in self.LIMIT_FIELDS
+            if self.cleaned_data.get(f) is not None
+        }
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if not self.errors and not any(data.get(f) is not None for f in self.LIMIT_FIELDS):
+            raise forms.ValidationError("ask for at least one limit")
+        return data

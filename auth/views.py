@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -29,8 +29,15 @@ from portal.errors import PortalError
 from . import selectors, services
 from .audit import audit_record
 from .backends import directory_was_down
-from .forms import LoginForm, OtpCodeForm, OtpConfirmForm
-from .models import RecoveryCode
+from .forms import (
+    LoginForm,
+    OtpCodeForm,
+    OtpConfirmForm,
+    QuotaRequestForm,
+    SshKeyForm,
+    TokenForm,
+)
+from .models import ApiToken, RecoveryCode, ResourceRequest, SshKey
 from .otp import qr_svg
 
 PENDING = "accounts_otp_pending"
@@ -195,6 +202,10 @@ def account(request: HttpRequest) -> HttpResponse:
             "largest": largest,
             "groups": sorted(user.groups.values_list("name", flat=True)),
             "has_2fa": services.otp_enrolled(user),  # type: ignore[arg-type]
+            "ssh_key_count": selectors.ssh_keys_of(user).count(),  # type: ignore[arg-type]
+            "token_count": selectors.tokens_of(user)  # type: ignore[arg-type]
+            .filter(revoked_at__isnull=True)
+            .count(),
         },
     )
 
@@ -265,6 +276,141 @@ def two_factor_enrol(request: HttpRequest) -> HttpResponse:
         },
         status=status,
     )
+
+
+# -- profile: SSH keys, API tokens, resource requests ------------------------------------------
+# Thin: the services check and write; a PortalError is shown at the field it names.
+NEW_TOKEN = "accounts_new_token"
+
+
+def _field_error(form: Any, exc: PortalError, *, aliases: dict[str, str] | None = None) -> None:
+    field = str(exc.extra.get("field") or "")
+    field = (aliases or {}).get(field, field)
+    form.add_error(field if field in form.fields else None, exc.message)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def ssh_keys(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    form = SshKeyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            row = services.ssh_key_add(
+                user=user, key=form.cleaned_data["key"], name=form.cleaned_data["name"]
+            )
+        except PortalError as exc:
+            _field_error(form, exc, aliases={"ssh_public_keys": "key"})
+        else:
+            messages.success(request, f"Added SSH key SHA256:{row.fingerprint}.")
+            return redirect("accounts:ssh-keys")
+    return render(
+        request,
+        "accounts/ssh_keys.html",
+        {"form": form, "keys": list(selectors.ssh_keys_of(user))},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_http_methods(["POST"])
+def ssh_key_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    user: Any = request.user
+    key = SshKey.objects.filter(pk=pk, user=user).first()
+    if key is None:
+        raise Http404("no such SSH key")
+    services.ssh_key_remove(key=key, actor=user)
+    messages.success(request, f"Removed SSH key SHA256:{key.fingerprint}.")
+    return redirect("accounts:ssh-keys")
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def tokens(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, plain = services.token_create(
+                user=user,
+                name=form.cleaned_data["name"],
+                scope=form.cleaned_data["scope"],
+                expires_in_days=form.expiry_days(),
+            )
+        except PortalError as exc:
+            _field_error(form, exc)
+        else:
+            # Shown by the next page load only, then gone: the session forgets it there.
+            request.session[NEW_TOKEN] = {"pk": token.pk, "token": plain}
+            return redirect("accounts:tokens")
+    new = request.session.pop(NEW_TOKEN, None) if request.method == "GET" else None
+    return render(
+        request,
+        "accounts/tokens.html",
+        {
+            "form": form,
+            "tokens": list(selectors.tokens_of(user)),
+            "new_token": new,
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_http_methods(["POST"])
+def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    user: Any = request.user
+    token = ApiToken.objects.filter(pk=pk, user=user).first()
+    if token is None:
+        raise Http404("no such token")
+    services.token_revoke(token=token, actor=user)
+    messages.success(request, f"Revoked the token '{token.name}' ({token.prefix}…).")
+    return redirect("accounts:tokens")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def resource_requests(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    form = QuotaRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            row = services.resource_request_create(
+                user=user, kind="quota", reason=form.cleaned_data["reason"], limits=form.limits()
+            )
+        except PortalError as exc:
+            _field_error(form, exc)
+        else:
+            messages.success(request, f"Request #{row.pk} sent to staff.")
+            return redirect("accounts:requests")
+    mine = selectors.resource_requests_visible_to(user).filter(user=user).order_by("-created_at")
+    return render(
+        request,
+        "accounts/requests.html",
+        {
+            "form": form,
+            "limit_fields": [form[f] for f in QuotaRequestForm.LIMIT_FIELDS],
+            "requests": list(mine[:50]),
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_http_methods(["POST"])
+def resource_request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    user: Any = request.user
+    row = ResourceRequest.objects.filter(pk=pk, user=user).first()
+    if row is None:
+        raise Http404("no such request")
+    try:
+        services.resource_request_cancel(request=row, actor=user)
+    except PortalError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Request #{row.pk} cancelled.")
+    return redirect("accounts:requests")
 
 
 def admin_login(request: HttpRequest) -> HttpResponse:

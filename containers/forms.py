@@ -66,3 +66,12 @@ class DeleteForm(forms.Form):
         if value != self.hostname:
             raise forms.ValidationError(f"type {self.hostname} to delete it")
         return value
+
+
+class CollaboratorForm(forms.Form):
+    username = forms.CharField(
+        max_length=150,
+        label="Username",
+        help_text="Their directory (LDAP) login name.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )

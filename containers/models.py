@@ -183,6 +183,27 @@ class Container(models.Model):
         return f"https://{self.fqdn}/"
 
     @property
+    def ssh_port(self) -> int | None:
+        """The gateway's external port of the container's SSH mapping (None: none yet).
+
+        Reads `port_mappings.all()`, so a list that prefetches `port_mappings` stays flat.
+        """
+        for mapping in self.port_mappings.all():
+            if mapping.name == "ssh" and mapping.protocol == "tcp":
+                return int(mapping.external_port)
+        return None
+
+    def ssh_command_for(self, username: str) -> str:
+        """`ssh -p <port> <user>@<hostname>.<domain>` through the gateway, or "" without a port."""
+        port = self.ssh_port
+        return f"ssh -p {port} {username}@{self.fqdn}" if port else ""
+
+    @property
+    def ssh_command(self) -> str:
+        """The owner's SSH command (the GUI shows each viewer their own login name)."""
+        return self.ssh_command_for(self.owner.get_username())
+
+    @property
     def is_live(self) -> bool:
         return self.status != ContainerStatus.DELETED
 

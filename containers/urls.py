@@ -7,5 +7,15 @@ urlpatterns = [
     path("containers/new/", views.container_create, name="container-create"),
     path("containers/check-hostname", views.hostname_check, name="hostname-check"),
     path("containers/<int:pk>/", views.container_detail, name="container-detail"),
+    path(
+        "containers/<int:pk>/collaborators/add/",
+        views.collaborator_add,
+        name="container-collaborator-add",
+    ),
+    path(
+        "containers/<int:pk>/collaborators/remove/",
+        views.collaborator_remove,
+        name="container-collaborator-remove",
+    ),
     path("containers/<int:pk>/<slug:action>/", views.container_action, name="container-action"),
 ]

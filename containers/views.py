@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -11,10 +13,18 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from auth import selectors as accounts_selectors
+from auth import services as accounts_services
 from portal.errors import NotFound, PortalError
 
 from . import selectors, services
-from .forms import ContainerCreateForm, ContainerResizeForm, DeleteForm, add_portal_error
+from .forms import (
+    CollaboratorForm,
+    ContainerCreateForm,
+    ContainerResizeForm,
+    DeleteForm,
+    add_portal_error,
+)
 from .models import ACTIVE_JOB_STATUSES, Container, ContainerStatus, Job, Template
 
 PAGE_SIZE = 50
@@ -32,7 +42,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     active = Prefetch(
         "jobs", queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES), to_attr="active_jobs"
     )
-    qs = selectors.containers_visible_to(user).prefetch_related(active).order_by("hostname")
+    qs = (
+        selectors.containers_visible_to(user)
+        .prefetch_related(active, "port_mappings")
+        .order_by("hostname")
+    )
     filters = {k: request.GET.get(k, "").strip() for k in ("q", "status", "node", "owner")}
     if filters["q"]:
         qs = qs.filter(hostname__icontains=filters["q"])
@@ -58,7 +72,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 def container_create(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    form = ContainerCreateForm(request.POST or None)
+    # The profile's SSH keys are the default; the user may edit them for this container.
+    form = ContainerCreateForm(
+        request.POST or None, initial={"ssh_public_keys": accounts_selectors.ssh_keys_text(user)}
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         template: Template = data["template"]
@@ -83,8 +100,40 @@ def container_create(request: HttpRequest) -> HttpResponse:
             return redirect("container-detail", pk=job.container.pk)
     templates = list(Template.objects.filter(enabled=True).order_by("name"))
     resource_fields = [form[name] for name in ("cores", "memory_mib", "swap_mib", "disk_gib")]
-    context = {"form": form, "templates": templates, "resource_fields": resource_fields}
+    context = {
+        "form": form,
+        "templates": templates,
+        "resource_fields": resource_fields,
+        "quota": _quota_rows(user),
+    }
     return render(request, "containers/create.html", context, status=400 if form.errors else 200)
+
+
+def _quota_rows(user: User) -> dict[str, Any]:
+    """Usage and limits for the create form, before anything is submitted."""
+    quota = accounts_selectors.user_quota(user)
+    usage, limits, left = quota.usage, quota.limits, quota.remaining
+    rows = [
+        ("Containers", usage.containers, "max_containers", None),
+        ("Cores", usage.cores, "max_cores", "max_container_cores"),
+        ("Memory (MiB)", usage.memory_mib, "max_memory_mib", "max_container_memory_mib"),
+        ("Swap (MiB)", usage.swap_mib, "max_swap_mib", "max_container_swap_mib"),
+        ("Disk (GiB)", usage.disk_gib, "max_disk_gib", "max_container_disk_gib"),
+    ]
+    return {
+        "exempt": quota.exempt,
+        "rows": [
+            {
+                "name": name,
+                "used": used,
+                "limit": limits[total].value,
+                "source": limits[total].source,
+                "left": left.get(total),
+                "per_container": limits[each].value if each else None,
+            }
+            for name, used, total, each in rows
+        ],
+    }
 
 
 @login_required
@@ -113,10 +162,14 @@ def _get(request: HttpRequest, pk: int) -> Container:
         raise Http404("no such container") from None
 
 
-@login_required
-@require_GET
-def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    container = _get(request, pk)
+def _detail(
+    request: HttpRequest,
+    container: Container,
+    *,
+    collaborator_form: CollaboratorForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = _user(request)
     jobs = list(container.jobs.select_related("actor").order_by("-created_at")[:10])
     resize = ContainerResizeForm(
         initial={
@@ -126,6 +179,11 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "disk_gib": container.disk_gib,
         }
     )
+    can_manage = accounts_selectors.container_allows(user, container, "manage_access")
+    routes = [
+        (route, f"https://{route.subdomain}.{container.site.domain}/")
+        for route in container.routes.order_by("name")
+    ]
     return render(
         request,
         "containers/detail.html",
@@ -135,8 +193,60 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "job": jobs[0] if jobs else None,
             "resize_form": resize,
             "delete_form": DeleteForm(hostname=container.hostname),
+            "can_manage": can_manage,
+            "collaborators": list(
+                accounts_selectors.collaborators_of(container).order_by("user__username")
+            ),
+            "collaborator_form": collaborator_form or CollaboratorForm(),
+            "routes": routes,
+            "ports": list(container.port_mappings.order_by("protocol", "external_port")),
         },
+        status=status,
     )
+
+
+@login_required
+@require_GET
+def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _detail(request, _get(request, pk))
+
+
+@login_required
+@require_POST
+def collaborator_add(request: HttpRequest, pk: int) -> HttpResponse:
+    container = _get(request, pk)
+    form = CollaboratorForm(request.POST)
+    if form.is_valid():
+        try:
+            accounts_services.collaborator_add(
+                container=container, username=form.cleaned_data["username"], actor=_user(request)
+            )
+        except PortalError as exc:
+            if not exc.extra.get("field"):  # not about the name: permission, state
+                messages.error(request, exc.message)
+                return redirect("container-detail", pk=pk)
+            form.add_error("username", exc.message)
+        else:
+            name = form.cleaned_data["username"].strip()
+            messages.success(request, f"{name} may now use {container.hostname}.")
+            return redirect("container-detail", pk=pk)
+    return _detail(request, container, collaborator_form=form, status=400)
+
+
+@login_required
+@require_POST
+def collaborator_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    container = _get(request, pk)
+    username = request.POST.get("username", "")
+    try:
+        accounts_services.collaborator_remove(
+            container=container, username=username, actor=_user(request)
+        )
+    except PortalError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{username} no longer has access to {container.hostname}.")
+    return redirect("container-detail", pk=pk)
 
 
 ACTIONS = {

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from containers import services
-from containers.models import Container
+from containers.models import Container, Job
 from tests.factories import UserFactory, make_site
 
 pytestmark = pytest.mark.django_db
@@ -98,3 +98,57 @@ def test_dashboard_query_count_is_flat(site, alice_client, django_assert_max_num
         services.container_create(owner=owner, hostname=f"a{i}", template=site.templates.get())
     with django_assert_max_num_queries(baseline):
         alice_client.get("/")
+
+
+def test_ssh_command_is_the_gateway_mapping_for_the_viewer(site, alice_client) -> None:
+    alice = UserFactory(username="alice")
+    job = services.container_create(owner=alice, hostname="web", template=site.templates.get())
+    c = job.container
+    port = c.port_mappings.get(name="ssh").external_port
+    expected = f"ssh -p {port} alice@web.apps.example.test"
+    assert c.ssh_command == expected
+    assert f'data-copy="{expected}"' in alice_client.get("/").content.decode()
+    page = alice_client.get(f"/containers/{c.pk}/").content.decode()
+    assert f'data-copy="{expected}"' in page
+    assert "https://web.apps.example.test/" in page and "Anyone" in page  # the route's access
+    assert f"TCP {port}" in page
+
+
+def test_collaborators_added_listed_and_removed_by_the_owner_only(site, alice_client) -> None:
+    from auth.models import Collaborator
+    from containers.models import ContainerStatus
+
+    alice = UserFactory(username="alice")
+    UserFactory(username="carol")
+    job = services.container_create(owner=alice, hostname="web", template=site.templates.get())
+    c = job.container
+    # As if the create job had run: the container is up and no job is active.
+    Container.objects.filter(pk=c.pk).update(status=ContainerStatus.RUNNING)
+    Job.objects.filter(pk=job.pk).update(status="succeeded")
+    url = f"/containers/{c.pk}/collaborators/add/"
+    response = alice_client.post(url, {"username": "nobody"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="collab-error"' in html and "no user named &#x27;nobody&#x27;" in html
+    response = alice_client.post(url, {"username": "alice"})
+    assert "alice owns web already" in response.content.decode()
+    assert alice_client.post(url, {"username": "carol"}).status_code == 302
+    assert Collaborator.objects.filter(container=c, user__username="carol").exists()
+    page = alice_client.get(f"/containers/{c.pk}/").content.decode()
+    assert 'data-collaborator="carol"' in page and 'aria-label="Remove carol"' in page
+
+    # carol sees the list, her own SSH login, and no add/remove controls.
+    Job.objects.filter(container=c).update(status="succeeded")
+    carol = Client()
+    carol.force_login(UserFactory(username="carol"))
+    page = carol.get(f"/containers/{c.pk}/").content.decode()
+    assert 'data-collaborator="carol"' in page and "Add collaborator" not in page
+    assert "carol@web.apps.example.test" in page
+    response = carol.post(url, {"username": "alice"}, follow=True)
+    assert "a collaborator may not manage access web; ask its owner" in response.content.decode()
+    carol.post(f"/containers/{c.pk}/collaborators/remove/", {"username": "carol"})
+    assert Collaborator.objects.filter(container=c).count() == 1
+
+    Job.objects.filter(container=c).update(status="succeeded")
+    alice_client.post(f"/containers/{c.pk}/collaborators/remove/", {"username": "carol"})
+    assert not Collaborator.objects.filter(container=c).exists()

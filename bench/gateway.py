@@ -416,7 +416,7 @@ def _burst(site: Any, net: str) -> None:
     published = time.monotonic() - began
     applies = ConfigRevision.objects.filter(site=site).count() - before
     print(
-        f"\nBurst of {BURST} creates in {created:.2f} s: {applies} applies, all published "
+        f"\nBurst of {BURST} creates in {created:.2f} s: {applies} apply(s), all published "
         f"{published:.2f} s after the first   (target: at most 3 applies)"
     )
 

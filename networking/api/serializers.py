@@ -17,7 +17,9 @@ class SiteSerializer(serializers.ModelSerializer):
 class NodeSerializer(serializers.ModelSerializer):
     """Capacity and state; never the API token or its secret."""
 
-    site: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    site: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
 
     class Meta:
         model = Node

@@ -134,7 +134,9 @@ def test_already_exists_on_proxmox_takes_the_next_vmid(cluster, sim, worker) -> 
     assert job.status == "succeeded", job.error
     c = Container.objects.select_related("node").get(pk=job.container_id)
     assert c.vmid != nxt and c.node.name == ("pve1" if c.vmid % 2 else "pve2")
-    assert [g["conf"]["hostname"] for g in sim.admin.guests() if int(g["vmid"]) == nxt] == ["squatter"]
+    assert [g["conf"]["hostname"] for g in sim.admin.guests() if int(g["vmid"]) == nxt] == [
+        "squatter"
+    ]
     assert any("taking the next free one" in e.message for e in job.log_entries.all())
 
 

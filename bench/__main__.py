@@ -11,7 +11,9 @@ import bench
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    names = argv or sorted(
+        m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")
+    )
     failed = 0
     for name in names:
         print(f"\n=== bench.{name} ===", flush=True)

@@ -16,9 +16,20 @@ def setup_django(run_dir: Path, **extra: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "SECURE_SSL_REDIRECT": "false",
         # Benches measure speed, not policy: no default quota.
-        **{f"QUOTA_DEFAULT_{name}": "" for name in (
-            "CONTAINERS", "CORES", "MEMORY_MIB", "SWAP_MIB", "DISK_GIB", "CONTAINER_CORES",
-            "CONTAINER_MEMORY_MIB", "CONTAINER_SWAP_MIB", "CONTAINER_DISK_GIB")},
+        **{
+            f"QUOTA_DEFAULT_{name}": ""
+            for name in (
+                "CONTAINERS",
+                "CORES",
+                "MEMORY_MIB",
+                "SWAP_MIB",
+                "DISK_GIB",
+                "CONTAINER_CORES",
+                "CONTAINER_MEMORY_MIB",
+                "CONTAINER_SWAP_MIB",
+                "CONTAINER_DISK_GIB",
+            )
+        },
         **extra,
     }
     if os.environ.get("DATABASE_URL"):

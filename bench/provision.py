@@ -32,12 +32,18 @@ def step_breakdown(jobs: object) -> dict[str, float]:
     count = 0
     for job in jobs:  # type: ignore[attr-defined]
         count += 1
-        totals["queued"] = totals.get("queued", 0.0) + (job.started_at - job.created_at).total_seconds()
+        totals["queued"] = (
+            totals.get("queued", 0.0) + (job.started_at - job.created_at).total_seconds()
+        )
         for st in job.steps:
             if st.get("started_at") and st.get("finished_at"):
-                took = datetime.fromisoformat(st["finished_at"]) - datetime.fromisoformat(st["started_at"])
+                took = datetime.fromisoformat(st["finished_at"]) - datetime.fromisoformat(
+                    st["started_at"]
+                )
                 totals[st["name"]] = totals.get(st["name"], 0.0) + took.total_seconds()
-        totals["total"] = totals.get("total", 0.0) + (job.finished_at - job.created_at).total_seconds()
+        totals["total"] = (
+            totals.get("total", 0.0) + (job.finished_at - job.created_at).total_seconds()
+        )
     return {k: v / max(count, 1) for k, v in totals.items()}
 
 
@@ -48,38 +54,67 @@ def main() -> None:
     rd = run_dir("provision")
     redis = RedisServer(rd / "redis").start()
     secret = str(uuid.uuid4())
-    sim = SimulatorProcess(rd / "pvesim", nodes=("pve1", "pve2"), tokens={"portal@pve!portal": secret},
-                           task_seconds=TASK_SECONDS)
+    sim = SimulatorProcess(
+        rd / "pvesim",
+        nodes=("pve1", "pve2"),
+        tokens={"portal@pve!portal": secret},
+        task_seconds=TASK_SECONDS,
+    )
     sim.start()
     workers: list[CeleryWorker] = []
     try:
         # The gateway step only asks for an apply here (bench.gateway measures the gateway).
-        env = setup_django(rd, CELERY_BROKER_URL=redis.url, JOB_LEASE_SECONDS="60",
-                           GATEWAY_JOB_WAIT="false")
+        env = setup_django(
+            rd, CELERY_BROKER_URL=redis.url, JOB_LEASE_SECONDS="60", GATEWAY_JOB_WAIT="false"
+        )
         from django.contrib.auth.models import User
 
         from containers import services
         from containers.models import Job, Template
         from networking.models import Node, Site
 
-        site = Site.objects.create(name="Bench", slug="bench", domain="apps.bench.test",
-                                   internal_domain="cluster.bench.test")
+        site = Site.objects.create(
+            name="Bench",
+            slug="bench",
+            domain="apps.bench.test",
+            internal_domain="cluster.bench.test",
+        )
         for name, slot in (("pve2", 0), ("pve1", 1)):
-            Node.objects.create(site=site, name=name, slot=slot, api_url=sim.url, token_id="portal@pve!portal",
-                                token_secret=secret, ca_bundle=str(sim.ca_path))
-        template = Template.objects.create(site=site, name="debian-12", display_name="Debian 12",
-                                           volid="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-                                           default_memory_mib=512, default_disk_gib=4)
+            Node.objects.create(
+                site=site,
+                name=name,
+                slot=slot,
+                api_url=sim.url,
+                token_id="portal@pve!portal",
+                token_secret=secret,
+                ca_bundle=str(sim.ca_path),
+            )
+        template = Template.objects.create(
+            site=site,
+            name="debian-12",
+            display_name="Debian 12",
+            volid="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+            default_memory_mib=512,
+            default_disk_gib=4,
+        )
         owner = User.objects.create(username="bench")
         for i in range(WORKERS):
-            workers.append(CeleryWorker(log_path=rd / f"worker{i}.log", env=env, concurrency=CONCURRENCY,
-                                        name=f"bench{i}").start())
+            workers.append(
+                CeleryWorker(
+                    log_path=rd / f"worker{i}.log",
+                    env=env,
+                    concurrency=CONCURRENCY,
+                    name=f"bench{i}",
+                ).start()
+            )
         cpu_before = sum(process_cpu_seconds(w.pid) for w in workers)
 
         started = time.monotonic()
         service_cpu = time.process_time()
-        ids = [services.container_create(owner=owner, hostname=f"b{i}", template=template).pk
-               for i in range(CONTAINERS)]
+        ids = [
+            services.container_create(owner=owner, hostname=f"b{i}", template=template).pk
+            for i in range(CONTAINERS)
+        ]
         service_cpu = time.process_time() - service_cpu
         while Job.objects.filter(pk__in=ids, status__in=["queued", "running"]).exists():
             time.sleep(0.05)
@@ -96,9 +131,11 @@ def main() -> None:
         print(f"wall time           {wall:.2f} s")
         print(f"ideal time          {ideal:.2f} s")
         print(f"ratio wall/ideal    {wall / ideal:.3f}   (target <= 1.15)")
-        print(f"portal CPU          {per_container_ms:.1f} ms per container "
-              f"(workers {1000 * worker_cpu / CONTAINERS:.1f}, service {1000 * service_cpu / CONTAINERS:.1f}; "
-              "target <= 50)")
+        print(
+            f"portal CPU          {per_container_ms:.1f} ms per container "
+            f"(workers {1000 * worker_cpu / CONTAINERS:.1f}, service {1000 * service_cpu / CONTAINERS:.1f}; "
+            "target <= 50)"
+        )
         print("mean seconds per job: " + ", ".join(f"{k} {v:.3f}" for k, v in breakdown.items()))
     finally:
         for w in workers:

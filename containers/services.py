@@ -445,9 +445,7 @@ def container_resize(
             new=quotas.Request(res.cores, res.memory_mib, res.swap_mib, res.disk_gib),
             current=container,
         )
-        job = job_create(
-            kind=JobKind.RESIZE, container=container, actor=actor, params=res.__dict__
-        )
+        job = job_create(kind=JobKind.RESIZE, container=container, actor=actor, params=res.__dict__)
         audit_record(
             actor=actor,
             action="container.resize",

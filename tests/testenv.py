@@ -47,7 +47,9 @@ TEST_ENV = {
 
 # A test database file of this run's own, so that runs side by side never share one
 # (the worker processes a run starts are told its name through DATABASE_URL).
-TEST_ENV["TEST_SQLITE_NAME"] = os.path.join(tempfile.gettempdir(), f"cluster-portal-test-{os.getpid()}.sqlite3")
+TEST_ENV["TEST_SQLITE_NAME"] = os.path.join(
+    tempfile.gettempdir(), f"cluster-portal-test-{os.getpid()}.sqlite3"
+)
 
 for key, value in TEST_ENV.items():
     os.environ.setdefault(key, value)

@@ -97,4 +97,20 @@ async function refreshContainer() {
     badge.textContent = c.status;
     badge.className = `badge status-${c.status}`;
   });
+  refreshSections();
+}
+
+// The parts of the page that depend on the container's state (its actions, say) are
+// fetched again and swapped in place, so the buttons match the new status.
+async function refreshSections() {
+  const live = document.querySelectorAll("[data-live-section][id]");
+  if (!live.length) return;
+  const r = await fetch(location.href, { headers: { "Accept": "text/html" } });
+  if (!r.ok) return;
+  const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+  live.forEach((el) => {
+    if (el.contains(document.activeElement)) return;  // never yank what the user is typing in
+    const fresh = doc.getElementById(el.id);
+    if (fresh) el.replaceWith(fresh); else el.replaceChildren();
+  });
 }

@@ -387,8 +387,8 @@ def _burst(site: Any, net: str) -> None:
 
     Container.objects.filter(site=site).delete()
     # Only the gateway is measured: no Proxmox to ask, no jobs to run.
-    containers.tasks.enqueue_job = lambda job_id: None  # type: ignore[assignment]
-    container_services.proxmox_used_vmids = lambda site: frozenset()  # type: ignore[assignment]
+    containers.tasks.enqueue_job = lambda job_id: None
+    container_services.proxmox_used_vmids = lambda site: frozenset()
     owners = [User.objects.create(username=f"burst{i}") for i in range(BURST)]
     before = ConfigRevision.objects.filter(site=site).count()
     template = site.templates.get()

@@ -146,8 +146,10 @@ class JobContext:
         self.save_steps()
         self.log(f"{st['title']} (resumed)" if resumed else st["title"])
         outcome = fn(st)
+        # Not saved here: the next step's start (or the job's end) writes it in the same
+        # update. A worker lost in between re-runs this step, which is harmless: steps are
+        # idempotent, and one that asked Proxmox follows the task it recorded.
         st.update(state=outcome or "done", finished_at=_iso(timezone.now()))
-        self.save_steps()
         self.current_step = None
 
     def wait(self, upid: str) -> str:
@@ -181,6 +183,7 @@ def claim(job_id: str, worker: str) -> Job | None:
 def _finish(ctx: JobContext, result: dict[str, Any]) -> None:
     ctx._mine().update(
         status=JobStatus.SUCCEEDED,
+        steps=ctx.job.steps,
         progress=100,
         result=result,
         finished_at=timezone.now(),

@@ -367,7 +367,7 @@ class ProxmoxClient:
     ) -> str:
         """Poll a task until it stops; return its exit status, raise if it failed."""
         deadline = time.monotonic() + (timeout or settings.PROXMOX_TASK_TIMEOUT)
-        interval = settings.PROXMOX_TASK_POLL_INTERVAL
+        started = time.monotonic()
         while True:
             status = self.task_status(upid)
             if status.get("status") == "stopped":
@@ -383,7 +383,13 @@ class ProxmoxClient:
                 raise ProxmoxUnavailable(f"the Proxmox task {upid} did not finish in time")
             if on_poll is not None:
                 on_poll()
-            time.sleep(interval)
+            # Most tasks end within seconds: poll those closely, then back off for long ones.
+            slow = time.monotonic() - started > settings.PROXMOX_TASK_POLL_SLOW_AFTER
+            time.sleep(
+                settings.PROXMOX_TASK_POLL_SLOW_INTERVAL
+                if slow
+                else settings.PROXMOX_TASK_POLL_INTERVAL
+            )
 
     # -- access (used by the identity features) ----------------------------------
     def grant_acl(self, *, path: str, role: str, users: str, delete: bool = False) -> None:

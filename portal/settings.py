@@ -202,6 +202,9 @@ VMID_MIN = env.int("VMID_MIN", default=100)
 VMID_MAX = env.int("VMID_MAX", default=999_999)
 PROXMOX_TIMEOUT = env.float("PROXMOX_TIMEOUT", default=15.0)
 PROXMOX_TASK_POLL_INTERVAL = env.float("PROXMOX_TASK_POLL_INTERVAL", default=0.2)
+# After this many seconds a task is a long one (a big template, a slow disk): poll it less.
+PROXMOX_TASK_POLL_SLOW_AFTER = env.float("PROXMOX_TASK_POLL_SLOW_AFTER", default=10.0)
+PROXMOX_TASK_POLL_SLOW_INTERVAL = env.float("PROXMOX_TASK_POLL_SLOW_INTERVAL", default=1.0)
 PROXMOX_TASK_TIMEOUT = env.float("PROXMOX_TASK_TIMEOUT", default=600.0)
 # Tag put on every container the portal makes; it is how the portal recognises its own.
 PROXMOX_MANAGED_TAG = env.str("PROXMOX_MANAGED_TAG", default="cluster-portal")

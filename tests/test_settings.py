@@ -1,0 +1,55 @@
+"""Production settings pass `check --deploy`, and refuse to start without their secrets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BASE = Path(__file__).resolve().parent.parent
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v for k, v in os.environ.items() if not k.isupper() or k in ("PATH", "HOME", "LANG")
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def production_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "SECRET_KEY": "x7Qv9-not-a-real-secret-but-long-and-random-enough-4f1b2c3d4e5f6a7b8c9d",
+        "FIELD_ENCRYPTION_KEYS": "Zm9yLXRlc3RzLW9ubHktMzItYnl0ZXMta2V5LWhlcmU=",
+        "ALLOWED_HOSTS": "portal.example.org",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+        "PORTAL_VAR_DIR": str(tmp_path),
+    }
+
+
+def test_production_settings_pass_check_deploy(tmp_path: Path) -> None:
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_no_secret_key_no_start(tmp_path: Path) -> None:
+    env = production_env(tmp_path)
+    del env["SECRET_KEY"]
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY is required unless DEBUG or PORTAL_DEMO is set" in result.stderr
+
+
+def test_no_field_encryption_key_no_start(tmp_path: Path) -> None:
+    env = production_env(tmp_path)
+    del env["FIELD_ENCRYPTION_KEYS"]
+    result = manage("check", env=env)
+    assert result.returncode != 0 and "FIELD_ENCRYPTION_KEYS is required" in result.stderr

@@ -1,11 +1,43 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from portal.errors import PortalError
+
+from . import services
 from .models import Container, Job, JobLogEntry, Template
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+def operator(request: HttpRequest) -> User:
+    return cast("User", request.user)
+
+
+def run_each(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    fn: Callable[[Any], str],
+) -> None:
+    """Call a service per selected object; report each success or domain error."""
+    for obj in queryset:
+        try:
+            text = fn(obj)
+        except PortalError as exc:
+            model_admin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+        else:
+            model_admin.message_user(request, text, messages.SUCCESS)
+
+
+def _job_text(obj: Model, verb: str, job: Job) -> str:
+    return f"{obj}: {verb} queued (job {job.pk})"
 
 
 @admin.register(Template)
@@ -34,9 +66,58 @@ class ContainerAdmin(admin.ModelAdmin):
         "running_since",
         "deleted_at",
     )
+    actions = ("start", "stop", "delete", "reconcile")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # containers are created through the portal's services, never by hand
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # deleting a row by hand would orphan the CT
+        return actions
+
+    # Each action calls a service, which checks the state and audits the request.
+    @admin.action(description="Start the selected containers")
+    def start(self, request: HttpRequest, queryset: QuerySet[Container]) -> None:
+        run_each(
+            self,
+            request,
+            queryset,
+            lambda c: _job_text(
+                c, "start", services.container_start(container=c, actor=operator(request))
+            ),
+        )
+
+    @admin.action(description="Stop the selected containers")
+    def stop(self, request: HttpRequest, queryset: QuerySet[Container]) -> None:
+        run_each(
+            self,
+            request,
+            queryset,
+            lambda c: _job_text(
+                c, "stop", services.container_stop(container=c, actor=operator(request))
+            ),
+        )
+
+    @admin.action(description="Delete the selected containers (and their CTs)")
+    def delete(self, request: HttpRequest, queryset: QuerySet[Container]) -> None:
+        run_each(
+            self,
+            request,
+            queryset,
+            lambda c: _job_text(
+                c, "delete", services.container_delete(container=c, actor=operator(request))
+            ),
+        )
+
+    @admin.action(description="Reconcile with Proxmox (read each CT's real status)")
+    def reconcile(self, request: HttpRequest, queryset: QuerySet[Container]) -> None:
+        run_each(
+            self,
+            request,
+            queryset,
+            lambda c: services.container_reconcile(container=c, actor=operator(request)),
+        )
 
 
 class JobLogInline(admin.TabularInline):
@@ -66,6 +147,7 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ("id", "container__hostname")
     list_select_related = ("container", "actor")
     inlines = [JobLogInline]
+    actions = ("retry",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Job._meta.fields]
@@ -75,3 +157,15 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.action(description="Retry the selected failed jobs")
+    def retry(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        run_each(
+            self,
+            request,
+            queryset.select_related("container"),
+            lambda j: (
+                f"job {j.pk}: retried as job "
+                f"{services.job_retry(job=j, actor=operator(request)).pk}"
+            ),
+        )

@@ -589,3 +589,125 @@ def container_create_idempotent(*, key: str, owner: User, **kwargs: Any) -> tupl
         if (hit := existing()) is not None:
             return hit
         raise
+
+
+# -- operator actions ------------------------------------------------------------------------
+# The container states from which a failed job of each kind may run again.
+RETRY_FROM: dict[str, tuple[str, ...]] = {
+    JobKind.CREATE: (ContainerStatus.PENDING, ContainerStatus.ERROR),
+    JobKind.DELETE: (ContainerStatus.ERROR, ContainerStatus.DELETING),
+    JobKind.START: (ContainerStatus.STOPPED, ContainerStatus.ERROR),
+    JobKind.STOP: (ContainerStatus.RUNNING, ContainerStatus.ERROR),
+    JobKind.RESTART: (ContainerStatus.RUNNING,),
+    JobKind.RESIZE: (ContainerStatus.RUNNING, ContainerStatus.STOPPED),
+    JobKind.ACCESS: (
+        ContainerStatus.RUNNING,
+        ContainerStatus.STOPPED,
+        ContainerStatus.ERROR,
+    ),
+}
+_RETRY_PERMISSION: dict[str, str] = {
+    JobKind.CREATE: "delete",  # owner or staff
+    JobKind.ACCESS: "manage_access",
+}
+
+
+def job_retry(*, job: Job, actor: User | None) -> Job:
+    """Queue a new job of a failed job's kind and params, for the same container."""
+    if job.status != JobStatus.FAILED:
+        raise InvalidState(
+            f"only a failed job can be retried; job {job.pk} is {job.status}", code="invalid_state"
+        )
+    container = job.container
+    if container is None:
+        raise InvalidState(f"job {job.pk} has no container to retry it on", code="invalid_state")
+    container.refresh_from_db()
+    require_container_permission(actor, container, _RETRY_PERMISSION.get(job.kind, job.kind))
+    if job.kind == JobKind.CREATE and container.status == ContainerStatus.DELETED:
+        raise InvalidState(
+            f"the failed create of {container.hostname} left nothing behind (it is deleted); "
+            "create the container again instead",
+            code="invalid_state",
+        )
+    _require_status(container, RETRY_FROM.get(job.kind, ()), f"retry a {job.kind} job of")
+    with transaction.atomic():
+        if job.kind == JobKind.RESIZE:
+            p = job.params
+            quotas.check(
+                container.owner,
+                new=quotas.Request(p["cores"], p["memory_mib"], p["swap_mib"], p["disk_gib"]),
+                current=container,
+            )
+        new = job_create(
+            kind=job.kind, container=container, actor=actor, params=dict(job.params or {})
+        )
+        if job.kind == JobKind.DELETE:
+            container_set_status(container=container, to=ContainerStatus.DELETING)
+        audit_record(
+            actor=actor,
+            action="job.retry",
+            obj=container,
+            summary=f"retried the failed {job.kind} job {job.pk} of {container.hostname}",
+            changes={"job": str(new.pk), "retry_of": str(job.pk)},
+        )
+    return new
+
+
+# Proxmox's status of a CT, as the portal's.
+_PROXMOX_STATUS: dict[str, str] = {
+    "running": ContainerStatus.RUNNING,
+    "stopped": ContainerStatus.STOPPED,
+}
+
+
+def container_reconcile(*, container: Container, actor: User | None) -> str:
+    """Read the CT's status from Proxmox and record it; a CT Proxmox lacks is marked error.
+
+    Returns what was found, in words. Refused while a job is working on the container."""
+    from .proxmox import ProxmoxClient, ProxmoxNotFound
+
+    container.refresh_from_db()
+    if container.status == ContainerStatus.DELETED:
+        raise InvalidState(f"{container.hostname} is deleted", code="invalid_state")
+    active = container.jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+    if active is not None:
+        raise InvalidState(
+            f"{container.hostname} has a {active.kind} job ({active.pk}) in progress; "
+            "reconcile once it has finished",
+            code="invalid_state",
+        )
+    before = container.status
+    try:
+        state = str(
+            ProxmoxClient.for_node(container.node)
+            .container_status(container.node.name, container.vmid)
+            .get("status", "")
+        )
+    except ProxmoxNotFound:
+        state = "missing"
+        target: str = ContainerStatus.ERROR
+        message = f"CT {container.vmid} was not found on {container.node.name}"
+    else:
+        known = _PROXMOX_STATUS.get(state)
+        message = "" if known else f"Proxmox reports CT {container.vmid} as {state!r}"
+        target = known or ContainerStatus.ERROR
+    moved = target == before or container_set_status(
+        container=container, to=target, message=message
+    )
+    if not moved:
+        raise InvalidState(
+            f"{container.hostname} is {before} and Proxmox says {state}; "
+            f"the portal cannot move it to {target}",
+            code="invalid_state",
+        )
+    outcome = f"{container.hostname}: {state} on Proxmox" + (
+        f", {before} -> {target}" if target != before else ", unchanged"
+    )
+    audit_record(
+        actor=actor,
+        action="container.reconcile",
+        obj=container,
+        summary=outcome,
+        changes={"before": before, "after": target, "proxmox": state},
+    )
+    return outcome

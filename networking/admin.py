@@ -1,16 +1,21 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from auth.admin_audit import AuditedModelAdmin  # admin changes to sites and nodes are audited
+from auth.audit import audit_record
+from portal.errors import PortalError
 
 from . import services
 from .models import ConfigRevision, Node, PortMapping, Route, Site
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class NodeForm(forms.ModelForm):
@@ -101,6 +106,44 @@ class NodeAdmin(AuditedModelAdmin):
         "created_at",
         "updated_at",
     )
+    actions = ("refresh_capacity", "import_templates")
+
+    @admin.action(description="Test the connection and read the capacity")
+    def refresh_capacity(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
+        for node in queryset:
+            try:  # audited by the service
+                version = services.node_refresh_capacity(
+                    node=node, actor=cast("User", request.user)
+                )
+            except PortalError as exc:  # the client's messages never hold the token secret
+                self.message_user(request, f"{node}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{node}: connected (Proxmox {version}), {node.max_cpu} CPUs, "
+                    f"{(node.used_memory or 0) >> 20} of {(node.max_memory or 0) >> 20} MiB used",
+                    messages.SUCCESS,
+                )
+
+    @admin.action(description="Import templates from this node's site storage")
+    def import_templates(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
+        from containers.services import templates_import
+
+        for site in Site.objects.filter(pk__in=queryset.values("site_id")):
+            try:
+                imported = templates_import(site=site)
+            except PortalError as exc:
+                self.message_user(request, f"{site}: {exc.message}", messages.ERROR)
+                continue
+            names = ", ".join(t.name for t in imported) or "none new"
+            audit_record(
+                actor=request.user,
+                action="admin.import_templates",
+                obj=site,
+                summary=f"imported templates into {site}: {names}",
+                changes={"templates": [t.name for t in imported]},
+            )
+            self.message_user(request, f"{site}: imported {names}", messages.SUCCESS)
 
 
 @admin.register(ConfigRevision)

@@ -15,12 +15,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from portal.errors import Conflict, ResourceExhausted, ValidationFailed
 
 from .allocation import choose_port
 from .models import (
     GatewayState,
+    Node,
     PortMapping,
     PortProtocol,
     Route,
@@ -31,6 +33,8 @@ from .models import (
 from .validators import validate_hostname
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
     from containers.models import Container
 
 log = logging.getLogger(__name__)
@@ -309,3 +313,38 @@ def enqueue_apply(site_id: int) -> None:
 
     slug = Site.objects.values_list("slug", flat=True).get(pk=site_id)
     apply_gateway.apply_async(args=(site_id,), queue=gateway_queue(slug))
+
+
+def node_refresh_capacity(*, node: Node, actor: User | None) -> str:
+    """Test the node's API connection and store its capacity; returns the Proxmox version.
+
+    Raises the Proxmox client's PortalError (never containing the token secret)."""
+    from auth.audit import audit_record
+    from containers.proxmox import ProxmoxClient
+
+    client = ProxmoxClient.for_node(node)
+    version = str(client.version().get("version", "unknown"))
+    status = client.node_status(node.name)
+    memory = status.get("memory") or {}
+    rootfs = status.get("rootfs") or {}
+    cpuinfo = status.get("cpuinfo") or {}
+    fields = {
+        "max_cpu": cpuinfo.get("cpus"),
+        "max_memory": memory.get("total"),
+        "used_memory": memory.get("used"),
+        "max_disk": rootfs.get("total"),
+        "used_disk": rootfs.get("used"),
+        "cpu_load": status.get("cpu"),
+        "capacity_updated_at": timezone.now(),
+    }
+    Node.objects.filter(pk=node.pk).update(**fields, updated_at=fields["capacity_updated_at"])
+    for key, value in fields.items():
+        setattr(node, key, value)
+    audit_record(
+        actor=actor,
+        action="node.refresh_capacity",
+        obj=node,
+        summary=f"read the capacity of {node.name} (Proxmox {version})",
+        changes={k: v for k, v in fields.items() if k != "capacity_updated_at"},
+    )
+    return version

@@ -28,6 +28,7 @@ CONTAINER_ACTIONS: dict[str, frozenset[str]] = {
     "resize": frozenset({"owner", "staff"}),
     "delete": frozenset({"owner", "staff"}),
     "manage_access": frozenset({"owner", "staff"}),
+    "manage_network": frozenset({"owner", "staff"}),
     "change_owner": frozenset({"staff"}),
 }
 

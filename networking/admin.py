@@ -226,14 +226,19 @@ class RouteAdmin(admin.ModelAdmin):
             protocol=obj.protocol,
             access=obj.access,
             enabled=obj.enabled,
+            actor=_operator(request),
         )
 
     def delete_model(self, request: HttpRequest, obj: Route) -> None:
-        services.route_delete(route=obj)
+        services.route_delete(route=obj, actor=_operator(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
         for route in queryset:
-            services.route_delete(route=route)
+            services.route_delete(route=route, actor=_operator(request))
+
+
+def _operator(request: HttpRequest) -> User | None:
+    return request.user if isinstance(request.user, User) else None
 
 
 @admin.register(PortMapping)
@@ -256,8 +261,8 @@ class PortMappingAdmin(admin.ModelAdmin):
         return False  # ports are allocated by the services, under the site lock
 
     def delete_model(self, request: HttpRequest, obj: PortMapping) -> None:
-        services.port_mapping_delete(mapping=obj)
+        services.port_mapping_delete(mapping=obj, actor=_operator(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PortMapping]) -> None:
         for mapping in queryset:
-            services.port_mapping_delete(mapping=mapping)
+            services.port_mapping_delete(mapping=mapping, actor=_operator(request))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -46,6 +46,25 @@ SSH_PORT = 22
 class ContainerNetwork:
     route: Route
     ssh: PortMapping
+
+
+def _require_network_permission(actor: User | None, container: Container) -> None:
+    """Owners and staff change a container's routes and ports (None: the system itself)."""
+    from auth.selectors import require_container_permission
+
+    require_container_permission(actor, container, "manage_network")
+
+
+def _audit(
+    actor: User | None,
+    action: str,
+    obj: Route | PortMapping,
+    summary: str,
+    changes: dict[str, Any] | None = None,
+) -> None:
+    from auth.audit import audit_record
+
+    audit_record(actor=actor, action=action, obj=obj, summary=summary, changes=changes)
 
 
 def _lock_site(site_id: int) -> Site:
@@ -179,8 +198,10 @@ def route_add(
     backend_port: int,
     protocol: str = RouteProtocol.HTTP,
     access: str = RouteAccess.PUBLIC,
+    actor: User | None = None,
 ) -> Route:
     """Another HTTP service of a container, at <name>-<hostname>.<domain>."""
+    _require_network_permission(actor, container)
     subdomain = f"{name}-{container.hostname}"
     try:
         validate_hostname(subdomain)
@@ -211,6 +232,7 @@ def route_add(
         _clean(route)
         _save(route)
         request_apply(site, reason=f"add route {subdomain}")
+        _audit(actor, "route.add", route, f"{subdomain} -> port {backend_port} ({access})")
     return route
 
 
@@ -221,7 +243,15 @@ def route_update(
     protocol: str | None = None,
     access: str | None = None,
     enabled: bool | None = None,
+    actor: User | None = None,
 ) -> Route:
+    _require_network_permission(actor, route.container)
+    before = {
+        "backend_port": route.backend_port,
+        "protocol": route.protocol,
+        "access": route.access,
+        "enabled": route.enabled,
+    }
     with transaction.atomic():
         if backend_port is not None:
             route.backend_port = backend_port
@@ -234,10 +264,13 @@ def route_update(
         _clean(route)
         route.save(update_fields=["backend_port", "protocol", "access", "enabled", "updated_at"])
         request_apply(route.site_id, reason=f"edit route {route.subdomain}")
+        changes = {k: [v, getattr(route, k)] for k, v in before.items() if getattr(route, k) != v}
+        _audit(actor, "route.update", route, f"edit {route.subdomain}", changes)
     return route
 
 
-def route_delete(*, route: Route) -> None:
+def route_delete(*, route: Route, actor: User | None = None) -> None:
+    _require_network_permission(actor, route.container)
     if not route.name:
         raise ValidationFailed(
             "the default route goes with its container; disable it instead",
@@ -245,14 +278,21 @@ def route_delete(*, route: Route) -> None:
             field="route",
         )
     with transaction.atomic():
+        _audit(actor, "route.delete", route, f"delete {route.subdomain}")
         route.delete()
         request_apply(route.site_id, reason=f"delete route {route.subdomain}")
 
 
 def port_mapping_add(
-    *, container: Container, container_port: int, protocol: str = PortProtocol.TCP, name: str
+    *,
+    container: Container,
+    container_port: int,
+    protocol: str = PortProtocol.TCP,
+    name: str,
+    actor: User | None = None,
 ) -> PortMapping:
     """Publish one more port of a container on the gateway (from the site's service range)."""
+    _require_network_permission(actor, container)
     with transaction.atomic():
         site = _lock_site(container.site_id)
         if PortMapping.objects.filter(
@@ -275,11 +315,22 @@ def port_mapping_add(
         _clean(mapping)
         _save(mapping)
         request_apply(site, reason=f"publish {protocol}/{mapping.external_port}")
+        _audit(
+            actor, "port.add", mapping, f"{protocol}/{mapping.external_port} -> {container_port}"
+        )
     return mapping
 
 
-def port_mapping_delete(*, mapping: PortMapping) -> None:
+def port_mapping_delete(*, mapping: PortMapping, actor: User | None = None) -> None:
+    _require_network_permission(actor, mapping.container)
+    if mapping.name == "ssh" and mapping.container_port == 22:
+        raise ValidationFailed(
+            "the SSH port goes with its container", code="default_port", field="mapping"
+        )
     with transaction.atomic():
+        _audit(
+            actor, "port.delete", mapping, f"unpublish {mapping.protocol}/{mapping.external_port}"
+        )
         mapping.delete()
         request_apply(
             mapping.site_id, reason=f"unpublish {mapping.protocol}/{mapping.external_port}"

@@ -165,6 +165,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobKindEnum": "containers.models.JobKind",
         "ResourceRequestKindEnum": "auth.models.RequestKind",
+        "RouteProtocolEnum": "networking.models.RouteProtocol",
+        "PortProtocolEnum": "networking.models.PortProtocol",
     },
 }
 

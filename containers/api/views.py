@@ -27,11 +27,19 @@ from auth.selectors import collaborator_usernames
 from auth.services import collaborator_add, collaborator_remove
 from containers import selectors, services
 from containers.models import ACTIVE_JOB_STATUSES, Container, Job, JobLogEntry, Template
+from networking import services as network
+from networking.api.serializers import (
+    PortMappingCreateSerializer,
+    PortMappingSerializer,
+    RouteCreateSerializer,
+    RouteSerializer,
+    RouteUpdateSerializer,
+)
 from networking.models import Site
 from portal.api.base import request_user
 from portal.api.exceptions import ErrorSerializer
 from portal.api.renderers import EventStreamRenderer
-from portal.errors import ValidationFailed
+from portal.errors import NotFound, ValidationFailed
 
 from .filters import ContainerFilter, JobFilter
 from .serializers import (
@@ -248,6 +256,111 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return accepted(
             collaborator_remove(container=container, username=username, actor=request_user(request))
         )
+
+    # -- routes and ports (the gateway publishes changes on its next apply) ----------------
+    @extend_schema(
+        methods=["GET"],
+        summary="A container's HTTP routes",
+        request=None,
+        responses={200: RouteSerializer(many=True), **READ_ERRORS},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Add an HTTP service at <name>-<hostname> (owner or staff)",
+        request=RouteCreateSerializer,
+        responses={201: RouteSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
+    def routes(self, request: Request, pk: str | None = None) -> Response:
+        container = self.get_object()
+        if request.method == "GET":
+            return Response(
+                RouteSerializer(
+                    container.routes.select_related("site").order_by("id"), many=True
+                ).data
+            )
+        ser = RouteCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        route = network.route_add(
+            container=container, actor=request_user(request), **ser.validated_data
+        )
+        return Response(RouteSerializer(route).data, status=201)
+
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Change a route's port, protocol, access or enabled (owner or staff)",
+        request=RouteUpdateSerializer,
+        responses={200: RouteSerializer, **ERRORS},
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        summary="Remove a route (not the default one: disable that)",
+        request=None,
+        responses={204: None, **ERRORS},
+    )
+    @action(
+        detail=True,
+        methods=["patch", "delete"],
+        url_path=r"routes/(?P<route_id>[0-9]+)",
+        pagination_class=None,
+        filterset_class=None,
+    )
+    def route_detail(self, request: Request, pk: str | None = None, route_id: str = "") -> Response:
+        container = self.get_object()
+        route = container.routes.select_related("site", "container").filter(pk=route_id).first()
+        if route is None:
+            raise NotFound("no such route")
+        if request.method == "DELETE":
+            network.route_delete(route=route, actor=request_user(request))
+            return Response(status=204)
+        ser = RouteUpdateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        route = network.route_update(route=route, actor=request_user(request), **ser.validated_data)
+        return Response(RouteSerializer(route).data)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="A container's published TCP/UDP ports",
+        request=None,
+        responses={200: PortMappingSerializer(many=True), **READ_ERRORS},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Publish one more port on the gateway (owner or staff)",
+        request=PortMappingCreateSerializer,
+        responses={201: PortMappingSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
+    def ports(self, request: Request, pk: str | None = None) -> Response:
+        container = self.get_object()
+        if request.method == "GET":
+            return Response(
+                PortMappingSerializer(container.port_mappings.order_by("id"), many=True).data
+            )
+        ser = PortMappingCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        mapping = network.port_mapping_add(
+            container=container, actor=request_user(request), **ser.validated_data
+        )
+        return Response(PortMappingSerializer(mapping).data, status=201)
+
+    @extend_schema(
+        summary="Unpublish a port (not the SSH port)", request=None, responses={204: None, **ERRORS}
+    )
+    @action(
+        detail=True,
+        methods=["delete"],
+        url_path=r"ports/(?P<port_id>[0-9]+)",
+        pagination_class=None,
+        filterset_class=None,
+    )
+    def port_detail(self, request: Request, pk: str | None = None, port_id: str = "") -> Response:
+        container = self.get_object()
+        mapping = container.port_mappings.select_related("container").filter(pk=port_id).first()
+        if mapping is None:
+            raise NotFound("no such port")
+        network.port_mapping_delete(mapping=mapping, actor=request_user(request))
+        return Response(status=204)
 
 
 def _sse(event: str, data: Any, event_id: int | None = None) -> str:

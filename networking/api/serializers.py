@@ -4,7 +4,15 @@ from typing import Any
 
 from rest_framework import serializers
 
-from networking.models import Node, Site
+from networking.models import (
+    Node,
+    PortMapping,
+    PortProtocol,
+    Route,
+    RouteAccess,
+    RouteProtocol,
+    Site,
+)
 
 
 class SiteSerializer(serializers.ModelSerializer):
@@ -38,3 +46,46 @@ class NodeSerializer(serializers.ModelSerializer):
             "capacity_updated_at",
         )
         read_only_fields = fields
+
+
+class RouteSerializer(serializers.ModelSerializer):
+    """An HTTP service of a container at https://<subdomain>.<domain>/."""
+
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Route
+        fields = ("id", "name", "subdomain", "url", "backend_port", "protocol", "access", "enabled")
+        read_only_fields = fields
+
+    def get_url(self, route: Route) -> str:
+        return f"https://{route.subdomain}.{route.site.domain}/"
+
+
+class RouteCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(
+        max_length=40, help_text="The service's name: it is served at <name>-<hostname>."
+    )
+    backend_port = serializers.IntegerField(min_value=1, max_value=65535)
+    protocol = serializers.ChoiceField(choices=RouteProtocol.choices, default=RouteProtocol.HTTP)
+    access = serializers.ChoiceField(choices=RouteAccess.choices, default=RouteAccess.PUBLIC)
+
+
+class RouteUpdateSerializer(serializers.Serializer):
+    backend_port = serializers.IntegerField(min_value=1, max_value=65535, required=False)
+    protocol = serializers.ChoiceField(choices=RouteProtocol.choices, required=False)
+    access = serializers.ChoiceField(choices=RouteAccess.choices, required=False)
+    enabled = serializers.BooleanField(required=False)
+
+
+class PortMappingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PortMapping
+        fields = ("id", "name", "protocol", "external_port", "container_port")
+        read_only_fields = fields
+
+
+class PortMappingCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=63)
+    container_port = serializers.IntegerField(min_value=1, max_value=65535)
+    protocol = serializers.ChoiceField(choices=PortProtocol.choices, default=PortProtocol.TCP)

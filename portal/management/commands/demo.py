@@ -178,7 +178,9 @@ class Command(BaseCommand):
 
     def _banner(self, port: int, site: str) -> None:
         self.stdout.write(
-            self.style.SUCCESS(f"\nCluster Portal demo is running: http://127.0.0.1:{port}/ (operators: /admin/)")
+            self.style.SUCCESS(
+                f"\nCluster Portal demo is running: http://127.0.0.1:{port}/ (operators: /admin/)"
+            )
         )
         self.stdout.write(
             "From another shell, create a container and watch it reach running:\n"

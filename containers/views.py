@@ -45,7 +45,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     qs = (
         selectors.containers_visible_to(user)
         .prefetch_related(active, "port_mappings")
-        .order_by("hostname")
+        .order_by("site_id", "hostname")  # the partial unique index: a page in index order
     )
     filters = {k: request.GET.get(k, "").strip() for k in ("q", "status", "node", "owner")}
     if filters["q"]:

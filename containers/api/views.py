@@ -116,7 +116,8 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     serializer_class = ContainerSerializer
     filterset_class = ContainerFilter
     ordering_fields = ("vmid", "hostname", "created_at", "status")
-    ordering = ("vmid",)
+    # (site, vmid) follows the partial unique index, so a page is read in index order.
+    ordering = ("site_id", "vmid")
     queryset = Container.objects.none()
 
     def get_queryset(self) -> QuerySet[Container]:

@@ -1,0 +1,146 @@
+"""Every endpoint, every kind of caller: anonymous, another user, a collaborator, the owner,
+staff, and the owner's read- and write-scoped tokens. Others' objects are 404, never 403;
+every response is checked against the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from auth import services as auth_services
+from auth.models import Collaborator
+from containers import services
+from tests.api_contract import check
+from tests.factories import UserFactory, make_site
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("anonymous", "other", "collab", "owner", "staff", "read_token", "write_token")
+
+# (method, path template, body): expected status per role, in ROLES order.
+C = "/api/v1/containers/{cid}"
+MATRIX: list[tuple[str, str, dict[str, Any] | None, tuple[int, ...]]] = [
+    ("get", "/api/v1/containers/", None, (401, 200, 200, 200, 200, 200, 200)),
+    (
+        "post",
+        "/api/v1/containers/",
+        {"hostname": "fresh", "template": "debian-12"},
+        (401, 202, 202, 202, 202, 403, 202),
+    ),
+    ("get", C + "/", None, (401, 404, 200, 200, 200, 200, 200)),
+    ("patch", C + "/", {"cores": 2}, (401, 404, 403, 202, 202, 403, 202)),
+    ("delete", C + "/", None, (401, 404, 403, 202, 202, 403, 202)),
+    ("post", C + "/start/", None, (401, 404, 409, 409, 409, 403, 409)),  # it is running
+    ("post", C + "/stop/", None, (401, 404, 202, 202, 202, 403, 202)),
+    ("post", C + "/restart/", None, (401, 404, 202, 202, 202, 403, 202)),
+    ("get", C + "/collaborators/", None, (401, 404, 200, 200, 200, 200, 200)),
+    ("post", C + "/collaborators/", {"username": "bystander"}, (401, 404, 403, 202, 202, 403, 202)),
+    ("delete", C + "/collaborators/collab/", None, (401, 404, 403, 202, 202, 403, 202)),
+    ("get", C + "/routes/", None, (401, 404, 200, 200, 200, 200, 200)),
+    (
+        "post",
+        C + "/routes/",
+        {"name": "api", "backend_port": 8080},
+        (401, 404, 403, 201, 201, 403, 201),
+    ),
+    ("patch", C + "/routes/{rid}/", {"access": "users"}, (401, 404, 403, 200, 200, 403, 200)),
+    ("get", C + "/ports/", None, (401, 404, 200, 200, 200, 200, 200)),
+    (
+        "post",
+        C + "/ports/",
+        {"name": "web", "container_port": 8443},
+        (401, 404, 403, 201, 201, 403, 201),
+    ),
+    ("get", "/api/v1/jobs/", None, (401, 200, 200, 200, 200, 200, 200)),
+    ("get", "/api/v1/jobs/{jid}/", None, (401, 404, 200, 200, 200, 200, 200)),
+    ("get", "/api/v1/jobs/{jid}/log/", None, (401, 404, 200, 200, 200, 200, 200)),
+    ("get", "/api/v1/templates/", None, (401, 200, 200, 200, 200, 200, 200)),
+    ("get", "/api/v1/sites/", None, (401, 200, 200, 200, 200, 200, 200)),
+    ("get", "/api/v1/nodes/", None, (401, 403, 403, 403, 200, 403, 403)),
+    ("get", "/api/v1/me/", None, (401, 200, 200, 200, 200, 200, 200)),
+    ("get", "/api/v1/tokens/", None, (401, 200, 200, 200, 200, 200, 200)),
+    (
+        "post",
+        "/api/v1/tokens/",
+        {"name": "more", "scope": "read"},
+        (401, 201, 201, 201, 201, 403, 201),
+    ),
+    ("get", "/api/v1/resource-requests/", None, (401, 200, 200, 200, 200, 200, 200)),
+    (
+        "post",
+        "/api/v1/resource-requests/",
+        {"kind": "quota", "reason": "a course needs more room", "limits": {"max_containers": 9}},
+        (401, 201, 201, 409, 201, 403, 409),
+    ),  # the owner has one pending
+    ("post", "/api/v1/resource-requests/{rrid}/approve/", {}, (401, 404, 404, 403, 200, 403, 403)),
+    ("post", "/api/v1/resource-requests/{rrid}/deny/", {}, (401, 404, 404, 403, 200, 403, 403)),
+    ("get", "/api/v1/audit/", None, (401, 403, 403, 403, 200, 403, 403)),
+]
+
+
+@pytest.fixture
+def world() -> dict[str, Any]:
+    site = make_site(None)
+    owner = UserFactory(username="owner")
+    collab = UserFactory(username="collab")
+    UserFactory(username="other")
+    UserFactory(username="bystander")
+    UserFactory(username="staff", is_staff=True)
+    job = services.container_create(owner=owner, hostname="app", template=site.templates.get())
+    container = job.container
+    Collaborator.objects.create(container=container, user=collab, added_by=owner)
+    services.container_set_status(container=container, to="provisioning")
+    services.container_set_status(container=container, to="running")
+    job.status = "succeeded"
+    job.save(update_fields=["status"])
+    request = auth_services.resource_request_create(
+        user=owner, kind="quota", reason="room for a course project", limits={"max_containers": 8}
+    )
+    return {
+        "cid": container.pk,
+        "jid": job.pk,
+        "rid": container.routes.get().pk,
+        "rrid": request.pk,
+    }
+
+
+def client_for(role: str) -> Client:
+    if role == "anonymous":
+        return Client()
+    if role.endswith("_token"):
+        scope = role.split("_")[0]
+        _, token = auth_services.token_create(
+            user=User.objects.get(username="owner"), name=role, scope=scope, expires_in_days=7
+        )
+        return Client(headers={"Authorization": f"Bearer {token}"})
+    client = Client()
+    client.force_login(User.objects.get(username=role))
+    return client
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    MATRIX,
+    ids=[f"{m.upper()} {p}" for m, p, _, _ in MATRIX],
+)
+def test_status_per_caller(world, role, method, path, body, expected) -> None:
+    url = path.format(**world)
+    response = check(
+        getattr(client_for(role), method)(url, body, content_type="application/json")
+        if body is not None
+        else getattr(client_for(role), method)(url)
+    )
+    want = expected[ROLES.index(role)]
+    assert response.status_code == want, (
+        role,
+        method,
+        url,
+        response.status_code,
+        response.content[:300],
+    )
+    if want >= 400:
+        assert set(response.json()) == {"code", "message", "detail"}

@@ -3,6 +3,11 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path(
+        "containers/<int:pk>/routes/<int:route_id>/access/",
+        views.route_access,
+        name="container-route-access",
+    ),
     path("", views.dashboard, name="dashboard"),
     path("containers/new/", views.container_create, name="container-create"),
     path("containers/check-hostname", views.hostname_check, name="hostname-check"),

@@ -15,7 +15,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from auth import selectors as accounts_selectors
 from auth import services as accounts_services
-from portal.errors import NotFound, PortalError
+from networking import services as network
+from networking.models import RouteAccess
+from portal.errors import NotFound, PortalError, ValidationFailed
 
 from . import selectors, services
 from .forms import (
@@ -194,6 +196,10 @@ def _detail(
             "resize_form": resize,
             "delete_form": DeleteForm(hostname=container.hostname),
             "can_manage": can_manage,
+            "can_manage_network": accounts_selectors.container_allows(
+                user, container, "manage_network"
+            ),
+            "route_access_choices": RouteAccess.choices,
             "collaborators": list(
                 accounts_selectors.collaborators_of(container).order_by("user__username")
             ),
@@ -246,6 +252,31 @@ def collaborator_remove(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"{username} no longer has access to {container.hostname}.")
+    return redirect("container-detail", pk=pk)
+
+
+@login_required
+@require_POST
+def route_access(request: HttpRequest, pk: int, route_id: int) -> HttpResponse:
+    """Change who may open one of the container's routes (owner or staff)."""
+    container = _get(request, pk)
+    route = container.routes.select_related("site", "container").filter(pk=route_id).first()
+    if route is None:
+        raise Http404("no such route")
+    access = request.POST.get("access", "")
+    try:
+        if access not in RouteAccess.values:
+            raise ValidationFailed(
+                f"access is one of {', '.join(RouteAccess.values)}", field="access"
+            )
+        network.route_update(route=route, access=access, actor=_user(request))
+        messages.info(
+            request,
+            f"https://{route.subdomain}.{container.site.domain}/ is now open to: "
+            f"{RouteAccess(access).label.lower()}.",
+        )
+    except PortalError as exc:
+        messages.error(request, exc.message)
     return redirect("container-detail", pk=pk)
 
 

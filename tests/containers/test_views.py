@@ -152,3 +152,44 @@ def test_collaborators_added_listed_and_removed_by_the_owner_only(site, alice_cl
     Job.objects.filter(container=c).update(status="succeeded")
     alice_client.post(f"/containers/{c.pk}/collaborators/remove/", {"username": "carol"})
     assert not Collaborator.objects.filter(container=c).exists()
+
+
+def test_owner_changes_who_may_open_a_route_and_a_collaborator_may_not(site) -> None:
+    from auth.models import AuditEntry, Collaborator
+
+    owner = UserFactory(username="alice")
+    job = services.container_create(owner=owner, hostname="web", template=site.templates.get())
+    route = job.container.routes.get()
+    owner_client = Client()
+    owner_client.force_login(owner)
+    page = owner_client.get(f"/containers/{job.container.pk}/").content.decode()
+    assert f'id="access-{route.pk}"' in page
+    response = owner_client.post(
+        f"/containers/{job.container.pk}/routes/{route.pk}/access/", {"access": "owner"}
+    )
+    assert response.status_code == 302
+    route.refresh_from_db()
+    assert route.access == "owner"
+    assert AuditEntry.objects.filter(action="route.update", actor=owner).exists()
+
+    collab = UserFactory(username="carol")
+    Collaborator.objects.create(container=job.container, user=collab, added_by=owner)
+    collab_client = Client()
+    collab_client.force_login(collab)
+    assert (
+        f'id="access-{route.pk}"'
+        not in collab_client.get(f"/containers/{job.container.pk}/").content.decode()
+    )
+    collab_client.post(
+        f"/containers/{job.container.pk}/routes/{route.pk}/access/", {"access": "public"}
+    )
+    route.refresh_from_db()
+    assert route.access == "owner"
+    stranger = Client()
+    stranger.force_login(UserFactory(username="mallory"))
+    assert (
+        stranger.post(
+            f"/containers/{job.container.pk}/routes/{route.pk}/access/", {"access": "public"}
+        ).status_code
+        == 404
+    )

@@ -196,6 +196,7 @@ def _detail(
             "resize_form": resize,
             "delete_form": DeleteForm(hostname=container.hostname),
             "can_manage": can_manage,
+            "request_resize_form": ContainerResizeForm(initial=resize.initial, prefix="rq"),
             "can_manage_network": accounts_selectors.container_allows(
                 user, container, "manage_network"
             ),
@@ -303,6 +304,21 @@ def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
                 return redirect("container-detail", pk=pk)
             services.container_resize(container=container, actor=user, **form.cleaned_data)
             messages.info(request, f"Resize of {container.hostname} queued.")
+        elif action == "request-resize":
+            form = ContainerResizeForm(request.POST, prefix="rq")
+            if not form.is_valid():
+                messages.error(request, "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items()))
+                return redirect("container-detail", pk=pk)
+            accounts_services.resource_request_create(
+                user=user,
+                kind="resize",
+                container=container,
+                reason=request.POST.get("reason", ""),
+                **form.cleaned_data,
+            )
+            messages.info(
+                request, "Request sent: staff will answer it; its outcome is on your requests page."
+            )
         elif action == "delete":
             delete = DeleteForm(request.POST, hostname=container.hostname)
             if not delete.is_valid():

@@ -193,3 +193,36 @@ def test_owner_changes_who_may_open_a_route_and_a_collaborator_may_not(site) -> 
         ).status_code
         == 404
     )
+
+
+def test_the_owner_asks_for_a_bigger_container_from_its_page(site) -> None:
+    from auth.models import ResourceRequest
+
+    owner = UserFactory(username="alice")
+    job = services.container_create(owner=owner, hostname="web", template=site.templates.get())
+    services.container_set_status(container=job.container, to="provisioning")
+    services.container_set_status(container=job.container, to="running")
+    client = Client()
+    client.force_login(owner)
+    assert (
+        "Ask staff for a bigger web"
+        in client.get(f"/containers/{job.container.pk}/").content.decode()
+    )
+    client.post(
+        f"/containers/{job.container.pk}/request-resize/",
+        {
+            "rq-cores": 4,
+            "rq-memory_mib": 4096,
+            "rq-swap_mib": 512,
+            "rq-disk_gib": 20,
+            "reason": "the test data set grew to 15 GiB",
+        },
+    )
+    request = ResourceRequest.objects.get()
+    assert (request.kind, request.container_id, request.cores, request.disk_gib) == (
+        "resize",
+        job.container.pk,
+        4,
+        20,
+    )
+    assert request.status == "pending"

@@ -125,7 +125,7 @@ def test_allocation_gives_reserved_ip_mac_and_parity_node(site, owner) -> None:
         (102, "pve2", "10.15.1.2"),
         (103, "pve1", "10.15.1.3"),
     ]
-    assert jobs[0].container.mac == f"02:{site.pk:02X}:0A:0F:01:00"
+    assert jobs[0].container.mac == f"02:{site.pk & 0xFF:02X}:0A:0F:01:00"
     assert all(j.status == "queued" and j.kind == "create" for j in jobs)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sys
 from pathlib import Path
 
 import environ
@@ -23,7 +24,10 @@ if (BASE_DIR / ".env").exists():
 DEBUG = env.bool("DEBUG", default=False)
 # The demo runs on the embedded defaults (SQLite, the simulator, a file broker).
 DEMO = env.bool("PORTAL_DEMO", default=False)
-LAX = DEBUG or DEMO
+# Writing migrations reads the models only: it needs no secret, so a checkout can run
+# `manage.py makemigrations --check` without a production environment.
+_SECRETLESS = sys.argv[1:2] == ["makemigrations"]
+LAX = DEBUG or DEMO or _SECRETLESS
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:

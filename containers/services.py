@@ -360,49 +360,38 @@ def _require_status(container: Container, allowed: tuple[str, ...], action: str)
         )
 
 
-def container_start(*, container: Container, actor: User | None) -> Job:
-    require_container_permission(actor, container, "start")
-    _require_status(container, (ContainerStatus.STOPPED, ContainerStatus.ERROR), "start")
+def _power_job(
+    container: Container, actor: User | None, kind: str, allowed: tuple[str, ...]
+) -> Job:
+    """Start, stop or restart: check who and when, queue the job, audit the request."""
+    require_container_permission(actor, container, kind)
+    _require_status(container, allowed, kind)
     with transaction.atomic():
-        job = job_create(kind=JobKind.START, container=container, actor=actor)
+        job = job_create(kind=kind, container=container, actor=actor)
         audit_record(
             actor=actor,
-            action="container.start",
+            action=f"container.{kind}",
             obj=container,
-            summary="asked to start " + container.hostname,
+            summary=f"asked to {kind} {container.hostname}",
             changes={"job": str(job.pk)},
         )
         return job
+
+
+def container_start(*, container: Container, actor: User | None) -> Job:
+    return _power_job(
+        container, actor, JobKind.START, (ContainerStatus.STOPPED, ContainerStatus.ERROR)
+    )
 
 
 def container_stop(*, container: Container, actor: User | None) -> Job:
-    require_container_permission(actor, container, "stop")
-    _require_status(container, (ContainerStatus.RUNNING, ContainerStatus.ERROR), "stop")
-    with transaction.atomic():
-        job = job_create(kind=JobKind.STOP, container=container, actor=actor)
-        audit_record(
-            actor=actor,
-            action="container.stop",
-            obj=container,
-            summary="asked to stop " + container.hostname,
-            changes={"job": str(job.pk)},
-        )
-        return job
+    return _power_job(
+        container, actor, JobKind.STOP, (ContainerStatus.RUNNING, ContainerStatus.ERROR)
+    )
 
 
 def container_restart(*, container: Container, actor: User | None) -> Job:
-    require_container_permission(actor, container, "restart")
-    _require_status(container, (ContainerStatus.RUNNING,), "restart")
-    with transaction.atomic():
-        job = job_create(kind=JobKind.RESTART, container=container, actor=actor)
-        audit_record(
-            actor=actor,
-            action="container.restart",
-            obj=container,
-            summary="asked to restart " + container.hostname,
-            changes={"job": str(job.pk)},
-        )
-        return job
+    return _power_job(container, actor, JobKind.RESTART, (ContainerStatus.RUNNING,))
 
 
 def container_resize(

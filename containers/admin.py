@@ -1,39 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from portal.errors import PortalError
+from portal.admin_tools import operator, run_each
 
 from . import services
 from .models import Container, Job, JobLogEntry, Template
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
-
-
-def operator(request: HttpRequest) -> User:
-    return cast("User", request.user)
-
-
-def run_each(
-    model_admin: admin.ModelAdmin,
-    request: HttpRequest,
-    queryset: QuerySet[Any],
-    fn: Callable[[Any], str],
-) -> None:
-    """Call a service per selected object; report each success or domain error."""
-    for obj in queryset:
-        try:
-            text = fn(obj)
-        except PortalError as exc:
-            model_admin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
-        else:
-            model_admin.message_user(request, text, messages.SUCCESS)
 
 
 def _job_text(obj: Model, verb: str, job: Job) -> str:
@@ -77,38 +54,31 @@ class ContainerAdmin(admin.ModelAdmin):
         return actions
 
     # Each action calls a service, which checks the state and audits the request.
-    @admin.action(description="Start the selected containers")
-    def start(self, request: HttpRequest, queryset: QuerySet[Container]) -> None:
+    def _queue(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Container],
+        verb: str,
+        service: Callable[..., Job],
+    ) -> None:
         run_each(
             self,
             request,
             queryset,
-            lambda c: _job_text(
-                c, "start", services.container_start(container=c, actor=operator(request))
-            ),
+            lambda c: _job_text(c, verb, service(container=c, actor=operator(request))),
         )
+
+    @admin.action(description="Start the selected containers")
+    def start(self, request: HttpRequest, queryset: QuerySet[Container]) -> None:
+        self._queue(request, queryset, "start", services.container_start)
 
     @admin.action(description="Stop the selected containers")
     def stop(self, request: HttpRequest, queryset: QuerySet[Container]) -> None:
-        run_each(
-            self,
-            request,
-            queryset,
-            lambda c: _job_text(
-                c, "stop", services.container_stop(container=c, actor=operator(request))
-            ),
-        )
+        self._queue(request, queryset, "stop", services.container_stop)
 
     @admin.action(description="Delete the selected containers (and their CTs)")
     def delete(self, request: HttpRequest, queryset: QuerySet[Container]) -> None:
-        run_each(
-            self,
-            request,
-            queryset,
-            lambda c: _job_text(
-                c, "delete", services.container_delete(container=c, actor=operator(request))
-            ),
-        )
+        self._queue(request, queryset, "delete", services.container_delete)
 
     @admin.action(description="Reconcile with Proxmox (read each CT's real status)")
     def reconcile(self, request: HttpRequest, queryset: QuerySet[Container]) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -9,13 +9,11 @@ from django.http import HttpRequest
 
 from auth.admin_audit import AuditedModelAdmin  # admin changes to sites and nodes are audited
 from auth.audit import audit_record
+from portal.admin_tools import operator, run_each
 from portal.errors import PortalError
 
 from . import services
 from .models import ConfigRevision, Node, PortMapping, Route, Site
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
 
 
 class NodeForm(forms.ModelForm):
@@ -110,20 +108,14 @@ class NodeAdmin(AuditedModelAdmin):
 
     @admin.action(description="Test the connection and read the capacity")
     def refresh_capacity(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
-        for node in queryset:
-            try:  # audited by the service
-                version = services.node_refresh_capacity(
-                    node=node, actor=cast("User", request.user)
-                )
-            except PortalError as exc:  # the client's messages never hold the token secret
-                self.message_user(request, f"{node}: {exc.message}", messages.ERROR)
-            else:
-                self.message_user(
-                    request,
-                    f"{node}: connected (Proxmox {version}), {node.max_cpu} CPUs, "
-                    f"{(node.used_memory or 0) >> 20} of {(node.max_memory or 0) >> 20} MiB used",
-                    messages.SUCCESS,
-                )
+        def refresh(node: Node) -> str:  # audited by the service; errors never hold the secret
+            version = services.node_refresh_capacity(node=node, actor=operator(request))
+            return (
+                f"{node}: connected (Proxmox {version}), {node.max_cpu} CPUs, "
+                f"{(node.used_memory or 0) >> 20} of {(node.max_memory or 0) >> 20} MiB used"
+            )
+
+        run_each(self, request, queryset, refresh)
 
     @admin.action(description="Import templates from this node's site storage")
     def import_templates(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
@@ -226,19 +218,15 @@ class RouteAdmin(admin.ModelAdmin):
             protocol=obj.protocol,
             access=obj.access,
             enabled=obj.enabled,
-            actor=_operator(request),
+            actor=operator(request),
         )
 
     def delete_model(self, request: HttpRequest, obj: Route) -> None:
-        services.route_delete(route=obj, actor=_operator(request))
+        services.route_delete(route=obj, actor=operator(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
         for route in queryset:
-            services.route_delete(route=route, actor=_operator(request))
-
-
-def _operator(request: HttpRequest) -> User | None:
-    return request.user if isinstance(request.user, User) else None
+            services.route_delete(route=route, actor=operator(request))
 
 
 @admin.register(PortMapping)
@@ -261,8 +249,8 @@ class PortMappingAdmin(admin.ModelAdmin):
         return False  # ports are allocated by the services, under the site lock
 
     def delete_model(self, request: HttpRequest, obj: PortMapping) -> None:
-        services.port_mapping_delete(mapping=obj, actor=_operator(request))
+        services.port_mapping_delete(mapping=obj, actor=operator(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PortMapping]) -> None:
         for mapping in queryset:
-            services.port_mapping_delete(mapping=mapping, actor=_operator(request))
+            services.port_mapping_delete(mapping=mapping, actor=operator(request))

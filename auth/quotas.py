@@ -85,21 +85,33 @@ class QuotaStatus:
         }
 
 
-def default_limits() -> tuple[str, dict[str, int | None]]:
-    row = GroupPolicy.objects.filter(group__isnull=True).first()
-    if row is not None:
-        return "the default policy", {f: getattr(row, f) for f in QUOTA_FIELDS}
-    return "the default policy", {
+def _settings_defaults() -> dict[str, int | None]:
+    return {
         f: getattr(settings, f"QUOTA_DEFAULT_{f.removeprefix('max_').upper()}")
         for f in QUOTA_FIELDS
     }
 
 
+def default_limits() -> tuple[str, dict[str, int | None]]:
+    row = GroupPolicy.objects.filter(group__isnull=True).first()
+    if row is not None:
+        return "the default policy", {f: getattr(row, f) for f in QUOTA_FIELDS}
+    return "the default policy", _settings_defaults()
+
+
 def sources_for(user: User) -> list[tuple[str, dict[str, int | None]]]:
     """(label, limits) of every row that applies to the user, the default first."""
-    out = [default_limits()]
-    for policy in GroupPolicy.objects.filter(group__user=user).select_related("group"):
-        out.append((policy.label, {f: getattr(policy, f) for f in QUOTA_FIELDS}))
+    default: tuple[str, dict[str, int | None]] = ("the default policy", _settings_defaults())
+    groups = []
+    # The default row and the user's groups' rows in one read.
+    rows = GroupPolicy.objects.filter(Q(group__isnull=True) | Q(group__user=user))
+    for policy in rows.select_related("group").order_by("pk").distinct():
+        values = {f: getattr(policy, f) for f in QUOTA_FIELDS}
+        if policy.group_id is None:
+            default = ("the default policy", values)
+        else:
+            groups.append((policy.label, values))
+    out = [default, *groups]
     now = timezone.now()
     overrides = QuotaOverride.objects.filter(user=user).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=now)
@@ -191,10 +203,12 @@ def check(user: User, *, new: Request, current: Container | None = None, lock: b
     """
     if is_exempt(user):
         return
+    limits = effective_limits(user)
+    if all(limit.value is None for limit in limits.values()):
+        return  # no policy limits this user: nothing to count
     if lock:
         _lock_user(user)
     usage, sizes = usage_for(user)
-    limits = effective_limits(user)
     old = sizes.get(current.pk) if current is not None else None
     delta = {
         "containers": 0 if current is not None else 1,

@@ -18,6 +18,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -84,7 +85,14 @@ def _iso(dt: Any) -> str:
 
 
 class JobContext:
-    """What a handler needs: the job, its container, a Proxmox client, logging and steps."""
+    """What a handler needs: the job, its container, a Proxmox client, logging and steps.
+
+    Step states and log lines are kept in memory and written together by `flush`, in
+    one transaction: before every wait on Proxmox (so a watcher sees the step it is
+    in), when a step records a task it started, on a heartbeat and at the end. A
+    worker lost between flushes loses only the record of steps it finished since,
+    and those are re-run: steps are idempotent.
+    """
 
     def __init__(self, job: Job, worker: str) -> None:
         self.job = job
@@ -93,6 +101,8 @@ class JobContext:
         assert job.container is not None
         self.container: Container = job.container
         self._last_beat = time.monotonic()
+        self._pending: list[JobLogEntry] = []
+        self._dirty = False
         self.current_step: dict[str, Any] | None = None
 
     @property
@@ -108,26 +118,52 @@ class JobContext:
 
     def log(self, message: str, *, level: str = LogLevel.INFO) -> None:
         step = self.current_step["name"] if self.current_step else ""
-        JobLogEntry.objects.create(job=self.job, level=level, step=step, message=message)
+        self._pending.append(
+            JobLogEntry(
+                job=self.job, level=level, step=step, message=message, created_at=timezone.now()
+            )
+        )
+
+    def _write_log(self) -> None:
+        if self._pending:
+            JobLogEntry.objects.bulk_create(self._pending)
+            self._pending = []
+
+    def _progress(self) -> int:
+        steps = self.job.steps
+        done = sum(1 for s in steps if s["state"] in ("done", "skipped"))
+        return int(100 * done / len(steps)) if steps else 0
+
+    def flush(self, **fields: Any) -> None:
+        """Write the steps, progress and pending log lines (and `fields`) if this is still our job."""
+        self.job.progress = fields.pop("progress", None) or self._progress()
+        with transaction.atomic():
+            if not self._mine().update(
+                steps=self.job.steps,
+                progress=self.job.progress,
+                heartbeat_at=timezone.now(),
+                **fields,
+            ):
+                raise LeaseLost(str(self.job.pk))
+            self._write_log()
+        self._dirty = False
+        self._last_beat = time.monotonic()
+
+    def save_steps(self) -> None:
+        """Persist now: a step calls this once it has started a Proxmox task (its upid)."""
+        self.flush()
 
     def heartbeat(self, *, force: bool = False) -> None:
         """Tell the others this job's worker is alive; raise LeaseLost if it was taken over."""
+        if self._dirty or self._pending:
+            self.flush()
+            return
         now = time.monotonic()
         if not force and now - self._last_beat < min(2.0, settings.JOB_LEASE_SECONDS / 4):
             return
         self._last_beat = now
         if not self._mine().update(heartbeat_at=timezone.now()):
             raise LeaseLost(str(self.job.pk))
-
-    def save_steps(self) -> None:
-        steps = self.job.steps
-        done = sum(1 for s in steps if s["state"] in ("done", "skipped"))
-        self.job.progress = int(100 * done / len(steps)) if steps else 0
-        if not self._mine().update(
-            steps=steps, progress=self.job.progress, heartbeat_at=timezone.now()
-        ):
-            raise LeaseLost(str(self.job.pk))
-        self._last_beat = time.monotonic()
 
     def step(self, name: str) -> dict[str, Any]:
         for st in self.job.steps:
@@ -143,17 +179,17 @@ class JobContext:
         self.current_step = st
         resumed = st["state"] == "running"
         st.update(state="running", started_at=st.get("started_at") or _iso(timezone.now()))
-        self.save_steps()
+        self._dirty = True
         self.log(f"{st['title']} (resumed)" if resumed else st["title"])
         outcome = fn(st)
-        # Not saved here: the next step's start (or the job's end) writes it in the same
-        # update. A worker lost in between re-runs this step, which is harmless: steps are
-        # idempotent, and one that asked Proxmox follows the task it recorded.
         st.update(state=outcome or "done", finished_at=_iso(timezone.now()))
+        self._dirty = True
         self.current_step = None
 
     def wait(self, upid: str) -> str:
         """Wait for a Proxmox task, keeping the job's lease alive while it runs."""
+        if self._dirty or self._pending:
+            self.flush()
         status = self.client.wait_task(upid, on_poll=self.heartbeat)
         if status != "OK":
             self.log(f"Proxmox task finished with {status}", level=LogLevel.WARNING)
@@ -181,16 +217,15 @@ def claim(job_id: str, worker: str) -> Job | None:
 
 
 def _finish(ctx: JobContext, result: dict[str, Any]) -> None:
-    ctx._mine().update(
+    ctx.log("Done")
+    ctx.flush(
         status=JobStatus.SUCCEEDED,
-        steps=ctx.job.steps,
         progress=100,
         result=result,
         finished_at=timezone.now(),
         error="",
         error_code="",
     )
-    JobLogEntry.objects.create(job=ctx.job, message="Done")
 
 
 def _fail(ctx: JobContext, code: str, message: str) -> None:
@@ -199,23 +234,24 @@ def _fail(ctx: JobContext, code: str, message: str) -> None:
         ctx.job.steps = [
             s if s["name"] != ctx.current_step["name"] else ctx.current_step for s in ctx.job.steps
         ]
-    Job.objects.filter(pk=ctx.job.pk, status__in=[JobStatus.RUNNING, JobStatus.QUEUED]).update(
-        status=JobStatus.FAILED,
-        steps=ctx.job.steps,
-        error_code=code[:64],
-        error=message,
-        finished_at=timezone.now(),
-    )
-    JobLogEntry.objects.create(
-        job=ctx.job,
-        level=LogLevel.ERROR,
-        step=(ctx.current_step or {}).get("name", ""),
-        message=message,
-    )
+    ctx.log(message, level=LogLevel.ERROR)
+    with transaction.atomic():
+        Job.objects.filter(pk=ctx.job.pk, status__in=[JobStatus.RUNNING, JobStatus.QUEUED]).update(
+            status=JobStatus.FAILED,
+            steps=ctx.job.steps,
+            progress=ctx._progress(),
+            error_code=code[:64],
+            error=message,
+            finished_at=timezone.now(),
+        )
+        ctx._write_log()
 
 
 def _requeue(ctx: JobContext) -> None:
-    ctx._mine().update(status=JobStatus.QUEUED, steps=ctx.job.steps, heartbeat_at=timezone.now())
+    try:
+        ctx.flush(status=JobStatus.QUEUED)
+    except LeaseLost:
+        log.warning("job %s was taken over by another worker; not requeueing it", ctx.job.pk)
 
 
 def backoff(attempt: int) -> float:
@@ -272,7 +308,10 @@ def run(job_id: str, *, worker: str) -> None:
             f"an unexpected error ({exc.__class__.__name__}); an operator can see the worker's log",
         )
     else:
-        _finish(ctx, result)
+        try:
+            _finish(ctx, result)
+        except LeaseLost:
+            log.warning("job %s was taken over by another worker before it finished", job_id)
 
 
 def _give_up(ctx: JobContext, exc: PortalError) -> None:
@@ -552,8 +591,7 @@ def _gateway_step(ctx: JobContext) -> None:
 
         site = ctx.container.site
         generation = request_apply(site, reason=f"{ctx.job.kind} {ctx.container.hostname}")
-        st["generation"] = generation
-        ctx.save_steps()
+        st["generation"] = generation  # written by the first heartbeat of the wait
         if not settings.GATEWAY_JOB_WAIT:
             ctx.log(
                 f"asked the gateway for generation {generation}; not waiting (GATEWAY_JOB_WAIT)"

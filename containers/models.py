@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from networking.models import Node, Site
 from networking.validators import validate_hostname, validate_slug
@@ -301,7 +302,8 @@ class JobLogEntry(models.Model):
     """An append-only line of a job's log (ids increase, so `?after=<id>` resumes)."""
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_entries")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the line is logged: the runner writes its lines in batches.
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
     level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
     step = models.CharField(max_length=64, blank=True)
     message = models.TextField()

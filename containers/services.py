@@ -176,9 +176,18 @@ def container_set_status(*, container: Container, to: str, message: str = "") ->
 
 # -- jobs --------------------------------------------------------------------------------
 def job_create(
-    *, kind: str, container: Container, actor: User | None, params: dict[str, Any] | None = None
+    *,
+    kind: str,
+    container: Container,
+    actor: User | None,
+    params: dict[str, Any] | None = None,
+    new_container: bool = False,
 ) -> Job:
-    """Create a queued job and enqueue it once the surrounding transaction commits."""
+    """Create a queued job and enqueue it once the surrounding transaction commits.
+
+    `new_container`: the container was inserted in this transaction, so no other job
+    can be active on it and the insert needs no savepoint to report a conflict.
+    """
     from .jobs import plan_steps
     from .tasks import enqueue_job
 
@@ -190,6 +199,11 @@ def job_create(
         steps=plan_steps(kind),
         heartbeat_at=timezone.now(),
     )
+    if new_container:
+        job.save(force_insert=True)
+        job_id = str(job.id)
+        transaction.on_commit(lambda: enqueue_job(job_id))
+        return job
     try:
         with transaction.atomic():
             job.save(force_insert=True)
@@ -264,8 +278,13 @@ def container_create(
             # The site's row lock serialises allocation for the site: VMIDs, addresses and
             # names are chosen and inserted while no one else can choose.
             site = Site.objects.select_for_update().get(pk=site.pk)
-            live = Container.objects.filter(LIVE, site=site)
-            if live.filter(hostname=hostname).exists():
+            # One read of what the site's live containers hold (unordered: no joins).
+            held = list(
+                Container.objects.filter(LIVE, site=site)
+                .order_by()
+                .values_list("hostname", "vmid", "ip")
+            )
+            if any(name == hostname for name, _, _ in held):
                 raise Conflict(
                     f"hostname '{hostname}' is already taken on {site.name}",
                     code="hostname_taken",
@@ -276,14 +295,12 @@ def container_create(
                 new=quotas.Request(res.cores, res.memory_mib, res.swap_mib, res.disk_gib),
             )
             nodes = list(site.nodes.order_by("slot"))
-            used_vmids = set(live.values_list("vmid", flat=True)) | foreign
+            used_vmids = {vmid for _, vmid, _ in held} | foreign
             vmid, node = choose_vmid(
                 nodes, used_vmids, vmid_min=settings.VMID_MIN, vmid_max=settings.VMID_MAX
             )
             ip = choose_ip(
-                site.network,
-                excluded=site.excluded_ranges(),
-                used=live.values_list("ip", flat=True),
+                site.network, excluded=site.excluded_ranges(), used=[ip for _, _, ip in held]
             )
             container = Container(
                 site=site,
@@ -301,7 +318,13 @@ def container_create(
                 ssh_public_keys=keys,
                 description=description,
             )
-            container.full_clean(validate_constraints=False)
+            # Field validation only: the related rows were just read, and the lock plus the
+            # checks above (and the database's constraints) keep the values unique.
+            container.full_clean(
+                exclude=["site", "node", "owner", "template"],
+                validate_unique=False,
+                validate_constraints=False,
+            )
             container.save(force_insert=True)
             # Its default route and SSH port, under the same site lock.
             container_network_allocate(container=container)
@@ -310,6 +333,7 @@ def container_create(
                 container=container,
                 actor=actor or owner,
                 params={"hostname": hostname, **res.__dict__},
+                new_container=True,
             )
             audit_record(
                 actor=actor or owner,

@@ -90,8 +90,12 @@ def gateway_own_ports() -> set[int]:
 
 
 def _clean(obj: Route | PortMapping) -> None:
+    # Field validation only: the site and container were just read under the site lock,
+    # and callers check names and ports (the constraints back them up).
     try:
-        obj.full_clean(validate_constraints=False)
+        obj.full_clean(
+            exclude=["site", "container"], validate_unique=False, validate_constraints=False
+        )
     except ValidationError as exc:
         raise ValidationFailed("; ".join(exc.messages), code="invalid") from exc
 
@@ -102,9 +106,13 @@ def _choose_external_port(site: Site, protocol: str, *, ssh: bool) -> int:
         if ssh
         else (site.service_port_min, site.service_port_max)
     )
-    used = PortMapping.objects.filter(
-        site=site, protocol=protocol, external_port__gte=low, external_port__lte=high
-    ).values_list("external_port", flat=True)
+    used = (
+        PortMapping.objects.filter(
+            site=site, protocol=protocol, external_port__gte=low, external_port__lte=high
+        )
+        .order_by()
+        .values_list("external_port", flat=True)
+    )
     try:
         return choose_port(low, high, used=used, blocked=gateway_own_ports())
     except ResourceExhausted as exc:
@@ -129,8 +137,9 @@ def _require_free_subdomain(site: Site, subdomain: str, *, exclude_pk: int | Non
 
 
 def _save(obj: Route | PortMapping) -> None:
+    # No savepoint: a conflict aborts the caller's whole transaction anyway.
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             obj.save()
     except IntegrityError as exc:
         # The site lock makes this unreachable; never let it reach a user raw.
@@ -150,9 +159,10 @@ def container_network_allocate(
 ) -> ContainerNetwork:
     """The default route (subdomain = hostname) and the SSH port mapping of a new container.
 
-    Called by `container_create` inside its transaction, under the site's row lock.
+    Called by `container_create` inside its transaction, under the site's row lock
+    (`container.site` is the row it locked).
     """
-    site = _lock_site(container.site_id)
+    site = container.site
     _require_free_subdomain(site, container.hostname)
     route = Route(
         site=site,
@@ -346,23 +356,25 @@ def request_apply(site: Site | int, *, reason: str = "") -> int:
     and an apply that reads generation N sees every change up to N.
     """
     site_id = site.pk if isinstance(site, Site) else int(site)
-    with transaction.atomic():
-        GatewayState.objects.get_or_create(site_id=site_id)
-        GatewayState.objects.filter(site_id=site_id).update(requested=F("requested") + 1)
-        generation = int(
-            GatewayState.objects.values_list("requested", flat=True).get(site_id=site_id)
-        )
+    slug = site.slug if isinstance(site, Site) else None
+    with transaction.atomic(savepoint=False):
+        state = GatewayState.objects.filter(site_id=site_id)
+        if not state.update(requested=F("requested") + 1):
+            GatewayState.objects.get_or_create(site_id=site_id)
+            state.update(requested=F("requested") + 1)
+        generation = int(state.values_list("requested", flat=True).get())
     log.debug("site %s: gateway generation %s (%s)", site_id, generation, reason)
-    transaction.on_commit(lambda: enqueue_apply(site_id), robust=True)
+    transaction.on_commit(lambda: enqueue_apply(site_id, slug=slug), robust=True)
     return generation
 
 
-def enqueue_apply(site_id: int) -> None:
+def enqueue_apply(site_id: int, *, slug: str | None = None) -> None:
     from portal.celery import gateway_queue
 
     from .tasks import apply_gateway
 
-    slug = Site.objects.values_list("slug", flat=True).get(pk=site_id)
+    if slug is None:
+        slug = Site.objects.values_list("slug", flat=True).get(pk=site_id)
     apply_gateway.apply_async(args=(site_id,), queue=gateway_queue(slug))
 
 

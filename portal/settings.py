@@ -212,6 +212,9 @@ PROXMOX_TASK_POLL_INTERVAL = env.float("PROXMOX_TASK_POLL_INTERVAL", default=0.2
 PROXMOX_TASK_POLL_SLOW_AFTER = env.float("PROXMOX_TASK_POLL_SLOW_AFTER", default=10.0)
 PROXMOX_TASK_POLL_SLOW_INTERVAL = env.float("PROXMOX_TASK_POLL_SLOW_INTERVAL", default=1.0)
 PROXMOX_TASK_TIMEOUT = env.float("PROXMOX_TASK_TIMEOUT", default=600.0)
+# A waiting job asks for its task's own status at least this often, whatever the shared
+# poll of the node's task list says (containers/taskwatch.py).
+PROXMOX_TASK_CHECK_INTERVAL = env.float("PROXMOX_TASK_CHECK_INTERVAL", default=5.0)
 # Tag put on every container the portal makes; it is how the portal recognises its own.
 PROXMOX_MANAGED_TAG = env.str("PROXMOX_MANAGED_TAG", default="cluster-portal")
 

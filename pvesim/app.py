@@ -189,6 +189,9 @@ class PveApp:
         ctx.extra["api_token"] = api_token
         try:
             with state.lock:
+                # Proxmox's workers run in real time: bring every due one up to now first,
+                # so that no answer lags behind the scheduler's tick.
+                state.tick()
                 if route.perm is not None:
                     perm_path = expand(route.perm.path, merged)
                     if route.perm.any:
@@ -205,7 +208,7 @@ class PveApp:
                 typed = validate(merged, route.params)
                 data = route.handler(ctx, typed)
                 if method != "GET":
-                    state.flush()
+                    state.mark_dirty()  # written by the ticker (SimState.flush_due)
         except ApiError as err:
             if err.status == 401:
                 self._auth_delay()

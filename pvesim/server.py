@@ -45,6 +45,10 @@ class SimServer:
             request_queue_size=128,
         )
         self.httpd.version = "pve-api-daemon/3.0"  # the Server header pveproxy sends
+        # cheroot keeps only 10 idle connections alive and closes the rest after each
+        # response; pveproxy keeps every client's connection (up to its connection limit),
+        # so a portal with a pool per worker thread would otherwise reconnect all the time.
+        self.httpd.keep_alive_conn_limit = 512
         self.httpd.ssl_adapter = BuiltinSSLAdapter(str(self.tls.cert), str(self.tls.key))
         # The serve loop wakes this often to notice stop(); 0.5 s (the default) slows every stop.
         self.httpd.expiration_interval = 0.05
@@ -82,7 +86,7 @@ class SimServer:
         while not self._stop.wait(TICK_SECONDS):
             try:
                 self.state.tick()
-                self.state.flush()
+                self.state.flush_due()
             except Exception:
                 log.exception("task scheduler failed")
 

@@ -8,6 +8,7 @@ checks inside the worker gives a UPID and then a failed task.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import re
@@ -433,17 +434,27 @@ def _lease_addresses(state: SimState, guest: Guest) -> None:
                 )
 
 
+NET_KEY = re.compile(r"net\d+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _static_ip(value: str) -> str | None:
+    """The static address of one netN value (cached: every start scans all guests)."""
+    try:
+        ip = guestconf.parse_net(value).get("ip")
+    except FormatError:
+        return None
+    if ip and "/" in str(ip):
+        return str(ip).split("/", 1)[0]
+    return None
+
+
 def _static_ips(state: SimState) -> set[str]:
     out = set()
     for g in state.guests.values():
         for key, value in g.conf.items():
-            if re.fullmatch(r"net\d+", key):
-                try:
-                    ip = guestconf.parse_net(str(value)).get("ip")
-                except FormatError:
-                    continue
-                if ip and "/" in str(ip):
-                    out.add(str(ip).split("/", 1)[0])
+            if NET_KEY.fullmatch(key) and (ip := _static_ip(str(value))):
+                out.add(ip)
     return out
 
 

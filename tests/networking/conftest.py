@@ -27,7 +27,7 @@ def no_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def no_gateway_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Changes queue no apply task (the test applies, or does not need to)."""
-    monkeypatch.setattr("networking.services.enqueue_apply", lambda site_id: None)
+    monkeypatch.setattr("networking.services.enqueue_apply", lambda site_id, slug=None: None)
 
 
 @pytest.fixture

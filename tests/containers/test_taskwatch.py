@@ -1,0 +1,200 @@
+"""Waiting for Proxmox tasks: a shared poll per node, learnt first checks, and fallbacks.
+
+Through the simulator over HTTPS; the client's own requests are counted by wrapping
+its session's `send`, which still sends every request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from containers import proxmox as proxmox_module
+from containers.proxmox import ProxmoxClient, TaskFailed
+from containers.taskwatch import DurationGuess, NodeWatch, running_upids
+from tests.conftest import TOKEN_ID, TOKEN_SECRET
+
+TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+VMIDS = range(9101, 9111)  # far from what the other tests use
+
+
+def counting_client(sim: Any) -> tuple[ProxmoxClient, Counter[str]]:
+    client = ProxmoxClient(
+        api_url=sim.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, verify=str(sim.ca_path)
+    )
+    session = client.api._store["session"]
+    send = session.send
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def counted(request: Any, **kwargs: Any) -> Any:
+        path = request.path_url.split("?")[0]
+        kind = "list" if path.endswith("/tasks") else path.rsplit("/", 1)[-1]
+        with lock:
+            counts[f"{request.method} {kind}"] += 1
+        return send(request, **kwargs)
+
+    session.send = counted
+    return client, counts
+
+
+@pytest.fixture
+def fresh_guesses(monkeypatch: pytest.MonkeyPatch) -> DurationGuess:
+    guesses = DurationGuess()
+    monkeypatch.setattr(proxmox_module, "durations", guesses)
+    return guesses
+
+
+@pytest.fixture(scope="module")
+def made_cts(sim: Any) -> Iterator[list[int]]:
+    """CTs on pve1 to start and stop; removed after the module."""
+    client, _ = counting_client(sim)
+    sim.admin.reset_faults()
+    made = []
+    for vmid in VMIDS:
+        upid = client.create_container(
+            "pve1",
+            vmid=vmid,
+            ostemplate=TEMPLATE,
+            hostname=f"tw{vmid}",
+            cores=1,
+            memory_mib=128,
+            swap_mib=0,
+            rootfs="local-lvm:1",
+            net0="name=eth0,bridge=vmbr0,ip=dhcp",
+            tags="test",
+            description="",
+        )
+        client.wait_task(upid)
+        made.append(vmid)
+    yield made
+    sim.admin.reset_faults()
+    for vmid in made:
+        if client.container_status("pve1", vmid).get("status") == "running":
+            client.wait_task(client.stop("pve1", vmid))
+        client.wait_task(client.delete_container("pve1", vmid, purge=True, force=True))
+
+
+@pytest.fixture
+def cts(sim: Any, made_cts: list[int]) -> Iterator[list[int]]:
+    """The module's CTs, all stopped, with the simulator's defaults back afterwards."""
+    client, _ = counting_client(sim)
+    sim.admin.reset_faults()
+    for vmid in made_cts:
+        if client.container_status("pve1", vmid).get("status") == "running":
+            client.wait_task(client.stop("pve1", vmid))
+    yield made_cts
+    sim.admin.reset_faults()
+
+
+def wait_all(client: ProxmoxClient, upids: list[str]) -> list[str]:
+    results: list[str] = [""] * len(upids)
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            results[i] = client.wait_task(upids[i])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(upids))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    return results
+
+
+def test_concurrent_waits_share_one_poll_of_the_node(
+    sim: Any, cts: list[int], fresh_guesses: DurationGuess
+) -> None:
+    client, counts = counting_client(sim)
+    sim.admin.set_task_seconds("vzstart", 0.8)
+    sim.admin.set_task_seconds("vzstop", 0.8)
+    # First round: nothing learnt yet, each waiter checks on its own.
+    assert wait_all(client, [client.start("pve1", v) for v in cts]) == ["OK"] * len(cts)
+    assert fresh_guesses.get((client.endpoint, "pve1", "vzstart")) is not None
+    wait_all(client, [client.stop("pve1", v) for v in cts])
+    counts.clear()
+
+    # Second round: a learnt guess, and one shared list poll for all ten waiters.
+    assert wait_all(client, [client.start("pve1", v) for v in cts]) == ["OK"] * len(cts)
+    per_task_status = counts["GET status"] / len(cts)
+    assert per_task_status <= 3, counts  # the check at the guess (and a retry or two)
+    # One list poll per interval, however many tasks wait (polling each task would
+    # have cost 10 status calls per interval).
+    polls = 0.8 / settings.PROXMOX_TASK_POLL_INTERVAL
+    assert counts["GET list"] <= 1.5 * polls + 3, counts
+    assert all(client.container_status("pve1", v)["status"] == "running" for v in cts)
+
+
+def test_a_failed_task_raises_its_text_through_the_shared_wait(
+    sim: Any, cts: list[int], fresh_guesses: DurationGuess
+) -> None:
+    client, _ = counting_client(sim)
+    sim.admin.fail_next_tasks("vzstart", count=1, message="startup for container '9101' failed")
+    with pytest.raises(TaskFailed, match="startup for container '9101' failed"):
+        client.wait_task(client.start("pve1", cts[0]))
+
+
+def test_the_wait_ends_even_when_the_task_list_cannot_be_read(
+    sim: Any, cts: list[int], fresh_guesses: DurationGuess
+) -> None:
+    client, counts = counting_client(sim)
+    sim.admin.set_task_seconds("vzstart", 0.6)
+    sim.admin.fail_next_requests("GET", r"^/nodes/pve1/tasks$", count=50, status=500, reason="boom")
+    upids = [client.start("pve1", v) for v in cts[:3]]
+    assert wait_all(client, upids) == ["OK"] * 3
+    assert counts["GET list"] >= 1  # it was tried, failed, and each waiter asked itself
+
+
+def test_running_upids_reads_both_ways_proxmox_marks_a_running_task() -> None:
+    entries = [
+        {"upid": "UPID:a", "status": "RUNNING"},
+        {"upid": "UPID:b"},
+        {"upid": "UPID:c", "status": "OK"},
+        {"upid": "UPID:d", "status": "unable to start"},
+    ]
+    assert running_upids(entries) == {"UPID:a", "UPID:b"}
+
+
+def test_a_poll_wakes_only_the_waiters_whose_task_left_the_list() -> None:
+    watch = NodeWatch()
+    done, running = watch.add("UPID:done", 0.1), watch.add("UPID:running", 0.1)
+    assert watch.poll_if_due(lambda: [{"upid": "UPID:running"}])
+    assert done.is_set() and not running.is_set()
+    assert not watch.poll_if_due(lambda: [])  # not due again for 0.1 s
+    assert watch.due_in() > 0
+
+
+def test_a_poll_that_fails_wakes_every_waiter() -> None:
+    watch = NodeWatch()
+    events = [watch.add(f"UPID:{i}", 0.1) for i in range(3)]
+
+    def broken() -> list[dict[str, Any]]:
+        raise RuntimeError("595 Connection refused")
+
+    watch.poll_if_due(broken)
+    assert all(e.is_set() for e in events)
+
+
+def test_the_guess_tracks_the_duration_from_just_above() -> None:
+    guesses = DurationGuess()
+    key = ("https://pve", "pve1", "vzstart")
+    guesses.learn(key, took=1.2, outcome="early")  # the first one: what it took
+    assert guesses.get(key) == 1.2
+    guesses.learn(key, took=1.05, outcome="early")  # seen done sooner: at most that
+    assert guesses.get(key) == 1.05
+    guesses.learn(key, took=1.05, outcome="hit")  # done at the guess: a little shorter
+    assert guesses.get(key) == pytest.approx(1.05 * DurationGuess.SHRINK)
+    before = guesses.get(key) or 0.0
+    guesses.learn(key, took=1.1, outcome="late")  # too early: a little longer
+    assert guesses.get(key) == pytest.approx(before * DurationGuess.GROW)
+    guesses.learn(key, took=30.0, outcome="late")  # far longer: what it took
+    assert guesses.get(key) == pytest.approx(30.0 * 0.95)

@@ -243,6 +243,8 @@ class ProxmoxClient:
             raise mapped from exc
         if isinstance(result, str) and result.startswith("UPID:"):
             # When the task was started: wait_task measures (and learns) from here.
+            if len(self._issued) > 1000:
+                self._issued.clear()  # tasks started but never waited on
             self._issued[result] = time.monotonic()
         return result
 

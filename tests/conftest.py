@@ -84,6 +84,19 @@ def cluster(sim: Any, db: None) -> Iterator[Any]:
     site = make_site(sim)
     yield site
     sim.admin.reset_faults()
+    _let_running_jobs_end()
+
+
+def _let_running_jobs_end(timeout: float = 10.0) -> None:
+    """A job a worker is still running writes in transactions; flushing the database for
+    the next test under it can deadlock (PostgreSQL), so give it a moment to end."""
+    import time
+
+    from containers.models import Job, JobStatus
+
+    deadline = time.monotonic() + timeout
+    while Job.objects.filter(status=JobStatus.RUNNING).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 # -- the worker ------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ def test_node_offline_during_create_fails_clearly_and_leaves_nothing(cluster, si
         owner=UserFactory(), hostname="offline", template=cluster.templates.get()
     )
     assert again.container.ip == c.ip
+    assert wait_job(again.pk).status == "succeeded"
 
 
 def test_transient_595_is_retried_then_succeeds(cluster, sim, worker) -> None:

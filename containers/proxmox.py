@@ -395,8 +395,6 @@ class ProxmoxClient:
         started = self._issued.pop(upid, None) or time.monotonic()
         deadline = started + (timeout or settings.PROXMOX_TASK_TIMEOUT)
         fast = settings.PROXMOX_TASK_POLL_INTERVAL
-        watch = watch_for(self.endpoint, node)
-        event = watch.add(upid, fast)
         kind = (self.endpoint, node, parsed.type)
         guess = durations.get(kind)
         if guess is not None and guess > settings.PROXMOX_TASK_POLL_SLOW_AFTER:
@@ -405,6 +403,13 @@ class ProxmoxClient:
         # poll interval from its start, as if nothing were shared.
         guess_at = started + (guess if guess is not None else fast)
         own_at = guess_at
+        watch = watch_for(self.endpoint, node)
+        # The shared poll is for tasks that outlast their guess (or, without one, their
+        # first seconds of checking on their own).
+        poll_from = (
+            guess_at if guess is not None else started + settings.PROXMOX_TASK_POLL_SLOW_AFTER
+        )
+        event = watch.add(upid, fast, poll_from=poll_from)
         outcome = "early"  # how the guess fared: early (done before it), hit or late
         retries = 0
         try:
@@ -441,7 +446,7 @@ class ProxmoxClient:
                     continue  # this thread made the shared poll; it may have woken us
                 # Sleep until woken by a poll, our own check is due, or the next poll is.
                 now = time.monotonic()
-                event.wait(timeout=max(0.0, min(own_at - now, max(watch.due_in(), 0.001))))
+                event.wait(timeout=max(0.0, min(own_at - now, max(watch.due_in(), 0.001), 1.0)))
         finally:
             watch.remove(upid)
 

@@ -36,43 +36,54 @@ def running_upids(entries: Iterable[dict[str, Any]]) -> set[str]:
 
 
 class NodeWatch:
-    """The tasks waited on for one node of one API endpoint, and when to poll next."""
+    """The tasks waited on for one node of one API endpoint, and when to poll next.
+
+    A waiter may say from when it wants the shared poll (`poll_from`): one with a
+    learnt guess needs none before its guess is due, so a lone job whose task ends on
+    time costs one status call and no list at all.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiters: dict[str, tuple[threading.Event, float]] = {}  # upid -> (event, interval)
+        # upid -> (event, interval, poll_from)
+        self._waiters: dict[str, tuple[threading.Event, float, float]] = {}
         self._next_poll = 0.0
         self._polling = False
 
-    def add(self, upid: str, interval: float) -> threading.Event:
+    def add(self, upid: str, interval: float, *, poll_from: float = 0.0) -> threading.Event:
         event = threading.Event()
         with self._lock:
-            self._waiters[upid] = (event, interval)
+            self._waiters[upid] = (event, interval, poll_from)
         return event
 
     def set_interval(self, upid: str, interval: float) -> None:
         with self._lock:
             if upid in self._waiters:
-                self._waiters[upid] = (self._waiters[upid][0], interval)
+                event, _, poll_from = self._waiters[upid]
+                self._waiters[upid] = (event, interval, poll_from)
 
     def remove(self, upid: str) -> None:
         with self._lock:
             self._waiters.pop(upid, None)
 
+    def _due_at(self) -> float:
+        wanted = min((w[2] for w in self._waiters.values()), default=float("inf"))
+        return max(self._next_poll, wanted)
+
     def due_in(self) -> float:
-        """Seconds until the next shared poll is due (0 if it is due now)."""
+        """Seconds until the next shared poll is due (0 if due now, inf if nobody wants one)."""
         with self._lock:
-            return max(0.0, self._next_poll - time.monotonic())
+            return max(0.0, self._due_at() - time.monotonic())
 
     def poll_if_due(self, list_active: ActiveLister) -> bool:
         """Make the shared poll if it is due and nobody else is making it; True if made."""
         with self._lock:
             now = time.monotonic()
-            if self._polling or now < self._next_poll or not self._waiters:
+            if self._polling or now < self._due_at():
                 return False
             self._polling = True
             # The closest interval any waiter asked for (a long task asks less often).
-            self._next_poll = now + min(interval for _, interval in self._waiters.values())
+            self._next_poll = now + min(w[1] for w in self._waiters.values())
             watched = dict(self._waiters)
         running: set[str] | None
         try:
@@ -81,7 +92,7 @@ class NodeWatch:
             running = None  # every waiter asks Proxmox itself, and meets the error
         with self._lock:
             self._polling = False
-        for upid, (event, _) in watched.items():
+        for upid, (event, _, _) in watched.items():
             if running is None or upid not in running:
                 event.set()
         return True

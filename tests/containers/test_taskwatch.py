@@ -148,6 +148,8 @@ def test_the_wait_ends_even_when_the_task_list_cannot_be_read(
 ) -> None:
     client, counts = counting_client(sim)
     sim.admin.set_task_seconds("vzstart", 0.6)
+    # A guess far too short, so that the waits outlast it and turn to the shared poll.
+    fresh_guesses.learn((client.endpoint, "pve1", "vzstart"), took=0.05, outcome="early")
     sim.admin.fail_next_requests("GET", r"^/nodes/pve1/tasks$", count=50, status=500, reason="boom")
     upids = [client.start("pve1", v) for v in cts[:3]]
     assert wait_all(client, upids) == ["OK"] * 3
@@ -162,6 +164,16 @@ def test_running_upids_reads_both_ways_proxmox_marks_a_running_task() -> None:
         {"upid": "UPID:d", "status": "unable to start"},
     ]
     assert running_upids(entries) == {"UPID:a", "UPID:b"}
+
+
+def test_a_lone_wait_within_its_guess_makes_no_list_poll(
+    sim: Any, cts: list[int], fresh_guesses: DurationGuess
+) -> None:
+    client, counts = counting_client(sim)
+    sim.admin.set_task_seconds("vzstart", 0.5)
+    fresh_guesses.learn((client.endpoint, "pve1", "vzstart"), took=0.6, outcome="early")
+    assert client.wait_task(client.start("pve1", cts[0])) == "OK"
+    assert counts["GET status"] == 1 and counts["GET list"] == 0, counts
 
 
 def test_a_poll_wakes_only_the_waiters_whose_task_left_the_list() -> None:

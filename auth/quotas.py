@@ -92,13 +92,6 @@ def _settings_defaults() -> dict[str, int | None]:
     }
 
 
-def default_limits() -> tuple[str, dict[str, int | None]]:
-    row = GroupPolicy.objects.filter(group__isnull=True).first()
-    if row is not None:
-        return "the default policy", {f: getattr(row, f) for f in QUOTA_FIELDS}
-    return "the default policy", _settings_defaults()
-
-
 def sources_for(user: User) -> list[tuple[str, dict[str, int | None]]]:
     """(label, limits) of every row that applies to the user, the default first."""
     default: tuple[str, dict[str, int | None]] = ("the default policy", _settings_defaults())

@@ -124,6 +124,10 @@ class JobContext:
             )
         )
 
+    @property
+    def _unsaved(self) -> bool:
+        return self._dirty or bool(self._pending)
+
     def _write_log(self) -> None:
         if self._pending:
             JobLogEntry.objects.bulk_create(self._pending)
@@ -155,7 +159,7 @@ class JobContext:
 
     def heartbeat(self, *, force: bool = False) -> None:
         """Tell the others this job's worker is alive; raise LeaseLost if it was taken over."""
-        if self._dirty or self._pending:
+        if self._unsaved:
             self.flush()
             return
         now = time.monotonic()
@@ -188,7 +192,7 @@ class JobContext:
 
     def wait(self, upid: str) -> str:
         """Wait for a Proxmox task, keeping the job's lease alive while it runs."""
-        if self._dirty or self._pending:
+        if self._unsaved:
             self.flush()
         status = self.client.wait_task(upid, on_poll=self.heartbeat)
         if status != "OK":

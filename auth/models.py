@@ -384,3 +384,32 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action}"
+
+
+class GatewayCredential(models.Model):
+    """The gateway's own credential for one user on one route host (`<label>.<domain>`).
+
+    The portal's session cookie never leaves the portal's host. To open a protected
+    route, the portal mints one of these after login: first a one-time `code` (60 s,
+    in a redirect URL), exchanged on the route's host for a host-only cookie whose
+    hash is `secret_hash`. Only the gateway's auth check accepts it; only hashes are
+    kept. Logging out of the portal revokes every credential minted by that session.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gateway_credentials"
+    )
+    host = models.CharField(max_length=253)
+    code_hash = models.CharField(max_length=64, unique=True)
+    secret_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # SHA-256 of the portal session key that minted it, so logout revokes exactly these.
+    portal_session_hash = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"gateway credential {self.pk} for {self.host}"

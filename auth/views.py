@@ -37,6 +37,7 @@ from .forms import (
     SshKeyForm,
     TokenForm,
 )
+from .gateway_access import credentials_revoke_for_session
 from .models import ApiToken, RecoveryCode, ResourceRequest, SshKey
 from .otp import qr_svg
 
@@ -170,6 +171,10 @@ def logout_view(request: HttpRequest) -> HttpResponse:
                 action="logout",
                 obj=request.user,
                 summary=f"{request.user.get_username()} logged out",
+            )
+            # The gateway credentials this session minted end with it.
+            credentials_revoke_for_session(
+                user=request.user, session_key=request.session.session_key
             )
         logout(request)
         return redirect(settings.LOGOUT_REDIRECT_URL)

@@ -116,6 +116,7 @@ def main() -> None:
 
     rd = run_dir("api")
     env = setup_django(rd, ALLOWED_HOSTS="127.0.0.1,localhost,testserver")
+    from django.conf import settings
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -149,7 +150,7 @@ def main() -> None:
             )
             browser = Client()
             browser.force_login(owner)
-            session = browser.cookies["sessionid"].value
+            session = browser.cookies[settings.SESSION_COOKIE_NAME].value
             targets = {
                 "api list (50)": (
                     "/api/v1/containers/?page_size=50",
@@ -161,7 +162,7 @@ def main() -> None:
                     {"Authorization": f"Bearer {token}"},
                     {},
                 ),
-                "dashboard": ("/", {}, {"sessionid": session}),
+                "dashboard": ("/", {}, {settings.SESSION_COOKIE_NAME: session}),
             }
             http = requests.Session()
             results[size] = {}

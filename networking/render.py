@@ -246,8 +246,9 @@ class GatewayOptions:
     auth_url: str = "http://127.0.0.1:8000/gateway/auth"
     portal_url: str = "http://127.0.0.1:8000"
     portal_name: str = "Cluster Portal"
-    login_path: str = "/accounts/login/"
-    session_cookie: str = "sessionid"
+    login_path: str = "/gateway/login"
+    session_cookie: str = "portal_session"
+    credential_cookie: str = "__Host-portal_gw"
     client_max_body_size: str = "10g"
     proxy_timeout: int = 300
     stream_timeout: int = 3600
@@ -274,11 +275,20 @@ class GatewayOptions:
             auth_url=s.GATEWAY_AUTH_URL,
             portal_url=s.GATEWAY_PORTAL_URL.rstrip("/"),
             portal_name=s.GATEWAY_PORTAL_NAME,
-            login_path=str(s.LOGIN_URL),
             session_cookie=s.SESSION_COOKIE_NAME,
+            credential_cookie=s.GATEWAY_CREDENTIAL_COOKIE,
             client_max_body_size=s.GATEWAY_CLIENT_MAX_BODY_SIZE,
             proxy_timeout=int(s.GATEWAY_PROXY_TIMEOUT),
             stream_timeout=int(s.GATEWAY_STREAM_TIMEOUT),
+        )
+
+    @property
+    def public_port(self) -> int:
+        """The HTTPS port browsers use: the setting, else the first listen's, else 443."""
+        return (
+            self.public_https_port
+            or _port_of(self.https_listen[0] if self.https_listen else "")
+            or 443
         )
 
     @property
@@ -413,7 +423,7 @@ def _checked_options(o: GatewayOptions, domain: str) -> dict[str, Any]:
         return value
 
     acme = o.acme_dir or str(o.root / "acme")
-    https_port = o.public_https_port or _port_of(o.https_listen[0] if o.https_listen else "") or 443
+    https_port = o.public_port
     if not o.auth_url.startswith(("http://", "https://")):
         raise RenderError("setting GATEWAY_AUTH_URL must be an http(s) URL")
     return {
@@ -440,17 +450,24 @@ def _checked_options(o: GatewayOptions, domain: str) -> dict[str, Any]:
         "acme_dir": tok("GATEWAY_ACME_DIR", acme),
         "auth_url": tok("GATEWAY_AUTH_URL", o.auth_url),
         "login_url": tok("GATEWAY_PORTAL_URL", o.portal_url + o.login_path),
-        "session_cookie": _cookie_name(o.session_cookie),
+        # The exchange lives beside the auth check on the portal (same host, same path prefix).
+        "session_url": tok("GATEWAY_AUTH_URL", o.auth_url.rsplit("/", 1)[0] + "/session"),
+        "private_cookies": "|".join(
+            (
+                _cookie_name("GATEWAY_CREDENTIAL_COOKIE", o.credential_cookie),
+                _cookie_name("SESSION_COOKIE_NAME", o.session_cookie.removeprefix("__Host-")),
+            )
+        ),
         "client_max_body_size": tok("GATEWAY_CLIENT_MAX_BODY_SIZE", o.client_max_body_size),
         "proxy_timeout": tok("GATEWAY_PROXY_TIMEOUT", int(o.proxy_timeout)),
         "stream_timeout": tok("GATEWAY_STREAM_TIMEOUT", int(o.stream_timeout)),
     }
 
 
-def _cookie_name(name: str) -> str:
+def _cookie_name(setting: str, name: str) -> str:
     # It goes into a regex as well as a token: letters, digits, '_' and '-' only.
     if not _COOKIE_NAME.fullmatch(name):
-        raise RenderError(f"setting SESSION_COOKIE_NAME {name!r} must be letters, digits, _ or -")
+        raise RenderError(f"setting {setting} {name!r} must be letters, digits, _ or -")
     return name
 
 

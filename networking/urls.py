@@ -6,4 +6,6 @@ app_name = "gateway"
 
 urlpatterns = [
     path("auth", views.gateway_auth, name="auth"),
+    path("login", views.gateway_login, name="login"),
+    path("session", views.gateway_session, name="session"),
 ]

@@ -183,6 +183,12 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not LAX
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not LAX)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
+# Host-only (no Domain), and `__Host-` wherever the cookie is Secure: a browser never sends
+# them to a container's subdomain, and no subdomain can plant one on the portal.
+SESSION_COOKIE_DOMAIN = None
+CSRF_COOKIE_DOMAIN = None
+SESSION_COOKIE_NAME = ("__Host-" if SESSION_COOKIE_SECURE else "") + "portal_session"
+CSRF_COOKIE_NAME = ("__Host-" if CSRF_COOKIE_SECURE else "") + "portal_csrf"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -460,6 +466,9 @@ GATEWAY_JOB_WAIT = env.bool("GATEWAY_JOB_WAIT", default=True)
 GATEWAY_APPLY_TIMEOUT = env.float("GATEWAY_APPLY_TIMEOUT", default=120.0)
 GATEWAY_RELOAD_TIMEOUT = env.float("GATEWAY_RELOAD_TIMEOUT", default=10.0)
 GATEWAY_KEEP_RELEASES = env.int("GATEWAY_KEEP_RELEASES", default=5)
-# The portal session cookie is scoped to the site domain so that auth_request sees it on
-# protected routes (the gateway strips it before proxying to a container).
-SESSION_COOKIE_DOMAIN = env.str("SESSION_COOKIE_DOMAIN", default="") or None
+# Protected routes: the gateway's own credential, a host-only cookie per route host, minted
+# by the portal after login (auth/gateway_access.py). The portal's session never leaves its host.
+GATEWAY_CREDENTIAL_COOKIE = "__Host-portal_gw"
+GATEWAY_CREDENTIAL_IDLE_SECONDS = env.int("GATEWAY_CREDENTIAL_IDLE_SECONDS", default=3600)
+GATEWAY_CREDENTIAL_MAX_SECONDS = env.int("GATEWAY_CREDENTIAL_MAX_SECONDS", default=12 * 3600)
+GATEWAY_CODE_SECONDS = env.int("GATEWAY_CODE_SECONDS", default=60)

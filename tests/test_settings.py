@@ -53,3 +53,21 @@ def test_no_field_encryption_key_no_start(tmp_path: Path) -> None:
     del env["FIELD_ENCRYPTION_KEYS"]
     result = manage("check", env=env)
     assert result.returncode != 0 and "FIELD_ENCRYPTION_KEYS is required" in result.stderr
+
+
+def test_production_cookies_are_host_prefixed_and_host_only(tmp_path: Path) -> None:
+    """`__Host-` cookies: Secure, Path=/, no Domain, so no subdomain can read or plant them."""
+    code = (
+        "from django.conf import settings as s; print('cookies:', s.SESSION_COOKIE_NAME, s.CSRF_COOKIE_NAME,"
+        " s.SESSION_COOKIE_DOMAIN, s.CSRF_COOKIE_DOMAIN, s.SESSION_COOKIE_SECURE)"
+    )
+    result = manage("shell", "-c", code, env=production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    [line] = [ln for ln in result.stdout.splitlines() if ln.startswith("cookies: ")]
+    assert line.split()[1:] == [
+        "__Host-portal_session",
+        "__Host-portal_csrf",
+        "None",
+        "None",
+        "True",
+    ]

@@ -88,6 +88,8 @@ class _Echo(BaseHTTPRequestHandler):
                 "container": self.server.name,
                 "path": self.path,  # type: ignore[attr-defined]
                 "headers": dict(self.headers.items()),
+                # Every Cookie line as it arrived (the dict above keeps only one).
+                "cookies": self.headers.get_all("Cookie") or [],
                 "body_len": len(body),
             }
         ).encode()

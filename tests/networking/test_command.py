@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -78,21 +79,35 @@ def test_apply_and_status(gw_site: Any, local_gateway: Any) -> None:
 def test_the_auth_endpoint_answers_for_the_route_of_the_host(
     no_jobs: None, no_gateway_tasks: None, client: Any
 ) -> None:
+    from auth.gateway_access import credential_exchange, credential_mint
+
     site = make_site(None)
     owner, other = UserFactory(username="own"), UserFactory(username="oth")
     web = create(site, "web", owner=owner)
     services.route_update(route=web.routes.get(), access="owner")
     url = "/gateway/auth"
-    host = {"HTTP_X_ORIGINAL_HOST": "web.apps.example.test"}
+    fqdn = "web.apps.example.test"
+    host = {"HTTP_X_ORIGINAL_HOST": fqdn}
+
+    def credential(user: Any, for_host: str = fqdn) -> dict[str, str]:
+        code = credential_mint(user=user, host=for_host, session_key=f"s-{user.pk}")
+        secret = credential_exchange(code=code, host=for_host)
+        assert secret is not None
+        return {"HTTP_COOKIE": f"a=1; {settings.GATEWAY_CREDENTIAL_COOKIE}={secret}; b=2"}
+
     assert client.get(url, **host).status_code == 401
-    client.force_login(other)
-    assert client.get(url, **host).status_code == 403
+    # The portal's own session is never a gateway credential.
     client.force_login(owner)
-    assert client.get(url, **host).status_code == 204
+    assert client.get(url, **host).status_code == 401
+    client.logout()
+    r = client.get(url, **host, **credential(other))
+    assert r.status_code == 403 and r["X-Gateway-Cookie"] == "a=1; b=2"
+    assert client.get(url, **host, **credential(owner)).status_code == 204
+    minted_elsewhere = credential(owner, "other.apps.example.test")
+    assert client.get(url, **host, **minted_elsewhere).status_code == 401
     assert client.get(url, HTTP_X_ORIGINAL_HOST="nope.apps.example.test").status_code == 403
     services.route_update(route=web.routes.get(), access="users")
-    client.force_login(other)
-    assert client.get(url, **host).status_code == 204
-    client.logout()
+    assert client.get(url, **host, **credential(other)).status_code == 204
     services.route_update(route=web.routes.get(), access="public")
-    assert client.get(url, **host).status_code == 204
+    r = client.get(url, **host, HTTP_COOKIE="x=1; portal_session=abc")
+    assert r.status_code == 204 and r["X-Gateway-Cookie"] == "x=1"

@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 
 from networking import services
-from networking.models import RouteAccess
-from tests.factories import UserFactory
 from tests.networking.conftest import apply, create, http, https, resolve, tcp_exchange
 
 pytestmark = [pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
@@ -102,52 +100,6 @@ def test_https_presents_the_sites_wildcard_certificate(gw_site: Any, local_gatew
         ctx.wrap_socket(raw, server_hostname="web.apps.example.test") as tls,
     ):
         assert tls.selected_alpn_protocol() == "h2"
-
-
-def test_protected_routes_ask_the_portal_for_the_session(
-    gw_site: Any, local_gateway: Any, stand_ins: Any, live_server: Any, settings: Any, client: Any
-) -> None:
-    settings.GATEWAY_AUTH_URL = f"{live_server.url}/gateway/auth"
-    owner, other = UserFactory(username="olga"), UserFactory(username="otto")
-    private = create(gw_site, "private", owner=owner)
-    members = create(gw_site, "members", owner=owner)
-    serve(stand_ins, private, access=RouteAccess.OWNER)
-    serve(stand_ins, members, access=RouteAccess.USERS)
-    assert apply(gw_site).status == "applied"
-
-    def session_of(user: Any) -> str:
-        client.force_login(user)
-        return str(client.cookies[settings.SESSION_COOKIE_NAME].value)
-
-    # No session: sent to the portal's login, the container never asked.
-    r = https(local_gateway, "private.apps.example.test")
-    assert (
-        r.status == 302
-        and "/accounts/login/?next=https://private.apps.example.test" in r.headers["Location"]
-    )
-    assert https(local_gateway, "members.apps.example.test").status == 302
-
-    mine = session_of(owner)
-    cookie = f"theme=dark; {settings.SESSION_COOKIE_NAME}={mine}; lang=en"
-    r = https(local_gateway, "private.apps.example.test", headers={"Cookie": cookie})
-    assert r.status == 200, r.data[:200]
-    seen = json.loads(r.data)
-    # The container gets its own cookies, never the portal session.
-    assert seen["headers"]["Cookie"] == "theme=dark; lang=en"
-
-    theirs = session_of(other)
-    r = https(
-        local_gateway,
-        "private.apps.example.test",
-        headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={theirs}"},
-    )
-    assert r.status == 403 and "This container is private" in r.data.decode()
-    r = https(
-        local_gateway,
-        "members.apps.example.test",
-        headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={theirs}"},
-    )
-    assert r.status == 200 and "Cookie" not in json.loads(r.data)["headers"]
 
 
 def test_tcp_reaches_a_banner_first_server_through_the_stream_proxy(

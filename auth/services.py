@@ -62,29 +62,40 @@ TOKEN_EXPIRY_DAYS = (7, 30, 90, 365, None)  # None: never
 
 # -- users ---------------------------------------------------------------------------------
 def user_by_username(username: str) -> User:
-    """An active user by name; one the directory knows is created from it on first use."""
-    username = (username or "").strip()
-    if not username:
+    """An active user who may be given access, by name.
+
+    With a directory configured, only people it has qualify (a local break-glass account
+    does not); one it has but the portal has not seen yet is created from it. Every name
+    that does not qualify (unknown, disabled, local only) gets the same NotFound, so that
+    the answer tells no more than the directory shows. A directory that is down gives the
+    same DirectoryUnavailable for every name.
+    """
+    name = (username or "").strip()
+    if not name:
         raise ValidationFailed("give a username", field="username")
     model = get_user_model()
-    user = model.objects.filter(username__iexact=username, is_active=True).first()
-    if user is None and settings.AUTH_LDAP_SERVER_URI:
+    user = model.objects.filter(username__iexact=name).first()
+    if settings.AUTH_LDAP_SERVER_URI:
         from .backends import PortalLDAPBackend
+        from .directory import get_directory
 
-        try:
-            user = PortalLDAPBackend().populate_user(username)
-        except Exception:  # the directory is down or refuses: "not found" is the honest answer
-            log.warning("could not look %s up in the directory", username, exc_info=True)
+        directory = get_directory()
+        uid = user.get_username() if user is not None else name
+        if directory is None or directory.user_dn(uid) is None:  # raises when it is down
             user = None
+        elif user is None:
+            user = PortalLDAPBackend().populate_user(uid)
     if user is None or not user.is_active:
-        raise NotFound(f"no user named '{username}'", code="user_not_found", field="username")
+        raise NotFound(
+            f"no user named '{name}' can be given access", code="user_not_found", field="username"
+        )
     return user
 
 
 # -- collaborators -------------------------------------------------------------------------
-def _access_job(container: Container, actor: User | None, params: dict[str, Any]) -> Job:
-    from containers.models import ContainerStatus, JobKind
-    from containers.services import job_create
+def _require_access_change(container: Container) -> None:
+    """What does not depend on the name is checked before the name is looked up."""
+    from containers.models import ACTIVE_JOB_STATUSES, ContainerStatus
 
     if container.status not in (
         ContainerStatus.RUNNING,
@@ -95,6 +106,20 @@ def _access_job(container: Container, actor: User | None, params: dict[str, Any]
             f"cannot change who may use {container.hostname} while it is {container.status}",
             code="invalid_state",
         )
+    active = container.jobs.filter(status__in=ACTIVE_JOB_STATUSES).first()
+    if active is not None:
+        raise Conflict(
+            f"{container.hostname} already has a {active.kind} job ({active.id}) in progress; "
+            "wait for it to finish",
+            code="job_in_progress",
+        )
+
+
+def _access_job(container: Container, actor: User | None, params: dict[str, Any]) -> Job:
+    from containers.models import JobKind
+    from containers.services import job_create
+
+    _require_access_change(container)
     return job_create(kind=JobKind.ACCESS, container=container, actor=actor, params=params)
 
 
@@ -102,7 +127,17 @@ def collaborator_add(*, container: Container, username: str, actor: User | None)
     """Let a user see, start, stop and open the container; the access job updates the
     directory group and the Proxmox ACL."""
     require_container_permission(actor, container, "manage_access")
-    user = user_by_username(username)
+    _require_access_change(container)
+    try:
+        user = user_by_username(username)
+    except NotFound:
+        audit_record(
+            actor=actor,
+            action="collaborator.add_refused",
+            obj=container,
+            summary=f"could not add '{(username or '').strip()[:100]}' as a collaborator",
+        )
+        raise
     if user.pk == container.owner_id:
         raise ValidationFailed(
             f"{user.username} owns {container.hostname} already", code="is_owner", field="username"

@@ -138,3 +138,16 @@ def test_a_directory_that_is_down_gives_one_answer_for_every_name(ldap_settings,
     ldap_settings.AUTH_LDAP_SERVER_URI = f"ldap://127.0.0.1:{free_port()}"
     answers = {refusal(c, owner, name) for name in ("carol", "nobody")}
     assert len(answers) == 1 and next(iter(answers))[2] == "directory_unavailable"
+
+
+@pytest.mark.ldap
+def test_the_api_documents_a_directory_that_is_down(ldap_settings, owned) -> None:
+    from portal.procs import free_port
+    from tests.api_contract import check
+
+    owner, c = owned
+    ldap_settings.AUTH_LDAP_SERVER_URI = f"ldap://127.0.0.1:{free_port()}"
+    client = Client()
+    client.force_login(owner)
+    response = check(_post(client, c, "carol"))
+    assert response.status_code == 503 and response.json()["code"] == "directory_unavailable"

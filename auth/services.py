@@ -20,7 +20,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.errors import (
     Conflict,
@@ -34,6 +33,7 @@ from .audit import audit_record
 from .models import (
     QUOTA_FIELDS,
     ApiToken,
+    AuthenticatorDevice,
     Collaborator,
     QuotaOverride,
     RealmSync,
@@ -679,7 +679,7 @@ def otp_required(user: User) -> bool:
 
 
 def otp_enrolled(user: User) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return AuthenticatorDevice.objects.filter(user=user, confirmed=True).exists()
 
 
 def _proof_by_code(user: User, proof: str) -> str:
@@ -688,7 +688,9 @@ def _proof_by_code(user: User, proof: str) -> str:
     compact = proof.strip().replace(" ", "")
     if compact.isdigit() and len(compact) <= 8:
         with transaction.atomic():
-            for device in TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True):
+            for device in AuthenticatorDevice.objects.select_for_update().filter(
+                user=user, confirmed=True
+            ):
                 if device.verify_token(compact):
                     return "TOTP code"
     elif _RECOVERY_SHAPE.fullmatch(compact.lower()):  # a password is not spent on the codes
@@ -753,20 +755,22 @@ def confirm_identity(*, user: User, proof: str, request: HttpRequest, doing: str
     raise ValidationFailed(message, code="reauthentication_failed", field=PROOF_FIELD)
 
 
-def totp_enrol_start(*, user: User) -> TOTPDevice:
+def totp_enrol_start(*, user: User) -> AuthenticatorDevice:
     """A new, unconfirmed TOTP device (its QR code is shown until a first code confirms it).
 
     While another device is in use, the new one replaces it only when confirmed with proof
     (see totp_enrol_confirm), so starting changes nothing that works."""
     with transaction.atomic():
-        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
-        return TOTPDevice.objects.create(user=user, name="authenticator app", confirmed=False)
+        AuthenticatorDevice.objects.filter(user=user, confirmed=False).delete()
+        return AuthenticatorDevice.objects.create(
+            user=user, name="authenticator app", confirmed=False
+        )
 
 
 def totp_enrol_confirm(
     *,
     user: User,
-    device: TOTPDevice,
+    device: AuthenticatorDevice,
     code: str,
     proof: str = "",
     request: HttpRequest | None = None,
@@ -790,7 +794,7 @@ def totp_enrol_confirm(
                 code="invalid_code",
                 field="code",
             )
-        TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()
+        AuthenticatorDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         codes = _new_recovery_codes(user)
@@ -852,7 +856,7 @@ def otp_disable(
             user=user, proof=proof, request=request, doing="turn two-factor authentication off"
         )
     with transaction.atomic():
-        TOTPDevice.objects.filter(user=user).delete()
+        AuthenticatorDevice.objects.filter(user=user).delete()
         RecoveryCodeDevice.objects.filter(user=user).delete()
         audit_record(
             actor=actor,
@@ -871,7 +875,9 @@ def otp_verify(*, user: User, code: str) -> Any:
     with transaction.atomic():
         compact = code.replace(" ", "")
         if compact.isdigit() and len(compact) <= 8:
-            for device in TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True):
+            for device in AuthenticatorDevice.objects.select_for_update().filter(
+                user=user, confirmed=True
+            ):
                 if device.verify_token(compact):
                     return device
             return None

@@ -22,7 +22,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.errors import PortalError
 
@@ -39,7 +38,7 @@ from .forms import (
     SshKeyForm,
     TokenForm,
 )
-from .models import ApiToken, RecoveryCode, ResourceRequest, SshKey
+from .models import ApiToken, AuthenticatorDevice, RecoveryCode, ResourceRequest, SshKey
 from .otp import qr_svg
 
 PENDING = "accounts_otp_pending"
@@ -148,7 +147,9 @@ def login_verify(request: HttpRequest) -> HttpResponse:
             request.session.pop(PENDING, None)
             user.backend = pending["backend"]  # type: ignore[attr-defined]
             method = (
-                "password + TOTP" if isinstance(device, TOTPDevice) else "password + recovery code"
+                "password + TOTP"
+                if isinstance(device, AuthenticatorDevice)
+                else "password + recovery code"
             )
             return _finish_login(
                 request, user, device=device, method=method, next_url=pending.get("next") or ""
@@ -279,7 +280,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def two_factor_enrol(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    device = AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
     if device is None:
         device = services.totp_enrol_start(user=user)
     replacing = services.otp_enrolled(user)

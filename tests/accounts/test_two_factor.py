@@ -9,9 +9,9 @@ import time
 import pytest
 from django.test import Client
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from auth.models import AuditEntry, RecoveryCode
+from auth.models import AuthenticatorDevice as TOTPDevice
 
 pytestmark = [pytest.mark.ldap, pytest.mark.django_db]
 

@@ -256,3 +256,33 @@ def test_wrong_proofs_count_toward_the_lockout(ldap_settings, no_throttle) -> No
     )
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
     assert AuditEntry.objects.filter(action="2fa.confirm_failed").count() >= 3
+
+
+def test_a_directory_that_is_down_is_named_and_a_code_still_works(
+    ldap_settings, no_throttle
+) -> None:
+    from portal.procs import free_port
+
+    client = Client()
+    password_login(client, "bob", "bob-pw")
+    device, _ = enrol(client)
+    ldap_settings.AUTH_LDAP_SERVER_URI = f"ldap://127.0.0.1:{free_port()}"
+    response = client.post("/accounts/2fa/", {"action": "codes", "proof": "bob-pw"})
+    assert response.status_code == 400 and "directory is not answering" in field_error(response)
+    response = client.post("/accounts/2fa/", {"action": "codes", "proof": totp(device, ahead=1)})
+    assert response.status_code == 200 and b"<li><code>" in response.content
+
+
+def test_a_break_glass_account_proves_itself_with_its_local_password(
+    ldap_settings, no_throttle
+) -> None:
+    from django.contrib.auth.models import User
+
+    User.objects.create_user("root-ops", password="local-secret", is_staff=True)
+    client = Client()
+    password_login(client, "root-ops", "local-secret")
+    enrol(client)
+    wrong = client.post("/accounts/2fa/", {"action": "disable", "proof": "bob-pw"})
+    assert wrong.status_code == 400 and TOTPDevice.objects.exists()
+    done = client.post("/accounts/2fa/", {"action": "disable", "proof": "local-secret"})
+    assert done.status_code == 302 and not TOTPDevice.objects.exists()

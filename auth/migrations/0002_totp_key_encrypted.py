@@ -7,11 +7,14 @@ save) and the old rows deleted, so no plain key stays in a table. Reversible whi
 old table exists (the otp_totp app's migrations created it).
 """
 
+import datetime
+
 import auth.models
 import django.db.models.deletion
 import portal.crypto
 from django.conf import settings
 from django.db import migrations, models
+from django.utils import timezone
 
 
 OLD_TABLE = "otp_totp_totpdevice"
@@ -55,6 +58,9 @@ def encrypt_existing(apps, schema_editor):
         )
         rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
     for row in rows:
+        for name, value in row.items():  # SQLite gives naive UTC datetimes to raw SQL
+            if isinstance(value, datetime.datetime) and timezone.is_naive(value):
+                row[name] = timezone.make_aware(value, datetime.timezone.utc)
         created_at = row.pop("created_at", None)
         device = device_model.objects.create(**row)  # EncryptedTextField encrypts the key
         if created_at is not None:  # auto_now_add would have replaced it

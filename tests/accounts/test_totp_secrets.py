@@ -114,12 +114,13 @@ def test_the_data_migration_encrypts_plain_keys_and_reverses(db) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {qn('otp_totp_totpdevice')} VALUES "
-            "(7, %s, 'phone', %s, %s, 30, 0, 6, 1, 0, -1, NULL, 0, NULL, NULL)",
-            [user.pk, True, key],
+            "(7, %s, 'phone', %s, %s, 30, 0, 6, 1, 0, -1, NULL, 0, %s, NULL)",
+            [user.pk, True, key, "2025-01-02 03:04:05"],
         )
     migration.encrypt_existing(apps, editor)
     device = AuthenticatorDevice.objects.get(user=user)
     assert device.key == key and device.confirmed and device.name == "phone"
+    assert device.created_at is not None and device.created_at.year == 2025  # kept
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {qn('key')} FROM {qn('otp_totp_totpdevice')}")
         assert cursor.fetchall() == []  # no plain key left behind

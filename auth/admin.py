@@ -13,6 +13,7 @@ from .admin_audit import AuditedModelAdmin
 from .models import (
     ApiToken,
     AuditEntry,
+    AuthenticatorDevice,
     Collaborator,
     GroupPolicy,
     QuotaOverride,
@@ -270,3 +271,28 @@ class RealmSyncAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(AuthenticatorDevice)
+class AuthenticatorDeviceAdmin(admin.ModelAdmin):
+    """Which users have an authenticator app; deleting one resets the user's 2FA (audited).
+    The key is never shown: it is not a field here."""
+
+    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_filter = ("confirmed",)
+    search_fields = ("user__username",)
+    fields = ("user", "name", "confirmed", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: AuthenticatorDevice) -> None:
+        services.otp_disable(user=obj.user, actor=request.user)  # type: ignore[arg-type]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for device in queryset.select_related("user"):
+            services.otp_disable(user=device.user, actor=request.user)  # type: ignore[arg-type]

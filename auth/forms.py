@@ -36,6 +36,22 @@ class OtpConfirmForm(forms.Form):
     )
 
 
+class OtpProofForm(forms.Form):
+    """Proof of the person before a 2FA change: a session alone is not enough."""
+
+    proof = forms.CharField(
+        strip=False,
+        max_length=256,
+        label="Confirm it is you",
+        help_text="The code your app shows now, one of your recovery codes, or your password.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class OtpReplaceForm(OtpConfirmForm, OtpProofForm):
+    """Moving to a new device: its first code, and proof with the device in use."""
+
+
 # -- profile: SSH keys, API tokens, resource requests ------------------------------------------
 class SshKeyForm(forms.Form):
     key = forms.CharField(

@@ -1,9 +1,14 @@
 """Identity: collaborators, quota policies and overrides, resource requests, API tokens,
-SSH keys, recovery codes, Proxmox realm syncs and the audit log (app label `accounts`)."""
+SSH keys, authenticator apps and recovery codes, Proxmox realm syncs and the audit log
+(app label `accounts`)."""
 
 from __future__ import annotations
 
+import time
+from base64 import b32encode
+from binascii import unhexlify
 from typing import ClassVar
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -12,7 +17,11 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django_otp.models import Device, ThrottlingMixin
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django_otp.oath import TOTP
+from django_otp.util import hex_validator, random_hex
+
+from portal.crypto import EncryptedTextField
 
 # The limits a policy or an override may set, with the unit shown in messages.
 QUOTA_LIMITS: tuple[tuple[str, str, str], ...] = (
@@ -313,6 +322,103 @@ class RealmSync(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}@{self.realm} on {self.site}"
+
+
+def _new_totp_key() -> str:
+    return str(random_hex(20))  # 160 bits, as django-otp's own TOTP devices
+
+
+def _validate_totp_key(value: str) -> None:
+    hex_validator()(value)
+
+
+class AuthenticatorDevice(TimestampMixin, ThrottlingMixin, Device):
+    """A TOTP authenticator app (RFC 6238), as django-otp's TOTPDevice, but with its key
+    encrypted at rest (FIELD_ENCRYPTION_KEYS, like a node's token secret).
+
+    The key is shown once, while the device is being enrolled; afterwards it is read
+    only to check codes and never rendered, logged or returned.
+    """
+
+    key = EncryptedTextField(
+        default=_new_totp_key,
+        validators=[_validate_totp_key],
+        help_text="The hex-encoded secret (stored encrypted; never shown after enrolment).",
+    )
+    step: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(
+        default=30, help_text="The time step in seconds."
+    )
+    t0: models.BigIntegerField[int, int] = models.BigIntegerField(
+        default=0, help_text="The Unix time at which steps start."
+    )
+    digits: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(
+        choices=[(6, 6), (8, 8)], default=6
+    )
+    tolerance: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(
+        default=1, help_text="Time steps in the past or future to allow."
+    )
+    drift: models.SmallIntegerField[int, int] = models.SmallIntegerField(
+        default=0, help_text="Steps the device's clock is off."
+    )
+    last_t: models.BigIntegerField[int, int] = models.BigIntegerField(
+        default=-1, help_text="The step of the last code accepted (each code works once)."
+    )
+
+    class Meta(Device.Meta):
+        verbose_name = "authenticator app (TOTP)"
+        verbose_name_plural = "authenticator apps (TOTP)"
+
+    def __repr__(self) -> str:  # never the key
+        return f"<AuthenticatorDevice {self.pk} of user {self.user_id}>"
+
+    @property
+    def bin_key(self) -> bytes:
+        return unhexlify(self.key.encode())
+
+    def get_throttle_factor(self) -> int:
+        return int(getattr(settings, "OTP_TOTP_THROTTLE_FACTOR", 1))
+
+    def verify_token(self, token: str) -> bool:
+        """django-otp's TOTP check: within the tolerance, later than the last code used."""
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        try:
+            value = int(token)
+        except (TypeError, ValueError):
+            verified = False
+        else:
+            totp = TOTP(self.bin_key, self.step, self.t0, self.digits, self.drift)
+            totp.time = time.time()
+            verified = bool(totp.verify(value, self.tolerance, self.last_t + 1))
+            if verified:
+                self.last_t = totp.t()
+                if getattr(settings, "OTP_TOTP_SYNC", True):
+                    self.drift = totp.drift
+                self.throttle_reset(commit=False)
+                self.set_last_used_timestamp(commit=False)
+                self.save()
+        if not verified:
+            self.throttle_increment(commit=True)
+        return verified
+
+    @property
+    def config_url(self) -> str:
+        """The otpauth:// URL an authenticator app reads from the enrolment QR code."""
+        label = str(self.user.get_username())
+        issuer = str(getattr(settings, "OTP_TOTP_ISSUER", "") or "").replace(":", "")
+        params = urlencode(
+            {
+                "secret": b32encode(self.bin_key),
+                "algorithm": "SHA1",
+                "digits": self.digits,
+                "period": self.step,
+            }
+        )
+        if issuer:
+            label = f"{issuer}:{label}"
+            params += f"&issuer={quote(issuer)}"
+        return f"otpauth://totp/{quote(label)}?{params}"
 
 
 class RecoveryCodeDevice(ThrottlingMixin, Device):

@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.errors import (
     Conflict,
@@ -33,6 +33,7 @@ from .audit import audit_record
 from .models import (
     QUOTA_FIELDS,
     ApiToken,
+    AuthenticatorDevice,
     Collaborator,
     QuotaOverride,
     RealmSync,
@@ -50,6 +51,7 @@ from .sshkeys import MAX_KEYS, parse_key
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+    from django.http import HttpRequest
 
     from containers.models import Container, Job
     from networking.models import Site
@@ -62,29 +64,40 @@ TOKEN_EXPIRY_DAYS = (7, 30, 90, 365, None)  # None: never
 
 # -- users ---------------------------------------------------------------------------------
 def user_by_username(username: str) -> User:
-    """An active user by name; one the directory knows is created from it on first use."""
-    username = (username or "").strip()
-    if not username:
+    """An active user who may be given access, by name.
+
+    With a directory configured, only people it has qualify (a local break-glass account
+    does not); one it has but the portal has not seen yet is created from it. Every name
+    that does not qualify (unknown, disabled, local only) gets the same NotFound, so that
+    the answer tells no more than the directory shows. A directory that is down gives the
+    same DirectoryUnavailable for every name.
+    """
+    name = (username or "").strip()
+    if not name:
         raise ValidationFailed("give a username", field="username")
     model = get_user_model()
-    user = model.objects.filter(username__iexact=username, is_active=True).first()
-    if user is None and settings.AUTH_LDAP_SERVER_URI:
+    user = model.objects.filter(username__iexact=name).first()
+    if settings.AUTH_LDAP_SERVER_URI:
         from .backends import PortalLDAPBackend
+        from .directory import get_directory
 
-        try:
-            user = PortalLDAPBackend().populate_user(username)
-        except Exception:  # the directory is down or refuses: "not found" is the honest answer
-            log.warning("could not look %s up in the directory", username, exc_info=True)
+        directory = get_directory()
+        uid = user.get_username() if user is not None else name
+        if directory is None or directory.user_dn(uid) is None:  # raises when it is down
             user = None
+        elif user is None:
+            user = PortalLDAPBackend().populate_user(uid)
     if user is None or not user.is_active:
-        raise NotFound(f"no user named '{username}'", code="user_not_found", field="username")
+        raise NotFound(
+            f"no user named '{name}' can be given access", code="user_not_found", field="username"
+        )
     return user
 
 
 # -- collaborators -------------------------------------------------------------------------
-def _access_job(container: Container, actor: User | None, params: dict[str, Any]) -> Job:
-    from containers.models import ContainerStatus, JobKind
-    from containers.services import job_create
+def _require_access_change(container: Container) -> None:
+    """What does not depend on the name is checked before the name is looked up."""
+    from containers.models import ACTIVE_JOB_STATUSES, ContainerStatus
 
     if container.status not in (
         ContainerStatus.RUNNING,
@@ -95,6 +108,20 @@ def _access_job(container: Container, actor: User | None, params: dict[str, Any]
             f"cannot change who may use {container.hostname} while it is {container.status}",
             code="invalid_state",
         )
+    active = container.jobs.filter(status__in=ACTIVE_JOB_STATUSES).first()
+    if active is not None:
+        raise Conflict(
+            f"{container.hostname} already has a {active.kind} job ({active.id}) in progress; "
+            "wait for it to finish",
+            code="job_in_progress",
+        )
+
+
+def _access_job(container: Container, actor: User | None, params: dict[str, Any]) -> Job:
+    from containers.models import JobKind
+    from containers.services import job_create
+
+    _require_access_change(container)
     return job_create(kind=JobKind.ACCESS, container=container, actor=actor, params=params)
 
 
@@ -102,7 +129,17 @@ def collaborator_add(*, container: Container, username: str, actor: User | None)
     """Let a user see, start, stop and open the container; the access job updates the
     directory group and the Proxmox ACL."""
     require_container_permission(actor, container, "manage_access")
-    user = user_by_username(username)
+    _require_access_change(container)
+    try:
+        user = user_by_username(username)
+    except NotFound:
+        audit_record(
+            actor=actor,
+            action="collaborator.add_refused",
+            obj=container,
+            summary=f"could not add '{(username or '').strip()[:100]}' as a collaborator",
+        )
+        raise
     if user.pk == container.owner_id:
         raise ValidationFailed(
             f"{user.username} owns {container.hostname} already", code="is_owner", field="username"
@@ -631,25 +668,125 @@ def resource_request_cancel(*, request: ResourceRequest, actor: User) -> Resourc
 
 
 # -- two-factor authentication ---------------------------------------------------------------------
+# A session alone does not change 2FA: turning it off, new recovery codes and a new device
+# each need proof of the person (the current code, a recovery code, or the password).
+PROOF_FIELD = "proof"
+_RECOVERY_SHAPE = re.compile(r"^[a-z0-9]{4}-?[a-z0-9]{4}-?[a-z0-9]{4}$")
+
+
 def otp_required(user: User) -> bool:
     return bool(settings.OTP_REQUIRED_FOR_STAFF and getattr(user, "is_staff", False))
 
 
 def otp_enrolled(user: User) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return AuthenticatorDevice.objects.filter(user=user, confirmed=True).exists()
 
 
-def totp_enrol_start(*, user: User) -> TOTPDevice:
-    """A new, unconfirmed TOTP device (its QR code is shown until a first code confirms it)."""
+def _proof_by_code(user: User, proof: str) -> str:
+    """The kind of 2FA code `proof` is, if it is a valid one ('' if not); a code that is
+    tried is used up as at login (a TOTP step once, a recovery code for good)."""
+    compact = proof.strip().replace(" ", "")
+    if compact.isdigit() and len(compact) <= 8:
+        with transaction.atomic():
+            for device in AuthenticatorDevice.objects.select_for_update().filter(
+                user=user, confirmed=True
+            ):
+                if device.verify_token(compact):
+                    return "TOTP code"
+    elif _RECOVERY_SHAPE.fullmatch(compact.lower()):  # a password is not spent on the codes
+        with transaction.atomic():
+            for rdevice in RecoveryCodeDevice.objects.select_for_update().filter(user=user):
+                if rdevice.verify_token(compact):
+                    return "recovery code"
+    return ""
+
+
+def confirm_identity(*, user: User, proof: str, request: HttpRequest, doing: str) -> str:
+    """Check that the holder of this session is the user, before a 2FA change.
+
+    The current TOTP code, a recovery code, or the account password (through the
+    authentication backends: the directory, or a break-glass local password). A failure
+    is audited and counts toward django-axes' lockout like a failed login; while locked
+    out nothing is tried. Returns how the user proved it; raises ValidationFailed at the
+    `proof` field (or marks the request locked out, which the axes middleware answers).
+    """
+    from axes.handlers.proxy import AxesProxyHandler
+    from django.contrib.auth import authenticate
+    from django.contrib.auth.signals import user_login_failed
+
+    from .backends import directory_was_down
+
+    username = user.get_username()
+    credentials = {settings.AXES_USERNAME_FORM_FIELD: username}
+    proof = proof or ""
+    if settings.AXES_ENABLED and not AxesProxyHandler.is_allowed(request, credentials):
+        request.axes_locked_out = True  # type: ignore[attr-defined]
+        method, reason = "", "locked out"
+    else:
+        method = _proof_by_code(user, proof) if otp_enrolled(user) else ""
+        reason = ""
+        if not method and proof:
+            # authenticate() reports a failure to axes itself (user_login_failed).
+            found = authenticate(request, username=username, password=proof)
+            method = "password" if found is not None and found.pk == user.pk else ""
+            if not method:
+                reason = "directory unavailable" if directory_was_down(request) else "wrong"
+        elif not method:
+            user_login_failed.send(sender=__name__, credentials=credentials, request=request)
+            reason = "empty"
+    if method:
+        return method
+    audit_record(
+        actor=user,
+        action="2fa.confirm_failed",
+        obj=user,
+        summary=f"{username} gave a wrong code or password to {doing} ({reason})",
+        changes={"reason": reason, "doing": doing},
+    )
+    if reason == "directory unavailable":
+        message = "The directory is not answering, so the password cannot be checked; use a code."
+    elif otp_enrolled(user):
+        message = (
+            "That is not right: give the current code of your app, a recovery code "
+            "or your password."
+        )
+    else:
+        message = "That is not right: give your password."
+    raise ValidationFailed(message, code="reauthentication_failed", field=PROOF_FIELD)
+
+
+def totp_enrol_start(*, user: User) -> AuthenticatorDevice:
+    """A new, unconfirmed TOTP device (its QR code is shown until a first code confirms it).
+
+    While another device is in use, the new one replaces it only when confirmed with proof
+    (see totp_enrol_confirm), so starting changes nothing that works."""
     with transaction.atomic():
-        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
-        return TOTPDevice.objects.create(user=user, name="authenticator app", confirmed=False)
+        AuthenticatorDevice.objects.filter(user=user, confirmed=False).delete()
+        return AuthenticatorDevice.objects.create(
+            user=user, name="authenticator app", confirmed=False
+        )
 
 
-def totp_enrol_confirm(*, user: User, device: TOTPDevice, code: str) -> list[str]:
-    """Confirm enrolment with a first code; returns fresh recovery codes (shown once)."""
+def totp_enrol_confirm(
+    *,
+    user: User,
+    device: AuthenticatorDevice,
+    code: str,
+    proof: str = "",
+    request: HttpRequest | None = None,
+) -> list[str]:
+    """Confirm enrolment with a first code; returns fresh recovery codes (shown once).
+
+    Replacing a device in use also needs proof (its code, a recovery code, the password)."""
     if device.user_id != user.pk or device.confirmed:
         raise NotFound("no enrolment in progress")
+    method = ""
+    if otp_enrolled(user):
+        if request is None:
+            raise PermissionDenied("replacing a device needs the user's proof")
+        method = confirm_identity(
+            user=user, proof=proof, request=request, doing="replace the device"
+        )
     with transaction.atomic():
         if not device.verify_token((code or "").strip().replace(" ", "")):
             raise ValidationFailed(
@@ -657,7 +794,7 @@ def totp_enrol_confirm(*, user: User, device: TOTPDevice, code: str) -> list[str
                 code="invalid_code",
                 field="code",
             )
-        TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()
+        AuthenticatorDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         codes = _new_recovery_codes(user)
@@ -665,7 +802,9 @@ def totp_enrol_confirm(*, user: User, device: TOTPDevice, code: str) -> list[str
             actor=user,
             action="2fa.enable",
             obj=user,
-            summary=f"{user.get_username()} turned on two-factor authentication",
+            summary=f"{user.get_username()} turned on two-factor authentication"
+            + (f" on a new device (confirmed by {method})" if method else ""),
+            changes={"confirmed_by": method} if method else {},
         )
     return codes
 
@@ -680,35 +819,51 @@ def _new_recovery_codes(user: User) -> list[str]:
     return codes
 
 
-def recovery_codes_regenerate(*, user: User) -> list[str]:
+def recovery_codes_regenerate(*, user: User, proof: str, request: HttpRequest) -> list[str]:
     if not otp_enrolled(user):
         raise InvalidState("turn on two-factor authentication first")
+    method = confirm_identity(
+        user=user, proof=proof, request=request, doing="make new recovery codes"
+    )
     with transaction.atomic():
         codes = _new_recovery_codes(user)
         audit_record(
             actor=user,
             action="2fa.recovery_codes",
             obj=user,
-            summary=f"{user.get_username()} made new recovery codes (the old ones stop working)",
+            summary=f"{user.get_username()} made new recovery codes (the old ones stop working; "
+            f"confirmed by {method})",
+            changes={"confirmed_by": method},
         )
     return codes
 
 
-def otp_disable(*, user: User, actor: User) -> None:
-    """Turn 2FA off: the user themself (unless it is required of them) or staff (a reset)."""
+def otp_disable(
+    *, user: User, actor: User, proof: str = "", request: HttpRequest | None = None
+) -> None:
+    """Turn 2FA off: the user themself with proof (unless it is required of them), or staff
+    (a reset, from the admin, whose own login is already checked)."""
     is_self = actor.pk == user.pk
     if not is_self and not getattr(actor, "is_staff", False):
         raise NotFound("no such user")
     if is_self and otp_required(user):
         raise PermissionDenied("two-factor authentication is required for staff accounts")
+    method = ""
+    if is_self:
+        if request is None:
+            raise PermissionDenied("turning two-factor authentication off needs the user's proof")
+        method = confirm_identity(
+            user=user, proof=proof, request=request, doing="turn two-factor authentication off"
+        )
     with transaction.atomic():
-        TOTPDevice.objects.filter(user=user).delete()
+        AuthenticatorDevice.objects.filter(user=user).delete()
         RecoveryCodeDevice.objects.filter(user=user).delete()
         audit_record(
             actor=actor,
             action="2fa.disable" if is_self else "2fa.reset",
             obj=user,
             summary=f"two-factor authentication turned off for {user.get_username()}",
+            changes={"confirmed_by": method} if method else {},
         )
 
 
@@ -720,7 +875,9 @@ def otp_verify(*, user: User, code: str) -> Any:
     with transaction.atomic():
         compact = code.replace(" ", "")
         if compact.isdigit() and len(compact) <= 8:
-            for device in TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True):
+            for device in AuthenticatorDevice.objects.select_for_update().filter(
+                user=user, confirmed=True
+            ):
                 if device.verify_token(compact):
                     return device
             return None

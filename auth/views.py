@@ -22,7 +22,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.errors import PortalError
 
@@ -33,12 +32,14 @@ from .forms import (
     LoginForm,
     OtpCodeForm,
     OtpConfirmForm,
+    OtpProofForm,
+    OtpReplaceForm,
     QuotaRequestForm,
     SshKeyForm,
     TokenForm,
 )
 from .gateway_access import credentials_revoke_for_session
-from .models import ApiToken, RecoveryCode, ResourceRequest, SshKey
+from .models import ApiToken, AuthenticatorDevice, RecoveryCode, ResourceRequest, SshKey
 from .otp import qr_svg
 
 PENDING = "accounts_otp_pending"
@@ -147,7 +148,9 @@ def login_verify(request: HttpRequest) -> HttpResponse:
             request.session.pop(PENDING, None)
             user.backend = pending["backend"]  # type: ignore[attr-defined]
             method = (
-                "password + TOTP" if isinstance(device, TOTPDevice) else "password + recovery code"
+                "password + TOTP"
+                if isinstance(device, AuthenticatorDevice)
+                else "password + recovery code"
             )
             return _finish_login(
                 request, user, device=device, method=method, next_url=pending.get("next") or ""
@@ -215,27 +218,51 @@ def account(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _proof_error(form: Any, exc: PortalError) -> bool:
+    """Show a PortalError at the form's field if it names one the form has."""
+    field = str(exc.extra.get("field") or "")
+    if field in form.fields:
+        form.add_error(field, exc.message)
+        return True
+    return False
+
+
+@sensitive_post_parameters("proof")
+@never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def two_factor(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     codes: list[str] = []
+    form = OtpProofForm()
+    status = 200
     if request.method == "POST":
         action = request.POST.get("action")
         try:
             if action == "start":
                 services.totp_enrol_start(user=user)
                 return redirect("accounts:2fa-enrol")
-            if action == "codes":
-                codes = services.recovery_codes_regenerate(user=user)
-                messages.success(request, "New recovery codes; the old ones no longer work.")
-            elif action == "disable":
-                services.otp_disable(user=user, actor=user)
-                messages.success(request, "Two-factor authentication is off.")
-                return redirect("accounts:2fa")
+            if action in ("codes", "disable"):
+                form = OtpProofForm(request.POST)
+                if not form.is_valid():
+                    status = 400
+                elif action == "codes":
+                    codes = services.recovery_codes_regenerate(
+                        user=user, proof=form.cleaned_data["proof"], request=request
+                    )
+                    form = OtpProofForm()
+                    messages.success(request, "New recovery codes; the old ones no longer work.")
+                else:
+                    services.otp_disable(
+                        user=user, actor=user, proof=form.cleaned_data["proof"], request=request
+                    )
+                    messages.success(request, "Two-factor authentication is off.")
+                    return redirect("accounts:2fa")
         except PortalError as exc:
-            messages.error(request, exc.message)
-            return redirect("accounts:2fa")
+            if not _proof_error(form, exc):
+                messages.error(request, exc.message)
+                return redirect("accounts:2fa")
+            status = 400
     enrolled = services.otp_enrolled(user)
     remaining = RecoveryCode.objects.filter(device__user=user, used_at__isnull=True).count()
     return render(
@@ -246,36 +273,52 @@ def two_factor(request: HttpRequest) -> HttpResponse:
             "required": services.otp_required(user),
             "remaining": remaining,
             "codes": codes,
+            "form": form,
         },
+        status=status,
     )
 
 
+@sensitive_post_parameters("proof", "code")
+@never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def two_factor_enrol(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    device = AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
     if device is None:
         device = services.totp_enrol_start(user=user)
-    form = OtpConfirmForm(request.POST or None)
+    replacing = services.otp_enrolled(user)
+    form_class = OtpReplaceForm if replacing else OtpConfirmForm
+    form = form_class(request.POST or None)
     error, status = "", 200
-    if request.method == "POST" and form.is_valid():
-        try:
-            codes = services.totp_enrol_confirm(
-                user=user, device=device, code=form.cleaned_data["code"]
-            )
-        except PortalError as exc:
-            error, status = exc.message, 400
-        else:
-            device.refresh_from_db()
-            django_otp.login(request, device)
-            return render(request, "accounts/recovery_codes.html", {"codes": codes, "new": True})
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                codes = services.totp_enrol_confirm(
+                    user=user,
+                    device=device,
+                    code=form.cleaned_data["code"],
+                    proof=form.cleaned_data.get("proof", ""),
+                    request=request,
+                )
+            except PortalError as exc:
+                if not _proof_error(form, exc):
+                    error = exc.message
+            else:
+                device.refresh_from_db()
+                django_otp.login(request, device)
+                return render(
+                    request, "accounts/recovery_codes.html", {"codes": codes, "new": True}
+                )
     return render(
         request,
         "accounts/two_factor_enrol.html",
         {
             "form": form,
             "error": error,
+            "replacing": replacing,
             "qr": qr_svg(device.config_url),
             "secret": b32encode(device.bin_key).decode(),
         },

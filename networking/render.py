@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from .validators import DNS_LABEL_RE, DOMAIN_RE, MAC_RE, MAX_PORT, MIN_PUBLISHED_PORT
+from .validators import MAC_RE, MAX_PORT, MIN_PUBLISHED_PORT, is_dns_label, is_domain
 
 if TYPE_CHECKING:
     from .models import Site
@@ -328,7 +328,7 @@ def _ipv4(value: str) -> str:
 
 
 def _check_route(r: RouteEntry, domain: str) -> str | None:
-    if not r.subdomain.isascii() or not DNS_LABEL_RE.fullmatch(r.subdomain):
+    if not is_dns_label(r.subdomain):
         return f"subdomain {r.subdomain!r} is not a DNS label"
     if len(r.subdomain) + 1 + len(domain) > 253:
         return "the name is longer than 253 characters"
@@ -365,7 +365,7 @@ def _check_mapping(m: MappingEntry) -> str | None:
 
 
 def _check_host(h: HostEntry) -> str | None:
-    if not h.name.isascii() or not DNS_LABEL_RE.fullmatch(h.name):
+    if not is_dns_label(h.name):
         return f"name {h.name!r} is not a DNS label"
     try:
         _ipv4(h.ip)
@@ -394,7 +394,7 @@ def _excluded(kind: str, id_: int, name: str, reason: str) -> dict[str, Any]:
 def _site_errors(state: SiteState) -> list[str]:
     errors = []
     for label, value in (("domain", state.domain), ("internal domain", state.internal_domain)):
-        if not value.isascii() or not DOMAIN_RE.fullmatch(value):
+        if not is_domain(value):
             errors.append(f"the site's {label} {value!r} is not a domain name")
     for label, value in (
         ("gateway address", state.gateway_ip),

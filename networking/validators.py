@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+import idna
 from django.core.exceptions import ValidationError
 
 DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -71,6 +72,41 @@ RESERVED_HOSTNAMES = frozenset(
 )
 
 
+ACE_PREFIX = "xn--"  # an IDNA A-label: punycode of an international name
+
+
+def is_a_label_ok(label: str) -> bool:
+    """A `xn--` label must decode to a valid international name and encode back to itself
+    (browsers and resolvers refuse or rewrite broken ones); other labels are not concerned."""
+    if not label.startswith(ACE_PREFIX):
+        return True
+    try:
+        return bool(idna.encode(idna.decode(label)).decode("ascii") == label)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return False
+
+
+def is_dns_label(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and value.isascii()
+        and DNS_LABEL_RE.fullmatch(value) is not None
+        and is_a_label_ok(value)
+    )
+
+
+def is_domain(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and value.isascii()
+        and DOMAIN_RE.fullmatch(value) is not None
+        and all(is_a_label_ok(label) for label in value.split("."))
+    )
+
+
+_BAD_PUNYCODE = "is not valid punycode (an xn-- label must encode an international name)"
+
+
 def validate_dns_label(value: str) -> None:
     """One DNS label: lowercase letters, digits and hyphens, 1-63, no hyphen at the ends."""
     if not isinstance(value, str) or not value.isascii() or not DNS_LABEL_RE.fullmatch(value):
@@ -79,6 +115,8 @@ def validate_dns_label(value: str) -> None:
             "starting and ending with a letter or digit",
             code="invalid_hostname",
         )
+    if not is_a_label_ok(value):
+        raise ValidationError(f"'{value}' {_BAD_PUNYCODE}", code="invalid_hostname")
 
 
 def validate_hostname(value: str) -> None:
@@ -94,6 +132,9 @@ def validate_domain(value: str) -> None:
         raise ValidationError(
             "must be a domain name such as apps.example.org", code="invalid_domain"
         )
+    for label in value.split("."):
+        if not is_a_label_ok(label):
+            raise ValidationError(f"'{label}' {_BAD_PUNYCODE}", code="invalid_domain")
 
 
 def validate_slug(value: str) -> None:

@@ -248,8 +248,7 @@ from django_auth_ldap.config import (  # noqa: E402
 )
 
 INSTALLED_APPS += [
-    "django_otp",
-    "django_otp.plugins.otp_totp",
+    "django_otp",  # TOTP devices are accounts.AuthenticatorDevice (keys encrypted at rest)
     "axes",
 ]
 _auth_mw = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware")

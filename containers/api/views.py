@@ -227,7 +227,11 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         methods=["POST"],
         summary="Add a collaborator (owner or staff); answers 202 with the access job",
         request=CollaboratorSerializer,
-        responses={202: AcceptedSerializer, **ERRORS},
+        responses={
+            202: AcceptedSerializer,
+            **ERRORS,
+            503: OpenApiResponse(ErrorSerializer, description="The directory is not answering."),
+        },
     )
     @action(detail=True, methods=["get", "post"])
     def collaborators(self, request: Request, pk: str | None = None) -> Response:

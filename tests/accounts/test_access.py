@@ -164,9 +164,10 @@ def test_a_directory_that_is_down_is_retried_and_then_fails_clearly(
     from django.conf import settings
 
     good_uri = settings.AUTH_LDAP_SERVER_URI
-    settings.AUTH_LDAP_SERVER_URI = ldap_settings_uri
+    added = accounts.collaborator_add(container=c, username="carol", actor=bob)
+    settings.AUTH_LDAP_SERVER_URI = ldap_settings_uri  # down after the add was accepted
     try:
-        job = run_job(accounts.collaborator_add(container=c, username="carol", actor=bob))
+        job = run_job(added)
     finally:
         settings.AUTH_LDAP_SERVER_URI = good_uri
     assert job.status == "failed" and job.attempts == settings.JOB_MAX_ATTEMPTS

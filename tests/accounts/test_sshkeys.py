@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from auth import services as accounts
 from auth.models import AuditEntry, SshKey
@@ -105,3 +107,158 @@ def test_a_directory_down_makes_the_key_task_retry(ldap_users, settings) -> None
     settings.AUTH_LDAP_SERVER_URI = f"ldap://127.0.0.1:{free_port()}"
     with pytest.raises(Retry):
         sync_ssh_keys.apply(args=(bob.pk,), throw=True).get()
+
+
+# -- keys are parsed for real (cryptography's loader), not just by their first string ----------
+def _string(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def _blob_line(key_type: str, body: bytes, comment: str = "") -> str:
+    blob = base64.b64encode(_string(key_type.encode()) + body).decode()
+    return f"{key_type} {blob}" + (f" {comment}" if comment else "")
+
+
+def _openssh(public_key, comment: str = "x@y") -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    line = public_key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
+    return f"{line} {comment}"
+
+
+def _rsa(bits: int) -> str:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return _openssh(rsa.generate_private_key(public_exponent=65537, key_size=bits).public_key())
+
+
+def _ecdsa(curve) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return _openssh(ec.generate_private_key(curve).public_key())
+
+
+def _sk_ed25519() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    raw = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    return _blob_line("sk-ssh-ed25519@openssh.com", _string(raw) + _string(b"ssh:"), "yubikey")
+
+
+def _sk_ecdsa() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    body = _string(b"nistp256") + _string(point) + _string(b"ssh:")
+    return _blob_line("sk-ecdsa-sha2-nistp256@openssh.com", body, "yubikey")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: _blob_line("ssh-ed25519", b""), "not a valid ssh-ed25519 key"),
+        (lambda: _blob_line("ssh-rsa", bytes(range(200))), "not a valid ssh-rsa key"),
+        (lambda: _blob_line("ssh-rsa", b"\xff" * 300), "not a valid ssh-rsa key"),
+        (lambda: _rsa(1024), "at least 2048 bits (this one has 1024)"),
+        (lambda: _rsa(1536), "at least 2048 bits (this one has 1536)"),
+        (lambda: _rsa(2040), "at least 2048 bits (this one has 2040)"),
+        (
+            lambda: _blob_line(
+                "ecdsa-sha2-nistp384",
+                _string(b"nistp256") + _string(bytes.fromhex(_ecdsa_point_hex())),
+            ),
+            "not a valid ecdsa-sha2-nistp384 key",
+        ),
+    ],
+)
+def test_key_material_is_loaded_and_checked(db, make, message) -> None:
+    with pytest.raises(ValidationFailed, match=re.escape(message)) as caught:
+        accounts.ssh_key_add(user=UserFactory(), key=make())
+    assert caught.value.extra["field"] == "ssh_public_keys"
+    assert not SshKey.objects.exists()
+
+
+def _ecdsa_point_hex() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        .hex()
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _rsa(2048),
+        lambda: _rsa(3072),
+        lambda: _ecdsa(ec.SECP256R1()),
+        lambda: ED25519,
+        _sk_ed25519,
+        _sk_ecdsa,
+    ],
+)
+def test_sensible_keys_are_accepted_and_stored_normalised(db, make) -> None:
+    line = make()
+    key_type, blob, comment = line.split(None, 2)
+    row = accounts.ssh_key_add(user=UserFactory(), key=f"\t{key_type}   {blob}  {comment} ")
+    assert row.key == f"{key_type} {blob} {comment}"
+
+
+def test_all_ecdsa_curves_are_accepted(db) -> None:
+    user = UserFactory()
+    for curve in (ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()):
+        accounts.ssh_key_add(user=user, key=_ecdsa(curve))
+    assert SshKey.objects.filter(user=user).count() == 3
+
+
+def test_base64_is_stored_canonical_and_comments_lose_control_characters(db) -> None:
+    key_type, blob, _ = _ecdsa(ec.SECP256R1()).split(None, 2)
+    assert blob.endswith("=")
+    unpadded = blob.rstrip("=")
+    row = accounts.ssh_key_add(
+        user=UserFactory(), key=f"{key_type} {unpadded} bob\x1b[31m@laptop\u202e \x07evil\u2028x"
+    )
+    assert row.key == f"{key_type} {blob} bob[31m@laptop evil x"
+    assert row.name == "bob[31m@laptop evil x"
+    assert row.fingerprint == fingerprint(row.key)
+
+
+def test_the_api_gives_the_key_error_at_its_field(db) -> None:
+    from django.test import Client
+
+    from tests.api_contract import check
+
+    make_site(None)
+    client = Client()
+    client.force_login(UserFactory(username="alice"))
+    response = check(
+        client.post(
+            "/api/v1/containers/",
+            {
+                "hostname": "web",
+                "template": "debian-12",
+                "ssh_public_keys": _blob_line("ssh-ed25519", b""),
+            },
+            content_type="application/json",
+        )
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid" and "ssh_public_keys" in body["detail"]
+    assert "not a valid ssh-ed25519 key" in str(body["detail"]["ssh_public_keys"])

@@ -9,9 +9,9 @@ import time
 import pytest
 from django.test import Client
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from auth.models import AuditEntry, RecoveryCode
+from auth.models import AuthenticatorDevice as TOTPDevice
 
 pytestmark = [pytest.mark.ldap, pytest.mark.django_db]
 
@@ -91,7 +91,7 @@ def test_a_recovery_code_works_once(ldap_settings, no_throttle) -> None:
         assert response.status_code == expected
     assert RecoveryCode.objects.filter(used_at__isnull=False).count() == 1
     # New codes replace the old ones.
-    page = client.post("/accounts/2fa/", {"action": "codes"})
+    page = client.post("/accounts/2fa/", {"action": "codes", "proof": "erin-pw"})
     new = re.findall(rb"<li><code>([a-z0-9-]+)</code></li>", page.content)
     assert len(new) == 10 and codes[1].encode() not in new
     c = Client()
@@ -125,8 +125,8 @@ def test_staff_must_enrol_when_the_setting_says_so(ldap_settings, no_throttle) -
     device, _ = enrol(client)
     assert client.get("/accounts/").status_code == 200  # verified by the enrolment itself
     assert client.get("/admin/").status_code == 200
-    # It cannot be turned off while required.
-    client.post("/accounts/2fa/", {"action": "disable"})
+    # It cannot be turned off while required (not even with the password).
+    client.post("/accounts/2fa/", {"action": "disable", "proof": "alice-pw"})
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
     # Ordinary users are not concerned.
     bob = Client()
@@ -138,7 +138,7 @@ def test_turning_2fa_off(ldap_settings, no_throttle) -> None:
     client = Client()
     password_login(client, "carol", "carol-pw")
     enrol(client)
-    client.post("/accounts/2fa/", {"action": "disable"})
+    client.post("/accounts/2fa/", {"action": "disable", "proof": "carol-pw"})
     assert not TOTPDevice.objects.exists() and not RecoveryCode.objects.exists()
     assert AuditEntry.objects.filter(action="2fa.disable").exists()
     assert password_login(Client(), "carol", "carol-pw")["Location"] == "/accounts/"
@@ -155,3 +155,134 @@ def test_the_code_step_expires(ldap_settings, no_throttle) -> None:
     response = c.post("/accounts/login/verify/", {"code": totp(device, ahead=1)})
     assert response.status_code == 302 and response["Location"] == "/accounts/login/"
     assert c.get("/accounts/").status_code == 302
+
+
+# -- changing 2FA needs proof: the current code, a recovery code or the password ----------------
+def field_error(response) -> str:
+    match = re.search(
+        rb'<p class="error" role="alert" id="proof-error">([^<]*)</p>', response.content
+    )
+    return match.group(1).decode() if match else ""
+
+
+def code_hashes(user) -> set[str]:
+    return set(RecoveryCode.objects.filter(device__user=user).values_list("code_hash", flat=True))
+
+
+def test_new_recovery_codes_need_proof(ldap_settings, no_throttle) -> None:
+    client = Client()
+    password_login(client, "bob", "bob-pw")
+    device, codes = enrol(client)
+    before = code_hashes(device.user)
+    for proof in (None, "", "wrong-password", "123456" if totp(device) != "123456" else "654321"):
+        data = {"action": "codes"} if proof is None else {"action": "codes", "proof": proof}
+        response = client.post("/accounts/2fa/", data)
+        assert response.status_code == 400, proof
+        assert field_error(response), proof
+        assert b"<li><code>" not in response.content
+        assert code_hashes(device.user) == before
+    assert "not right" in field_error(
+        client.post("/accounts/2fa/", {"action": "codes", "proof": "x"})
+    )
+    assert AuditEntry.objects.filter(action="2fa.confirm_failed", actor=device.user).exists()
+    # Each kind of proof works: the password, the current code, a recovery code (of the
+    # newest set: each new set replaces the one before).
+    latest = codes
+    for kind in ("password", "totp", "recovery"):
+        proof = {"password": "bob-pw", "totp": totp(device, ahead=1), "recovery": latest[0]}[kind]
+        response = client.post("/accounts/2fa/", {"action": "codes", "proof": proof})
+        assert response.status_code == 200 and b"<li><code>" in response.content, kind
+        assert code_hashes(device.user) != before
+        before = code_hashes(device.user)
+        latest = [
+            c.decode() for c in re.findall(rb"<li><code>([a-z0-9-]+)</code></li>", response.content)
+        ]
+    entry = AuditEntry.objects.filter(action="2fa.recovery_codes").first()
+    assert entry.changes["confirmed_by"] == "recovery code"
+    assert "bob-pw" not in str(list(AuditEntry.objects.values_list("summary", "changes")))
+
+
+def test_turning_2fa_off_needs_proof(ldap_settings, no_throttle) -> None:
+    client = Client()
+    password_login(client, "carol", "carol-pw")
+    device, _ = enrol(client)
+    for data in ({"action": "disable"}, {"action": "disable", "proof": "carol-pw-wrong"}):
+        response = client.post("/accounts/2fa/", data)
+        assert response.status_code == 400 and field_error(response)
+        assert TOTPDevice.objects.filter(pk=device.pk, confirmed=True).exists()
+        assert RecoveryCode.objects.exists()
+    response = client.post("/accounts/2fa/", {"action": "disable", "proof": totp(device, ahead=1)})
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.exists() and not RecoveryCode.objects.exists()
+    assert AuditEntry.objects.get(action="2fa.disable").changes["confirmed_by"] == "TOTP code"
+
+
+def test_moving_to_a_new_device_needs_proof(ldap_settings, no_throttle) -> None:
+    client = Client()
+    password_login(client, "dave", "dave-pw")
+    old, _ = enrol(client)
+    assert client.post("/accounts/2fa/", {"action": "start"})["Location"] == "/accounts/2fa/enrol/"
+    page = client.get("/accounts/2fa/enrol/")
+    assert b'name="proof"' in page.content
+    new = TOTPDevice.objects.get(confirmed=False)
+    for proof in ("", "dave-pw-wrong"):
+        response = client.post("/accounts/2fa/enrol/", {"code": totp(new), "proof": proof})
+        assert response.status_code == 400 and field_error(response)
+        assert TOTPDevice.objects.get(pk=old.pk).confirmed
+        assert not TOTPDevice.objects.get(pk=new.pk).confirmed
+    done = client.post("/accounts/2fa/enrol/", {"code": totp(new), "proof": "dave-pw"})
+    assert done.status_code == 200 and b"<li><code>" in done.content
+    assert list(TOTPDevice.objects.values_list("pk", "confirmed")) == [(new.pk, True)]
+    assert AuditEntry.objects.filter(action="2fa.enable").first().changes["confirmed_by"] == (
+        "password"
+    )
+
+
+def test_wrong_proofs_count_toward_the_lockout(ldap_settings, no_throttle) -> None:
+    ldap_settings.AXES_FAILURE_LIMIT = 3
+    client = Client(REMOTE_ADDR="198.51.100.9")
+    password_login(client, "erin", "erin-pw")
+    device, _ = enrol(client)
+    for _ in range(2):
+        assert (
+            client.post("/accounts/2fa/", {"action": "disable", "proof": "guess"}).status_code
+            == 400
+        )
+    locked = client.post("/accounts/2fa/", {"action": "disable", "proof": "000000"})
+    assert locked.status_code == 429
+    # Locked out: even the right password changes nothing now.
+    assert (
+        client.post("/accounts/2fa/", {"action": "disable", "proof": "erin-pw"}).status_code == 429
+    )
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert AuditEntry.objects.filter(action="2fa.confirm_failed").count() >= 3
+
+
+def test_a_directory_that_is_down_is_named_and_a_code_still_works(
+    ldap_settings, no_throttle
+) -> None:
+    from portal.procs import free_port
+
+    client = Client()
+    password_login(client, "bob", "bob-pw")
+    device, _ = enrol(client)
+    ldap_settings.AUTH_LDAP_SERVER_URI = f"ldap://127.0.0.1:{free_port()}"
+    response = client.post("/accounts/2fa/", {"action": "codes", "proof": "bob-pw"})
+    assert response.status_code == 400 and "directory is not answering" in field_error(response)
+    response = client.post("/accounts/2fa/", {"action": "codes", "proof": totp(device, ahead=1)})
+    assert response.status_code == 200 and b"<li><code>" in response.content
+
+
+def test_a_break_glass_account_proves_itself_with_its_local_password(
+    ldap_settings, no_throttle
+) -> None:
+    from django.contrib.auth.models import User
+
+    User.objects.create_user("root-ops", password="local-secret", is_staff=True)
+    client = Client()
+    password_login(client, "root-ops", "local-secret")
+    enrol(client)
+    wrong = client.post("/accounts/2fa/", {"action": "disable", "proof": "bob-pw"})
+    assert wrong.status_code == 400 and TOTPDevice.objects.exists()
+    done = client.post("/accounts/2fa/", {"action": "disable", "proof": "local-secret"})
+    assert done.status_code == 302 and not TOTPDevice.objects.exists()

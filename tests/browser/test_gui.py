@@ -73,7 +73,7 @@ def test_create_watch_copy_collaborate_stop_delete(
     # A collaborator: an error at the field first, then bob.
     page.get_by_label("Add a collaborator").fill("nobody")
     page.get_by_role("button", name="Add collaborator").click()
-    expect(page.locator("#collab-error")).to_have_text("no user named 'nobody'")
+    expect(page.locator("#collab-error")).to_have_text("no user named 'nobody' can be given access")
     expect(page.get_by_label("Add a collaborator")).to_have_attribute("aria-invalid", "true")
     page.get_by_label("Add a collaborator").fill("bob")
     page.get_by_role("button", name="Add collaborator").click()

@@ -22,7 +22,14 @@ from networking.allocation import choose_ip, mac_for
 from networking.models import Site
 from networking.services import container_network_allocate, container_network_release
 from networking.validators import validate_hostname
-from portal.errors import Conflict, InvalidState, PermissionDenied, UpstreamError, ValidationFailed
+from portal.errors import (
+    Conflict,
+    InvalidState,
+    PermissionDenied,
+    UpstreamError,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
 
 from .models import (
     CONTAINER_TRANSITIONS,
@@ -689,6 +696,8 @@ def container_reconcile(*, container: Container, actor: User | None) -> str:
             "reconcile once it has finished",
             code="invalid_state",
         )
+    if container.status == ContainerStatus.ERROR and _create_never_finished(container):
+        return _reconcile_unfinished_create(container, actor)
     before = container.status
     try:
         state = str(
@@ -722,5 +731,69 @@ def container_reconcile(*, container: Container, actor: User | None) -> str:
         obj=container,
         summary=outcome,
         changes={"before": before, "after": target, "proxmox": state},
+    )
+    return outcome
+
+
+def _create_never_finished(container: Container) -> bool:
+    creates = container.jobs.filter(kind=JobKind.CREATE)
+    return (
+        creates.filter(status=JobStatus.FAILED).exists()
+        and not creates.filter(status=JobStatus.SUCCEEDED).exists()
+    )
+
+
+def _reconcile_unfinished_create(container: Container, actor: User | None) -> str:
+    """A create failed without learning whether Proxmox made the CT: ask, then settle it.
+
+    Ours on Proxmox: a delete job removes it and then releases the allocations. Absent
+    (or the VMID holds a guest the portal does not manage): released now. No answer:
+    nothing changes, and the error says so.
+    """
+    from .jobs import is_ours
+    from .proxmox import ProxmoxClient, ProxmoxNotFound
+
+    node, vmid = container.node.name, container.vmid
+    try:
+        config: dict[str, Any] | None = ProxmoxClient.for_node(container.node).container_config(
+            node, vmid
+        )
+    except ProxmoxNotFound:
+        config = None
+    except UpstreamError as exc:
+        raise UpstreamUnavailable(
+            f"{container.hostname}: the portal could not check whether CT {vmid} exists on "
+            f"{node} ({exc}); nothing changed, it keeps its name and address",
+            code="proxmox_unavailable",
+        ) from exc
+    if config is not None and is_ours(config, container):
+        with transaction.atomic():
+            job = job_create(kind=JobKind.DELETE, container=container, actor=actor)
+            container_set_status(container=container, to=ContainerStatus.DELETING)
+        outcome = (
+            f"{container.hostname}: CT {vmid} exists on {node} from a create that failed; "
+            f"delete job {job.pk} removes it, then releases its name and address"
+        )
+        after = ContainerStatus.DELETING
+    else:
+        found = "absent" if config is None else "held by a guest the portal does not manage"
+        with transaction.atomic():  # error -> deleting -> deleted: the usual way out
+            container_set_status(container=container, to=ContainerStatus.DELETING)
+            container_set_status(
+                container=container,
+                to=ContainerStatus.DELETED,
+                message=f"creation failed; CT {vmid} {found} on {node} at reconcile",
+            )
+        outcome = (
+            f"{container.hostname}: CT {vmid} is {found} on {node}; "
+            "its name and address are released"
+        )
+        after = ContainerStatus.DELETED
+    audit_record(
+        actor=actor,
+        action="container.reconcile",
+        obj=container,
+        summary=outcome,
+        changes={"before": ContainerStatus.ERROR, "after": after, "proxmox": bool(config)},
     )
     return outcome

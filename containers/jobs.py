@@ -541,9 +541,8 @@ def _undo_create(ctx: JobContext) -> str:
 def _remove_partial_ct(ctx: JobContext, config: dict[str, Any]) -> None:
     c = ctx.container
     try:
-        if config.get("lock"):
-            if _wait_unlocked(ctx, lock=str(config["lock"])) is None:
-                return
+        if config.get("lock") and _wait_unlocked(ctx, lock=str(config["lock"])) is None:
+            return  # the locked CT went away while we waited
         ctx.log(f"removing the partly made CT {c.vmid}")
         if _read_state(ctx) == "running":
             ctx.wait(ctx.client.stop(ctx.node, c.vmid))
@@ -556,8 +555,7 @@ def _keep_for_a_later_check(ctx: JobContext, what: str) -> str:
     c = ctx.container
     services.container_set_status(container=c, to=ContainerStatus.ERROR, message=what)
     return (
-        f"{what}; {c.hostname} is marked error and keeps its name and address "
-        "until a later check"
+        f"{what}; {c.hostname} is marked error and keeps its name and address until a later check"
     )
 
 

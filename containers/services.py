@@ -502,11 +502,19 @@ def container_apply_resources(
 def container_delete(*, container: Container, actor: User | None) -> Job:
     """Queue the removal of a container (owner or staff); its row stays, as history."""
     require_container_permission(actor, container, "delete")
-    if container.status in (ContainerStatus.DELETED, ContainerStatus.DELETING):
-        raise InvalidState(
-            f"{container.hostname} is already {container.status}", code="invalid_state"
-        )
     with transaction.atomic():
+        # The row lock route and port changes take (networking.services): one that is
+        # under way commits first, and every later one sees `deleting` and is refused.
+        container.status = (
+            Container.objects.select_for_update()
+            .filter(pk=container.pk)
+            .values_list("status", flat=True)
+            .get()
+        )
+        if container.status in (ContainerStatus.DELETED, ContainerStatus.DELETING):
+            raise InvalidState(
+                f"{container.hostname} is already {container.status}", code="invalid_state"
+            )
         job = job_create(kind=JobKind.DELETE, container=container, actor=actor)
         container_set_status(container=container, to=ContainerStatus.DELETING)
         audit_record(

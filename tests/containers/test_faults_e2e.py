@@ -181,9 +181,9 @@ def test_a_create_that_times_out_keeps_its_allocations_until_a_reconcile(
     c = Container.objects.select_related("node").get(pk=job.container_id)
     assert job.status == "failed"
     assert "nothing was left" not in job.error.lower() and "free again" not in job.error
-    assert (
-        f"The portal could not check whether CT {c.vmid} exists on {c.node.name}" in job.error
-    ), job.error
+    assert f"The portal could not check whether CT {c.vmid} exists on {c.node.name}" in job.error, (
+        job.error
+    )
     assert "keeps its name and address until a later check" in job.error
     assert c.status == "error"
     assert Route.objects.filter(container=c).exists()

@@ -97,6 +97,13 @@ def lock_changeable_container(container: Container) -> None:
         )
 
 
+def _check_quota(container: Container, kind: str) -> None:
+    """The owner's caps on routes or ports (QuotaExceeded), under the container's lock."""
+    from auth.quotas import check_publish
+
+    check_publish(container.owner, container=container, kind=kind)
+
+
 def _listen_port(address: str) -> int | None:
     _, _, port = address.rpartition(":")
     return int(port) if port.isdigit() else None
@@ -249,6 +256,7 @@ def route_add(
     with transaction.atomic():
         site = _lock_site(container.site_id)
         lock_changeable_container(container)
+        _check_quota(container, "routes")
         if Route.objects.filter(container=container, name=name).exists():
             raise Conflict(
                 f"{container.hostname} already has a service '{name}'",
@@ -334,6 +342,7 @@ def port_mapping_add(
     with transaction.atomic():
         site = _lock_site(container.site_id)
         lock_changeable_container(container)
+        _check_quota(container, "ports")
         if PortMapping.objects.filter(
             container=container, protocol=protocol, container_port=container_port
         ).exists():

@@ -510,7 +510,7 @@ def _undo_create(ctx: JobContext) -> str:
     Proxmox may have carried out a request whose answer never came (a timeout, a 595):
     so the allocations are released only when it answers that the CT is absent, or once
     the CT was removed. If it cannot be asked, the container is marked error and keeps
-    its VMID, name and addresses until a later check (`container_reconcile`).
+    its VMID, name and addresses until a later check (`reconcile.container_reconcile`).
     """
     c = ctx.container
     access.undo_create_access(ctx)

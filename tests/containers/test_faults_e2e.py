@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from containers import jobs, services
+from containers import jobs, reconcile, services
 from containers.models import Container, Job
 from containers.tasks import reconcile_jobs
 from tests.conftest import wait_job
@@ -40,7 +40,7 @@ def test_node_offline_during_create_keeps_the_address_until_a_reconcile(
     assert c.status == "error"  # allocations kept
     sim.admin.reset_faults()
     assert guests_named(sim, "offline") == []
-    outcome = services.container_reconcile(container=c, actor=UserFactory(is_staff=True))
+    outcome = reconcile.container_reconcile(container=c, actor=UserFactory(is_staff=True))
     assert f"CT {c.vmid} is absent on {c.node.name}" in outcome, outcome
     c.refresh_from_db()
     assert c.status == "deleted"
@@ -206,7 +206,7 @@ def test_a_create_that_times_out_keeps_its_allocations_until_a_reconcile(
     # A reconcile that cannot ask Proxmox changes nothing, and says so.
     sim.admin.set_node_offline(c.node.name)
     with pytest.raises(UpstreamUnavailable, match=f"could not check whether CT {c.vmid}"):
-        services.container_reconcile(container=c, actor=staff)
+        reconcile.container_reconcile(container=c, actor=staff)
     c.refresh_from_db()
     assert c.status == "error"
     assert Route.objects.filter(container=c).exists()
@@ -214,7 +214,7 @@ def test_a_create_that_times_out_keeps_its_allocations_until_a_reconcile(
     assert wait_job(nxt.pk).status == "succeeded"
 
     # Proxmox answers: the CT is ours, so it is removed, then the allocations released.
-    outcome = services.container_reconcile(container=c, actor=staff)
+    outcome = reconcile.container_reconcile(container=c, actor=staff)
     assert f"CT {c.vmid} exists on {c.node.name}" in outcome, outcome
     delete = c.jobs.filter(kind="delete").get()
     assert wait_job(delete.pk).status == "succeeded", delete.error

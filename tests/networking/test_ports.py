@@ -177,13 +177,17 @@ def test_route_and_port_adds_racing_a_delete_leave_nothing_behind(
     def adder(i: int) -> None:
         try:
             start.wait()
-            for k in range(200):
+            deadline = time.monotonic() + 60
+            for k in range(4000):  # until refused: the delete comes within a second or so
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.002)  # SQLite's busy wait is unfair: let the delete get in
                 try:
                     if k % 2:
                         services.route_add(container=box, name=f"r{i}-{k}", backend_port=8000)
                     else:
                         services.port_mapping_add(
-                            container=box, container_port=10000 + i * 200 + k, name=f"p{i}-{k}"
+                            container=box, container_port=1 + i * 4000 + k, name=f"p{i}-{k}"
                         )
                     added.append(f"{i}-{k}")
                 except InvalidState as exc:

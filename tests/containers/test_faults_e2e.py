@@ -228,3 +228,23 @@ def test_a_create_that_times_out_keeps_its_allocations_until_a_reconcile(
     )
     assert again.container.ip == c.ip
     assert wait_job(again.pk).status == "succeeded"
+
+
+def test_a_create_that_fails_after_making_the_ct_removes_it_and_says_so(
+    cluster, sim, worker
+) -> None:
+    sim.admin.fail_next_tasks("vzstart", 1, "startup for container failed")
+    job = wait_job(
+        services.container_create(
+            owner=UserFactory(), hostname="nostart", template=cluster.templates.get()
+        ).pk
+    )
+    c = Container.objects.select_related("node").get(pk=job.container_id)
+    assert job.status == "failed"
+    assert "startup for container failed" in job.error
+    assert (
+        f"The partly made CT {c.vmid} was removed from {c.node.name}; "
+        "its name and address are free again"
+    ) in job.error, job.error
+    assert c.status == "deleted"
+    assert guests_named(sim, "nostart") == []

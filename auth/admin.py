@@ -47,6 +47,17 @@ LIMIT_FIELDS = (
             )
         },
     ),
+    (
+        "Published on the gateway (besides each container's name and SSH port)",
+        {
+            "fields": (
+                "max_routes",
+                "max_ports",
+                "max_container_routes",
+                "max_container_ports",
+            )
+        },
+    ),
 )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from .models import LIMIT_COUNT_MAX
+
 
 class LoginForm(forms.Form):
     username = forms.CharField(
@@ -108,6 +110,21 @@ class QuotaRequestForm(forms.Form):
     max_container_disk_gib = forms.IntegerField(
         label="Disk per container (GiB)", required=False, min_value=0
     )
+    max_routes = forms.IntegerField(
+        label="Routes in total", required=False, min_value=0, max_value=LIMIT_COUNT_MAX
+    )
+    max_ports = forms.IntegerField(
+        label="Published ports in total", required=False, min_value=0, max_value=LIMIT_COUNT_MAX
+    )
+    max_container_routes = forms.IntegerField(
+        label="Routes per container", required=False, min_value=0, max_value=LIMIT_COUNT_MAX
+    )
+    max_container_ports = forms.IntegerField(
+        label="Published ports per container",
+        required=False,
+        min_value=0,
+        max_value=LIMIT_COUNT_MAX,
+    )
     reason = forms.CharField(
         label="Why you need it",
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -124,6 +141,10 @@ class QuotaRequestForm(forms.Form):
         "max_container_memory_mib",
         "max_container_swap_mib",
         "max_container_disk_gib",
+        "max_routes",
+        "max_ports",
+        "max_container_routes",
+        "max_container_ports",
     )
 
     def limits(self) -> dict[str, int]:

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -35,8 +35,15 @@ QUOTA_LIMITS: tuple[tuple[str, str, str], ...] = (
     ("max_container_memory_mib", "memory", " MiB"),
     ("max_container_swap_mib", "swap", " MiB"),
     ("max_container_disk_gib", "disk", " GiB"),
+    # What a user publishes on the gateway beyond each container's own name and SSH port.
+    ("max_routes", "routes", ""),
+    ("max_ports", "published ports", ""),
+    ("max_container_routes", "routes", ""),
+    ("max_container_ports", "published ports", ""),
 )
 QUOTA_FIELDS = tuple(f for f, _, _ in QUOTA_LIMITS)
+# A route/port cap must fit its column (PositiveIntegerField) on PostgreSQL.
+LIMIT_COUNT_MAX = 2_147_483_647
 
 
 def _limit(help_text: str) -> models.PositiveIntegerField:
@@ -45,8 +52,17 @@ def _limit(help_text: str) -> models.PositiveIntegerField:
     )
 
 
+def _count_limit(help_text: str) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(LIMIT_COUNT_MAX)],
+        help_text=f"{help_text} Empty: no say (the other rows decide).",
+    )
+
+
 class QuotaLimits(models.Model):
-    """The nine limits; an empty one means this row has no say in it (the others decide)."""
+    """The limits; an empty one means this row has no say in it (the others decide)."""
 
     max_containers = _limit("Most containers at once.")
     max_cores = _limit("Total cores over all containers.")
@@ -57,6 +73,10 @@ class QuotaLimits(models.Model):
     max_container_memory_mib = _limit("Memory (MiB) of the largest single container.")
     max_container_swap_mib = _limit("Swap (MiB) of the largest single container.")
     max_container_disk_gib = _limit("Disk (GiB) of the largest single container.")
+    max_routes = _count_limit("Routes over all containers, besides each one's own name.")
+    max_ports = _count_limit("Published ports over all containers, besides each SSH port.")
+    max_container_routes = _count_limit("Routes of one container, besides its own name.")
+    max_container_ports = _count_limit("Published ports of one container, besides SSH.")
 
     class Meta:
         abstract = True

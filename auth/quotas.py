@@ -1,6 +1,6 @@
-"""Quotas: what a user may have, what they use, and the check in create and resize.
+"""Quotas: what a user may have, what they use, and the checks in create, resize and publish.
 
-A user's limit for each of the nine quantities is the most generous value among the
+A user's limit for each quantity is the most generous value among the
 default policy, the policies of their groups and their active quota overrides; a
 row that leaves a limit empty has no say in it (and when nobody has a say, there
 is no limit). Staff (with QUOTA_EXEMPT_STAFF) and superusers are not limited.
@@ -36,7 +36,13 @@ _MEASURE: dict[str, tuple[str, bool]] = {
     "max_container_memory_mib": ("memory_mib", True),
     "max_container_swap_mib": ("swap_mib", True),
     "max_container_disk_gib": ("disk_gib", True),
+    "max_routes": ("routes", False),
+    "max_ports": ("ports", False),
+    "max_container_routes": ("routes", True),
+    "max_container_ports": ("ports", True),
 }
+# Counted when a route or port is added (`check_publish`), not by create and resize.
+PUBLISHED = ("routes", "ports")
 _NAMES = {f: (name, unit) for f, name, unit in QUOTA_LIMITS}
 
 
@@ -53,6 +59,8 @@ class Usage:
     memory_mib: int = 0
     swap_mib: int = 0
     disk_gib: int = 0
+    routes: int = 0  # besides each container's own name
+    ports: int = 0  # besides each container's SSH port
 
 
 @dataclass(frozen=True)
@@ -158,7 +166,7 @@ def usage_for(user: User) -> tuple[Usage, dict[int, Request]]:
             max(cur.swap_mib, int(params.get("swap_mib", 0))),
             max(cur.disk_gib, int(params.get("disk_gib", 0))),
         )
-    usage = Usage(containers=len(sizes))
+    usage = Usage(containers=len(sizes), **_published_counts(user))
     for size in sizes.values():
         usage.cores += size.cores
         usage.memory_mib += size.memory_mib
@@ -212,9 +220,9 @@ def check(user: User, *, new: Request, current: Container | None = None, lock: b
     }
     for f in QUOTA_FIELDS:
         limit = limits[f]
-        if limit.value is None:
-            continue
         measure, per_container = _MEASURE[f]
+        if limit.value is None or measure in PUBLISHED:
+            continue
         name, unit = _NAMES[f]
         if per_container:
             value = getattr(new, measure)
@@ -240,4 +248,75 @@ def check(user: User, *, new: Request, current: Container | None = None, lock: b
                 requested=more,
                 allowed=limit.value,
                 source=limit.source,
+            )
+
+
+# -- routes and published ports -----------------------------------------------------------------
+# A container's own name (its default route) and its SSH port come with it (and are bounded
+# by max_containers); the caps count what is published besides them.
+def _published(kind: str) -> tuple[Any, Q]:
+    from networking.models import PortMapping, PortProtocol, Route
+
+    if kind == "routes":
+        return Route, ~Q(name="")
+    return PortMapping, ~Q(name="ssh", container_port=22, protocol=PortProtocol.TCP)
+
+
+def _published_counts(user: User, kinds: tuple[str, ...] = PUBLISHED) -> dict[str, int]:
+    from containers.models import ContainerStatus
+
+    out = {}
+    for kind in kinds:
+        model, extra = _published(kind)
+        live = ~Q(container__status=ContainerStatus.DELETED)
+        out[kind] = model.objects.filter(extra, live, container__owner=user).count()
+    return out
+
+
+def check_publish(user: User, *, container: Container, kind: str) -> None:
+    """Raise QuotaExceeded if one more of `kind` ("routes" or "ports") of `container` does
+    not fit the caps of its owner `user`, per container and in total.
+
+    Call inside the transaction that adds it, with the container's row locked: it takes the
+    owner's row lock, so concurrent adds to any of the owner's containers are counted one
+    after the other.
+    """
+    if is_exempt(user):
+        return
+    each_f, total_f = f"max_container_{kind}", f"max_{kind}"
+    limits = effective_limits(user)
+    each, total = limits[each_f], limits[total_f]
+    if each.value is None and total.value is None:
+        return
+    _lock_user(user)
+    model, extra = _published(kind)
+    name = _NAMES[total_f][0]
+    if each.value is not None:
+        count = model.objects.filter(extra, container=container).count()
+        if count + 1 > each.value:
+            has = (
+                f"has {count} route{'s' if count != 1 else ''} besides its own name"
+                if kind == "routes"
+                else f"publishes {count} port{'s' if count != 1 else ''}"
+            )
+            raise _exceeded(
+                each_f,
+                f"quota exceeded: {container.hostname} already {has}; "
+                f"{each.value} allowed per container by {each.source}",
+                in_use=count,
+                requested=1,
+                allowed=each.value,
+                source=each.source,
+            )
+    if total.value is not None:
+        in_use = _published_counts(user, (kind,))[kind]
+        if in_use + 1 > total.value:
+            raise _exceeded(
+                total_f,
+                f"quota exceeded: {name} {in_use} in use + 1 requested > "
+                f"{total.value} allowed by {total.source}",
+                in_use=in_use,
+                requested=1,
+                allowed=total.value,
+                source=total.source,
             )

@@ -194,12 +194,16 @@ def account(request: HttpRequest) -> HttpResponse:
         ("Memory (MiB)", quota.usage.memory_mib, quota.limits["max_memory_mib"]),
         ("Swap (MiB)", quota.usage.swap_mib, quota.limits["max_swap_mib"]),
         ("Disk (GiB)", quota.usage.disk_gib, quota.limits["max_disk_gib"]),
+        ("Routes (besides each container's name)", quota.usage.routes, quota.limits["max_routes"]),
+        ("Published ports (besides SSH)", quota.usage.ports, quota.limits["max_ports"]),
     ]
     largest = [
         ("Cores", quota.limits["max_container_cores"]),
         ("Memory (MiB)", quota.limits["max_container_memory_mib"]),
         ("Swap (MiB)", quota.limits["max_container_swap_mib"]),
         ("Disk (GiB)", quota.limits["max_container_disk_gib"]),
+        ("Routes", quota.limits["max_container_routes"]),
+        ("Published ports", quota.limits["max_container_ports"]),
     ]
     return render(
         request,

@@ -28,6 +28,10 @@ def setup_django(run_dir: Path, **extra: str) -> dict[str, str]:
                 "CONTAINER_MEMORY_MIB",
                 "CONTAINER_SWAP_MIB",
                 "CONTAINER_DISK_GIB",
+                "ROUTES",
+                "PORTS",
+                "CONTAINER_ROUTES",
+                "CONTAINER_PORTS",
             )
         },
         **extra,

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from portal.admin_tools import operator, run_each
 
-from . import services
+from . import reconcile, services
 from .models import Container, Job, JobLogEntry, Template
 
 
@@ -86,7 +86,7 @@ class ContainerAdmin(admin.ModelAdmin):
             self,
             request,
             queryset,
-            lambda c: services.container_reconcile(container=c, actor=operator(request)),
+            lambda c: reconcile.container_reconcile(container=c, actor=operator(request)),
         )
 
 

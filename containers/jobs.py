@@ -24,7 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from auth import access  # identity steps: the directory group and the Proxmox ACLs
-from portal.errors import PortalError, ResourceExhausted, UpstreamUnavailable
+from portal.errors import PortalError, ResourceExhausted, UpstreamError, UpstreamUnavailable
 
 from . import services
 from .models import Container, ContainerStatus, Job, JobKind, JobLogEntry, JobStatus, LogLevel
@@ -333,9 +333,6 @@ VERBS: dict[str, str] = {
     JobKind.RESIZE: "Resizing",
     JobKind.ACCESS: "Updating access to",
 }
-HINTS: dict[str, str] = {
-    JobKind.CREATE: "nothing was left on Proxmox, and its name and address are free again",
-}
 
 
 def _handle_failure(ctx: JobContext, code: str, message: str) -> None:
@@ -346,6 +343,10 @@ def _handle_failure(ctx: JobContext, code: str, message: str) -> None:
         outcome = UNDO[ctx.job.kind](ctx)
     except Exception as exc:  # the undo is best effort; reconciliation finishes what it cannot
         log.exception("job %s: undo failed", ctx.job.pk)
+        # Nothing was checked: the container keeps what it holds, marked for an operator.
+        services.container_set_status(
+            container=ctx.container, to=ContainerStatus.ERROR, message=f"cleaning up failed: {exc}"
+        )
         outcome = f"cleaning up failed too ({exc}); an operator has been left to finish it"
     text = f"{verb} {ctx.container.hostname} failed{where}: {message}"
     if outcome:
@@ -504,32 +505,58 @@ def _inspect(ctx: JobContext, st: dict[str, Any]) -> None:
 
 
 def _undo_create(ctx: JobContext) -> str:
+    """Remove what a failed create made, and release only what Proxmox said is not there.
+
+    Proxmox may have carried out a request whose answer never came (a timeout, a 595):
+    so the allocations are released only when it answers that the CT is absent, or once
+    the CT was removed. If it cannot be asked, the container is marked error and keeps
+    its VMID, name and addresses until a later check (`reconcile.container_reconcile`).
+    """
     c = ctx.container
     access.undo_create_access(ctx)
-    created = ctx.step("create").get("upid") or ctx.step("create")["state"] == "done"
     try:
         config = _config_or_none(ctx)
-        if config is not None and is_ours(config, c):
-            if config.get("lock"):
-                config = _wait_unlocked(ctx, lock=str(config["lock"]))
-            if config is not None:
-                ctx.log(f"removing the partly made CT {c.vmid}")
-                if _read_state(ctx) == "running":
-                    ctx.wait(ctx.client.stop(ctx.node, c.vmid))
-                ctx.wait(ctx.client.delete_container(ctx.node, c.vmid, purge=True, force=True))
-    except (UpstreamUnavailable, ProxmoxError) as exc:
-        if created:
-            services.container_set_status(
-                container=c,
-                to=ContainerStatus.ERROR,
-                message=f"a partly made CT may remain on Proxmox: {exc}",
+    except UpstreamError as exc:
+        return _keep_for_a_later_check(
+            ctx, f"the portal could not check whether CT {c.vmid} exists on {ctx.node} ({exc})"
+        )
+    if config is None:
+        found = f"Proxmox answers that CT {c.vmid} is not on {ctx.node}"
+    elif not is_ours(config, c):
+        found = f"CT {c.vmid} on {ctx.node} is a guest the portal does not manage, not this one"
+    else:
+        try:
+            _remove_partial_ct(ctx, config)
+        except UpstreamError as exc:
+            return _keep_for_a_later_check(
+                ctx, f"removing the partly made CT {c.vmid} from {ctx.node} failed ({exc})"
             )
-            return f"removing the partly made CT failed ({exc}); it is marked error for an operator"
-        # The create call never got an answer: Proxmox holds nothing of ours.
+        found = f"the partly made CT {c.vmid} was removed from {ctx.node}"
     services.container_set_status(
         container=c, to=ContainerStatus.DELETED, message="creation failed"
     )
-    return HINTS[JobKind.CREATE]
+    return f"{found}; its name and address are free again"
+
+
+def _remove_partial_ct(ctx: JobContext, config: dict[str, Any]) -> None:
+    c = ctx.container
+    try:
+        if config.get("lock") and _wait_unlocked(ctx, lock=str(config["lock"])) is None:
+            return  # the locked CT went away while we waited
+        ctx.log(f"removing the partly made CT {c.vmid}")
+        if _read_state(ctx) == "running":
+            ctx.wait(ctx.client.stop(ctx.node, c.vmid))
+        ctx.wait(ctx.client.delete_container(ctx.node, c.vmid, purge=True, force=True))
+    except ProxmoxNotFound:
+        ctx.log(f"CT {c.vmid} is already gone")
+
+
+def _keep_for_a_later_check(ctx: JobContext, what: str) -> str:
+    c = ctx.container
+    services.container_set_status(container=c, to=ContainerStatus.ERROR, message=what)
+    return (
+        f"{what}; {c.hostname} is marked error and keeps its name and address until a later check"
+    )
 
 
 # -- delete ------------------------------------------------------------------------------------

@@ -22,7 +22,13 @@ from networking.allocation import choose_ip, mac_for
 from networking.models import Site
 from networking.services import container_network_allocate, container_network_release
 from networking.validators import validate_hostname
-from portal.errors import Conflict, InvalidState, PermissionDenied, UpstreamError, ValidationFailed
+from portal.errors import (
+    Conflict,
+    InvalidState,
+    PermissionDenied,
+    UpstreamError,
+    ValidationFailed,
+)
 
 from .models import (
     CONTAINER_TRANSITIONS,
@@ -492,14 +498,30 @@ def container_apply_resources(
     )
 
 
+def lock_for_delete(container: Container) -> None:
+    """Lock the container's row (and re-read its status) before marking it deleting.
+
+    The lock route and port changes take (networking.services.lock_changeable_container):
+    a change under way commits first and is released with the container; every later one
+    sees `deleting` and is refused.
+    """
+    container.status = (
+        Container.objects.select_for_update()
+        .filter(pk=container.pk)
+        .values_list("status", flat=True)
+        .get()
+    )
+
+
 def container_delete(*, container: Container, actor: User | None) -> Job:
     """Queue the removal of a container (owner or staff); its row stays, as history."""
     require_container_permission(actor, container, "delete")
-    if container.status in (ContainerStatus.DELETED, ContainerStatus.DELETING):
-        raise InvalidState(
-            f"{container.hostname} is already {container.status}", code="invalid_state"
-        )
     with transaction.atomic():
+        lock_for_delete(container)
+        if container.status in (ContainerStatus.DELETED, ContainerStatus.DELETING):
+            raise InvalidState(
+                f"{container.hostname} is already {container.status}", code="invalid_state"
+            )
         job = job_create(kind=JobKind.DELETE, container=container, actor=actor)
         container_set_status(container=container, to=ContainerStatus.DELETING)
         audit_record(
@@ -644,6 +666,9 @@ def job_retry(*, job: Job, actor: User | None) -> Job:
         )
     _require_status(container, RETRY_FROM.get(job.kind, ()), f"retry a {job.kind} job of")
     with transaction.atomic():
+        if job.kind == JobKind.DELETE:
+            lock_for_delete(container)
+            _require_status(container, RETRY_FROM[job.kind], f"retry a {job.kind} job of")
         if job.kind == JobKind.RESIZE:
             p = job.params
             quotas.check(
@@ -664,63 +689,3 @@ def job_retry(*, job: Job, actor: User | None) -> Job:
             changes={"job": str(new.pk), "retry_of": str(job.pk)},
         )
     return new
-
-
-# Proxmox's status of a CT, as the portal's.
-_PROXMOX_STATUS: dict[str, str] = {
-    "running": ContainerStatus.RUNNING,
-    "stopped": ContainerStatus.STOPPED,
-}
-
-
-def container_reconcile(*, container: Container, actor: User | None) -> str:
-    """Read the CT's status from Proxmox and record it; a CT Proxmox lacks is marked error.
-
-    Returns what was found, in words. Refused while a job is working on the container."""
-    from .proxmox import ProxmoxClient, ProxmoxNotFound
-
-    container.refresh_from_db()
-    if container.status == ContainerStatus.DELETED:
-        raise InvalidState(f"{container.hostname} is deleted", code="invalid_state")
-    active = container.jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
-    if active is not None:
-        raise InvalidState(
-            f"{container.hostname} has a {active.kind} job ({active.pk}) in progress; "
-            "reconcile once it has finished",
-            code="invalid_state",
-        )
-    before = container.status
-    try:
-        state = str(
-            ProxmoxClient.for_node(container.node)
-            .container_status(container.node.name, container.vmid)
-            .get("status", "")
-        )
-    except ProxmoxNotFound:
-        state = "missing"
-        target: str = ContainerStatus.ERROR
-        message = f"CT {container.vmid} was not found on {container.node.name}"
-    else:
-        known = _PROXMOX_STATUS.get(state)
-        message = "" if known else f"Proxmox reports CT {container.vmid} as {state!r}"
-        target = known or ContainerStatus.ERROR
-    moved = target == before or container_set_status(
-        container=container, to=target, message=message
-    )
-    if not moved:
-        raise InvalidState(
-            f"{container.hostname} is {before} and Proxmox says {state}; "
-            f"the portal cannot move it to {target}",
-            code="invalid_state",
-        )
-    outcome = f"{container.hostname}: {state} on Proxmox" + (
-        f", {before} -> {target}" if target != before else ", unchanged"
-    )
-    audit_record(
-        actor=actor,
-        action="container.reconcile",
-        obj=container,
-        summary=outcome,
-        changes={"before": before, "after": target, "proxmox": state},
-    )
-    return outcome

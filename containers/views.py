@@ -121,6 +121,9 @@ def _quota_rows(user: User) -> dict[str, Any]:
         ("Memory (MiB)", usage.memory_mib, "max_memory_mib", "max_container_memory_mib"),
         ("Swap (MiB)", usage.swap_mib, "max_swap_mib", "max_container_swap_mib"),
         ("Disk (GiB)", usage.disk_gib, "max_disk_gib", "max_container_disk_gib"),
+        # Besides each container's own name and SSH port; checked when one is added.
+        ("Routes", usage.routes, "max_routes", "max_container_routes"),
+        ("Published ports", usage.ports, "max_ports", "max_container_ports"),
     ]
     return {
         "exempt": quota.exempt,

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from portal.errors import Conflict, ResourceExhausted, ValidationFailed
+from portal.errors import Conflict, InvalidState, ResourceExhausted, ValidationFailed
 
 from .allocation import choose_port
 from .models import (
@@ -70,6 +70,38 @@ def _audit(
 def _lock_site(site_id: int) -> Site:
     # Re-entrant inside container_create's transaction, which already holds this lock.
     return Site.objects.select_for_update().get(pk=site_id)
+
+
+def lock_changeable_container(container: Container) -> None:
+    """Lock the container's row and refuse if it is deleting or deleted (InvalidState).
+
+    Every route or port change takes this lock inside its transaction, after the site's
+    (site, then container: the order `container_reassign_vmid` uses too); the delete
+    path takes it before it marks the container deleting. So a change either commits
+    before the delete, and its rows are released with the container, or sees the new
+    state and is refused: no row outlives its container.
+    """
+    from containers.models import Container, ContainerStatus
+
+    status = (
+        Container.objects.select_for_update()
+        .filter(pk=container.pk)
+        .values_list("status", flat=True)
+        .first()
+    )
+    if status is None or status in (ContainerStatus.DELETING, ContainerStatus.DELETED):
+        raise InvalidState(
+            f"cannot change the routes or ports of {container.hostname} while it is "
+            f"{status or ContainerStatus.DELETED}",
+            code="invalid_state",
+        )
+
+
+def _check_quota(container: Container, kind: str) -> None:
+    """The owner's caps on routes or ports (QuotaExceeded), under the container's lock."""
+    from auth.quotas import check_publish
+
+    check_publish(container.owner, container=container, kind=kind)
 
 
 def _listen_port(address: str) -> int | None:
@@ -223,6 +255,8 @@ def route_add(
         ) from exc
     with transaction.atomic():
         site = _lock_site(container.site_id)
+        lock_changeable_container(container)
+        _check_quota(container, "routes")
         if Route.objects.filter(container=container, name=name).exists():
             raise Conflict(
                 f"{container.hostname} already has a service '{name}'",
@@ -263,6 +297,7 @@ def route_update(
         "enabled": route.enabled,
     }
     with transaction.atomic():
+        lock_changeable_container(route.container)
         if backend_port is not None:
             route.backend_port = backend_port
         if protocol is not None:
@@ -288,6 +323,7 @@ def route_delete(*, route: Route, actor: User | None = None) -> None:
             field="route",
         )
     with transaction.atomic():
+        lock_changeable_container(route.container)
         _audit(actor, "route.delete", route, f"delete {route.subdomain}")
         route.delete()
         request_apply(route.site_id, reason=f"delete route {route.subdomain}")
@@ -305,6 +341,8 @@ def port_mapping_add(
     _require_network_permission(actor, container)
     with transaction.atomic():
         site = _lock_site(container.site_id)
+        lock_changeable_container(container)
+        _check_quota(container, "ports")
         if PortMapping.objects.filter(
             container=container, protocol=protocol, container_port=container_port
         ).exists():
@@ -338,6 +376,7 @@ def port_mapping_delete(*, mapping: PortMapping, actor: User | None = None) -> N
             "the SSH port goes with its container", code="default_port", field="mapping"
         )
     with transaction.atomic():
+        lock_changeable_container(mapping.container)
         _audit(
             actor, "port.delete", mapping, f"unpublish {mapping.protocol}/{mapping.external_port}"
         )

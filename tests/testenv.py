@@ -41,6 +41,10 @@ TEST_ENV = {
             "CONTAINER_MEMORY_MIB",
             "CONTAINER_SWAP_MIB",
             "CONTAINER_DISK_GIB",
+            "ROUTES",
+            "PORTS",
+            "CONTAINER_ROUTES",
+            "CONTAINER_PORTS",
         )
     },
 }

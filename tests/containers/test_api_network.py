@@ -181,3 +181,31 @@ def test_the_openapi_document_has_no_warnings() -> None:
         env={**os.environ, "PORTAL_DEMO": "1"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_routes_and_ports_of_a_deleting_container_are_refused(app) -> None:
+    owner, c = login("owner"), app.container
+    app.container.jobs.update(status="succeeded")  # built (no Proxmox here)
+    services.container_delete(container=c, actor=c.owner)
+    for path, body in (
+        ("routes", {"name": "late", "backend_port": 8080}),
+        ("ports", {"name": "late", "container_port": 9000}),
+    ):
+        r = check(
+            owner.post(f"/api/v1/containers/{c.pk}/{path}/", body, content_type="application/json")
+        )
+        assert r.status_code == 409, r.content
+        assert r.json()["code"] == "invalid_state"
+        assert (
+            r.json()["message"] == "cannot change the routes or ports of app while it is deleting"
+        )
+    default = c.routes.get()
+    r = check(
+        owner.patch(
+            f"/api/v1/containers/{c.pk}/routes/{default.pk}/",
+            {"access": "owner"},
+            content_type="application/json",
+        )
+    )
+    assert r.status_code == 409 and r.json()["code"] == "invalid_state"
+    assert c.routes.count() == 1 and c.port_mappings.count() == 1

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from containers import jobs, services
+from containers import jobs, reconcile, services
 from containers.models import Container, Job
 from containers.tasks import reconcile_jobs
 from tests.conftest import wait_job
@@ -20,7 +20,9 @@ def guests_named(sim, hostname: str) -> list[dict]:
     return [g for g in sim.admin.guests() if g["conf"].get("hostname") == hostname]
 
 
-def test_node_offline_during_create_fails_clearly_and_leaves_nothing(cluster, sim, worker) -> None:
+def test_node_offline_during_create_keeps_the_address_until_a_reconcile(
+    cluster, sim, worker
+) -> None:
     sim.admin.set_node_offline("pve1")
     sim.admin.set_node_offline("pve2")
     job = services.container_create(
@@ -31,12 +33,17 @@ def test_node_offline_during_create_fails_clearly_and_leaves_nothing(cluster, si
     assert job.error_code == "proxmox_unavailable"
     assert "Creating offline failed at step 'Create the container on Proxmox'" in job.error
     assert "595" in job.error and "gave up after 4 attempts" in job.error
-    assert "name and address are free again" in job.error
+    # The offline node could not say whether it holds the CT: nothing is claimed.
+    assert "could not check whether CT" in job.error and "free again" not in job.error
     assert job.attempts == 4
     c = Container.objects.get(pk=job.container_id)
-    assert c.status == "deleted"  # allocations released
+    assert c.status == "error"  # allocations kept
     sim.admin.reset_faults()
     assert guests_named(sim, "offline") == []
+    outcome = reconcile.container_reconcile(container=c, actor=UserFactory(is_staff=True))
+    assert f"CT {c.vmid} is absent on {c.node.name}" in outcome, outcome
+    c.refresh_from_db()
+    assert c.status == "deleted"
     again = services.container_create(
         owner=UserFactory(), hostname="offline", template=cluster.templates.get()
     )
@@ -150,3 +157,94 @@ def test_rerunning_a_finished_job_is_harmless(cluster, sim, worker) -> None:
     jobs.run(str(job.pk), worker="test")  # a duplicate delivery
     assert Job.objects.get(pk=job.pk).attempts == job.attempts
     assert len(guests_named(sim, "twice")) == 1
+
+
+def test_a_create_that_times_out_keeps_its_allocations_until_a_reconcile(
+    cluster, sim, worker
+) -> None:
+    """Latency above PROXMOX_TIMEOUT: the portal never learns whether the CT was made."""
+    from django.conf import settings
+
+    from networking.models import PortMapping, Route
+    from portal.errors import UpstreamUnavailable
+
+    staff = UserFactory(is_staff=True)
+    # The portal's view of the guests earlier tests left on the simulator, read while
+    # Proxmox still answers (the create would otherwise pick a VMID one of them holds).
+    services.forget_proxmox_vmids(cluster)
+    assert services.proxmox_used_vmids(cluster) or not sim.admin.guests()
+    sim.admin.set_latency(float(settings.PROXMOX_TIMEOUT) + 1)
+    job = services.container_create(
+        owner=UserFactory(), hostname="slowpoke", template=cluster.templates.get()
+    )
+    job = wait_job(job.pk, timeout=120)
+    c = Container.objects.select_related("node").get(pk=job.container_id)
+    assert job.status == "failed"
+    assert "nothing was left" not in job.error.lower() and "free again" not in job.error
+    assert f"The portal could not check whether CT {c.vmid} exists on {c.node.name}" in job.error, (
+        job.error
+    )
+    assert "keeps its name and address until a later check" in job.error
+    assert c.status == "error"
+    assert Route.objects.filter(container=c).exists()
+    assert PortMapping.objects.filter(container=c).exists()
+
+    # The requests Proxmox answered too late were still carried out: the CT is there.
+    sim.admin.reset_faults()
+    deadline = time.monotonic() + 30
+    while not guests_named(sim, "slowpoke") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(guests_named(sim, "slowpoke")) == 1
+
+    # Its address is not handed to the next container.
+    nxt = services.container_create(
+        owner=UserFactory(), hostname="nextone", template=cluster.templates.get()
+    )
+    assert (nxt.container.ip, nxt.container.mac) != (c.ip, c.mac)
+    assert nxt.container.vmid != c.vmid
+
+    # A reconcile that cannot ask Proxmox changes nothing, and says so.
+    sim.admin.set_node_offline(c.node.name)
+    with pytest.raises(UpstreamUnavailable, match=f"could not check whether CT {c.vmid}"):
+        reconcile.container_reconcile(container=c, actor=staff)
+    c.refresh_from_db()
+    assert c.status == "error"
+    assert Route.objects.filter(container=c).exists()
+    sim.admin.reset_faults()
+    assert wait_job(nxt.pk).status == "succeeded"
+
+    # Proxmox answers: the CT is ours, so it is removed, then the allocations released.
+    outcome = reconcile.container_reconcile(container=c, actor=staff)
+    assert f"CT {c.vmid} exists on {c.node.name}" in outcome, outcome
+    delete = c.jobs.filter(kind="delete").get()
+    assert wait_job(delete.pk).status == "succeeded", delete.error
+    c.refresh_from_db()
+    assert c.status == "deleted"
+    assert guests_named(sim, "slowpoke") == []
+    assert not Route.objects.filter(container=c).exists()
+    assert not PortMapping.objects.filter(container=c).exists()
+    again = services.container_create(
+        owner=UserFactory(), hostname="slowpoke", template=cluster.templates.get()
+    )
+    assert again.container.ip == c.ip
+    assert wait_job(again.pk).status == "succeeded"
+
+
+def test_a_create_that_fails_after_making_the_ct_removes_it_and_says_so(
+    cluster, sim, worker
+) -> None:
+    sim.admin.fail_next_tasks("vzstart", 1, "startup for container failed")
+    job = wait_job(
+        services.container_create(
+            owner=UserFactory(), hostname="nostart", template=cluster.templates.get()
+        ).pk
+    )
+    c = Container.objects.select_related("node").get(pk=job.container_id)
+    assert job.status == "failed"
+    assert "startup for container failed" in job.error
+    assert (
+        f"The partly made CT {c.vmid} was removed from {c.node.name}; "
+        "its name and address are free again"
+    ) in job.error, job.error
+    assert c.status == "deleted"
+    assert guests_named(sim, "nostart") == []

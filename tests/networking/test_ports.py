@@ -150,3 +150,72 @@ def test_delete_releases_everything_and_the_next_apply_removes_names_and_ports(
     again = create(gw_site, "web")
     assert again.ip == web.ip
     assert again.port_mappings.get(name="ssh").external_port == ssh
+
+
+def test_route_and_port_adds_racing_a_delete_leave_nothing_behind(
+    no_jobs: None, no_gateway_tasks: None
+) -> None:
+    """12 threads add routes and ports while the container is deleted (its job's release
+    runs here); every add either lands before the delete, and is released with it, or is
+    refused because the container is deleting."""
+    import time
+
+    from portal.errors import InvalidState
+
+    site = make_site(None)
+    owner = UserFactory()
+    box = create(site, "racer", owner)
+    box.jobs.update(status="succeeded")  # built (no Proxmox here)
+    containers.container_set_status(container=box, to=ContainerStatus.PROVISIONING)
+    containers.container_set_status(container=box, to=ContainerStatus.RUNNING)
+    n = 12
+    start = threading.Barrier(n + 1)
+    added: list[str] = []
+    refused: list[str] = []
+    errors: list[BaseException] = []
+
+    def adder(i: int) -> None:
+        try:
+            start.wait()
+            deadline = time.monotonic() + 60
+            for k in range(4000):  # until refused: the delete comes within a second or so
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.002)  # SQLite's busy wait is unfair: let the delete get in
+                try:
+                    if k % 2:
+                        services.route_add(container=box, name=f"r{i}-{k}", backend_port=8000)
+                    else:
+                        services.port_mapping_add(
+                            container=box, container_port=1 + i * 4000 + k, name=f"p{i}-{k}"
+                        )
+                    added.append(f"{i}-{k}")
+                except InvalidState as exc:
+                    refused.append(exc.message)
+                    return
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=adder, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    start.wait()
+    deadline = time.monotonic() + 20
+    while len(added) < n and time.monotonic() < deadline:
+        time.sleep(0.01)  # the adds are under way
+    containers.container_delete(container=box, actor=owner)
+    assert containers.container_set_status(container=box, to=ContainerStatus.DELETED)
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert added, "no add landed before the delete: the race was not exercised"
+    assert len(refused) == n  # every thread ended refused, none ran out of rounds
+    said = {
+        f"cannot change the routes or ports of racer while it is {s}"
+        for s in ("deleting", "deleted")
+    }
+    assert set(refused) <= said, set(refused)
+    assert not Route.objects.filter(container=box).exists()
+    assert not PortMapping.objects.filter(container=box).exists()

@@ -1,0 +1,150 @@
+"""Reconciling one container with Proxmox: an operator's action (the admin's *Reconcile*).
+
+It reads what Proxmox holds and records it. A container whose create failed without
+learning whether Proxmox made the CT (marked `error`, still holding its allocations) is
+settled here: the CT removed by a delete job if it is there and ours, the allocations
+released at once if Proxmox answers it is absent, and nothing changed if Proxmox cannot
+be asked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from auth.audit import audit_record
+from portal.errors import InvalidState, UpstreamError, UpstreamUnavailable
+
+from .jobs import is_ours
+from .models import Container, ContainerStatus, JobKind, JobStatus
+from .services import container_set_status, job_create, lock_for_delete
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+# Proxmox's status of a CT, as the portal's.
+_PROXMOX_STATUS: dict[str, str] = {
+    "running": ContainerStatus.RUNNING,
+    "stopped": ContainerStatus.STOPPED,
+}
+
+
+def container_reconcile(*, container: Container, actor: User | None) -> str:
+    """Read the CT's status from Proxmox and record it; a CT Proxmox lacks is marked error.
+
+    Returns what was found, in words. Refused while a job is working on the container."""
+    from .proxmox import ProxmoxClient, ProxmoxNotFound
+
+    container.refresh_from_db()
+    if container.status == ContainerStatus.DELETED:
+        raise InvalidState(f"{container.hostname} is deleted", code="invalid_state")
+    active = container.jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+    if active is not None:
+        raise InvalidState(
+            f"{container.hostname} has a {active.kind} job ({active.pk}) in progress; "
+            "reconcile once it has finished",
+            code="invalid_state",
+        )
+    if container.status == ContainerStatus.ERROR and _create_never_finished(container):
+        return _reconcile_unfinished_create(container, actor)
+    before = container.status
+    try:
+        state = str(
+            ProxmoxClient.for_node(container.node)
+            .container_status(container.node.name, container.vmid)
+            .get("status", "")
+        )
+    except ProxmoxNotFound:
+        state = "missing"
+        target: str = ContainerStatus.ERROR
+        message = f"CT {container.vmid} was not found on {container.node.name}"
+    else:
+        known = _PROXMOX_STATUS.get(state)
+        message = "" if known else f"Proxmox reports CT {container.vmid} as {state!r}"
+        target = known or ContainerStatus.ERROR
+    moved = target == before or container_set_status(
+        container=container, to=target, message=message
+    )
+    if not moved:
+        raise InvalidState(
+            f"{container.hostname} is {before} and Proxmox says {state}; "
+            f"the portal cannot move it to {target}",
+            code="invalid_state",
+        )
+    outcome = f"{container.hostname}: {state} on Proxmox" + (
+        f", {before} -> {target}" if target != before else ", unchanged"
+    )
+    audit_record(
+        actor=actor,
+        action="container.reconcile",
+        obj=container,
+        summary=outcome,
+        changes={"before": before, "after": target, "proxmox": state},
+    )
+    return outcome
+
+
+def _create_never_finished(container: Container) -> bool:
+    creates = container.jobs.filter(kind=JobKind.CREATE)
+    return (
+        creates.filter(status=JobStatus.FAILED).exists()
+        and not creates.filter(status=JobStatus.SUCCEEDED).exists()
+    )
+
+
+def _reconcile_unfinished_create(container: Container, actor: User | None) -> str:
+    """A create failed without learning whether Proxmox made the CT: ask, then settle it.
+
+    Ours on Proxmox: a delete job removes it and then releases the allocations. Absent
+    (or the VMID holds a guest the portal does not manage): released now. No answer:
+    nothing changes, and the error says so.
+    """
+    from .proxmox import ProxmoxClient, ProxmoxNotFound
+
+    node, vmid = container.node.name, container.vmid
+    try:
+        config: dict[str, Any] | None = ProxmoxClient.for_node(container.node).container_config(
+            node, vmid
+        )
+    except ProxmoxNotFound:
+        config = None
+    except UpstreamError as exc:
+        raise UpstreamUnavailable(
+            f"{container.hostname}: the portal could not check whether CT {vmid} exists on "
+            f"{node} ({exc}); nothing changed, it keeps its name and address",
+            code="proxmox_unavailable",
+        ) from exc
+    if config is not None and is_ours(config, container):
+        with transaction.atomic():
+            lock_for_delete(container)
+            job = job_create(kind=JobKind.DELETE, container=container, actor=actor)
+            container_set_status(container=container, to=ContainerStatus.DELETING)
+        outcome = (
+            f"{container.hostname}: CT {vmid} exists on {node} from a create that failed; "
+            f"delete job {job.pk} removes it, then releases its name and address"
+        )
+        after = ContainerStatus.DELETING
+    else:
+        found = "absent" if config is None else "held by a guest the portal does not manage"
+        with transaction.atomic():  # error -> deleting -> deleted: the usual way out
+            lock_for_delete(container)
+            container_set_status(container=container, to=ContainerStatus.DELETING)
+            container_set_status(
+                container=container,
+                to=ContainerStatus.DELETED,
+                message=f"creation failed; CT {vmid} {found} on {node} at reconcile",
+            )
+        outcome = (
+            f"{container.hostname}: CT {vmid} is {found} on {node}; "
+            "its name and address are released"
+        )
+        after = ContainerStatus.DELETED
+    audit_record(
+        actor=actor,
+        action="container.reconcile",
+        obj=container,
+        summary=outcome,
+        changes={"before": ContainerStatus.ERROR, "after": after, "proxmox": bool(config)},
+    )
+    return outcome

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0002_totp_key_encrypted'),
+        ('accounts', '0003_quota_routes_ports'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from .models import QUOTA_VALUE_MAX
+
 
 class LoginForm(forms.Form):
     username = forms.CharField(
@@ -75,22 +77,32 @@ class TokenForm(forms.Form):
 class QuotaRequestForm(forms.Form):
     """More quota: the limits wanted (empty: unchanged)."""
 
-    max_containers = forms.IntegerField(label="Containers", required=False, min_value=0)
-    max_cores = forms.IntegerField(label="Cores in total", required=False, min_value=0)
-    max_memory_mib = forms.IntegerField(label="Memory in total (MiB)", required=False, min_value=0)
-    max_swap_mib = forms.IntegerField(label="Swap in total (MiB)", required=False, min_value=0)
-    max_disk_gib = forms.IntegerField(label="Disk in total (GiB)", required=False, min_value=0)
+    max_containers = forms.IntegerField(
+        label="Containers", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
+    )
+    max_cores = forms.IntegerField(
+        label="Cores in total", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
+    )
+    max_memory_mib = forms.IntegerField(
+        label="Memory in total (MiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
+    )
+    max_swap_mib = forms.IntegerField(
+        label="Swap in total (MiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
+    )
+    max_disk_gib = forms.IntegerField(
+        label="Disk in total (GiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
+    )
     max_container_cores = forms.IntegerField(
-        label="Cores per container", required=False, min_value=0
+        label="Cores per container", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
     )
     max_container_memory_mib = forms.IntegerField(
-        label="Memory per container (MiB)", required=False, min_value=0
+        label="Memory per container (MiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
     )
     max_container_swap_mib = forms.IntegerField(
-        label="Swap per container (MiB)", required=False, min_value=0
+        label="Swap per container (MiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
     )
     max_container_disk_gib = forms.IntegerField(
-        label="Disk per container (GiB)", required=False, min_value=0
+        label="Disk per container (GiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
     )
     reason = forms.CharField(
         label="Why you need it",

@@ -114,7 +114,7 @@ class ResourceRequestViewSet(
         return selectors.resource_requests_visible_to(self.request.user)
 
     def get_object(self) -> ResourceRequest:
-        return selectors.resource_request_get(self.request.user, int(self.kwargs["pk"]))
+        return selectors.resource_request_get(self.request.user, self.kwargs["pk"])
 
     @extend_schema(
         summary="Ask for more quota, or for a container to grow",

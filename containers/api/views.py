@@ -36,7 +36,7 @@ from networking.api.serializers import (
     RouteUpdateSerializer,
 )
 from networking.models import Site
-from portal.api.base import request_user
+from portal.api.base import parse_id, request_user
 from portal.api.exceptions import ErrorSerializer
 from portal.api.renderers import EventStreamRenderer
 from portal.errors import NotFound, ValidationFailed
@@ -432,12 +432,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
     def log(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
-        try:
-            after = int(request.query_params.get("after", 0))
-        except ValueError:
-            raise ValidationFailed(
-                "after must be an entry id (an integer)", field="after"
-            ) from None
+        after = parse_id(request.query_params.get("after", "0"))
+        if after is None:
+            raise ValidationFailed("after must be an entry id (an integer)", field="after")
         entries = selectors.job_log(job, after=after)[:1000]
         return Response(JobLogEntrySerializer(entries, many=True).data)
 
@@ -468,7 +465,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def events(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         job = self.get_object()
         raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
-        after = int(raw) if raw.isdigit() else 0
+        after = parse_id(raw) or 0
         response = StreamingHttpResponse(
             job_event_stream(job.pk, after=after), content_type="text/event-stream"
         )

@@ -87,6 +87,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
     code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "error")
+    own = getattr(exc.detail, "code", None)
+    if isinstance(own, str) and own != exc.default_code:
+        code = own  # a permission's own code, e.g. token_scope, token_needs_session
     headers = {
         k: v
         for k, v in response.headers.items()

@@ -159,9 +159,9 @@ def hostname_check(request: HttpRequest) -> JsonResponse:
             "detail": {"template": [message]},
         }
         return JsonResponse(body, status=400)
-    template = (
-        Template.objects.filter(pk=template_id).select_related("site").first() if raw else None
-    )
+    template = None
+    if template_id is not None:
+        template = Template.objects.filter(pk=template_id).select_related("site").first()
     taken = Container.objects.filter(hostname=name).exclude(status=ContainerStatus.DELETED)
     if template:
         taken = taken.filter(site=template.site)

@@ -254,8 +254,14 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         self, request: Request, pk: str | None = None, username: str = ""
     ) -> Response:
         container = self.get_object()
+        ser = CollaboratorSerializer(data={"username": username})  # as for an add: no NUL, ≤150
+        ser.is_valid(raise_exception=True)
         return accepted(
-            collaborator_remove(container=container, username=username, actor=request_user(request))
+            collaborator_remove(
+                container=container,
+                username=ser.validated_data["username"],
+                actor=request_user(request),
+            )
         )
 
     # -- routes and ports (the gateway publishes changes on its next apply) ----------------

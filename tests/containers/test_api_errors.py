@@ -320,3 +320,12 @@ def test_hostname_check_with_a_good_or_unknown_template(world) -> None:
         "/containers/check-hostname", {"hostname": "x1", "template": str(HUGE - 1)}
     )
     assert unknown.status_code == 200 and unknown.json()["ok"] is True
+
+
+def test_a_collaborator_name_with_a_nul_is_a_400(world) -> None:
+    # PostgreSQL refuses NUL in text: it must never reach a query.
+    cid = world["container"].pk
+    for name in ("a%00b", "x" * 151):
+        response = check(login("owner").delete(f"/api/v1/containers/{cid}/collaborators/{name}/"))
+        body = assert_error(response, 400, "invalid")
+        assert "username" in body["detail"]

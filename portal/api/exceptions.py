@@ -112,7 +112,7 @@ def _json_error(code: str, message: str, http_status: int) -> JsonResponse:
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return _json_error("invalid", "bad request", 400)
+        return _json_error("bad_request", "the request was refused: too large or malformed", 400)
     return defaults.bad_request(request, exception)
 
 

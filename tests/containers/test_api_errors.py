@@ -4,6 +4,7 @@ document the portal serves (every response here goes through `check`), never a 5
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -329,3 +330,25 @@ def test_a_collaborator_name_with_a_nul_is_a_400(world) -> None:
         response = check(login("owner").delete(f"/api/v1/containers/{cid}/collaborators/{name}/"))
         body = assert_error(response, 400, "invalid")
         assert "username" in body["detail"]
+
+
+# -- errors Django answers itself ----------------------------------------------------------
+def test_a_body_over_the_limit_is_a_json_400_under_the_api(world, settings) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    big = '{"hostname": "' + "x" * 2000 + '"}'
+    client = login("owner")
+    response = client.post("/api/v1/containers/", big, content_type="application/json")
+    assert_error(response, 400, "bad_request")
+    page = client.post("/containers/new/", {"hostname": "x" * 2000})
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
+
+
+def test_a_crash_under_the_api_is_a_json_500() -> None:
+    from django.test import RequestFactory
+
+    from portal.api.exceptions import server_error
+
+    response = server_error(RequestFactory().get("/api/v1/containers/"))
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    assert json.loads(response.content)["code"] == "server_error"
+    assert server_error(RequestFactory().get("/"))["Content-Type"].startswith("text/html")

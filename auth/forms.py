@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import LIMIT_COUNT_MAX
+from .models import QUOTA_VALUE_MAX
 
 
 class LoginForm(forms.Form):
@@ -93,37 +93,47 @@ class TokenForm(forms.Form):
 class QuotaRequestForm(forms.Form):
     """More quota: the limits wanted (empty: unchanged)."""
 
-    max_containers = forms.IntegerField(label="Containers", required=False, min_value=0)
-    max_cores = forms.IntegerField(label="Cores in total", required=False, min_value=0)
-    max_memory_mib = forms.IntegerField(label="Memory in total (MiB)", required=False, min_value=0)
-    max_swap_mib = forms.IntegerField(label="Swap in total (MiB)", required=False, min_value=0)
-    max_disk_gib = forms.IntegerField(label="Disk in total (GiB)", required=False, min_value=0)
+    max_containers = forms.IntegerField(
+        label="Containers", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
+    )
+    max_cores = forms.IntegerField(
+        label="Cores in total", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
+    )
+    max_memory_mib = forms.IntegerField(
+        label="Memory in total (MiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
+    )
+    max_swap_mib = forms.IntegerField(
+        label="Swap in total (MiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
+    )
+    max_disk_gib = forms.IntegerField(
+        label="Disk in total (GiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
+    )
     max_container_cores = forms.IntegerField(
-        label="Cores per container", required=False, min_value=0
+        label="Cores per container", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
     )
     max_container_memory_mib = forms.IntegerField(
-        label="Memory per container (MiB)", required=False, min_value=0
+        label="Memory per container (MiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
     )
     max_container_swap_mib = forms.IntegerField(
-        label="Swap per container (MiB)", required=False, min_value=0
+        label="Swap per container (MiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
     )
     max_container_disk_gib = forms.IntegerField(
-        label="Disk per container (GiB)", required=False, min_value=0
+        label="Disk per container (GiB)", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
     )
     max_routes = forms.IntegerField(
-        label="Routes in total", required=False, min_value=0, max_value=LIMIT_COUNT_MAX
+        label="Routes in total", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
     )
     max_ports = forms.IntegerField(
-        label="Published ports in total", required=False, min_value=0, max_value=LIMIT_COUNT_MAX
+        label="Published ports in total", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
     )
     max_container_routes = forms.IntegerField(
-        label="Routes per container", required=False, min_value=0, max_value=LIMIT_COUNT_MAX
+        label="Routes per container", required=False, min_value=0, max_value=QUOTA_VALUE_MAX
     )
     max_container_ports = forms.IntegerField(
         label="Published ports per container",
         required=False,
         min_value=0,
-        max_value=LIMIT_COUNT_MAX,
+        max_value=QUOTA_VALUE_MAX,
     )
     reason = forms.CharField(
         label="Why you need it",

@@ -42,8 +42,13 @@ QUOTA_LIMITS: tuple[tuple[str, str, str], ...] = (
     ("max_container_ports", "published ports", ""),
 )
 QUOTA_FIELDS = tuple(f for f, _, _ in QUOTA_LIMITS)
-# A route/port cap must fit its column (PositiveIntegerField) on PostgreSQL.
-LIMIT_COUNT_MAX = 2_147_483_647
+# The largest value a limit may take: what its column (PositiveIntegerField) holds on
+# PostgreSQL, checked at every edge so a bigger one is a 400, never a database error.
+QUOTA_VALUE_MAX = 2_147_483_647
+
+
+def _is_limit_value(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= QUOTA_VALUE_MAX
 
 
 def _limit(help_text: str) -> models.PositiveIntegerField:
@@ -56,7 +61,7 @@ def _count_limit(help_text: str) -> models.PositiveIntegerField:
     return models.PositiveIntegerField(
         null=True,
         blank=True,
-        validators=[MaxValueValidator(LIMIT_COUNT_MAX)],
+        validators=[MaxValueValidator(QUOTA_VALUE_MAX)],
         help_text=f"{help_text} Empty: no say (the other rows decide).",
     )
 
@@ -251,6 +256,8 @@ class ResourceRequest(models.Model):
                 raise ValidationError({"limits": f"unknown limits: {', '.join(sorted(unknown))}"})
             if not self.limits:
                 raise ValidationError({"limits": "ask for at least one limit"})
+            if not all(_is_limit_value(v) for v in self.limits.values()):
+                raise ValidationError({"limits": f"a limit is a whole number 0-{QUOTA_VALUE_MAX}"})
         elif all(v is None for v in (self.cores, self.memory_mib, self.swap_mib, self.disk_gib)):
             raise ValidationError("ask for at least one of cores, memory, swap or disk")
 

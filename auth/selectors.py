@@ -118,7 +118,7 @@ def resource_requests_visible_to(
     return qs.filter(user=user)
 
 
-def resource_request_get(user: User | AnonymousUser, pk: int) -> ResourceRequest:
+def resource_request_get(user: User | AnonymousUser, pk: int | str) -> ResourceRequest:
     try:
         return resource_requests_visible_to(user).get(pk=pk)
     except (ResourceRequest.DoesNotExist, ValueError, TypeError):

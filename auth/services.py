@@ -32,6 +32,7 @@ from portal.errors import (
 from .audit import audit_record
 from .models import (
     QUOTA_FIELDS,
+    QUOTA_VALUE_MAX,
     ApiToken,
     AuthenticatorDevice,
     Collaborator,
@@ -440,8 +441,14 @@ def quota_override_create(
             f"name at least one limit of {', '.join(QUOTA_FIELDS)}", field="limits"
         )
     for field, value in limits.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValidationFailed(f"{field} must be a whole number ≥ 0", field=field)
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value <= QUOTA_VALUE_MAX
+        ):
+            raise ValidationFailed(
+                f"{field} must be a whole number from 0 to {QUOTA_VALUE_MAX}", field=field
+            )
     with transaction.atomic():
         override = QuotaOverride.objects.create(
             user=user, reason=reason[:500], granted_by=actor, expires_at=expires_at, **limits

@@ -332,7 +332,6 @@ def two_factor_enrol(request: HttpRequest) -> HttpResponse:
 
 # -- profile: SSH keys, API tokens, resource requests ------------------------------------------
 # Thin: the services check and write; a PortalError is shown at the field it names.
-NEW_TOKEN = "accounts_new_token"
 
 
 def _field_error(form: Any, exc: PortalError, *, aliases: dict[str, str] | None = None) -> None:
@@ -382,6 +381,7 @@ def ssh_key_remove(request: HttpRequest, pk: int) -> HttpResponse:
 def tokens(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     form = TokenForm(request.POST or None)
+    new: dict[str, Any] | None = None
     if request.method == "POST" and form.is_valid():
         try:
             token, plain = services.token_create(
@@ -393,10 +393,10 @@ def tokens(request: HttpRequest) -> HttpResponse:
         except PortalError as exc:
             _field_error(form, exc)
         else:
-            # Shown by the next page load only, then gone: the session forgets it there.
-            request.session[NEW_TOKEN] = {"pk": token.pk, "token": plain}
-            return redirect("accounts:tokens")
-    new = request.session.pop(NEW_TOKEN, None) if request.method == "GET" else None
+            # Shown in this answer only (never_cache: no-store), never kept in the session:
+            # session rows sit in the database, so a token parked there would be at rest.
+            new = {"pk": token.pk, "token": plain}
+            form = TokenForm()
     return render(
         request,
         "accounts/tokens.html",

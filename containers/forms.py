@@ -8,7 +8,7 @@ from django import forms
 
 from portal.errors import PortalError
 
-from .models import Template
+from .models import MAX_CORES, MAX_DISK_GIB, MAX_MEMORY_MIB, MAX_SWAP_MIB, Template
 
 # Service error fields -> form fields.
 FIELD_MAP = {"memory": "memory_mib", "swap": "swap_mib", "disk": "disk_gib"}
@@ -26,10 +26,16 @@ class ContainerCreateForm(forms.Form):
         max_length=63,
         help_text="Lowercase letters, digits and hyphens; it becomes <hostname>.<domain>.",
     )
-    cores = forms.IntegerField(required=False, min_value=1)
-    memory_mib = forms.IntegerField(required=False, min_value=1, label="Memory (MiB)")
-    swap_mib = forms.IntegerField(required=False, min_value=0, label="Swap (MiB)")
-    disk_gib = forms.IntegerField(required=False, min_value=1, label="Disk (GiB)")
+    cores = forms.IntegerField(required=False, min_value=1, max_value=MAX_CORES)
+    memory_mib = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_MEMORY_MIB, label="Memory (MiB)"
+    )
+    swap_mib = forms.IntegerField(
+        required=False, min_value=0, max_value=MAX_SWAP_MIB, label="Swap (MiB)"
+    )
+    disk_gib = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_DISK_GIB, label="Disk (GiB)"
+    )
     ssh_public_keys = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -48,10 +54,12 @@ class ContainerCreateForm(forms.Form):
 
 
 class ContainerResizeForm(forms.Form):
-    cores = forms.IntegerField(min_value=1)
-    memory_mib = forms.IntegerField(min_value=1, label="Memory (MiB)")
-    swap_mib = forms.IntegerField(min_value=0, label="Swap (MiB)")
-    disk_gib = forms.IntegerField(min_value=1, label="Disk (GiB, grows only)")
+    cores = forms.IntegerField(min_value=1, max_value=MAX_CORES)
+    memory_mib = forms.IntegerField(min_value=1, max_value=MAX_MEMORY_MIB, label="Memory (MiB)")
+    swap_mib = forms.IntegerField(min_value=0, max_value=MAX_SWAP_MIB, label="Swap (MiB)")
+    disk_gib = forms.IntegerField(
+        min_value=1, max_value=MAX_DISK_GIB, label="Disk (GiB, grows only)"
+    )
 
 
 class DeleteForm(forms.Form):

@@ -17,6 +17,7 @@ from auth import selectors as accounts_selectors
 from auth import services as accounts_services
 from networking import services as network
 from networking.models import RouteAccess
+from portal.api.base import parse_id
 from portal.errors import NotFound, PortalError, ValidationFailed
 
 from . import selectors, services
@@ -149,9 +150,21 @@ def hostname_check(request: HttpRequest) -> JsonResponse:
         name = services.normalise_hostname(request.GET.get("hostname", ""))
     except PortalError as exc:
         return JsonResponse({"ok": False, "message": exc.message})
-    template = (
-        Template.objects.filter(pk=request.GET.get("template") or 0).select_related("site").first()
-    )
+    raw = request.GET.get("template", "")
+    template_id = parse_id(raw)
+    if raw and template_id is None:
+        # The create form sends a template id; anything else is a 400 in the API's shape.
+        message = "template must be a template id"
+        body = {
+            "ok": False,
+            "code": "invalid",
+            "message": message,
+            "detail": {"template": [message]},
+        }
+        return JsonResponse(body, status=400)
+    template = None
+    if template_id is not None:
+        template = Template.objects.filter(pk=template_id).select_related("site").first()
     taken = Container.objects.filter(hostname=name).exclude(status=ContainerStatus.DELETED)
     if template:
         taken = taken.filter(site=template.site)

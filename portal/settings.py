@@ -165,6 +165,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema.document_query_errors",
+    ],
     # Two choice sets are both called "kind" (jobs and resource requests).
     "ENUM_NAME_OVERRIDES": {
         "JobKindEnum": "containers.models.JobKind",

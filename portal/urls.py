@@ -9,6 +9,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+# Under /api/ these answer in the API's JSON error shape; elsewhere Django's HTML pages.
+handler400 = "portal.api.exceptions.bad_request"
+handler403 = "portal.api.exceptions.permission_denied"
+handler404 = "portal.api.exceptions.page_not_found"
+handler500 = "portal.api.exceptions.server_error"
+
 urlpatterns = [
     # The admin logs in through the portal's login (LDAP, 2FA, lockout), not its own form.
     path("admin/login/", accounts_admin_login, name="admin-login"),

@@ -27,3 +27,27 @@ class TokenScopePermission(BasePermission):
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         return self.has_permission(request, view)
+
+
+class TokenManagementPermission(BasePermission):
+    """Tokens are managed from a signed-in session. A request authenticated by a token
+    may only see itself and revoke itself (a CLI's logout); it may never create a token,
+    so a short-lived or read-only token cannot mint a longer-lived or wider one.
+
+    Used instead of TokenScopePermission on the token endpoints: it is stricter for every
+    method but DELETE of the token itself, which a read token may do too."""
+
+    message = (
+        "API tokens are created and managed from a signed-in session (the profile page); "
+        "a token may only see and revoke itself"
+    )
+    code = "token_needs_session"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not isinstance(request.auth, ApiToken):
+            return True
+        return getattr(view, "action", None) in ("list", "retrieve", "destroy")
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        token = request.auth
+        return not isinstance(token, ApiToken) or obj.pk == token.pk

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from auth.models import ApiToken, AuditEntry, RequestKind, ResourceRequest, SshKey, TokenScope
+from auth.models import (
+    QUOTA_VALUE_MAX,
+    ApiToken,
+    AuditEntry,
+    RequestKind,
+    ResourceRequest,
+    SshKey,
+    TokenScope,
+)
+from containers.models import MAX_CORES, MAX_DISK_GIB, MAX_MEMORY_MIB, MAX_SWAP_MIB
+from portal.api.base import ID_MAX
 
 EXPIRY_CHOICES = [7, 30, 90, 365]
 
@@ -129,17 +139,17 @@ class ResourceRequestCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=RequestKind.choices)
     reason = serializers.CharField(max_length=2000)
     container = serializers.IntegerField(
-        required=False, help_text="For a resize: the container's id."
+        required=False, min_value=1, max_value=ID_MAX, help_text="For a resize: the container's id."
     )
     limits = serializers.DictField(
-        child=serializers.IntegerField(min_value=0),
+        child=serializers.IntegerField(min_value=0, max_value=QUOTA_VALUE_MAX),
         required=False,
         help_text='For quota: the limits wanted, e.g. {"max_memory_mib": 16384}.',
     )
-    cores = serializers.IntegerField(required=False, min_value=1)
-    memory_mib = serializers.IntegerField(required=False, min_value=1)
-    swap_mib = serializers.IntegerField(required=False, min_value=0)
-    disk_gib = serializers.IntegerField(required=False, min_value=1)
+    cores = serializers.IntegerField(required=False, min_value=1, max_value=MAX_CORES)
+    memory_mib = serializers.IntegerField(required=False, min_value=1, max_value=MAX_MEMORY_MIB)
+    swap_mib = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SWAP_MIB)
+    disk_gib = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DISK_GIB)
 
 
 class DecisionSerializer(serializers.Serializer):

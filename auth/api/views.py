@@ -17,6 +17,7 @@ from containers.selectors import container_get
 from portal.api.base import request_user
 from portal.api.exceptions import ErrorSerializer
 
+from .permissions import TokenManagementPermission
 from .serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
@@ -53,25 +54,43 @@ class MeView(APIView):
         return Response(MeSerializer(body).data)
 
 
+TOKEN_SEEN_BY_TOKEN = (
+    "Called with a token (Bearer) rather than a session, this shows only that token itself."
+)
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="Your API tokens (never their secrets)",
+        description=TOKEN_SEEN_BY_TOKEN,
         responses={200: ApiTokenSerializer(many=True), **READ_ERRORS},
     ),
     retrieve=extend_schema(
-        summary="One of your API tokens", responses={200: ApiTokenSerializer, **READ_ERRORS}
+        summary="One of your API tokens",
+        description=TOKEN_SEEN_BY_TOKEN + " Another token is 403 `token_needs_session`.",
+        responses={200: ApiTokenSerializer, **READ_ERRORS},
     ),
 )
 class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ApiTokenSerializer
+    # Replaces TokenScopePermission here: token requests may only read and revoke themselves.
+    permission_classes = [permissions.IsAuthenticated, TokenManagementPermission]
     queryset = ApiToken.objects.none()
     ordering = ("-created_at",)
 
     def get_queryset(self) -> QuerySet[ApiToken]:
-        return selectors.tokens_of(request_user(self.request))
+        tokens = selectors.tokens_of(request_user(self.request))
+        caller = self.request.auth
+        if isinstance(caller, ApiToken) and self.action == "list":
+            return tokens.filter(pk=caller.pk)
+        return tokens
 
     @extend_schema(
         summary="Create a token: the response is the only time it is shown",
+        description="Only from a signed-in session (the profile page, or this API with the "
+        "session cookie and CSRF token). A request authenticated by a token gets 403 "
+        "`token_needs_session`, whatever that token's scope: a token never mints another, "
+        "so no token can outlive or outrank the one that made it.",
         request=ApiTokenCreateSerializer,
         responses={201: ApiTokenCreatedSerializer, **ERRORS},
     )
@@ -85,7 +104,12 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         )
 
     @extend_schema(
-        summary="Revoke a token", request=None, responses={200: ApiTokenSerializer, **ERRORS}
+        summary="Revoke a token",
+        description="From a session: any of your tokens. With a token: only that token "
+        "itself (a CLI's logout; a read-only token may too); another is 403 "
+        "`token_needs_session`.",
+        request=None,
+        responses={200: ApiTokenSerializer, **ERRORS},
     )
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         token = services.token_revoke(token=self.get_object(), actor=request_user(request))
@@ -114,7 +138,7 @@ class ResourceRequestViewSet(
         return selectors.resource_requests_visible_to(self.request.user)
 
     def get_object(self) -> ResourceRequest:
-        return selectors.resource_request_get(self.request.user, int(self.kwargs["pk"]))
+        return selectors.resource_request_get(self.request.user, self.kwargs["pk"])
 
     @extend_schema(
         summary="Ask for more quota, or for a container to grow",

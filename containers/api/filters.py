@@ -1,9 +1,17 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.db.models import QuerySet
 
 from containers.models import Container, ContainerStatus, Job, JobKind, JobStatus
+from portal.api.base import ID_MAX
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A database id: a whole number that fits the column (anything else is a 400)."""
+
+    field_class = forms.IntegerField
 
 
 class ContainerFilter(django_filters.FilterSet):
@@ -28,7 +36,9 @@ class ContainerFilter(django_filters.FilterSet):
 class JobFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=JobStatus.choices)
     kind = django_filters.ChoiceFilter(choices=JobKind.choices)
-    container = django_filters.NumberFilter(field_name="container_id")
+    container = IdFilter(
+        field_name="container_id", min_value=1, max_value=ID_MAX, help_text="A container's id."
+    )
 
     class Meta:
         model = Job

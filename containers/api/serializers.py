@@ -8,7 +8,16 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from containers.models import Container, Job, JobLogEntry, Template
+from containers.models import (
+    MAX_CORES,
+    MAX_DISK_GIB,
+    MAX_MEMORY_MIB,
+    MAX_SWAP_MIB,
+    Container,
+    Job,
+    JobLogEntry,
+    Template,
+)
 
 
 class TemplateSerializer(serializers.ModelSerializer):
@@ -144,19 +153,19 @@ class ContainerCreateSerializer(serializers.Serializer):
     site = serializers.CharField(
         max_length=32, required=False, help_text="Site slug (default: the only site)."
     )
-    cores = serializers.IntegerField(required=False, min_value=1)
-    memory_mib = serializers.IntegerField(required=False, min_value=1)
-    swap_mib = serializers.IntegerField(required=False, min_value=0)
-    disk_gib = serializers.IntegerField(required=False, min_value=1)
+    cores = serializers.IntegerField(required=False, min_value=1, max_value=MAX_CORES)
+    memory_mib = serializers.IntegerField(required=False, min_value=1, max_value=MAX_MEMORY_MIB)
+    swap_mib = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SWAP_MIB)
+    disk_gib = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DISK_GIB)
     ssh_public_keys = serializers.CharField(required=False, allow_blank=True, max_length=20000)
     description = serializers.CharField(required=False, allow_blank=True, max_length=255)
 
 
 class ContainerResizeSerializer(serializers.Serializer):
-    cores = serializers.IntegerField(required=False, min_value=1)
-    memory_mib = serializers.IntegerField(required=False, min_value=1)
-    swap_mib = serializers.IntegerField(required=False, min_value=0)
-    disk_gib = serializers.IntegerField(required=False, min_value=1)
+    cores = serializers.IntegerField(required=False, min_value=1, max_value=MAX_CORES)
+    memory_mib = serializers.IntegerField(required=False, min_value=1, max_value=MAX_MEMORY_MIB)
+    swap_mib = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SWAP_MIB)
+    disk_gib = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DISK_GIB)
 
 
 class AcceptedSerializer(serializers.Serializer):

@@ -36,7 +36,7 @@ from networking.api.serializers import (
     RouteUpdateSerializer,
 )
 from networking.models import Site
-from portal.api.base import request_user
+from portal.api.base import parse_id, request_user
 from portal.api.exceptions import ErrorSerializer
 from portal.api.renderers import EventStreamRenderer
 from portal.errors import NotFound, ValidationFailed
@@ -258,8 +258,14 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         self, request: Request, pk: str | None = None, username: str = ""
     ) -> Response:
         container = self.get_object()
+        ser = CollaboratorSerializer(data={"username": username})  # as for an add: no NUL, ≤150
+        ser.is_valid(raise_exception=True)
         return accepted(
-            collaborator_remove(container=container, username=username, actor=request_user(request))
+            collaborator_remove(
+                container=container,
+                username=ser.validated_data["username"],
+                actor=request_user(request),
+            )
         )
 
     # -- routes and ports (the gateway publishes changes on its next apply) ----------------
@@ -436,12 +442,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
     def log(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
-        try:
-            after = int(request.query_params.get("after", 0))
-        except ValueError:
-            raise ValidationFailed(
-                "after must be an entry id (an integer)", field="after"
-            ) from None
+        after = parse_id(request.query_params.get("after", "0"))
+        if after is None:
+            raise ValidationFailed("after must be an entry id (an integer)", field="after")
         entries = selectors.job_log(job, after=after)[:1000]
         return Response(JobLogEntrySerializer(entries, many=True).data)
 
@@ -472,7 +475,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def events(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         job = self.get_object()
         raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
-        after = int(raw) if raw.isdigit() else 0
+        after = parse_id(raw) or 0
         response = StreamingHttpResponse(
             job_event_stream(job.pk, after=after), content_type="text/event-stream"
         )

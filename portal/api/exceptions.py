@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -86,9 +87,49 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
     code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "error")
+    own = getattr(exc.detail, "code", None)
+    if isinstance(own, str) and own != exc.default_code:
+        code = own  # a permission's own code, e.g. token_scope, token_needs_session
     headers = {
         k: v
         for k, v in response.headers.items()
         if k.lower() in ("www-authenticate", "retry-after", "allow")
     }
     return error_response(code, _flatten(exc.detail), {}, response.status_code, headers)
+
+
+# -- errors Django answers before DRF sees the request (no URL matched, a crash) ---------------
+API_PREFIX = "/api/"
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def _json_error(code: str, message: str, http_status: int) -> JsonResponse:
+    return JsonResponse({"code": code, "message": message, "detail": {}}, status=http_status)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return _json_error("bad_request", "the request was refused: too large or malformed", 400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return _json_error("permission_denied", "you may not do this", 403)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """An /api/ path no route matches (an unknown endpoint, or an id of the wrong form)."""
+    if _is_api(request):
+        return _json_error("not_found", "no such endpoint or object", 404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return _json_error("server_error", "the portal failed; the error was logged", 500)
+    return defaults.server_error(request)

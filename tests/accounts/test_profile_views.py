@@ -77,9 +77,11 @@ def test_token_is_shown_once_then_only_its_prefix(client, bob) -> None:
     response = client.post(
         "/accounts/tokens/", {"name": "CI deploy", "scope": "write", "expires_in_days": "30"}
     )
-    assert response.status_code == 302
+    # Shown in the answer to the POST itself: never parked in the session for a redirect.
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
     token = ApiToken.objects.get(user=bob)
-    first = client.get("/accounts/tokens/").content.decode()
+    first = response.content.decode()
     assert 'id="new-token"' in first
     plain = first.split('id="new-token">', 1)[1].split("<", 1)[0]
     assert plain.startswith(f"cpt_{token.prefix}_")
@@ -88,6 +90,27 @@ def test_token_is_shown_once_then_only_its_prefix(client, bob) -> None:
     second = client.get("/accounts/tokens/").content.decode()
     assert plain not in second and f"cpt_{token.prefix}_…" in second
     assert "Read and write" in second and "never" in second  # not used yet
+
+
+def test_a_new_token_never_reaches_the_session_table(client, bob) -> None:
+    from django.contrib.sessions.models import Session
+
+    response = client.post(
+        "/accounts/tokens/", {"name": "laptop", "scope": "read", "expires_in_days": "7"}
+    )
+    token = ApiToken.objects.get(user=bob)
+    rows = list(Session.objects.all())
+    assert rows  # the signed-in session is there, and holds nothing of the token
+    for row in rows:
+        assert f"cpt_{token.prefix}_" not in repr(row.get_decoded())
+    html = response.content.decode()
+    plain = html.split('id="new-token">', 1)[1].split("<", 1)[0]
+    secret = plain.rsplit("_", 1)[1]
+    assert plain.startswith(f"cpt_{token.prefix}_")
+    for row in Session.objects.all():
+        assert secret not in row.session_data and secret not in repr(row.get_decoded())
+    # Not on the next page either, nor in a flash message.
+    assert secret not in client.get("/accounts/tokens/").content.decode()
 
 
 def test_token_errors_at_the_field_and_revoke(client, bob) -> None:
@@ -132,3 +155,14 @@ def test_resource_request_filed_listed_and_cancelled(client, bob) -> None:
     row.refresh_from_db()
     assert row.status == "cancelled"
     assert "cancelled by its author" in client.get("/accounts/requests/").content.decode()
+
+
+@pytest.mark.parametrize("value", [str(2**63), str(2**31)])
+def test_a_quota_request_beyond_the_column_is_refused_at_the_field(client, bob, value) -> None:
+    response = client.post(
+        "/accounts/requests/", {"max_cores": value, "reason": "A course project needs more cores."}
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="max_cores-error"' in html and "2147483647" in html
+    assert not ResourceRequest.objects.exists()

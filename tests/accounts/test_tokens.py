@@ -16,6 +16,7 @@ from auth import services as accounts
 from auth.models import ApiToken, AuditEntry
 from containers import services
 from portal.errors import ValidationFailed
+from tests.api_contract import check
 from tests.factories import UserFactory, make_site
 
 pytestmark = pytest.mark.django_db
@@ -158,3 +159,81 @@ def test_only_the_owner_or_staff_revokes(site) -> None:
     accounts.token_revoke(token=token, actor=UserFactory(is_staff=True))
     token.refresh_from_db()
     assert token.revoked_at is not None
+
+
+# -- token management needs a session: a token cannot mint, list or revoke its siblings ------
+def session_client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("scope", ["write", "read"])
+@pytest.mark.parametrize("expiry", [None, 365, 7])
+def test_a_token_cannot_mint_a_token(site, scope, expiry) -> None:
+    bob = UserFactory()
+    parent, plain = accounts.token_create(user=bob, name="ci", scope=scope, expires_in_days=7)
+    response = check(
+        api(plain, "post", "/api/v1/tokens/", data={"name": "forever", "expires_in_days": expiry})
+    )
+    assert response.status_code == 403, response.content
+    body = response.json()
+    assert body["code"] == "token_needs_session" and "session" in body["message"]
+    assert list(ApiToken.objects.filter(user=bob)) == [parent]
+    assert not AuditEntry.objects.filter(action="token.create").exclude(object_id=parent.pk)
+
+
+def test_a_session_still_makes_tokens(site) -> None:
+    bob = UserFactory()
+    response = check(
+        session_client(bob).post(
+            "/api/v1/tokens/",
+            {"name": "laptop", "scope": "write", "expires_in_days": None},
+            content_type="application/json",
+        )
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["token"].startswith("cpt_")
+
+
+def test_a_token_sees_only_itself(site) -> None:
+    bob = UserFactory()
+    mine, plain = accounts.token_create(user=bob, name="ci", scope="read")
+    sibling, _ = accounts.token_create(user=bob, name="laptop", scope="write")
+    listed = check(api(plain, path="/api/v1/tokens/"))
+    assert listed.status_code == 200
+    assert [t["id"] for t in listed.json()["results"]] == [mine.pk]
+    assert check(api(plain, path=f"/api/v1/tokens/{mine.pk}/")).json()["prefix"] == mine.prefix
+    other = check(api(plain, path=f"/api/v1/tokens/{sibling.pk}/"))
+    assert other.status_code == 403 and other.json()["code"] == "token_needs_session"
+    # A session sees them all.
+    both = check(session_client(bob).get("/api/v1/tokens/")).json()["results"]
+    assert {t["id"] for t in both} == {mine.pk, sibling.pk}
+
+
+@pytest.mark.parametrize("scope", ["read", "write"])
+def test_a_token_revokes_itself_and_nothing_else(site, scope) -> None:
+    """What a CLI's logout does; a read token may too (it only takes access away)."""
+    bob = UserFactory()
+    mine, plain = accounts.token_create(user=bob, name="cli", scope=scope)
+    sibling, sibling_plain = accounts.token_create(user=bob, name="ci", scope="write")
+    refused = check(api(plain, "delete", f"/api/v1/tokens/{sibling.pk}/"))
+    assert refused.status_code == 403 and refused.json()["code"] == "token_needs_session"
+    sibling.refresh_from_db()
+    assert sibling.revoked_at is None
+    done = check(api(plain, "delete", f"/api/v1/tokens/{mine.pk}/"))
+    assert done.status_code == 200 and done.json()["active"] is False
+    assert api(plain).status_code == 401
+    assert api(sibling_plain).status_code == 200
+    entry = AuditEntry.objects.get(action="token.revoke")
+    assert entry.object_id == str(mine.pk)
+
+
+def test_the_schema_says_token_management_needs_a_session() -> None:
+    from tests.api_contract import openapi
+
+    spec = openapi().spec
+    create = spec / "paths" / "/api/v1/tokens/" / "post"
+    assert "session" in (create / "description").read_str() and "403" in (create / "responses")
+    destroy = spec / "paths" / "/api/v1/tokens/{id}/" / "delete"
+    assert "itself" in (destroy / "description").read_str()

@@ -159,7 +159,8 @@ def test_api_token_is_shown_once(page: Any, cluster: Any) -> None:
     expect(button).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == plain
 
-    page.reload()
+    # The token came in the POST's own answer; a fresh GET (not a re-POST) no longer has it.
+    page.goto(page.url)
     expect(page.locator(f'tr[data-token="{token.prefix}"]')).to_contain_text("CI deploy")
     expect(page.locator("#new-token")).to_have_count(0)
     assert plain not in page.content()

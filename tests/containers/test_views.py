@@ -226,3 +226,29 @@ def test_the_owner_asks_for_a_bigger_container_from_its_page(site) -> None:
         20,
     )
     assert request.status == "pending"
+
+
+@pytest.mark.parametrize("value", [str(2**63), str(2**31), str(2**40)])
+@pytest.mark.parametrize("field", ["cores", "memory_mib", "swap_mib", "disk_gib"])
+def test_sizes_beyond_any_container_are_refused_at_the_form(site, field, value) -> None:
+    from auth.models import ResourceRequest
+
+    owner = UserFactory(username="alice")
+    job = services.container_create(owner=owner, hostname="web", template=site.templates.get())
+    services.container_set_status(container=job.container, to="provisioning")
+    services.container_set_status(container=job.container, to="running")
+    client = Client()
+    client.force_login(owner)
+    create = client.post(
+        "/containers/new/",
+        {"template": site.templates.get().pk, "hostname": "big", field: value},
+    )
+    assert create.status_code == 400 and f'id="{field}-error"' in create.content.decode()
+    size = {"cores": 1, "memory_mib": 512, "swap_mib": 0, "disk_gib": 8, field: value}
+    url = f"/containers/{job.container.pk}"
+    client.post(f"{url}/resize/", size)
+    rq = {f"rq-{k}": v for k, v in size.items()}
+    client.post(f"{url}/request-resize/", {**rq, "reason": "the data set grew a lot"})
+    assert not ResourceRequest.objects.exists()
+    assert list(Job.objects.values_list("kind", flat=True)) == ["create"]
+    assert not Container.objects.filter(hostname="big").exists()

@@ -187,6 +187,21 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# --- the web server and event streams (deploy/gunicorn.conf.py) ---------------------
+# gunicorn runs WEB_CONCURRENCY processes of WEB_THREADS threads. A job's event stream
+# holds a thread while it is open, so each process gives streams at most
+# EVENT_STREAM_MAX_PER_PROCESS of its threads (default: half) and keeps the rest for
+# every other request; past that a stream is refused with 503 and Retry-After.
+WEB_THREADS = env.int("WEB_THREADS", default=8)
+EVENT_STREAM_MAX_PER_PROCESS = env.int(
+    "EVENT_STREAM_MAX_PER_PROCESS", default=max(1, WEB_THREADS // 2)
+)
+# Open streams per user, counted in the cache (CACHE_URL: Redis in production, so the
+# count holds across processes); one more is refused with 429 and Retry-After.
+EVENT_STREAM_MAX_PER_USER = env.int("EVENT_STREAM_MAX_PER_USER", default=4)
+# A stream ends after this many seconds; the browser reconnects with Last-Event-ID.
+EVENT_STREAM_MAX_SECONDS = env.float("EVENT_STREAM_MAX_SECONDS", default=90.0)
+
 # --- Celery ---------------------------------------------------------------------
 # With no broker URL the portal uses kombu's filesystem transport under var/, so the
 # demo needs no Redis; tests and production give a redis:// URL.

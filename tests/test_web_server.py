@@ -82,7 +82,10 @@ def streamers(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> list[Streamer]:
     from containers import services
     from tests.factories import UserFactory
 
+    # No Celery message at all: a test that runs before the worker fixture would otherwise
+    # bind the app's producer to the default broker for the rest of the session.
     monkeypatch.setattr("containers.tasks.enqueue_job", lambda job_id: None)
+    monkeypatch.setattr("networking.services.enqueue_apply", lambda *a, **k: None)
     out = []
     for n in range(3):
         user = UserFactory(username=f"streamer{n}")

@@ -24,7 +24,9 @@ OPEN: list[Any] = []
 
 
 @pytest.fixture
-def jobs(settings: Any) -> Iterator[dict[str, Job]]:
+def jobs(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Job]]:
+    monkeypatch.setattr("containers.tasks.enqueue_job", lambda job_id: None)
+    monkeypatch.setattr("networking.services.enqueue_apply", lambda *a, **k: None)
     settings.EVENT_STREAM_MAX_PER_USER = 2
     settings.EVENT_STREAM_MAX_PER_PROCESS = 3
     cache.clear()

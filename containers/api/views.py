@@ -440,7 +440,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         job = self.get_object()
         raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
         after = int(raw) if raw.isdigit() else 0
-        lease = streams.stream_acquire(user_id=request.user.pk)
+        lease = streams.stream_acquire(user_id=request_user(request).pk)
         response = StreamingHttpResponse(
             streams.LeasedStream(streams.job_event_stream(job.pk, after=after), lease),
             content_type="text/event-stream",

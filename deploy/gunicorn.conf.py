@@ -40,3 +40,6 @@ accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None
 errorlog = "-"
 loglevel = os.environ.get("WEB_LOG_LEVEL", "info")
 proc_name = "cluster-portal-web"
+# gunicorn >= 25 opens a control socket under $HOME by default; the portal does not use it
+# (systemd sends HUP and TERM), and two servers on a host would share the one path.
+control_socket_disable = True

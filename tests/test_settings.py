@@ -31,6 +31,7 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         "ALLOWED_HOSTS": "portal.example.org",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
         "PORTAL_VAR_DIR": str(tmp_path),
+        "CACHE_URL": "redis://127.0.0.1:6379/2",  # not connected to by `check`
     }
 
 
@@ -53,3 +54,10 @@ def test_no_field_encryption_key_no_start(tmp_path: Path) -> None:
     del env["FIELD_ENCRYPTION_KEYS"]
     result = manage("check", env=env)
     assert result.returncode != 0 and "FIELD_ENCRYPTION_KEYS is required" in result.stderr
+
+
+def test_a_process_local_cache_is_a_deploy_warning(tmp_path: Path) -> None:
+    env = production_env(tmp_path)
+    del env["CACHE_URL"]
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0 and "portal.W001" in result.stderr + result.stdout

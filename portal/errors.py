@@ -60,6 +60,21 @@ class ResourceExhausted(Conflict):
     code = "resource_exhausted"
 
 
+class TooMany(PortalError):
+    """Too many at once for this caller (open event streams); `extra["retry_after"]`
+    is the seconds to wait, sent as the Retry-After header too."""
+
+    code = "too_many"
+    http_status = 429
+
+
+class Busy(PortalError):
+    """The server has no room for this now (its event stream threads are taken)."""
+
+    code = "busy"
+    http_status = 503
+
+
 class UpstreamError(PortalError):
     """An outside system (Proxmox, LDAP, the gateway) refused for good."""
 

@@ -196,6 +196,45 @@ CSRF_COOKIE_NAME = ("__Host-" if CSRF_COOKIE_SECURE else "") + "portal_csrf"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): no inline script or style anywhere, nothing from
+# other origins, no framing. Templates load portal/app.js and app.css and carry data-*
+# attributes instead of handlers (tests/test_csp.py checks every template). The admin
+# and the API docs pass it as they are (Swagger UI through its split view).
+from csp.constants import NONE, SELF  # noqa: E402
+
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
+
+# --- the web server and event streams (deploy/gunicorn.conf.py) ---------------------
+# gunicorn runs WEB_CONCURRENCY processes of WEB_THREADS threads. A job's event stream
+# holds a thread while it is open, so each process gives streams at most
+# EVENT_STREAM_MAX_PER_PROCESS of its threads (default: half) and keeps the rest for
+# every other request; past that a stream is refused with 503 and Retry-After.
+WEB_THREADS = env.int("WEB_THREADS", default=8)
+EVENT_STREAM_MAX_PER_PROCESS = env.int(
+    "EVENT_STREAM_MAX_PER_PROCESS", default=max(1, WEB_THREADS // 2)
+)
+# Open streams per user, counted in the cache (CACHE_URL: Redis in production, so the
+# count holds across processes); one more is refused with 429 and Retry-After.
+EVENT_STREAM_MAX_PER_USER = env.int("EVENT_STREAM_MAX_PER_USER", default=4)
+# A stream ends after this many seconds; the browser reconnects with Last-Event-ID.
+EVENT_STREAM_MAX_SECONDS = env.float("EVENT_STREAM_MAX_SECONDS", default=90.0)
 
 # --- Celery ---------------------------------------------------------------------
 # With no broker URL the portal uses kombu's filesystem transport under var/, so the

@@ -31,6 +31,7 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         "ALLOWED_HOSTS": "portal.example.org",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
         "PORTAL_VAR_DIR": str(tmp_path),
+        "CACHE_URL": "redis://127.0.0.1:6379/2",  # not connected to by `check`
     }
 
 
@@ -71,3 +72,10 @@ def test_production_cookies_are_host_prefixed_and_host_only(tmp_path: Path) -> N
         "None",
         "True",
     ]
+
+
+def test_a_process_local_cache_is_a_deploy_warning(tmp_path: Path) -> None:
+    env = production_env(tmp_path)
+    del env["CACHE_URL"]
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0 and "portal.W001" in result.stderr + result.stdout

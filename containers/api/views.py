@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -25,8 +22,8 @@ from rest_framework.response import Response
 from auth.api.serializers import CollaboratorListSerializer, CollaboratorSerializer
 from auth.selectors import collaborator_usernames
 from auth.services import collaborator_add, collaborator_remove
-from containers import selectors, services
-from containers.models import ACTIVE_JOB_STATUSES, Container, Job, JobLogEntry, Template
+from containers import selectors, services, streams
+from containers.models import ACTIVE_JOB_STATUSES, Container, Job, Template
 from networking import services as network
 from networking.api.serializers import (
     PortMappingCreateSerializer,
@@ -374,40 +371,6 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return Response(status=204)
 
 
-def _sse(event: str, data: Any, event_id: int | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
-
-
-def job_event_stream(
-    job_id: Any, *, after: int, max_seconds: float = 600.0, poll: float = 0.25
-) -> Iterator[str]:
-    """Server-Sent Events for one job: `log` events (with ids, so Last-Event-ID resumes),
-    `job` events when its state changes, and `end` once it is final and fully sent."""
-    deadline = time.monotonic() + max_seconds
-    last_state: Any = None
-    last_beat = time.monotonic()
-    yield "retry: 1000\n\n"
-    while True:
-        for entry in JobLogEntry.objects.filter(job_id=job_id, id__gt=after).order_by("id")[:500]:
-            after = entry.id
-            yield _sse("log", JobLogEntrySerializer(entry).data, entry.id)
-        job = Job.objects.select_related("container", "actor").get(pk=job_id)
-        state = (job.status, job.progress, json.dumps(job.steps, default=str))
-        if state != last_state:
-            last_state = state
-            yield _sse("job", JobSerializer(job).data)
-        if job.is_final and not JobLogEntry.objects.filter(job_id=job_id, id__gt=after).exists():
-            yield _sse("end", {"status": job.status})
-            return
-        if time.monotonic() > deadline:
-            return
-        if time.monotonic() - last_beat > 15:
-            last_beat = time.monotonic()
-            yield ": keep-alive\n\n"
-        time.sleep(poll)
-
-
 @extend_schema_view(
     list=extend_schema(
         summary="List jobs of your containers (staff: all)",
@@ -462,7 +425,15 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             (200, "text/event-stream"): OpenApiResponse(
                 OpenApiTypes.STR, description="event: log | job | end"
             ),
-            **READ_ERRORS,
+            # Errors are JSON here too (the renderer switches for them).
+            **{(code, "application/json"): r for code, r in READ_ERRORS.items() if code != 429},
+            (429, "application/json"): OpenApiResponse(
+                ErrorSerializer,
+                description="Throttled, or too many streams of yours are open (Retry-After).",
+            ),
+            (503, "application/json"): OpenApiResponse(
+                ErrorSerializer, description="The server's stream threads are taken (Retry-After)."
+            ),
         },
     )
     @action(
@@ -476,8 +447,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         job = self.get_object()
         raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
         after = parse_id(raw) or 0
+        lease = streams.stream_acquire(user_id=request_user(request).pk)
         response = StreamingHttpResponse(
-            job_event_stream(job.pk, after=after), content_type="text/event-stream"
+            streams.LeasedStream(streams.job_event_stream(job.pk, after=after), lease),
+            content_type="text/event-stream",
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # let NGINX pass events through at once

@@ -73,7 +73,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             if field
             else {k: v for k, v in exc.extra.items() if k != "field"}
         )
-        return error_response(exc.code, exc.message, detail, exc.http_status)
+        retry_after = exc.extra.get("retry_after")
+        headers = {"Retry-After": str(int(retry_after))} if retry_after else None
+        return error_response(exc.code, exc.message, detail, exc.http_status, headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

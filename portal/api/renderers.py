@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.renderers import BaseRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -15,4 +15,11 @@ class EventStreamRenderer(BaseRenderer):
     def render(
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
     ) -> bytes:
-        return b"" if data is None else str(data).encode()
+        if data is None:
+            return b""
+        response = (renderer_context or {}).get("response")
+        if isinstance(data, dict) and response is not None:
+            # An error body ({"code", "message", "detail"}): JSON, as everywhere in the API.
+            response["Content-Type"] = "application/json"
+            return JSONRenderer().render(data)
+        return str(data).encode()

@@ -42,12 +42,24 @@ document.addEventListener("DOMContentLoaded", () => {
   if (box) follow(box);
 });
 
-function follow(box) {
+// The server ends a stream after a while (EVENT_STREAM_MAX_SECONDS): EventSource then
+// reconnects by itself with Last-Event-ID. A refused connection (429: too many streams
+// of yours, 503: the server is busy) closes it for good, so we open a new one later,
+// resuming after the last log entry we showed.
+function follow(box, after = "", delay = 2000) {
   const log = box.querySelector(".log");
   const status = box.querySelector("[data-job-status]");
   const steps = box.querySelector(".timeline");
-  const source = new EventSource(box.dataset.jobEvents);
+  const url = box.dataset.jobEvents;
+  const source = new EventSource(after ? `${url}${url.includes("?") ? "&" : "?"}after=${after}` : url);
+  let lastId = after;
+  source.addEventListener("open", () => { delay = 2000; });
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.CLOSED || box.dataset.jobFinal) return;
+    setTimeout(() => follow(box, lastId, Math.min(delay * 2, 30000)), delay);
+  });
   source.addEventListener("log", (e) => {
+    lastId = e.lastEventId || lastId;
     const entry = JSON.parse(e.data);
     const line = document.createElement("div");
     line.textContent = `${entry.created_at.slice(11, 19)} ${entry.level.padEnd(7)} ${entry.message}`;

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 from base64 import b32encode
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 import django_otp
@@ -23,6 +25,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
+from networking.selectors import gateway_origins
 from portal.errors import PortalError
 
 from . import selectors, services
@@ -68,10 +71,25 @@ def _finish_login(
     return redirect(next_url)
 
 
+def _gateway_form_action(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The login forms' answers redirect on to a route host (`/gateway/login` sends the
+    browser back where it came from), and browsers hold every redirect of a form's
+    submission to `form-action`: allow the gateway's origins on these pages."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response._csp_update = {"form-action": gateway_origins()}  # type: ignore[attr-defined]
+        return response
+
+    return wrapped
+
+
 @sensitive_post_parameters("password")
 @csrf_protect
 @never_cache
 @require_http_methods(["GET", "POST"])
+@_gateway_form_action
 def login_view(request: HttpRequest) -> HttpResponse:
     notice = ""
     if request.user.is_authenticated and request.method == "GET":
@@ -130,6 +148,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 @csrf_protect
 @never_cache
 @require_http_methods(["GET", "POST"])
+@_gateway_form_action
 def login_verify(request: HttpRequest) -> HttpResponse:
     pending = request.session.get(PENDING)
     if not pending or time.time() - float(pending.get("at", 0)) > settings.OTP_LOGIN_TIMEOUT:

@@ -20,7 +20,7 @@ import pytest
 from networking import services
 from networking.models import RouteAccess
 from portal.procs import free_port
-from tests.browser.conftest import CHROMIUM_FLAGS, log_in, make_user
+from tests.browser.conftest import CHROMIUM_FLAGS, PASSWORD, log_in, make_user
 from tests.conftest import need_binary
 from tests.networking.conftest import apply, create
 
@@ -129,3 +129,42 @@ def test_a_container_cannot_harvest_a_visitors_session_with_decoy_cookies(
     assert "sessionid=decoy7" in arrived  # the container's own cookies do reach it
     assert session not in arrived and credential["value"] not in arrived, arrived
     assert "portal_session" not in arrived and "portal_gw" not in arrived, arrived
+
+
+def test_a_visitor_who_is_not_logged_in_signs_in_and_lands_on_the_route(
+    local_gateway: Any, harvester: Any, live_server: Any, settings: Any
+) -> None:
+    """Route -> portal login form -> POST -> redirects back to the route's host: the login
+    page's Content-Security-Policy must let its form's redirects reach the gateway."""
+    settings.LOCAL_LOGIN_FOR_USERS = True
+    settings.GATEWAY_AUTH_URL = f"{live_server.url}/gateway/auth"
+    settings.GATEWAY_PORTAL_URL = live_server.url
+    box, _srv = harvester
+    assert apply(box.site).status == "applied"
+    url = f"https://evil.{DOMAIN}:{local_gateway.ports['https']}/deep?x=1"
+    violations: list[str] = []
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=need_binary("chromium"),
+            headless=True,
+            args=[*CHROMIUM_FLAGS, f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1"],
+        )
+        context = browser.new_context(base_url=live_server.url, ignore_https_errors=True)
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        page.goto(url)
+        page.wait_for_url("**/accounts/login/**")
+        page.get_by_label("Username").fill("mallory")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"https://evil.{DOMAIN}:*/deep?x=1")
+        assert "thanks" in page.content()
+        browser.close()
+    assert violations == []

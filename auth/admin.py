@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from portal.errors import PortalError
 
-from . import services
+from . import logins, services
 from .admin_audit import AuditedModelAdmin
 from .models import (
     ApiToken,
@@ -302,8 +302,8 @@ class AuthenticatorDeviceAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: AuthenticatorDevice) -> None:
-        services.otp_disable(user=obj.user, actor=request.user)  # type: ignore[arg-type]
+        logins.otp_disable(user=obj.user, actor=request.user)  # type: ignore[arg-type]
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for device in queryset.select_related("user"):
-            services.otp_disable(user=device.user, actor=request.user)  # type: ignore[arg-type]
+            logins.otp_disable(user=device.user, actor=request.user)  # type: ignore[arg-type]

@@ -137,3 +137,9 @@ def audit_entries(*, action: str | None = None, actor: User | None = None) -> Qu
 def user_quota(user: User) -> QuotaStatus:
     """Usage and limits (with where each limit comes from), before anything is submitted."""
     return quota_status(user)
+
+
+def require_staff(actor: User | None, what: str) -> None:
+    """Raise PermissionDenied unless `actor` is staff; `what` completes "only staff may …"."""
+    if actor is None or not getattr(actor, "is_staff", False):
+        raise PermissionDenied(f"only staff may {what}")

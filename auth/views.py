@@ -28,7 +28,7 @@ from django.views.decorators.http import require_http_methods
 from networking.selectors import gateway_origins
 from portal.errors import PortalError
 
-from . import selectors, services
+from . import logins, selectors, services
 from .audit import audit_record
 from .backends import directory_was_down
 from .forms import (
@@ -64,8 +64,8 @@ def _finish_login(
     login(request, user, backend=user.backend)
     if device is not None:
         django_otp.login(request, device)
-    services.login_record_success(user=user, method=method)
-    if services.otp_required(user) and not services.otp_enrolled(user):
+    logins.login_record_success(user=user, method=method)
+    if logins.otp_required(user) and not logins.otp_enrolled(user):
         messages.warning(request, "Staff accounts must set up two-factor authentication.")
         return redirect(f"{reverse('accounts:2fa')}?required=1")
     return redirect(next_url)
@@ -108,23 +108,23 @@ def login_view(request: HttpRequest) -> HttpResponse:
         username = form.cleaned_data["username"].strip()
         user = authenticate(request, username=username, password=form.cleaned_data["password"])
         if getattr(request, "axes_locked_out", False):
-            services.login_record_failure(username=username, reason="locked out")
+            logins.login_record_failure(username=username, reason="locked out")
             # AxesMiddleware turns this into the lockout page (HTTP 429).
             return render(request, "accounts/lockout.html", {"username": username}, status=429)
         if user is not None and not user.is_active:
-            services.login_record_failure(username=username, reason="account disabled")
+            logins.login_record_failure(username=username, reason="account disabled")
             user, error, status = None, "This account is disabled.", 403
         elif user is None:
             down = directory_was_down(request)
             reason = "directory unavailable" if down else "wrong username or password"
-            services.login_record_failure(username=username, reason=reason)
+            logins.login_record_failure(username=username, reason=reason)
             error = (
                 "The directory is not answering; try again in a minute."
                 if down
                 else "Wrong username or password."
             )
             status = 401
-        elif services.otp_enrolled(user):
+        elif logins.otp_enrolled(user):
             request.session[PENDING] = {
                 "user": user.pk,
                 "backend": getattr(user, "backend", ""),
@@ -162,7 +162,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
     form = OtpCodeForm(request.POST or None)
     error, status = "", 200
     if request.method == "POST" and form.is_valid():
-        device = services.otp_verify(user=user, code=form.cleaned_data["code"])
+        device = logins.otp_verify(user=user, code=form.cleaned_data["code"])
         if device is not None:
             request.session.pop(PENDING, None)
             user.backend = pending["backend"]  # type: ignore[attr-defined]
@@ -174,7 +174,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
             return _finish_login(
                 request, user, device=device, method=method, next_url=pending.get("next") or ""
             )
-        services.login_record_failure(username=user.get_username(), reason="wrong 2FA code")
+        logins.login_record_failure(username=user.get_username(), reason="wrong 2FA code")
         error, status = "That code is not right (or came too soon after a wrong one).", 401
     return render(
         request,
@@ -232,7 +232,7 @@ def account(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "largest": largest,
             "groups": sorted(user.groups.values_list("name", flat=True)),
-            "has_2fa": services.otp_enrolled(user),  # type: ignore[arg-type]
+            "has_2fa": logins.otp_enrolled(user),  # type: ignore[arg-type]
             "ssh_key_count": selectors.ssh_keys_of(user).count(),  # type: ignore[arg-type]
             "token_count": selectors.tokens_of(user)  # type: ignore[arg-type]
             .filter(revoked_at__isnull=True)
@@ -263,20 +263,20 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         action = request.POST.get("action")
         try:
             if action == "start":
-                services.totp_enrol_start(user=user)
+                logins.totp_enrol_start(user=user)
                 return redirect("accounts:2fa-enrol")
             if action in ("codes", "disable"):
                 form = OtpProofForm(request.POST)
                 if not form.is_valid():
                     status = 400
                 elif action == "codes":
-                    codes = services.recovery_codes_regenerate(
+                    codes = logins.recovery_codes_regenerate(
                         user=user, proof=form.cleaned_data["proof"], request=request
                     )
                     form = OtpProofForm()
                     messages.success(request, "New recovery codes; the old ones no longer work.")
                 else:
-                    services.otp_disable(
+                    logins.otp_disable(
                         user=user, actor=user, proof=form.cleaned_data["proof"], request=request
                     )
                     messages.success(request, "Two-factor authentication is off.")
@@ -286,14 +286,14 @@ def two_factor(request: HttpRequest) -> HttpResponse:
                 messages.error(request, exc.message)
                 return redirect("accounts:2fa")
             status = 400
-    enrolled = services.otp_enrolled(user)
+    enrolled = logins.otp_enrolled(user)
     remaining = RecoveryCode.objects.filter(device__user=user, used_at__isnull=True).count()
     return render(
         request,
         "accounts/two_factor.html",
         {
             "enrolled": enrolled,
-            "required": services.otp_required(user),
+            "required": logins.otp_required(user),
             "remaining": remaining,
             "codes": codes,
             "form": form,
@@ -310,8 +310,8 @@ def two_factor_enrol(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     device = AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
     if device is None:
-        device = services.totp_enrol_start(user=user)
-    replacing = services.otp_enrolled(user)
+        device = logins.totp_enrol_start(user=user)
+    replacing = logins.otp_enrolled(user)
     form_class = OtpReplaceForm if replacing else OtpConfirmForm
     form = form_class(request.POST or None)
     error, status = "", 200
@@ -319,7 +319,7 @@ def two_factor_enrol(request: HttpRequest) -> HttpResponse:
         status = 400
         if form.is_valid():
             try:
-                codes = services.totp_enrol_confirm(
+                codes = logins.totp_enrol_confirm(
                     user=user,
                     device=device,
                     code=form.cleaned_data["code"],

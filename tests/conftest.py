@@ -251,3 +251,37 @@ def gateway_worker(worker_env: dict[str, str], run_dir: Path) -> Iterator[Celery
     w.start()
     yield w
     w.stop()
+
+
+# -- the browser -----------------------------------------------------------------------------------
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+# between browser steps are still synchronous. (A file database, not an in-memory one:
+# tests/testenv.py gives every run its own sqlite file.)
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    # The test gateway's routes (tests/networking) resolve to loopback, as DNS would send
+    # them to the gateway.
+    "--host-resolver-rules=MAP *.apps.example.test 127.0.0.1",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session (one Playwright per thread is all it allows)."""
+    chromium = need_binary("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()

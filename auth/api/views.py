@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from auth import selectors, services
+from auth import logins, selectors, services
 from auth.models import ApiToken, AuditEntry, ResourceRequest
 from containers.models import Container
 from containers.selectors import container_get
@@ -49,7 +49,7 @@ class MeView(APIView):
             "groups": sorted(user.groups.values_list("name", flat=True)),
             "quota": selectors.user_quota(user).as_dict(),
             "ssh_keys": SshKeySerializer(selectors.ssh_keys_of(user), many=True).data,
-            "otp_enrolled": services.otp_enrolled(user),
+            "otp_enrolled": logins.otp_enrolled(user),
         }
         return Response(MeSerializer(body).data)
 

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from auth import services
+from auth import logins
 from auth.models import AuditEntry
 from portal.procs import free_port
 
@@ -91,7 +91,7 @@ def test_lockout_after_repeated_failures_per_user_and_address(ldap_settings) -> 
 
     # An operator unlocks; it is audited.
     operator = User.objects.create_user("ops", password="x", is_staff=True)
-    assert services.lockout_reset(actor=operator, username="carol") >= 1
+    assert logins.lockout_reset(actor=operator, username="carol") >= 1
     assert login(attacker, "carol", "carol-pw").status_code == 302
     assert AuditEntry.objects.get(action="login.unlock").actor == operator
 

@@ -1,46 +1,17 @@
-"""Headless Chromium (the system's /usr/bin/chromium, never a downloaded one) driven by
+"""Pages for headless Chromium (the `browser` fixture of tests/conftest.py, the system's
+/usr/bin/chromium, never a downloaded one) driven by
 Playwright's sync API against pytest-django's live server, on the real stack."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import need_binary
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
-# between browser steps are still synchronous. (A file database, not an in-memory one:
-# tests/testenv.py gives every run its own sqlite file.)
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-    "--no-default-browser-check",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "browser-test-password"
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    chromium = need_binary("chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ import pytest
 from networking import services
 from networking.models import RouteAccess
 from portal.procs import free_port
-from tests.browser.conftest import CHROMIUM_FLAGS, PASSWORD, log_in, make_user
-from tests.conftest import need_binary
+from tests.browser.conftest import PASSWORD, log_in, make_user
 from tests.networking.conftest import apply, create
 
 pytestmark = [pytest.mark.gateway, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -81,7 +80,7 @@ def harvester(gw_site: Any) -> Iterator[tuple[Any, ThreadingHTTPServer]]:
 
 
 def test_a_container_cannot_harvest_a_visitors_session_with_decoy_cookies(
-    local_gateway: Any, harvester: Any, live_server: Any, settings: Any
+    local_gateway: Any, harvester: Any, live_server: Any, settings: Any, browser: Any
 ) -> None:
     settings.LOCAL_LOGIN_FOR_USERS = True  # local passwords, as tests/browser does
     settings.GATEWAY_AUTH_URL = f"{live_server.url}/gateway/auth"
@@ -92,15 +91,8 @@ def test_a_container_cannot_harvest_a_visitors_session_with_decoy_cookies(
     gw_port = local_gateway.ports["https"]
     url = f"https://evil.{DOMAIN}:{gw_port}/"
 
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=need_binary("chromium"),
-            headless=True,
-            args=[*CHROMIUM_FLAGS, f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1"],
-        )
-        context = browser.new_context(base_url=live_server.url, ignore_https_errors=True)
+    context = browser.new_context(base_url=live_server.url, ignore_https_errors=True)
+    try:
         context.set_default_timeout(15_000)
         page = context.new_page()
         log_in(page, "stella")
@@ -110,7 +102,8 @@ def test_a_container_cannot_harvest_a_visitors_session_with_decoy_cookies(
         page.goto(url)
         page.wait_for_url("**/p/q/r")
         jar = context.cookies()
-        browser.close()
+    finally:
+        context.close()
 
     host = f"evil.{DOMAIN}"
     portal = urlsplit(live_server.url).hostname
@@ -132,7 +125,7 @@ def test_a_container_cannot_harvest_a_visitors_session_with_decoy_cookies(
 
 
 def test_a_visitor_who_is_not_logged_in_signs_in_and_lands_on_the_route(
-    local_gateway: Any, harvester: Any, live_server: Any, settings: Any
+    local_gateway: Any, harvester: Any, live_server: Any, settings: Any, browser: Any
 ) -> None:
     """Route -> portal login form -> POST -> redirects back to the route's host: the login
     page's Content-Security-Policy must let its form's redirects reach the gateway."""
@@ -144,15 +137,8 @@ def test_a_visitor_who_is_not_logged_in_signs_in_and_lands_on_the_route(
     url = f"https://evil.{DOMAIN}:{local_gateway.ports['https']}/deep?x=1"
     violations: list[str] = []
 
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=need_binary("chromium"),
-            headless=True,
-            args=[*CHROMIUM_FLAGS, f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1"],
-        )
-        context = browser.new_context(base_url=live_server.url, ignore_https_errors=True)
+    context = browser.new_context(base_url=live_server.url, ignore_https_errors=True)
+    try:
         context.set_default_timeout(15_000)
         page = context.new_page()
         page.on(
@@ -166,5 +152,6 @@ def test_a_visitor_who_is_not_logged_in_signs_in_and_lands_on_the_route(
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(f"https://evil.{DOMAIN}:*/deep?x=1")
         assert "thanks" in page.content()
-        browser.close()
+    finally:
+        context.close()
     assert violations == []

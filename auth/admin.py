@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from portal.errors import PortalError
 
-from . import logins, services
+from . import logins, quota_decisions, services
 from .admin_audit import AuditedModelAdmin
 from .models import (
     ApiToken,
@@ -172,13 +172,13 @@ class ResourceRequestAdmin(admin.ModelAdmin):
         for row in queryset.filter(status=RequestStatus.PENDING):
             try:
                 if approve:
-                    services.resource_request_approve(
+                    quota_decisions.resource_request_approve(
                         request=row,
                         actor=request.user,  # type: ignore[arg-type]
                         note=row.decision_note,
                     )
                 else:
-                    services.resource_request_deny(
+                    quota_decisions.resource_request_deny(
                         request=row,
                         actor=request.user,  # type: ignore[arg-type]
                         note=row.decision_note,

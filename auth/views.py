@@ -28,7 +28,7 @@ from django.views.decorators.http import require_http_methods
 from networking.selectors import gateway_origins
 from portal.errors import PortalError
 
-from . import logins, selectors, services
+from . import logins, quota_decisions, selectors, services
 from .audit import audit_record
 from .backends import directory_was_down
 from .forms import (
@@ -447,7 +447,7 @@ def resource_requests(request: HttpRequest) -> HttpResponse:
     form = QuotaRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            row = services.resource_request_create(
+            row = quota_decisions.resource_request_create(
                 user=user, kind="quota", reason=form.cleaned_data["reason"], limits=form.limits()
             )
         except PortalError as exc:
@@ -476,7 +476,7 @@ def resource_request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     if row is None:
         raise Http404("no such request")
     try:
-        services.resource_request_cancel(request=row, actor=user)
+        quota_decisions.resource_request_cancel(request=row, actor=user)
     except PortalError as exc:
         messages.error(request, exc.message)
     else:

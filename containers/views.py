@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from auth import quota_decisions
 from auth import selectors as accounts_selectors
 from auth import services as accounts_services
 from networking import services as network
@@ -325,7 +326,7 @@ def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
             if not form.is_valid():
                 messages.error(request, "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items()))
                 return redirect("container-detail", pk=pk)
-            accounts_services.resource_request_create(
+            quota_decisions.resource_request_create(
                 user=user,
                 kind="resize",
                 container=container,

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from auth import logins, selectors, services
+from auth import logins, quota_decisions, selectors, services
 from auth.models import ApiToken, AuditEntry, ResourceRequest
 from containers.models import Container
 from containers.selectors import container_get
@@ -153,7 +153,7 @@ class ResourceRequestViewSet(
         container: Container | None = None
         if data.get("container") is not None:
             container = container_get(user, pk=data.pop("container"))
-        row = services.resource_request_create(user=user, container=container, **data)
+        row = quota_decisions.resource_request_create(user=user, container=container, **data)
         return Response(ResourceRequestSerializer(row).data, status=201)
 
     @extend_schema(
@@ -165,7 +165,7 @@ class ResourceRequestViewSet(
     def approve(self, request: Request, pk: str | None = None) -> Response:
         ser = DecisionSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        row = services.resource_request_approve(
+        row = quota_decisions.resource_request_approve(
             request=self.get_object(), actor=request_user(request), note=ser.validated_data["note"]
         )
         return Response(ResourceRequestSerializer(row).data)
@@ -179,7 +179,7 @@ class ResourceRequestViewSet(
     def deny(self, request: Request, pk: str | None = None) -> Response:
         ser = DecisionSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        row = services.resource_request_deny(
+        row = quota_decisions.resource_request_deny(
             request=self.get_object(), actor=request_user(request), note=ser.validated_data["note"]
         )
         return Response(ResourceRequestSerializer(row).data)

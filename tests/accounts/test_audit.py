@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from auth import quota_decisions
 from auth import services as accounts
 from auth.audit import audit_prune, audit_record, request_address
 from auth.models import AuditEntry, GroupPolicy
@@ -49,10 +50,10 @@ def test_each_write_is_recorded_once_with_actor_address_object_and_summary() -> 
         settle(c, "running")
         token, _ = accounts.token_create(user=alice, name="ci")
         accounts.token_revoke(token=token, actor=alice)
-        req = accounts.resource_request_create(
+        req = quota_decisions.resource_request_create(
             user=alice, kind="quota", reason="need more for the course", limits={"max_cores": 16}
         )
-        accounts.resource_request_approve(request=req, actor=staff)
+        quota_decisions.resource_request_approve(request=req, actor=staff)
         services.container_delete(container=c, actor=alice)
     counts = {
         a: AuditEntry.objects.filter(action=a).count()
@@ -167,7 +168,7 @@ def test_admin_changes_to_quota_policies_are_recorded() -> None:
 
 def test_resource_requests_are_approved_from_the_admin() -> None:
     owner = UserFactory()
-    req = accounts.resource_request_create(
+    req = quota_decisions.resource_request_create(
         user=owner, kind="quota", reason="more disk for datasets", limits={"max_disk_gib": 500}
     )
     client = staff_client()

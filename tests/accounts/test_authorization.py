@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from auth import quota_decisions
 from auth import services as accounts
 from auth.models import AuditEntry
 from auth.selectors import container_role
@@ -72,7 +73,7 @@ SERVICE_CALLS = {
         container=c, username="carol", actor=u
     ),
     "access sync": lambda c, u: accounts.container_access_sync(container=c, actor=u),
-    "resize request": lambda c, u: accounts.resource_request_create(
+    "resize request": lambda c, u: quota_decisions.resource_request_create(
         user=u, kind="resize", container=c, cores=4, reason="it is not even mine, but"
     ),
 }

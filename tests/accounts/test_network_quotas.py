@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.db import connections
 from django.test import Client
 
-from auth import services as accounts
+from auth import quota_decisions
 from auth.forms import QuotaRequestForm
 from auth.models import GroupPolicy, QuotaOverride
 from auth.selectors import user_quota
@@ -100,7 +100,7 @@ def test_overrides_and_staff_exemption_apply_to_ports(site) -> None:
     a = built(site, owner, "a")
     with pytest.raises(QuotaExceeded):
         publish(a, 1000)
-    accounts.quota_override_create(
+    quota_decisions.quota_override_create(
         user=owner, actor=staff, reason="a game server", limits={"max_container_ports": 1}
     )
     publish(a, 1000)
@@ -171,7 +171,7 @@ def test_more_ports_are_asked_for_and_granted_through_a_resource_request(site) -
     assert r.status_code == 302, r.content.decode()[:2000]
     row = owner.resource_requests.get()
     assert row.limits == {"max_container_ports": 3, "max_ports": 3}
-    accounts.resource_request_approve(request=row, actor=staff)
+    quota_decisions.resource_request_approve(request=row, actor=staff)
     publish(a, 1001)
     publish(a, 1002)
     with pytest.raises(QuotaExceeded):

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from auth import services as auth_services
+from auth import quota_decisions
 from auth.models import QUOTA_VALUE_MAX, QuotaOverride, ResourceRequest
 from containers import services
 from tests.api_contract import check
@@ -176,7 +176,7 @@ def test_the_service_refuses_out_of_range_limits(world) -> None:
     from portal.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed):
-        auth_services.resource_request_create(
+        quota_decisions.resource_request_create(
             user=world["owner"],
             kind="quota",
             reason="a course needs more room",

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from auth import quota_decisions
 from auth import services as auth_services
 from auth.models import Collaborator
 from containers import services
@@ -96,7 +97,7 @@ def world() -> dict[str, Any]:
     services.container_set_status(container=container, to="running")
     job.status = "succeeded"
     job.save(update_fields=["status"])
-    request = auth_services.resource_request_create(
+    request = quota_decisions.resource_request_create(
         user=owner, kind="quota", reason="room for a course project", limits={"max_containers": 8}
     )
     return {

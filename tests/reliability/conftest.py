@@ -3,6 +3,8 @@ revoke), a worker with short Proxmox timeouts, and the agreement check after eve
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from portal.procs import CeleryWorker
-from tests.conftest import TOKEN_ID, TOKEN_SECRET, Workers
+from portal.procs import CeleryWorker, RedisServer
+from tests.conftest import IN_CI, TOKEN_ID, TOKEN_SECRET, Workers
 from tests.reliability import figures
 
 # The worker's Proxmox timeout here: latency faults go above it without making a case slow.
@@ -96,6 +98,47 @@ def fault_worker(make_worker: Workers, run_dir: Path) -> Iterator[FaultWorker]:
     yield fw
     fw.stop()
     make_worker.resume_all()
+
+
+class RedisControl:
+    """Stops and restarts the session's Redis on its port (SHUTDOWN NOSAVE: what a crash
+    loses); the restarted server lives to the end of the session."""
+
+    def __init__(self, url: str, run_dir: Path) -> None:
+        from urllib.parse import urlsplit
+
+        self.url, self.run_dir = url, run_dir
+        self.port = int(urlsplit(url).port or 6379)
+        self.started: list[RedisServer] = []
+
+    def up(self) -> bool:
+        from portal.procs import port_open
+
+        return port_open("127.0.0.1", self.port)
+
+    def stop(self) -> None:
+        import redis
+
+        with contextlib.suppress(redis.exceptions.ConnectionError):
+            redis.Redis.from_url(self.url).shutdown(nosave=True)
+        wait_for(lambda: not self.up(), timeout=10, what="redis gone")
+
+    def start(self) -> None:
+        server = RedisServer(self.run_dir / f"redis-restart-{len(self.started)}", port=self.port)
+        self.started.append(server.start())
+
+
+@pytest.fixture(scope="session")
+def redis_control(redis_url: str, run_dir: Path) -> Iterator[RedisControl]:
+    if os.environ.get("REDIS_URL"):
+        message = "the Redis restart case needs the session's own Redis (unset REDIS_URL)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    control = RedisControl(redis_url, run_dir)
+    yield control
+    for server in control.started:
+        server.stop()
 
 
 def wait_for(check: Any, *, timeout: float, what: str, interval: float = 0.02) -> Any:

@@ -31,9 +31,9 @@ CT = r"^/nodes/[^/]+/lxc"
 class Case:
     """What a case has to hand: the site, the simulator, the worker."""
 
-    def __init__(self, site: Any, sim: Any, fw: Any, gateway_worker: Any) -> None:
+    def __init__(self, site: Any, sim: Any, fw: Any, gateway_worker: Any, request: Any) -> None:
         self.site, self.sim, self.fw, self.gateway_worker = site, sim, fw, gateway_worker
-        self.n = 0
+        self.request = request  # for the fixtures only some cases need
 
     # -- faults (each one counted) --
     def fault(self, inject: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -111,7 +111,12 @@ def node_offline_mid_delete(c: Case) -> Job:
     ct = c.ready("off-delete")
     c.fault(c.sim.admin.set_task_seconds, "vzstop", 1.5)
     job = services.container_delete(container=ct, actor=ct.owner)
-    c.wait_step(job, "stop")
+    wait_for(
+        lambda: c.step(job, "stop")["state"] == "running"
+        and any(t["type"] == "vzstop" and t["status"] == "running" for t in c.sim.admin.tasks()),
+        timeout=20,
+        what="the stop task running",
+    )
     c.fault(c.sim.admin.set_node_offline, ct.node.name)
     job = wait_job(job.pk)
     assert job.status == JobStatus.FAILED
@@ -282,6 +287,100 @@ kill_in_gateway = _killed_at(
     lambda c, job: c.step(job, "gateway").get("generation"),
 )
 
+def redis_restarted_during_burst(c: Case) -> Job:
+    """Redis goes away with the queued messages in it (no persistence, as a crash): the jobs
+    are in the database, and the reconciler sends them again once Redis is back."""
+    redis = c.request.getfixturevalue("redis_control")
+    c.quiet_test_process()
+    burst = [c.create(f"burst{i}") for i in range(4)]
+    redis.stop()
+    count_fault()
+    c.later(1.0, redis.start)
+    refused = []
+    for i in range(4, 8):
+        try:
+            burst.append(c.create(f"burst{i}"))
+        except Exception as exc:  # noqa: BLE001 - recorded: the request failed, the job must not linger
+            refused.append(exc)
+    wait_for(redis.up, timeout=10, what="redis back")
+    c.fw.ensure()
+
+    def all_final() -> bool:
+        reconcile_jobs()  # what beat does every minute in production
+        return not Job.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).exists()
+
+    try:
+        wait_for(all_final, timeout=60, interval=1.0, what="every job of the burst final")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; refused: {refused}; " + _describe(burst)) from None
+    jobs = [Job.objects.get(pk=j.pk) for j in burst]
+    assert [j.status for j in jobs] == [JobStatus.SUCCEEDED] * len(jobs), [j.error for j in jobs]
+    return jobs[-1]
+
+
+def _describe(jobs: list[Job]) -> str:
+    lines = []
+    for j in Job.objects.filter(pk__in=[j.pk for j in jobs]):
+        steps = ",".join(f"{s['name']}={s['state']}" for s in j.steps)
+        tail = [e.message for e in j.log_entries.order_by("-id")[:2]]
+        lines.append(f"{j.pk} {j.status} attempts={j.attempts} {steps} {tail}")
+    return "\n".join(lines)
+
+
+def gateway_killed_mid_apply(c: Case) -> Job:
+    """SIGKILL the gateway's worker while it writes a release: the live tree is the old
+    one or the new one, never a mix; the next apply after it restarts covers everything."""
+    import hashlib
+    import json
+
+    from networking.gateway import wait_for_apply
+    from networking.services import request_apply, route_add
+
+    paths = c.request.getfixturevalue("local_gateway").paths()
+    ct = c.ready("gw-victim")
+    hits = 0
+    for rnd in range(8):
+        if hits >= 2:
+            break
+        old = (paths.live_manifest() or {}).get("content_hash")
+        for entry in paths.staging.glob("*") if paths.staging.exists() else []:
+            entry.rename(entry.with_name(f"old-{entry.name}"))  # only this round's stage counts
+        route_add(container=ct, name=f"svc{rnd}", backend_port=8000 + rnd)
+        try:
+            wait_for(
+                lambda: paths.staging.exists()
+                and any(not p.name.startswith("old-") for p in paths.staging.iterdir()),
+                timeout=5,
+                interval=0.002,
+                what="an apply writing its release",
+            )
+            c.gateway_worker.kill()
+            count_fault()
+            hits += 1
+        except AssertionError:
+            pass  # the apply was too quick this round
+        live = paths.live_release()
+        assert live is not None
+        manifest = json.loads((live / "manifest.json").read_text())
+        for rel, digest in manifest["files"].items():
+            got = hashlib.sha256((live / rel).read_text().encode()).hexdigest()
+            assert got == digest, f"{rel} in the live release does not match its manifest"
+        assert old is None or manifest["content_hash"] != "" and (
+            manifest["content_hash"] == old or (manifest["generation"] or 0) >= 0
+        )
+        if not c.gateway_worker.process.alive():
+            c.gateway_worker.start()
+    assert hits >= 1, "no apply was caught mid-write in 8 rounds"
+    generation = request_apply(c.site, reason="after the kills")
+    revision = wait_for_apply(c.site, generation, timeout=30)
+    assert revision is None or revision.succeeded
+    manifest = paths.live_manifest() or {}
+    served = set(manifest.get("routes", []))
+    wanted = set(ct.routes.values_list("subdomain", flat=True))
+    assert wanted <= {r.split(".")[0] for r in served} | served, (wanted, served)
+    return Job.objects.filter(container=ct).latest("created_at")
+
+
 CASES: dict[str, Callable[[Case], Job]] = {
     "node-offline-mid-create": node_offline_mid_create,
     "node-offline-mid-delete": node_offline_mid_delete,
@@ -300,6 +399,8 @@ CASES: dict[str, Callable[[Case], Job]] = {
     "sigkill-start": kill_in_start,
     "sigkill-inspect": kill_in_inspect,
     "sigkill-gateway": kill_in_gateway,
+    "redis-restarted-during-burst": redis_restarted_during_burst,
+    "gateway-killed-mid-apply": gateway_killed_mid_apply,
 }
 NEEDS = {
     "latency-create": "needs #10 item 2",  # the undo claims nothing was left and frees the IP
@@ -313,9 +414,9 @@ NEEDS = {
         for n in CASES
     ],
 )
-def test_fault(name, site, fault_sim, fault_worker, gateway_worker) -> None:
+def test_fault(name, site, fault_sim, fault_worker, gateway_worker, request) -> None:
     fault_worker.ensure()
-    case = Case(site, fault_sim, fault_worker, gateway_worker)
+    case = Case(site, fault_sim, fault_worker, gateway_worker, request)
     job = CASES[name](case)
     fault_sim.admin.reset_faults()
     assert job.is_final and (job.error or job.status == JobStatus.SUCCEEDED)

@@ -113,7 +113,9 @@ def disagreements(site: Site, sim: Any, *, baseline: Iterable[int] = ()) -> list
     for m in PortMapping.objects.filter(site=site).exclude(
         container__in=Container.objects.filter(LIVE)
     ):
-        problems.append(f"port {m.protocol}/{m.external_port} is on deleted container {m.container_id}")
+        problems.append(
+            f"port {m.protocol}/{m.external_port} is on deleted container {m.container_id}"
+        )
 
     # 5. every job final; a failure says what happened
     for job in Job.objects.filter(container__site=site):
@@ -122,11 +124,15 @@ def disagreements(site: Site, sim: Any, *, baseline: Iterable[int] = ()) -> list
         elif job.status == JobStatus.FAILED and (
             len(job.error.strip()) < 20 or not job.error_code or "Traceback" in job.error
         ):
-            problems.append(f"{job.kind} job {job.pk} failed without a clear message: {job.error!r}")
+            problems.append(
+                f"{job.kind} job {job.pk} failed without a clear message: {job.error!r}"
+            )
     return problems
 
 
-def assert_portal_agrees_with_cluster(site: Site, sim: Any, *, baseline: Iterable[int] = ()) -> None:
+def assert_portal_agrees_with_cluster(
+    site: Site, sim: Any, *, baseline: Iterable[int] = ()
+) -> None:
     """Fail (and count a leak) if the portal's database and the simulator disagree."""
     problems = disagreements(site, sim, baseline=baseline)
     if problems:

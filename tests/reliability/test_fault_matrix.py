@@ -112,8 +112,10 @@ def node_offline_mid_delete(c: Case) -> Job:
     c.fault(c.sim.admin.set_task_seconds, "vzstop", 1.5)
     job = services.container_delete(container=ct, actor=ct.owner)
     wait_for(
-        lambda: c.step(job, "stop")["state"] == "running"
-        and any(t["type"] == "vzstop" and t["status"] == "running" for t in c.sim.admin.tasks()),
+        lambda: (
+            c.step(job, "stop")["state"] == "running"
+            and any(t["type"] == "vzstop" and t["status"] == "running" for t in c.sim.admin.tasks())
+        ),
         timeout=20,
         what="the stop task running",
     )
@@ -271,7 +273,9 @@ def _held_call(c: Case, job: Job) -> bool:
 
 
 kill_in_create = _killed_at(
-    "create", lambda c: c.fault(c.sim.admin.set_task_seconds, "vzcreate", 2.0), _task_running("create")
+    "create",
+    lambda c: c.fault(c.sim.admin.set_task_seconds, "vzcreate", 2.0),
+    _task_running("create"),
 )
 kill_in_start = _killed_at(
     "start", lambda c: c.fault(c.sim.admin.set_task_seconds, "vzstart", 2.0), _task_running("start")
@@ -287,6 +291,7 @@ kill_in_gateway = _killed_at(
     lambda c, job: c.step(job, "gateway").get("generation"),
 )
 
+
 def redis_restarted_during_burst(c: Case) -> Job:
     """Redis goes away with the queued messages in it (no persistence, as a crash): the jobs
     are in the database, and the reconciler sends them again once Redis is back."""
@@ -296,13 +301,16 @@ def redis_restarted_during_burst(c: Case) -> Job:
     redis.stop()
     count_fault()
     c.later(1.0, redis.start)
+    c.request.addfinalizer(lambda: redis.up() or redis.start())
     refused = []
     for i in range(4, 8):
         try:
             burst.append(c.create(f"burst{i}"))
-        except Exception as exc:  # noqa: BLE001 - recorded: the request failed, the job must not linger
+        except Exception as exc:
             refused.append(exc)
     wait_for(redis.up, timeout=10, what="redis back")
+    survived = c.fw.alive()
+    old_log = "" if survived else c.fw.worker.process.log_text()[-3000:]
     c.fw.ensure()
 
     def all_final() -> bool:
@@ -312,7 +320,13 @@ def redis_restarted_during_burst(c: Case) -> Job:
     try:
         wait_for(all_final, timeout=60, interval=1.0, what="every job of the burst final")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; refused: {refused}; " + _describe(burst)) from None
+        import redis as redis_client
+
+        backlog = redis_client.Redis.from_url(redis.url).llen("proxmox")
+        raise AssertionError(
+            f"{exc}; refused: {refused}; worker survived: {survived}, alive now: "
+            f"{c.fw.alive()}; messages waiting in Redis: {backlog}\n{old_log}\n" + _describe(burst)
+        ) from None
     jobs = [Job.objects.get(pk=j.pk) for j in burst]
     assert [j.status for j in jobs] == [JobStatus.SUCCEEDED] * len(jobs), [j.error for j in jobs]
     return jobs[-1]
@@ -342,14 +356,17 @@ def gateway_killed_mid_apply(c: Case) -> Job:
     for rnd in range(8):
         if hits >= 2:
             break
-        old = (paths.live_manifest() or {}).get("content_hash")
+        before = paths.live_manifest() or {}
+        old, old_generation = before.get("content_hash"), int(before.get("generation") or 0)
         for entry in paths.staging.glob("*") if paths.staging.exists() else []:
             entry.rename(entry.with_name(f"old-{entry.name}"))  # only this round's stage counts
         route_add(container=ct, name=f"svc{rnd}", backend_port=8000 + rnd)
         try:
             wait_for(
-                lambda: paths.staging.exists()
-                and any(not p.name.startswith("old-") for p in paths.staging.iterdir()),
+                lambda: (
+                    paths.staging.exists()
+                    and any(not p.name.startswith("old-") for p in paths.staging.iterdir())
+                ),
                 timeout=5,
                 interval=0.002,
                 what="an apply writing its release",
@@ -365,9 +382,8 @@ def gateway_killed_mid_apply(c: Case) -> Job:
         for rel, digest in manifest["files"].items():
             got = hashlib.sha256((live / rel).read_text().encode()).hexdigest()
             assert got == digest, f"{rel} in the live release does not match its manifest"
-        assert old is None or manifest["content_hash"] != "" and (
-            manifest["content_hash"] == old or (manifest["generation"] or 0) >= 0
-        )
+        # Old or new: the tree it was serving, or a later generation's complete tree.
+        assert manifest["content_hash"] == old or manifest["generation"] > old_generation
         if not c.gateway_worker.process.alive():
             c.gateway_worker.start()
     assert hits >= 1, "no apply was caught mid-write in 8 rounds"
@@ -417,8 +433,12 @@ NEEDS = {
 def test_fault(name, site, fault_sim, fault_worker, gateway_worker, request) -> None:
     fault_worker.ensure()
     case = Case(site, fault_sim, fault_worker, gateway_worker, request)
-    job = CASES[name](case)
-    fault_sim.admin.reset_faults()
+    try:
+        job = CASES[name](case)
+    finally:
+        fault_sim.admin.reset_faults()
+        if not gateway_worker.process.alive():  # a case that stopped it must not starve others
+            gateway_worker.start()
     assert job.is_final and (job.error or job.status == JobStatus.SUCCEEDED)
     # Everything the case set off has ended (a late task on the simulator included).
     wait_for(

@@ -61,13 +61,9 @@ MATRIX: dict[str, list[tuple[str, dict[str, Any], tuple[str, ...]]]] = {
         (C + "/bogus/", {}, (LOGIN, NF, NF, NF, NF)),
     ],
     # Objects of one's own: nobody else's, staff included, through the GUI.
-    "accounts:ssh-key-remove": [
-        ("/accounts/ssh-keys/{kid}/remove/", {}, (LOGIN, NF, NF, OK, NF))
-    ],
+    "accounts:ssh-key-remove": [("/accounts/ssh-keys/{kid}/remove/", {}, (LOGIN, NF, NF, OK, NF))],
     "accounts:token-revoke": [("/accounts/tokens/{tokid}/revoke/", {}, (LOGIN, NF, NF, OK, NF))],
-    "accounts:request-cancel": [
-        ("/accounts/requests/{rrid}/cancel/", {}, (LOGIN, NF, NF, OK, NF))
-    ],
+    "accounts:request-cancel": [("/accounts/requests/{rrid}/cancel/", {}, (LOGIN, NF, NF, OK, NF))],
     # One's own profile: every user acts on themselves only.
     "accounts:account": [("/accounts/", {}, (LOGIN, SAME, SAME, SAME, SAME))],
     "accounts:2fa": [("/accounts/2fa/", {"action": "disable"}, (LOGIN, OK, OK, OK, OK))],
@@ -105,7 +101,9 @@ VOLATILE = {"last_login", "updated_at", "last_used_at", "heartbeat_at"}
 
 def _public_key() -> str:
     raw = Ed25519PrivateKey.generate().public_key()
-    return raw.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return raw.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
 
 
 @pytest.fixture
@@ -145,12 +143,24 @@ def snapshot() -> str:
     for model in apps.get_models():
         label = model._meta.label_lower
         if label in NOT_STATE or model._meta.app_label not in (
-            "accounts", "containers", "networking", "auth", "otp_totp", "otp_static"
+            "accounts",
+            "containers",
+            "networking",
+            "auth",
+            "otp_totp",
+            "otp_static",
         ):
             continue
         fields = [f.attname for f in model._meta.concrete_fields if f.attname not in VOLATILE]
-        rows.append((label, sorted(json.dumps(r, default=str, sort_keys=True)
-                                   for r in model.objects.values(*fields))))
+        rows.append(
+            (
+                label,
+                sorted(
+                    json.dumps(r, default=str, sort_keys=True)
+                    for r in model.objects.values(*fields)
+                ),
+            )
+        )
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
@@ -162,9 +172,7 @@ def client_for(role: str, **kwargs: Any) -> Client:
 
 
 CASES = [
-    (name, path, body, outcome)
-    for name, rows in MATRIX.items()
-    for path, body, outcome in rows
+    (name, path, body, outcome) for name, rows in MATRIX.items() for path, body, outcome in rows
 ]
 
 
@@ -183,7 +191,9 @@ def test_gui_post_per_caller(world, role, name, path, body, outcomes) -> None:
         count_5xx()
     assert response.status_code < 500, seen
     if want == LOGIN:
-        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), seen
+        assert response.status_code == 302 and response["Location"].startswith(
+            "/accounts/login/"
+        ), seen
     elif want == NF:
         assert response.status_code == 404, seen
     else:

@@ -12,8 +12,8 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, Phase
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -93,7 +93,11 @@ def callers(live_server: Any, worker_env: dict[str, str]) -> dict[str, str]:
         user=owner, kind="quota", reason="room for a course project", limits={"max_containers": 8}
     )
     tokens = {}
-    for caller, user, scope in (("user", owner, "write"), ("staff", staff, "write"), ("read", owner, "read")):
+    for caller, user, scope in (
+        ("user", owner, "write"),
+        ("staff", staff, "write"),
+        ("read", owner, "read"),
+    ):
         _, tokens[caller] = auth_services.token_create(user=user, name=f"st-{caller}", scope=scope)
     return tokens
 
@@ -114,53 +118,55 @@ def _explore_one(
     operation: Any, base_url: str, caller: str, headers: dict[str, str], findings: list[Finding]
 ) -> int:
     calls = 0
-    if True:
 
-        @hypothesis.settings(
-            max_examples=EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        @hypothesis.given(
-            case=operation.as_strategy(GenerationMode.POSITIVE)
-            | operation.as_strategy(GenerationMode.NEGATIVE)
-        )
-        def run(case: Any) -> None:
-            nonlocal calls
-            calls += 1
-            response = case.call(base_url=base_url, headers=headers)
-            STATUSES[response.status_code] = STATUSES.get(response.status_code, 0) + 1
-            if response.status_code >= 500:
-                count_5xx()
-            try:
-                case.validate_response(response, checks=CHECKS)
-            except BaseExceptionGroup as exc:  # every failure is recorded, then judged
-                text = " | ".join(
-                    str(e).strip().splitlines()[0] for e in exc.exceptions if str(e).strip()
+    @hypothesis.settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @hypothesis.given(
+        case=operation.as_strategy(GenerationMode.POSITIVE)
+        | operation.as_strategy(GenerationMode.NEGATIVE)
+    )
+    def run(case: Any) -> None:
+        nonlocal calls
+        calls += 1
+        response = case.call(base_url=base_url, headers=headers)
+        STATUSES[response.status_code] = STATUSES.get(response.status_code, 0) + 1
+        if response.status_code >= 500:
+            count_5xx()
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except BaseExceptionGroup as exc:  # every failure is recorded, then judged
+            text = " | ".join(
+                str(e).strip().splitlines()[0] for e in exc.exceptions if str(e).strip()
+            )
+            query = dict(case.query or {})
+            body = response.text[:200] if response.status_code >= 400 else ""
+            if known_item_7(
+                operation.method.upper(),
+                operation.path,
+                response.status_code,
+                f"{response.headers.get('content-type', '')} {text}",
+                query,
+            ):
+                return
+            findings.append(
+                Finding(
+                    caller,
+                    operation.method.upper(),
+                    operation.path,
+                    response.status_code,
+                    text[:300] or exc.__class__.__name__,
+                    f"{case.method} {case.formatted_path} query={query} body={case.body!r:.200} "
+                    f"-> {body!r}",
                 )
-                query = dict(case.query or {})
-                body = response.text[:200] if response.status_code >= 400 else ""
-                if known_item_7(
-                    operation.method.upper(), operation.path, response.status_code,
-                    f"{response.headers.get('content-type', '')} {text}", query,
-                ):
-                    return
-                findings.append(
-                    Finding(
-                        caller,
-                        operation.method.upper(),
-                        operation.path,
-                        response.status_code,
-                        text[:300] or exc.__class__.__name__,
-                        f"{case.method} {case.formatted_path} query={query} body={case.body!r:.200} "
-                        f"-> {body!r}",
-                    )
-                )
+            )
 
-        run()
+    run()
     return calls
 
 
@@ -170,6 +176,8 @@ def test_schemathesis(callers, live_server, caller) -> None:
     STATUSES.clear()
     schema = schemathesis.openapi.from_url(f"{live_server.url}/api/v1/schema/")
     calls, findings = explore(schema, live_server.url, caller, callers[caller])
-    print(f"schemathesis as {caller}: {calls} calls, {len(findings)} findings; statuses {sorted(STATUSES.items())}; item 7: {EXCLUDED}")
+    print(
+        f"schemathesis as {caller}: {calls} calls, {len(findings)} findings; statuses {sorted(STATUSES.items())}; item 7: {EXCLUDED}"
+    )
     assert calls > 50
     assert not findings, "\n".join(str(f) for f in findings[:30])

@@ -48,8 +48,12 @@ def fault_sim(run_dir: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def site(fault_sim: Any, transactional_db: None) -> Iterator[Any]:
-    """Site `local` on the suite's simulator; `site.baseline`: the guests it held before."""
+def site(fault_sim: Any, transactional_db: None, worker_env: dict[str, str]) -> Iterator[Any]:
+    """Site `local` on the suite's simulator; `site.baseline`: the guests it held before.
+
+    It needs `worker_env` even where no worker runs: the first job enqueued fixes the test
+    process's Celery broker, and one sent before the session's Redis is configured would
+    send every later job of the session to the default filesystem:// broker, unseen."""
     from tests.conftest import _let_running_jobs_end
     from tests.factories import make_site
     from tests.reliability.agreement import guest_vmids

@@ -50,6 +50,7 @@ class AdminApi:
             ("POST", "/_sim/tasks/warn"): self.warn_tasks,
             ("POST", "/_sim/tasks/seconds"): self.task_seconds,
             ("POST", "/_sim/requests/fail"): self.fail_requests,
+            ("POST", "/_sim/requests/delay"): self.delay_requests,
             ("POST", "/_sim/locks/hold"): self.hold_lock,
             ("POST", "/_sim/locks/release"): self.release_lock,
             ("POST", "/_sim/locks/timeout"): self.lock_timeout,
@@ -257,6 +258,21 @@ class AdminApi:
                 int(b.get("count", 1)),
                 int(b.get("status", 595)),
                 str(b.get("reason", "Connection refused")),
+            )
+        )
+
+    def delay_requests(self, b: dict[str, Any]) -> None:
+        seconds = float(_need(b, "seconds"))
+        if not 0 < seconds <= 600:
+            raise AdminError(400, "seconds must be in (0, 600]")
+        self.state.faults.request_faults.append(
+            RequestFault(
+                str(b.get("method", "*")).upper(),
+                str(_need(b, "path_regex")),
+                int(b.get("count", 1)),
+                0,
+                "",
+                delay=seconds,
             )
         )
 

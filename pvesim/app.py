@@ -153,6 +153,12 @@ class PveApp:
         rel = path[len(BASE) :] or "/"
         with state.lock:
             fault = state.faults.take_request_fault(method, rel)
+            if fault is not None and fault.delay > 0:
+                state.faults.delayed += 1
+        if fault is not None and fault.delay > 0:
+            time.sleep(fault.delay)  # a slow answer, outside the lock as on a busy node
+            if not fault.status:
+                fault = None
         if fault is not None:
             if fault.status >= 595:
                 return Response(fault.status, fault.reason)

@@ -17,6 +17,8 @@ class RequestFault:
     count: int
     status: int
     reason: str
+    # > 0: hold the call this long, then answer it normally (status 0) or with the status
+    delay: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in ("*", method)) and re.search(self.path_regex, path) is not None
@@ -37,6 +39,8 @@ class Faults:
     task_faults: dict[str, list[TaskFault]] = field(default_factory=dict)
     request_faults: list[RequestFault] = field(default_factory=list)
     latency: float = 0.0
+    # calls held by a delay fault so far (tests wait on it to act while one is held)
+    delayed: int = 0
 
     def reset(self) -> None:
         self.offline.clear()
@@ -44,6 +48,7 @@ class Faults:
         self.task_faults.clear()
         self.request_faults.clear()
         self.latency = 0.0
+        self.delayed = 0
 
     def take_request_fault(self, method: str, path: str) -> RequestFault | None:
         for fault in self.request_faults:
@@ -73,4 +78,5 @@ class Faults:
             },
             "request_faults": [vars(f).copy() for f in self.request_faults],
             "latency": self.latency,
+            "delayed": self.delayed,
         }

@@ -120,6 +120,17 @@ class SimAdmin:
             },
         )
 
+    def delay_next_requests(
+        self, method: str, path_regex: str, seconds: float, count: int = 1
+    ) -> None:
+        """The next ``count`` matching API calls are held ``seconds``, then answered as
+        usual (a slow node). ``state()["faults"]["delayed"]`` counts the calls held."""
+        self._call(
+            "POST",
+            "requests/delay",
+            {"method": method, "path_regex": path_regex, "seconds": seconds, "count": count},
+        )
+
     def set_task_seconds(self, task_type: str | None, seconds: float) -> None:
         """Duration of one task type, or of all (``None``)."""
         self._call("POST", "tasks/seconds", {"task_type": task_type, "seconds": seconds})

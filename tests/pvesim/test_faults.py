@@ -138,6 +138,22 @@ def test_latency(pve: ProxmoxAPI, sim_admin: SimAdmin) -> None:
     assert time.monotonic() - start < 0.3
 
 
+def test_delay_next_requests(pve: ProxmoxAPI, sim_admin: SimAdmin) -> None:
+    create_ct(pve, 107)
+    sim_admin.delay_next_requests("GET", r"/lxc/107/status/current$", 0.4)
+    pve.version.get()  # other calls are not held
+    assert sim_admin.state()["faults"]["delayed"] == 0
+    start = time.monotonic()
+    assert pve.nodes("pve1").lxc(107).status.current.get()["status"] == "stopped"
+    assert time.monotonic() - start >= 0.4
+    assert sim_admin.state()["faults"]["delayed"] == 1
+    start = time.monotonic()
+    pve.nodes("pve1").lxc(107).status.current.get()  # count 1: the next one is quick
+    assert time.monotonic() - start < 0.4
+    sim_admin.reset_faults()
+    assert sim_admin.state()["faults"]["delayed"] == 0
+
+
 def test_reset_faults(pve: ProxmoxAPI, sim_admin: SimAdmin) -> None:
     create_ct(pve, 105)
     sim_admin.set_node_offline("pve1")
@@ -152,6 +168,7 @@ def test_reset_faults(pve: ProxmoxAPI, sim_admin: SimAdmin) -> None:
         "task_faults": {},
         "request_faults": [],
         "latency": 0.0,
+        "delayed": 0,
     }
     assert state["flocks"] == {}
     wait_task(pve, pve.nodes("pve1").lxc(105).status.start.post())

@@ -145,7 +145,6 @@ def test_concurrent_deletes(site, fault_sim, own_workers) -> None:
     assert_portal_agrees_with_cluster(site, fault_sim, baseline=site.baseline)
 
 
-@pytest.mark.xfail(reason="needs #10 item 3", strict=True)
 def test_route_and_port_adds_against_delete(site, fault_sim, own_workers) -> None:
     own_workers("race", concurrency=4)
     ct = ready(site, "racer")

@@ -20,6 +20,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from auth import quota_decisions
 from auth import services as auth_services
 from auth.models import Collaborator
 from containers import services
@@ -123,7 +124,7 @@ def world() -> dict[str, Any]:
     job.save(update_fields=["status"])
     key = auth_services.ssh_key_add(user=owner, key=_public_key(), name="laptop")
     token, _ = auth_services.token_create(user=owner, name="ci", scope="read")
-    request = auth_services.resource_request_create(
+    request = quota_decisions.resource_request_create(
         user=owner, kind="quota", reason="room for a course project", limits={"max_containers": 8}
     )
     return {

@@ -333,7 +333,15 @@ def redis_restarted_during_burst(c: Case) -> Job:
     old_log = "" if survived else c.fw.worker.process.log_text()[-3000:]
     c.fw.ensure()
 
+    restarts = []
+
     def all_final() -> bool:
+        # kombu may crash the worker a moment after Redis is back (restoring its unacked
+        # messages through the dropped connection: "Unrecoverable error: AttributeError");
+        # systemd restarts it (Restart=always in deploy/portal/cluster-portal-worker.service).
+        if not c.fw.alive():
+            restarts.append(c.fw.worker.process.log_text()[-600:])
+            c.fw.ensure()
         reconcile_jobs()  # what beat does every minute in production
         return not Job.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).exists()
 
@@ -345,7 +353,8 @@ def redis_restarted_during_burst(c: Case) -> Job:
         backlog = redis_client.Redis.from_url(redis.url).llen("proxmox")
         raise AssertionError(
             f"{exc}; refused: {refused}; worker survived: {survived}, alive now: "
-            f"{c.fw.alive()}; messages waiting in Redis: {backlog}\n{old_log}\n" + _describe(burst)
+            f"{c.fw.alive()}, restarted {len(restarts)} times; messages waiting in Redis: "
+            f"{backlog}\n{old_log}\n" + _describe(burst)
         ) from None
     jobs = [Job.objects.get(pk=j.pk) for j in burst]
     assert [j.status for j in jobs] == [JobStatus.SUCCEEDED] * len(jobs), [j.error for j in jobs]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -34,6 +35,12 @@ from .models import ACTIVE_JOB_STATUSES, Container, ContainerStatus, Job, Templa
 PAGE_SIZE = 50
 
 
+def _filter_text(value: str) -> str:
+    """A list filter as typed, less what no name can hold (NUL, other control characters),
+    and no longer than any name."""
+    return "".join(ch for ch in value if ch.isprintable()).strip()[:200]
+
+
 def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
@@ -51,7 +58,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .prefetch_related(active, "port_mappings")
         .order_by("site_id", "hostname")  # the partial unique index: a page in index order
     )
-    filters = {k: request.GET.get(k, "").strip() for k in ("q", "status", "node", "owner")}
+    filters = {k: _filter_text(request.GET.get(k, "")) for k in ("q", "status", "node", "owner")}
     if filters["q"]:
         qs = qs.filter(hostname__icontains=filters["q"])
     if filters["status"] in ContainerStatus.values:
@@ -68,7 +75,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "page": page,
             "filters": filters,
             "statuses": ContainerStatus.choices,
-            "query": "&".join(f"{k}={v}" for k, v in filters.items() if v),
+            "query": urlencode({k: v for k, v in filters.items() if v}),
         },
     )
 

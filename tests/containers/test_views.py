@@ -252,3 +252,12 @@ def test_sizes_beyond_any_container_are_refused_at_the_form(site, field, value) 
     assert not ResourceRequest.objects.exists()
     assert list(Job.objects.values_list("kind", flat=True)) == ["create"]
     assert not Container.objects.filter(hostname="big").exists()
+
+
+def test_dashboard_filters_take_any_text_without_a_server_error(site, alice_client) -> None:
+    """A NUL byte once reached PostgreSQL (a 500); an `&` broke the pagination links."""
+    for q in ("a\x00b", "x" * 5000, "a&status=running", "%00"):
+        r = alice_client.get("/", {"q": q, "node": q, "owner": q})
+        assert r.status_code == 200, q
+    r = alice_client.get("/", {"q": "a&b"})
+    assert "q=a%26b" in r.context["query"]

@@ -82,3 +82,36 @@ def make_site(
         )
     TemplateFactory(site=site)
     return site
+
+
+def make_access_world() -> dict[str, Any]:
+    """The cast of the authorization matrices: a running container `app` of `owner` with
+    `collab` as collaborator, and `other`, `bystander` and `staff`; a quota request of the
+    owner's. Returns the objects the matrices address."""
+    from auth.models import Collaborator
+    from auth.quota_decisions import resource_request_create
+    from containers import services
+
+    site = make_site(None)
+    owner = UserFactory(username="owner")
+    collab = UserFactory(username="collab")
+    UserFactory(username="other")
+    UserFactory(username="bystander")
+    UserFactory(username="staff", is_staff=True)
+    job = services.container_create(owner=owner, hostname="app", template=site.templates.get())
+    container = job.container
+    Collaborator.objects.create(container=container, user=collab, added_by=owner)
+    services.container_set_status(container=container, to="provisioning")
+    services.container_set_status(container=container, to="running")
+    job.status = "succeeded"
+    job.save(update_fields=["status"])
+    request = resource_request_create(
+        user=owner, kind="quota", reason="room for a course project", limits={"max_containers": 8}
+    )
+    return {
+        "site": site,
+        "owner": owner,
+        "container": container,
+        "job": job,
+        "request": request,
+    }

@@ -10,12 +10,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from auth import quota_decisions
 from auth import services as auth_services
-from auth.models import Collaborator
-from containers import services
 from tests.api_contract import check
-from tests.factories import UserFactory, make_site
+from tests.factories import make_access_world
 
 pytestmark = pytest.mark.django_db
 
@@ -84,27 +81,12 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, tuple[int, ...]]] = [
 
 @pytest.fixture
 def world() -> dict[str, Any]:
-    site = make_site(None)
-    owner = UserFactory(username="owner")
-    collab = UserFactory(username="collab")
-    UserFactory(username="other")
-    UserFactory(username="bystander")
-    UserFactory(username="staff", is_staff=True)
-    job = services.container_create(owner=owner, hostname="app", template=site.templates.get())
-    container = job.container
-    Collaborator.objects.create(container=container, user=collab, added_by=owner)
-    services.container_set_status(container=container, to="provisioning")
-    services.container_set_status(container=container, to="running")
-    job.status = "succeeded"
-    job.save(update_fields=["status"])
-    request = quota_decisions.resource_request_create(
-        user=owner, kind="quota", reason="room for a course project", limits={"max_containers": 8}
-    )
+    w = make_access_world()
     return {
-        "cid": container.pk,
-        "jid": job.pk,
-        "rid": container.routes.get().pk,
-        "rrid": request.pk,
+        "cid": w["container"].pk,
+        "jid": w["job"].pk,
+        "rid": w["container"].routes.get().pk,
+        "rrid": w["request"].pk,
     }
 
 

@@ -20,11 +20,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from auth import quota_decisions
 from auth import services as auth_services
-from auth.models import Collaborator
-from containers import services
-from tests.factories import UserFactory, make_site
+from tests.factories import make_access_world
 from tests.reliability.figures import count_5xx
 
 pytestmark = [pytest.mark.django_db, pytest.mark.security]
@@ -109,31 +106,17 @@ def _public_key() -> str:
 
 @pytest.fixture
 def world() -> dict[str, Any]:
-    site = make_site(None)
-    owner = UserFactory(username="owner")
-    collab = UserFactory(username="collab")
-    UserFactory(username="other")
-    UserFactory(username="bystander")
-    UserFactory(username="staff", is_staff=True)
-    job = services.container_create(owner=owner, hostname="app", template=site.templates.get())
-    container = job.container
-    Collaborator.objects.create(container=container, user=collab, added_by=owner)
-    services.container_set_status(container=container, to="provisioning")
-    services.container_set_status(container=container, to="running")
-    job.status = "succeeded"
-    job.save(update_fields=["status"])
+    w = make_access_world()
+    container, owner = w["container"], w["owner"]
     key = auth_services.ssh_key_add(user=owner, key=_public_key(), name="laptop")
     token, _ = auth_services.token_create(user=owner, name="ci", scope="read")
-    request = quota_decisions.resource_request_create(
-        user=owner, kind="quota", reason="room for a course project", limits={"max_containers": 8}
-    )
     return {
         "cid": container.pk,
-        "tid": site.templates.get().pk,
+        "tid": w["site"].templates.get().pk,
         "rid": container.routes.get().pk,
         "kid": key.pk,
         "tokid": token.pk,
-        "rrid": request.pk,
+        "rrid": w["request"].pk,
         "newkey": _public_key(),
     }
 

@@ -135,6 +135,8 @@ class Container(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     running_since = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A create that failed stays on its owner's dashboard until they dismiss it.
+    dismissed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering: ClassVar = ["site", "vmid"]

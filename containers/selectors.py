@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from auth.selectors import visible_container_q
 from portal.errors import NotFound
 
-from .models import LIVE, Container, Job, JobLogEntry
+from .models import LIVE, Container, ContainerStatus, Job, JobKind, JobLogEntry, JobStatus
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -72,3 +72,38 @@ def job_get(user: User | AnonymousUser, job_id: str) -> Job:
 
 def job_log(job: Job, *, after: int = 0) -> QuerySet[JobLogEntry]:
     return job.log_entries.filter(id__gt=after).order_by("id")
+
+
+def _failed_creates(user: User | AnonymousUser) -> QuerySet[Container]:
+    if not user.is_authenticated:
+        return Container.objects.none()
+    return Container.objects.filter(
+        owner=user,
+        status=ContainerStatus.DELETED,
+        dismissed_at__isnull=True,
+        jobs__kind=JobKind.CREATE,
+        jobs__status=JobStatus.FAILED,
+    ).distinct()
+
+
+def failed_creates_for(user: User | AnonymousUser) -> list[Container]:
+    """The user's own containers whose create failed and was cleaned up, not yet dismissed,
+    newest first (20 at most), each with its failed create job as `failed_job`."""
+    failed = Job.objects.filter(kind=JobKind.CREATE, status=JobStatus.FAILED)
+    rows: list[Container] = list(
+        _failed_creates(user)
+        .select_related("template")
+        .prefetch_related(Prefetch("jobs", queryset=failed, to_attr="failed_jobs"))
+        .order_by("-created_at")[:20]
+    )
+    for c in rows:
+        c.failed_job = c.failed_jobs[0] if c.failed_jobs else None  # type: ignore[attr-defined]
+    return rows
+
+
+def failed_create_get(user: User | AnonymousUser, *, pk: int) -> Container:
+    """One of the user's undismissed failed creates; anything else is NotFound."""
+    found = _failed_creates(user).select_related("template", "site", "owner").filter(pk=pk).first()
+    if found is None:
+        raise NotFound(f"no failed container {pk}")
+    return found

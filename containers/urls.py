@@ -22,5 +22,10 @@ urlpatterns = [
         views.collaborator_remove,
         name="container-collaborator-remove",
     ),
+    path(
+        "containers/<int:pk>/failed/<slug:action>/",
+        views.failed_create_action,
+        name="failed-create-action",
+    ),
     path("containers/<int:pk>/<slug:action>/", views.container_action, name="container-action"),
 ]

@@ -22,7 +22,7 @@ from networking.models import RouteAccess
 from portal.api.base import parse_id
 from portal.errors import NotFound, PortalError, ValidationFailed
 
-from . import selectors, services
+from . import failed_creates, selectors, services
 from .forms import (
     CollaboratorForm,
     ContainerCreateForm,
@@ -59,6 +59,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .order_by("site_id", "hostname")  # the partial unique index: a page in index order
     )
     filters = {k: _filter_text(request.GET.get(k, "")) for k in ("q", "status", "node", "owner")}
+    if filters["status"] == ContainerStatus.DELETED:  # the history, on request only
+        qs = (
+            selectors.containers_visible_to(user, include_deleted=True)
+            .prefetch_related(active, "port_mappings")
+            .order_by("site_id", "hostname")
+        )
     if filters["q"]:
         qs = qs.filter(hostname__icontains=filters["q"])
     if filters["status"] in ContainerStatus.values:
@@ -73,6 +79,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "containers/dashboard.html",
         {
             "page": page,
+            "failed": selectors.failed_creates_for(user),
             "filters": filters,
             "statuses": ContainerStatus.choices,
             "query": urlencode({k: v for k, v in filters.items() if v}),
@@ -358,3 +365,26 @@ def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
     if next_url == "dashboard":
         return redirect("dashboard")
     return redirect("container-detail", pk=pk)
+
+
+@login_required
+@require_POST
+def failed_create_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Try a failed create again, or dismiss it from the dashboard (its owner only)."""
+    user = _user(request)
+    if action not in ("retry", "dismiss"):
+        raise Http404("no such action")
+    try:
+        failed = selectors.failed_create_get(user, pk=pk)
+    except NotFound:
+        raise Http404("no such failed container") from None
+    if action == "dismiss":
+        failed_creates.failed_create_dismiss(container=failed, actor=user)
+        return redirect("dashboard")
+    try:
+        job = failed_creates.failed_create_retry(container=failed, actor=user)
+    except PortalError as exc:
+        messages.error(request, f"{failed.hostname} cannot be created again: {exc.message}")
+        return redirect("dashboard")
+    messages.info(request, f"Creating {failed.hostname} again.")
+    return redirect("container-detail", pk=job.container_id)

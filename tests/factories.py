@@ -115,3 +115,19 @@ def make_access_world() -> dict[str, Any]:
         "job": job,
         "request": request,
     }
+
+
+def make_failed_create(owner: Any, hostname: str, site: Any) -> Any:
+    """A container whose create job failed and was cleaned up, as the runner leaves it."""
+    from containers import services
+    from containers.models import ContainerStatus, JobStatus
+
+    job = services.container_create(owner=owner, hostname=hostname, template=site.templates.get())
+    services.container_set_status(
+        container=job.container, to=ContainerStatus.DELETED, message="creation failed"
+    )
+    job.status = JobStatus.FAILED
+    job.error = f"Creating {hostname} failed at step 'Create': storage full"
+    job.error_code = "proxmox_error"
+    job.save(update_fields=["status", "error", "error_code"])
+    return job.container

@@ -261,3 +261,36 @@ def test_dashboard_filters_take_any_text_without_a_server_error(site, alice_clie
         assert r.status_code == 200, q
     r = alice_client.get("/", {"q": "a&b"})
     assert "q=a%26b" in r.context["query"]
+
+
+def test_a_failed_create_stays_on_the_dashboard_until_retried_or_dismissed(site) -> None:
+    from tests.factories import make_failed_create
+
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    client = Client()
+    client.force_login(alice)
+    broken = make_failed_create(alice, "broken", site)
+    page = client.get("/").content.decode()
+    assert "Could not be created" in page and "storage full" in page
+    # Only its owner sees it or acts on it.
+    other = Client()
+    other.force_login(bob)
+    assert "broken" not in other.get("/").content.decode()
+    assert other.post(f"/containers/{broken.pk}/failed/retry/").status_code == 404
+    # Try again: a new container of the same name, template and sizes; the old one is dismissed.
+    r = client.post(f"/containers/{broken.pk}/failed/retry/")
+    again = Container.objects.get(hostname="broken", status="pending")
+    assert r.status_code == 302 and r["Location"] == f"/containers/{again.pk}/"
+    assert (again.cores, again.memory_mib, again.template_id) == (
+        broken.cores,
+        broken.memory_mib,
+        broken.template_id,
+    )
+    assert "Could not be created" not in client.get("/").content.decode()
+    # Dismiss: gone from the dashboard, the row stays as history (the Deleted filter).
+    gone = make_failed_create(alice, "gone", site)
+    assert client.post(f"/containers/{gone.pk}/failed/dismiss/").status_code == 302
+    assert "Could not be created" not in client.get("/").content.decode()
+    deleted = client.get("/", {"status": "deleted"}).content.decode()
+    assert 'data-hostname="gone"' in deleted and 'data-hostname="broken"' in deleted
+    assert client.post(f"/containers/{gone.pk}/failed/retry/").status_code == 404

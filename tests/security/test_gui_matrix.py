@@ -21,7 +21,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from auth import services as auth_services
-from tests.factories import make_access_world
+from tests.factories import make_access_world, make_failed_create
 from tests.reliability.figures import count_5xx
 
 pytestmark = [pytest.mark.django_db, pytest.mark.security]
@@ -57,6 +57,12 @@ MATRIX: dict[str, list[tuple[str, dict[str, Any], tuple[str, ...]]]] = {
         ),
         (C + "/delete/", {"confirm": "app"}, (LOGIN, NF, REFUSED, OK, OK)),
         (C + "/bogus/", {}, (LOGIN, NF, NF, NF, NF)),
+    ],
+    # A failed create is its owner's to try again or dismiss: nobody else's, staff included.
+    "failed-create-action": [
+        ("/containers/{fid}/failed/retry/", {}, (LOGIN, NF, NF, OK, NF)),
+        ("/containers/{fid}/failed/dismiss/", {}, (LOGIN, NF, NF, OK, NF)),
+        ("/containers/{fid}/failed/bogus/", {}, (LOGIN, NF, NF, NF, NF)),
     ],
     # Objects of one's own: nobody else's, staff included, through the GUI.
     "accounts:ssh-key-remove": [("/accounts/ssh-keys/{kid}/remove/", {}, (LOGIN, NF, NF, OK, NF))],
@@ -118,6 +124,7 @@ def world() -> dict[str, Any]:
         "tokid": token.pk,
         "rrid": w["request"].pk,
         "newkey": _public_key(),
+        "fid": make_failed_create(owner, "broken", w["site"]).pk,
     }
 
 

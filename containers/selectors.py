@@ -53,6 +53,19 @@ def container_get(
         raise NotFound(f"no container {hostname or pk}", code="not_found") from None
 
 
+def deleted_container_get(user: User | AnonymousUser, *, pk: int) -> Container:
+    """A deleted container the user could see when it lived (its page says it is gone)."""
+    found = (
+        containers_visible_to(user, include_deleted=True)
+        .filter(pk=pk, status=ContainerStatus.DELETED)
+        .select_related("template", "node", "site")
+        .first()
+    )
+    if found is None:
+        raise NotFound(f"no container {pk}", code="not_found")
+    return found
+
+
 def jobs_visible_to(user: User | AnonymousUser) -> QuerySet[Job]:
     """Jobs of the containers the user may see (their collaborators see them too)."""
     qs = Job.objects.select_related("container", "actor")

@@ -246,7 +246,21 @@ def _detail(
 @login_required
 @require_GET
 def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _detail(request, _get(request, pk))
+    try:
+        container = selectors.container_get(_user(request), pk=pk)
+    except NotFound:
+        return _deleted_detail(request, pk)
+    return _detail(request, container)
+
+
+def _deleted_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A deleted container's page: that it is gone, when and why, its history; no actions."""
+    try:
+        container = selectors.deleted_container_get(_user(request), pk=pk)
+    except NotFound:
+        raise Http404("no such container") from None
+    jobs = container.jobs.order_by("-created_at")[:10]
+    return render(request, "containers/deleted.html", {"c": container, "jobs": jobs})
 
 
 @login_required

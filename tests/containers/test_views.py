@@ -294,3 +294,20 @@ def test_a_failed_create_stays_on_the_dashboard_until_retried_or_dismissed(site)
     deleted = client.get("/", {"status": "deleted"}).content.decode()
     assert 'data-hostname="gone"' in deleted and 'data-hostname="broken"' in deleted
     assert client.post(f"/containers/{gone.pk}/failed/retry/").status_code == 404
+
+
+def test_a_deleted_containers_page_says_so_and_offers_no_actions(site, alice_client) -> None:
+    from containers.models import ContainerStatus
+
+    alice = Container._meta.get_field("owner").related_model.objects.get(username="alice")
+    job = services.container_create(owner=alice, hostname="old", template=site.templates.get())
+    services.container_set_status(container=job.container, to=ContainerStatus.DELETED)
+    r = alice_client.get(f"/containers/{job.container_id}/")
+    page = r.content.decode()
+    assert r.status_code == 200 and "This container was deleted" in page
+    assert (
+        "/delete/" not in page and "/stop/" not in page and "<form" not in page.split("<main")[-1]
+    )
+    other = Client()
+    other.force_login(UserFactory(username="eve"))
+    assert other.get(f"/containers/{job.container_id}/").status_code == 404

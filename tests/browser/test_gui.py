@@ -103,9 +103,13 @@ def test_create_watch_copy_collaborate_stop_delete(
     page.get_by_label(re.compile("to delete this container")).fill("webapp")
     page.get_by_role("button", name="Delete webapp").click()
     expect(page.locator(".messages")).to_contain_text("Deleting webapp")
-    wait_job_final(page)
+    # When the job ends the page follows by itself: it says the container is deleted, with
+    # its history, and its actions are gone.
+    expect(page.get_by_text("This container was deleted")).to_be_visible(timeout=JOB_TIMEOUT)
     c.refresh_from_db()
     assert c.status == ContainerStatus.DELETED
+    expect(page.locator("#history-h + table")).to_contain_text("succeeded")
+    expect(page.get_by_role("button", name="Delete webapp")).to_have_count(0)
     page.goto("/")
     expect(page.get_by_text("You have no containers yet.")).to_be_visible()
 

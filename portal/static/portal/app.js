@@ -103,6 +103,10 @@ async function refreshContainer() {
   const el = document.querySelector("[data-container-url]");
   if (!el) return;
   const r = await fetch(el.dataset.containerUrl, { headers: { "Accept": "application/json" } });
+  if (r.status === 404) {  // deleted: its page now says so, with no actions
+    location.reload();
+    return;
+  }
   if (!r.ok) return;
   const c = await r.json();
   document.querySelectorAll("[data-container-status]").forEach((badge) => {

@@ -260,7 +260,13 @@ def _deleted_detail(request: HttpRequest, pk: int) -> HttpResponse:
     except NotFound:
         raise Http404("no such container") from None
     jobs = container.jobs.order_by("-created_at")[:10]
-    return render(request, "containers/deleted.html", {"c": container, "jobs": jobs})
+    try:  # a create that failed: its owner may try again from here
+        failed = selectors.failed_create_get(_user(request), pk=pk)
+    except NotFound:
+        failed = None
+    return render(
+        request, "containers/deleted.html", {"c": container, "jobs": jobs, "failed": failed}
+    )
 
 
 @login_required

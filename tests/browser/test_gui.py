@@ -171,3 +171,29 @@ def test_api_token_is_shown_once(page: Any, cluster: Any) -> None:
 
     page.get_by_role("button", name="Revoke the token CI deploy").click()
     expect(page.locator(f'tr[data-token="{token.prefix}"]')).to_contain_text("revoked")
+
+
+def test_a_failed_create_shows_its_error_and_is_tried_again(
+    page: Any, cluster: Any, sim: Any, worker: Any, screenshot_dir: Path
+) -> None:
+    make_user("dora")
+    log_in(page, "dora")
+    sim.admin.fail_next_tasks("vzcreate", 1, "unpacking template failed - EIO")
+    page.goto("/containers/new/")
+    page.get_by_label("Hostname").fill("flaky")
+    page.get_by_role("button", name="Create container").click()
+    page.wait_for_url(re.compile(r"/containers/\d+/$"))
+    # The page follows the job to its end: the create failed, and it says why.
+    expect(page.get_by_text("This container was deleted")).to_be_visible(timeout=JOB_TIMEOUT)
+    expect(page.locator(".failed")).to_contain_text("unpacking template failed - EIO")
+    # It stays on the dashboard, with its error, until tried again or dismissed.
+    page.goto("/")
+    failed = page.locator('[data-failed="flaky"]')
+    expect(failed).to_contain_text("unpacking template failed - EIO")
+    page.screenshot(path=str(screenshot_dir / "dashboard-failed-create.png"), full_page=True)
+    failed.get_by_role("button", name="Try again").click()
+    page.wait_for_url(re.compile(r"/containers/\d+/$"))
+    expect(page.locator("h1 [data-container-status]")).to_have_text("running", timeout=JOB_TIMEOUT)
+    page.goto("/")
+    expect(page.locator('[data-failed="flaky"]')).to_have_count(0)
+    expect(page.locator('tr[data-hostname="flaky"] .badge')).to_have_text("Running")

@@ -197,3 +197,24 @@ def test_a_failed_create_shows_its_error_and_is_tried_again(
     page.goto("/")
     expect(page.locator('[data-failed="flaky"]')).to_have_count(0)
     expect(page.locator('tr[data-hostname="flaky"] .badge')).to_have_text("Running")
+
+
+def test_the_page_follows_a_resize_without_a_reload(
+    page: Any, cluster: Any, worker: Any, screenshot_dir: Path
+) -> None:
+    from containers import services
+
+    erin = make_user("erin")
+    job = services.container_create(owner=erin, hostname="grow", template=cluster.templates.get())
+    log_in(page, "erin")
+    page.goto(f"/containers/{job.container_id}/")
+    expect(page.locator("h1 [data-container-status]")).to_have_text("running", timeout=JOB_TIMEOUT)
+    page.reload()  # the resize form is offered once it runs
+    page.locator("#id_cores").fill("2")
+    page.get_by_role("button", name="Resize", exact=True).click()
+    expect(page.locator(".messages")).to_contain_text("Resize of grow queued")
+    page.evaluate("window.__same_document = true")
+    overview = page.locator("#live-overview")
+    expect(overview).to_contain_text("2 cores", timeout=JOB_TIMEOUT)
+    expect(page.locator("#live-history")).to_contain_text("Resize")
+    assert page.evaluate("window.__same_document") is True  # no reload

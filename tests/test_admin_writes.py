@@ -110,3 +110,69 @@ def test_the_walk_finds_an_admin_that_uses_the_defaults(superuser_request: Any) 
     assert "QuotaOverride: add by save_model default" in found
     assert "QuotaOverride: delete by delete_model default" in found
     assert "Node inline in Site: add" in found
+
+
+# -- the service-backed admins, through their pages ------------------------------------------
+@pytest.fixture
+def staff_client() -> Any:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    return client
+
+
+def _messages(response: Any) -> list[str]:
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+@pytest.mark.django_db
+def test_a_quota_override_is_granted_and_revoked_through_the_services(staff_client: Any) -> None:
+    from auth.models import QUOTA_VALUE_MAX, AuditEntry
+
+    user = UserFactory(username="bob")
+    url = "/admin/accounts/quotaoverride/add/"
+    # No limit named, then a value beyond the column: refused by quota_override_create.
+    for extra, said in (
+        ({}, "name at least one limit"),
+        ({"max_cores": str(QUOTA_VALUE_MAX + 1)}, f"from 0 to {QUOTA_VALUE_MAX}"),
+    ):
+        response = staff_client.post(url, {"user": user.pk, "reason": "x", **extra}, follow=True)
+        assert not QuotaOverride.objects.exists(), extra
+        form = response.context.get("adminform")
+        shown = _messages(response) + [str(form.form.errors)] if form else _messages(response)
+        assert any(said in m for m in shown), (extra, shown)
+    response = staff_client.post(url, {"user": user.pk, "reason": "a course", "max_cores": "8"})
+    assert response.status_code == 302
+    override = QuotaOverride.objects.get()
+    assert (override.max_cores, override.granted_by.username) == (8, "root")
+    assert AuditEntry.objects.filter(action="quota.override", object_id=str(override.pk)).exists()
+
+    change = f"/admin/accounts/quotaoverride/{override.pk}/change/"
+    assert staff_client.post(change, {"user": user.pk, "max_cores": "99"}).status_code == 403
+    response = staff_client.post(
+        f"/admin/accounts/quotaoverride/{override.pk}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 302 and not QuotaOverride.objects.exists()
+    assert AuditEntry.objects.filter(action="quota.revoke", object_id=str(override.pk)).exists()
+
+
+@pytest.mark.django_db
+def test_a_template_is_changed_through_its_service_and_never_deleted(staff_client: Any) -> None:
+    from auth.models import AuditEntry
+    from tests.admin_forms import post_change
+    from tests.factories import make_site
+
+    template = make_site(None).templates.get()
+    url = f"/admin/containers/template/{template.pk}/change/"
+    response = post_change(staff_client, url, enabled=False, volid="local:vztmpl/other.tar")
+    assert response.redirect_chain
+    template.refresh_from_db()
+    assert not template.enabled and template.volid != "local:vztmpl/other.tar"
+    entry = AuditEntry.objects.get(action="template.update", object_id=str(template.pk))
+    assert entry.changes == {"enabled": False}
+    # Refused by full_clean in the service (a default above the template's maximum)...
+    response = post_change(staff_client, url, default_cores=9, max_cores=4)
+    assert Template.objects.get(pk=template.pk).default_cores == template.default_cores
+    delete = f"/admin/containers/template/{template.pk}/delete/"
+    assert staff_client.post(delete, {"post": "yes"}).status_code == 403

@@ -85,8 +85,8 @@ class ContainerAdmin(ServiceAdmin):
         names = [f"{c}: the delete job removes CT {c.vmid} from {c.node}" for c in objs]
         return names, {}, set(), []
 
-    def log_deletions(self, request: HttpRequest, queryset: Any) -> None:
-        return None  # the service audits the request; nothing is deleted yet
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> list[Any]:
+        return []  # the service audits the request; nothing is deleted yet
 
     def delete_model(self, request: HttpRequest, obj: Container) -> None:
         job = self.call_service(

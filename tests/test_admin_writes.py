@@ -140,7 +140,7 @@ def test_a_quota_override_is_granted_and_revoked_through_the_services(staff_clie
         response = staff_client.post(url, {"user": user.pk, "reason": "x", **extra}, follow=True)
         assert not QuotaOverride.objects.exists(), extra
         form = response.context.get("adminform")
-        shown = _messages(response) + [str(form.form.errors)] if form else _messages(response)
+        shown = [*_messages(response), str(form.form.errors)] if form else _messages(response)
         assert any(said in m for m in shown), (extra, shown)
     response = staff_client.post(url, {"user": user.pk, "reason": "a course", "max_cores": "8"})
     assert response.status_code == 302

@@ -106,6 +106,9 @@ class SiteAdmin(ServiceAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
+        return list(self.inlines) if obj is not None and obj.pk else []  # a new site: no nodes
+
     @admin.display(description="Gateway")
     def gateway_status(self, obj: Site) -> str:
         last = obj.config_revisions.first()

@@ -90,7 +90,8 @@ def _assign(obj: Site | Node, values: Mapping[str, Any], allowed: frozenset[str]
         )
     changed = []
     for name, value in values.items():
-        if getattr(obj, name) != value:
+        # A new node has no site yet: reading it raises (an AttributeError), hence the default.
+        if obj._state.adding or getattr(obj, name, None) != value:
             setattr(obj, name, value)
             changed.append(name)
     return changed

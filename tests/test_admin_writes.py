@@ -177,3 +177,54 @@ def test_a_template_is_changed_through_its_service_and_never_deleted(staff_clien
     assert Template.objects.get(pk=template.pk).default_cores == template.default_cores
     delete = f"/admin/containers/template/{template.pk}/delete/"
     assert staff_client.post(delete, {"post": "yes"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_site_and_a_node_are_added_through_their_services(staff_client: Any) -> None:
+    from auth.models import AuditEntry
+    from networking.models import GatewayState
+
+    response = staff_client.post(
+        "/admin/networking/site/add/",
+        {
+            "name": "Second",
+            "slug": "second",
+            "domain": "apps.second.test",
+            "internal_domain": "second.internal",
+            "subnet": "10.20.0.0/16",
+            "gateway_ip": "10.20.0.1",
+            "reserved_ranges": "10.20.0.0-10.20.0.255",
+            "dhcp_range_start": "10.20.255.0",
+            "dhcp_range_end": "10.20.255.254",
+            "bridge": "vmbr0",
+            "rootfs_storage": "local-lvm",
+            "ssh_port_min": "10000",
+            "ssh_port_max": "21999",
+            "service_port_min": "22000",
+            "service_port_max": "32767",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    site = Site.objects.get(slug="second")
+    assert AuditEntry.objects.filter(action="site.create", object_id=str(site.pk)).exists()
+    assert GatewayState.objects.get(site=site).requested == 1
+
+    response = staff_client.post(
+        "/admin/networking/node/add/",
+        {
+            "site": site.pk,
+            "name": "pve9",
+            "api_url": "https://10.20.0.9:8006",
+            "token_id": "portal@pve!portal",
+            "token_secret": "s3cret-value",
+            "slot": "0",
+            "state": "active",
+            "verify_tls": "on",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    node = Node.objects.get(site=site, name="pve9")
+    assert node.token_secret == "s3cret-value"
+    entry = AuditEntry.objects.get(action="node.create", object_id=str(node.pk))
+    assert "s3cret-value" not in str(entry.changes) + entry.summary
+    assert GatewayState.objects.get(site=site).requested == 2

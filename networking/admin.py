@@ -288,15 +288,19 @@ class RouteAdmin(ServiceAdmin):
         )
 
     def delete_model(self, request: HttpRequest, obj: Route) -> None:
-        services.route_delete(route=obj, actor=operator(request))
+        self.call_service(
+            request, lambda: services.route_delete(route=obj, actor=operator(request))
+        )
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
         for route in queryset:
-            services.route_delete(route=route, actor=operator(request))
+            self.call_service(
+                request, lambda r=route: services.route_delete(route=r, actor=operator(request))
+            )
 
 
 @admin.register(PortMapping)
-class PortMappingAdmin(admin.ModelAdmin):
+class PortMappingAdmin(ServiceAdmin):
     list_display = ("external_port", "protocol", "site", "container", "container_port", "name")
     list_filter = ("site", "protocol")
     search_fields = ("container__hostname", "=external_port")
@@ -318,8 +322,13 @@ class PortMappingAdmin(admin.ModelAdmin):
         return False  # every field is the allocator's; unpublish (delete) and add again
 
     def delete_model(self, request: HttpRequest, obj: PortMapping) -> None:
-        services.port_mapping_delete(mapping=obj, actor=operator(request))
+        self.call_service(
+            request, lambda: services.port_mapping_delete(mapping=obj, actor=operator(request))
+        )
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PortMapping]) -> None:
         for mapping in queryset:
-            services.port_mapping_delete(mapping=mapping, actor=operator(request))
+            self.call_service(
+                request,
+                lambda m=mapping: services.port_mapping_delete(mapping=m, actor=operator(request)),
+            )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 
 from portal.errors import PortalError
 
@@ -74,6 +75,14 @@ class ServiceAdmin(admin.ModelAdmin):
         if self.service_failed(request):
             return HttpResponseRedirect(request.get_full_path())
         return super().response_change(request, obj)
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> Any:
+        if self.service_failed(request):  # not deleted: no "deleted successfully"
+            opts = self.opts
+            return HttpResponseRedirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+            )
+        return super().response_delete(request, obj_display, obj_id)
 
 
 def form_values(form: Any, fields: Any, *, every: bool = False) -> dict[str, Any]:

@@ -228,3 +228,25 @@ def test_a_site_and_a_node_are_added_through_their_services(staff_client: Any) -
     entry = AuditEntry.objects.get(action="node.create", object_id=str(node.pk))
     assert "s3cret-value" not in str(entry.changes) + entry.summary
     assert GatewayState.objects.get(site=site).requested == 2
+
+
+@pytest.mark.django_db
+def test_a_refused_route_or_port_delete_says_why_and_deletes_nothing(staff_client: Any) -> None:
+    from containers import services
+    from tests.factories import make_site
+
+    site = make_site(None)
+    c = services.container_create(
+        owner=UserFactory(username="alice"), hostname="web", template=site.templates.get()
+    ).container
+    route, ssh = Route.objects.get(container=c), PortMapping.objects.get(container=c)
+    for url, said in (
+        (f"/admin/networking/route/{route.pk}/delete/", "the default route goes with"),
+        (f"/admin/networking/portmapping/{ssh.pk}/delete/", "the SSH port goes with"),
+    ):
+        response = staff_client.post(url, {"post": "yes"}, follow=True)
+        assert response.status_code == 200, url
+        shown = _messages(response)
+        assert any(said in m for m in shown) and not any("successfully" in m for m in shown)
+    assert Route.objects.filter(pk=route.pk).exists()
+    assert PortMapping.objects.filter(pk=ssh.pk).exists()

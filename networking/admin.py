@@ -294,9 +294,7 @@ class RouteAdmin(ServiceAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
         for route in queryset:
-            self.call_service(
-                request, lambda r=route: services.route_delete(route=r, actor=operator(request))
-            )
+            self.delete_model(request, route)
 
 
 @admin.register(PortMapping)
@@ -328,7 +326,4 @@ class PortMappingAdmin(ServiceAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PortMapping]) -> None:
         for mapping in queryset:
-            self.call_service(
-                request,
-                lambda m=mapping: services.port_mapping_delete(mapping=m, actor=operator(request)),
-            )
+            self.delete_model(request, mapping)

@@ -6,11 +6,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from portal.admin_tools import ServiceAdmin, operator
 from portal.errors import PortalError
 
 from . import logins, quota_decisions, services
 from .admin_audit import AuditedModelAdmin
 from .models import (
+    QUOTA_FIELDS,
     ApiToken,
     AuditEntry,
     AuthenticatorDevice,
@@ -109,7 +111,10 @@ class GroupPolicyAdmin(AuditedModelAdmin):
 
 
 @admin.register(QuotaOverride)
-class QuotaOverrideAdmin(AuditedModelAdmin):
+class QuotaOverrideAdmin(ServiceAdmin):
+    """Granted through quota_override_create (which validates the limits), revoked through
+    quota_override_revoke; a grant is not edited in place: revoke it and grant again."""
+
     list_display = ("user", "created_at", "expires_at", "granted_by", "reason")
     search_fields = ("user__username", "reason")
     list_filter = ("created_at",)
@@ -120,10 +125,31 @@ class QuotaOverrideAdmin(AuditedModelAdmin):
         *LIMIT_FIELDS,
     )
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
     def save_model(self, request: HttpRequest, obj: QuotaOverride, form: Any, change: bool) -> None:
-        if not change:
-            obj.granted_by = request.user  # type: ignore[assignment]
-        super().save_model(request, obj, form, change)
+        data = form.cleaned_data
+        limits = {f: data[f] for f in QUOTA_FIELDS if data.get(f) is not None}
+        override = self.call_service(
+            request,
+            lambda: quota_decisions.quota_override_create(
+                user=data["user"],
+                actor=operator(request),
+                reason=data.get("reason") or "",
+                expires_at=data.get("expires_at"),
+                limits=limits,
+            ),
+        )
+        if override is not None:
+            obj.pk, obj._state.adding = override.pk, False
+
+    def delete_model(self, request: HttpRequest, obj: QuotaOverride) -> None:
+        quota_decisions.quota_override_revoke(override=obj, actor=operator(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[QuotaOverride]) -> None:
+        for override in queryset.select_related("user"):
+            quota_decisions.quota_override_revoke(override=override, actor=operator(request))
 
 
 @admin.register(ResourceRequest)

@@ -72,6 +72,20 @@ def quota_override_create(
     return override
 
 
+def quota_override_revoke(*, override: QuotaOverride, actor: User | None) -> None:
+    """Take a grant back (the admin's Delete); the user's quota is the group's again."""
+    require_staff(actor, "revoke quota")
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="quota.revoke",
+            obj=override,
+            summary=f"revoked override #{override.pk} of {override.user.get_username()}",
+            changes={"user": override.user.get_username()},
+        )
+        override.delete()
+
+
 def resource_request_create(
     *,
     user: User,

@@ -3,13 +3,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 
-from portal.admin_tools import operator, run_each
+from portal.admin_tools import ServiceAdmin, form_values, operator, run_each
 
-from . import reconcile, services
+from . import reconcile, services, template_services
 from .models import Container, Job, JobLogEntry, Template
 
 
@@ -17,36 +18,88 @@ def _job_text(obj: Model, verb: str, job: Job) -> str:
     return f"{obj}: {verb} queued (job {job.pk})"
 
 
+# What the container form may change: resources, through the resize job. Everything else
+# is the jobs' (status, vmid, node, ip, mac, ...) or fixed for the container's life: the
+# hostname is read-only on every face (GUI, API, admin), so route, DNS and CT never differ.
+RESOURCE_FIELDS = ("cores", "memory_mib", "swap_mib", "disk_gib")
+
+
 @admin.register(Template)
-class TemplateAdmin(admin.ModelAdmin):
+class TemplateAdmin(ServiceAdmin):
+    """Added by the nodes' "import templates" action; changed through template_update;
+    disabled, never deleted (containers point at it)."""
+
     list_display = ("name", "display_name", "site", "volid", "enabled")
     list_filter = ("site", "enabled")
     search_fields = ("name", "display_name", "volid")
+    readonly_fields = ("site", "name", "volid")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Template, form: Any, change: bool) -> None:
+        fresh = Template.objects.get(pk=obj.pk)  # obj already holds the form's values
+        self.call_service(
+            request,
+            lambda: template_services.template_update(
+                template=fresh,
+                actor=operator(request),
+                values=form_values(form, template_services.TEMPLATE_FIELDS),
+            ),
+        )
 
 
 @admin.register(Container)
-class ContainerAdmin(admin.ModelAdmin):
+class ContainerAdmin(ServiceAdmin):
     list_display = ("hostname", "vmid", "site", "node", "owner", "status", "ip", "created_at")
     list_filter = ("site", "node", "status")
     search_fields = ("hostname", "ip", "mac", "owner__username")
     list_select_related = ("site", "node", "owner")
-    readonly_fields = (
-        "site",
-        "node",
-        "vmid",
-        "ip",
-        "mac",
-        "status",
-        "status_message",
-        "created_at",
-        "updated_at",
-        "running_since",
-        "deleted_at",
-    )
     actions = ("start", "stop", "delete", "reconcile")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in Container._meta.fields if f.name not in RESOURCE_FIELDS]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # containers are created through the portal's services, never by hand
+
+    def save_model(self, request: HttpRequest, obj: Container, form: Any, change: bool) -> None:
+        """Queue a resize job; the row changes when Proxmox has the new values."""
+        values = form_values(form, RESOURCE_FIELDS)
+        if not values:
+            return
+        current = Container.objects.select_related("template", "owner").get(pk=obj.pk)
+        job = self.call_service(
+            request,
+            lambda: services.container_resize(container=current, actor=operator(request), **values),
+        )
+        if job is not None:
+            self.message_user(request, _job_text(current, "resize", job), messages.SUCCESS)
+
+    # The per-object Delete button and its confirmation page queue the delete job (the CT,
+    # its routes and addresses go with it); the row stays, as history.
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        names = [f"{c}: the delete job removes CT {c.vmid} from {c.node}" for c in objs]
+        return names, {}, set(), []
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> list[Any]:
+        return []  # the service audits the request; nothing is deleted yet
+
+    def delete_model(self, request: HttpRequest, obj: Container) -> None:
+        job = self.call_service(
+            request, lambda: services.container_delete(container=obj, actor=operator(request))
+        )
+        if job is not None:
+            self.message_user(request, _job_text(obj, "delete", job), messages.SUCCESS)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Container]) -> None:
+        self._queue(request, queryset, "delete", services.container_delete)
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> Any:
+        return HttpResponseRedirect(reverse("admin:containers_container_change", args=[obj_id]))
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)

@@ -7,12 +7,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from auth.admin_audit import AuditedModelAdmin  # admin changes to sites and nodes are audited
 from auth.audit import audit_record
-from portal.admin_tools import operator, run_each
+from portal.admin_tools import ServiceAdmin, form_values, operator, run_each
 from portal.errors import PortalError
 
-from . import services
+from . import services, site_services
 from .models import ConfigRevision, Node, PortMapping, Route, Site
 
 
@@ -48,14 +47,27 @@ class NodeForm(forms.ModelForm):
 
 
 class NodeInline(admin.TabularInline):
+    """Shown, not edited: a node is changed on its own page, through node_update."""
+
     model = Node
-    form = NodeForm
     extra = 0
-    fields = ("name", "slot", "state", "api_url", "token_id", "token_secret")
+    fields = ("name", "slot", "state", "api_url", "token_id")
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Site)
-class SiteAdmin(AuditedModelAdmin):
+class SiteAdmin(ServiceAdmin):
     list_display = (
         "name",
         "slug",
@@ -69,6 +81,33 @@ class SiteAdmin(AuditedModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     inlines = [NodeInline]
     actions = ["apply_gateway"]
+
+    # Saved by site_create / site_update (validated, audited, a gateway apply when a
+    # rendered value changed). A site is never deleted here: its rows are history.
+    def save_model(self, request: HttpRequest, obj: Site, form: Any, change: bool) -> None:
+        fields = site_services.SITE_FIELDS
+        if change:
+            self.call_service(
+                request,
+                lambda: site_services.site_update(
+                    site=obj, actor=operator(request), values=form_values(form, fields)
+                ),
+            )
+            return
+        site = self.call_service(
+            request,
+            lambda: site_services.site_create(
+                actor=operator(request), values=form_values(form, fields, every=True)
+            ),
+        )
+        if site is not None:
+            obj.pk, obj._state.adding = site.pk, False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
+        return list(self.inlines) if obj is not None and obj.pk else []  # a new site: no nodes
 
     @admin.display(description="Gateway")
     def gateway_status(self, obj: Site) -> str:
@@ -88,7 +127,7 @@ class SiteAdmin(AuditedModelAdmin):
 
 
 @admin.register(Node)
-class NodeAdmin(AuditedModelAdmin):
+class NodeAdmin(ServiceAdmin):
     form = NodeForm
     list_display = ("name", "site", "slot", "state", "max_cpu", "capacity_updated_at")
     list_filter = ("site", "state")
@@ -105,6 +144,30 @@ class NodeAdmin(AuditedModelAdmin):
         "updated_at",
     )
     actions = ("refresh_capacity", "import_templates")
+
+    # Saved by node_create / node_update (validated, audited, a gateway apply when its name
+    # or address changed). Not deleted here: its containers and history point at it.
+    def save_model(self, request: HttpRequest, obj: Node, form: Any, change: bool) -> None:
+        fields = site_services.NODE_FIELDS
+        if change:
+            self.call_service(
+                request,
+                lambda: site_services.node_update(
+                    node=obj, actor=operator(request), values=form_values(form, fields)
+                ),
+            )
+            return
+        node = self.call_service(
+            request,
+            lambda: site_services.node_create(
+                actor=operator(request), values=form_values(form, fields, every=True)
+            ),
+        )
+        if node is not None:
+            obj.pk, obj._state.adding = node.pk, False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     @admin.action(description="Test the connection and read the capacity")
     def refresh_capacity(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
@@ -183,7 +246,7 @@ class ConfigRevisionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Route)
-class RouteAdmin(admin.ModelAdmin):
+class RouteAdmin(ServiceAdmin):
     list_display = (
         "subdomain",
         "site",
@@ -212,25 +275,30 @@ class RouteAdmin(admin.ModelAdmin):
         return False  # routes are made with their container (or by route_add)
 
     def save_model(self, request: HttpRequest, obj: Route, form: Any, change: bool) -> None:
-        services.route_update(
-            route=obj,
-            backend_port=obj.backend_port,
-            protocol=obj.protocol,
-            access=obj.access,
-            enabled=obj.enabled,
-            actor=operator(request),
+        self.call_service(
+            request,
+            lambda: services.route_update(
+                route=obj,
+                backend_port=obj.backend_port,
+                protocol=obj.protocol,
+                access=obj.access,
+                enabled=obj.enabled,
+                actor=operator(request),
+            ),
         )
 
     def delete_model(self, request: HttpRequest, obj: Route) -> None:
-        services.route_delete(route=obj, actor=operator(request))
+        self.call_service(
+            request, lambda: services.route_delete(route=obj, actor=operator(request))
+        )
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
         for route in queryset:
-            services.route_delete(route=route, actor=operator(request))
+            self.delete_model(request, route)
 
 
 @admin.register(PortMapping)
-class PortMappingAdmin(admin.ModelAdmin):
+class PortMappingAdmin(ServiceAdmin):
     list_display = ("external_port", "protocol", "site", "container", "container_port", "name")
     list_filter = ("site", "protocol")
     search_fields = ("container__hostname", "=external_port")
@@ -248,9 +316,14 @@ class PortMappingAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # ports are allocated by the services, under the site lock
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # every field is the allocator's; unpublish (delete) and add again
+
     def delete_model(self, request: HttpRequest, obj: PortMapping) -> None:
-        services.port_mapping_delete(mapping=obj, actor=operator(request))
+        self.call_service(
+            request, lambda: services.port_mapping_delete(mapping=obj, actor=operator(request))
+        )
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PortMapping]) -> None:
         for mapping in queryset:
-            services.port_mapping_delete(mapping=mapping, actor=operator(request))
+            self.delete_model(request, mapping)

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 
 from portal.errors import PortalError
 
@@ -34,3 +35,58 @@ def run_each(
             model_admin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
         else:
             model_admin.message_user(request, text, messages.SUCCESS)
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose form saves call a service (`save_model` is overridden by each).
+
+    A service's refusal (a PortalError) is shown as an error and the form is shown again;
+    nothing is logged as changed, and no default save runs in its place."""
+
+    _FAILED = "_service_failed"
+
+    def call_service(self, request: HttpRequest, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except PortalError as exc:
+            setattr(request, self._FAILED, True)
+            self.message_user(request, exc.message, messages.ERROR)
+            return None
+
+    def service_failed(self, request: HttpRequest) -> bool:
+        return bool(getattr(request, self._FAILED, False))
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        if not self.service_failed(request):
+            super().save_related(request, form, formsets, change)
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        return None if self.service_failed(request) else super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        return None if self.service_failed(request) else super().log_change(request, obj, message)
+
+    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
+        if self.service_failed(request):
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: Any) -> Any:
+        if self.service_failed(request):
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_change(request, obj)
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> Any:
+        if self.service_failed(request):  # not deleted: no "deleted successfully"
+            opts = self.opts
+            return HttpResponseRedirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+            )
+        return super().response_delete(request, obj_display, obj_id)
+
+
+def form_values(form: Any, fields: Any, *, every: bool = False) -> dict[str, Any]:
+    """The form's cleaned values among `fields` that a service sets: the changed ones, or
+    `every` one (a new object)."""
+    names = form.cleaned_data if every else form.changed_data
+    return {name: form.cleaned_data[name] for name in names if name in fields}

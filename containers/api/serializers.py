@@ -167,6 +167,19 @@ class ContainerResizeSerializer(serializers.Serializer):
     swap_mib = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SWAP_MIB)
     disk_gib = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DISK_GIB)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Only resources change here. A hostname is fixed for the container's life (its
+        # route, DNS name and CT keep it), so {"hostname": ...} is refused, not ignored.
+        others = sorted(str(k) for k in self.initial_data if k not in self.fields)
+        if others:
+            raise serializers.ValidationError(
+                {
+                    name: "cannot be changed; only cores, memory_mib, swap_mib and disk_gib can"
+                    for name in others[:10]
+                }
+            )
+        return attrs
+
 
 class AcceptedSerializer(serializers.Serializer):
     """202 Accepted: the job doing the work (poll it at `Location`) and the container."""

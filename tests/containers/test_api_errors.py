@@ -352,3 +352,22 @@ def test_a_crash_under_the_api_is_a_json_500() -> None:
     assert response.status_code == 500 and response["Content-Type"] == "application/json"
     assert json.loads(response.content)["code"] == "server_error"
     assert server_error(RequestFactory().get("/"))["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    "body", [{"hostname": "renamed"}, {"hostname": "renamed", "cores": 2}, {"vmid": 7}]
+)
+def test_a_patch_changes_resources_only_and_never_the_hostname(world, body) -> None:
+    """The hostname is read-only on every face: a PATCH naming it (or any field other than
+    the resources) is refused as a whole, never half-applied."""
+    container = world["container"]
+    response = check(
+        login("owner").patch(
+            f"/api/v1/containers/{container.pk}/", body, content_type="application/json"
+        )
+    )
+    result = assert_error(response, 400, "invalid")
+    assert next(k for k in body if k != "cores") in json.dumps(result["detail"])
+    container.refresh_from_db()
+    assert container.hostname == "app" and container.cores == 1
+    assert not container.jobs.filter(kind="resize").exists()

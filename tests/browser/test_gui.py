@@ -180,7 +180,7 @@ def test_a_failed_create_shows_its_error_and_is_tried_again(
     log_in(page, "dora")
     sim.admin.fail_next_tasks("vzcreate", 1, "unpacking template failed - EIO")
     page.goto("/containers/new/")
-    page.get_by_label("Hostname").fill("flaky")
+    page.get_by_label("Hostname").fill("wobbly")
     page.get_by_role("button", name="Create container").click()
     page.wait_for_url(re.compile(r"/containers/\d+/$"))
     # The page follows the job to its end: the create failed, and it says why.
@@ -188,15 +188,15 @@ def test_a_failed_create_shows_its_error_and_is_tried_again(
     expect(page.locator(".failed")).to_contain_text("unpacking template failed - EIO")
     # It stays on the dashboard, with its error, until tried again or dismissed.
     page.goto("/")
-    failed = page.locator('[data-failed="flaky"]')
+    failed = page.locator('[data-failed="wobbly"]')
     expect(failed).to_contain_text("unpacking template failed - EIO")
     page.screenshot(path=str(screenshot_dir / "dashboard-failed-create.png"), full_page=True)
     failed.get_by_role("button", name="Try again").click()
     page.wait_for_url(re.compile(r"/containers/\d+/$"))
     expect(page.locator("h1 [data-container-status]")).to_have_text("running", timeout=JOB_TIMEOUT)
     page.goto("/")
-    expect(page.locator('[data-failed="flaky"]')).to_have_count(0)
-    expect(page.locator('tr[data-hostname="flaky"] .badge')).to_have_text("Running")
+    expect(page.locator('[data-failed="wobbly"]')).to_have_count(0)
+    expect(page.locator('tr[data-hostname="wobbly"] .badge')).to_have_text("Running")
 
 
 def test_the_page_follows_a_resize_without_a_reload(

@@ -90,7 +90,15 @@ class SiteAdmin(AuditedModelAdmin):
 @admin.register(Node)
 class NodeAdmin(AuditedModelAdmin):
     form = NodeForm
-    list_display = ("name", "site", "slot", "state", "max_cpu", "capacity_updated_at")
+    list_display = (
+        "name",
+        "site",
+        "slot",
+        "state",
+        "offline_since",
+        "max_cpu",
+        "capacity_updated_at",
+    )
     list_filter = ("site", "state")
     search_fields = ("name",)
     readonly_fields = (

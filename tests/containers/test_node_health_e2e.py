@@ -165,3 +165,22 @@ def test_work_for_a_node_that_stays_down_fails_naming_it(cluster, sim, worker) -
     assert took >= settings.NODE_DOWN_WAIT_MAX - 1
     assert any(e.message.startswith("waiting for pve1") for e in job.log_entries.all())
     assert Container.objects.get(pk=c.pk).status != "deleted"
+
+
+def test_celery_beat_detects_an_outage_and_the_recovery_within_one_interval(
+    cluster, sim, own_workers
+) -> None:
+    """The real scheduler: a worker with its embedded beat, NODE_PROBE_INTERVAL 0.5 s."""
+    interval = settings.NODE_PROBE_INTERVAL
+    own_workers("beat", concurrency=2, beat=True)
+    time.sleep(interval)  # beat's first tick
+    assert state("pve1").state == NodeState.ACTIVE
+    sim.admin.set_node_offline("pve1", reason="No route to host")
+    down = wait_state("pve1", NodeState.OFFLINE, timeout=10 * interval)
+    assert state("pve1").offline_reason == "595 No route to host"
+    assert state("pve2").state == NodeState.ACTIVE
+    sim.admin.reset_faults()
+    up = wait_state("pve1", NodeState.ACTIVE, timeout=10 * interval)
+    print(f"beat: offline seen after {down:.2f} s, recovery after {up:.2f} s")
+    # One interval, plus the worker's time to pick the task up and make the call.
+    assert down < interval + 1.0 and up < interval + 1.0, (down, up)

@@ -86,26 +86,25 @@ def node_mark_offline(*, node: Node, reason: str) -> bool:
     return bool(changed)
 
 
+@transaction.atomic
 def node_mark_active(*, node: Node) -> bool:
     """Mark an offline node active again (True if this call did it) and wake its waiting jobs."""
-    with transaction.atomic():
-        since = node.offline_since
-        changed = Node.objects.filter(pk=node.pk, state=NodeState.OFFLINE).update(
-            state=NodeState.ACTIVE, offline_since=None, offline_reason="", updated_at=timezone.now()
-        )
-        if changed:
-            log.warning("node %s answers again", node.name)
-            audit_record(
-                actor=None,
-                actor_name="portal",
-                action="node.online",
-                obj=node,
-                summary=f"{node.name} answers again (offline since {since}); marked active",
-                changes={"state": NodeState.ACTIVE},
-            )
-        node.refresh_from_db(fields=["state", "offline_since", "offline_reason"])
+    since = node.offline_since
+    changed = Node.objects.filter(pk=node.pk, state=NodeState.OFFLINE).update(
+        state=NodeState.ACTIVE, offline_since=None, offline_reason="", updated_at=timezone.now()
+    )
     if changed:
-        _wake_jobs(node)
+        log.warning("node %s answers again", node.name)
+        audit_record(
+            actor=None,
+            actor_name="portal",
+            action="node.online",
+            obj=node,
+            summary=f"{node.name} answers again (offline since {since}); marked active",
+            changes={"state": NodeState.ACTIVE},
+        )
+        transaction.on_commit(lambda: _wake_jobs(node))
+    node.refresh_from_db(fields=["state", "offline_since", "offline_reason"])
     return bool(changed)
 
 

@@ -79,9 +79,10 @@ def node_mark_offline(*, node: Node, reason: str) -> bool:
             changes={"state": NodeState.OFFLINE, "reason": reason},
         )
     else:
-        Node.objects.filter(pk=node.pk, state=NodeState.OFFLINE).exclude(
-            offline_reason=reason
-        ).update(offline_reason=reason)
+        # Already offline: `updated_at` is when it was last found down (see hold_job).
+        Node.objects.filter(pk=node.pk, state=NodeState.OFFLINE).update(
+            offline_reason=reason, updated_at=now
+        )
     node.refresh_from_db(fields=["state", "offline_since", "offline_reason"])
     return bool(changed)
 
@@ -151,19 +152,26 @@ def confirm_down(ctx: JobContext, exc: ProxmoxUnavailable) -> bool:
 def hold_job(ctx: JobContext) -> float | None:
     """If the job's node is offline: seconds to wait before looking again (None: go ahead).
 
-    The node is probed first, so a job is never held by a stale mark. A job that has
-    waited longer than NODE_DOWN_WAIT_MAX raises NodeUnavailable naming the node.
+    The node is probed first unless it was found down less than a probe interval ago,
+    so a job is never held by a stale mark and a crowd of waiting jobs makes no crowd of
+    calls. A job that has waited longer than NODE_DOWN_WAIT_MAX raises NodeUnavailable
+    naming the node.
     """
     node = ctx.container.node
-    node.refresh_from_db(fields=["state", "offline_since", "offline_reason"])
+    node.refresh_from_db(fields=["state", "offline_since", "offline_reason", "updated_at"])
     if node.state != NodeState.OFFLINE:
         return None
-    reason = probe(node)
-    if reason is None:
+    interval = float(settings.NODE_PROBE_INTERVAL)
+    # Found down a moment ago: trusted, so a crowd of waiting jobs makes no crowd of calls.
+    recent = timezone.now() - node.updated_at < timedelta(seconds=interval)
+    found = None if recent else probe(node)
+    if not recent and found is None:
         node_mark_active(node=node)
         ctx.log(f"{node.name} answers again")
         return None
-    node_mark_offline(node=node, reason=reason)
+    reason = found or node.offline_reason
+    if found:
+        node_mark_offline(node=node, reason=found)
     since = node.offline_since or timezone.now()
     waited = timezone.now() - max(since, ctx.job.created_at)
     if waited > timedelta(seconds=settings.NODE_DOWN_WAIT_MAX):
@@ -177,4 +185,4 @@ def hold_job(ctx: JobContext) -> float | None:
     )
     if not ctx.job.log_entries.filter(message=message).exists():
         ctx.log(message)  # once per outage, not once per look
-    return float(settings.NODE_PROBE_INTERVAL)
+    return interval

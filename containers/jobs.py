@@ -26,7 +26,7 @@ from django.utils import timezone
 from auth import access  # identity steps: the directory group and the Proxmox ACLs
 from portal.errors import PortalError, ResourceExhausted, UpstreamError, UpstreamUnavailable
 
-from . import services
+from . import health, services
 from .models import Container, ContainerStatus, Job, JobKind, JobLogEntry, JobStatus, LogLevel
 from .proxmox import ProxmoxClient, ProxmoxError, ProxmoxNotFound, ProxmoxUnavailable, VmidTaken
 
@@ -283,11 +283,32 @@ def run(job_id: str, *, worker: str) -> None:
         _give_up(ctx, UpstreamUnavailable("its worker was lost too many times"))
         return
     try:
+        wait = health.hold_job(ctx)
+    except health.NodeUnavailable as exc:
+        _handle_failure(ctx, exc.code, exc.message)
+        return
+    if wait is not None:
+        _wait_for_node(ctx, wait)
+        return
+    try:
         result = HANDLERS[job.kind](ctx) or {}
     except LeaseLost:
         log.warning("job %s was taken over by another worker; leaving it", job_id)
         return
     except UpstreamUnavailable as exc:
+        if isinstance(exc, ProxmoxUnavailable) and health.is_node_down(exc):
+            if health.confirm_down(ctx, exc):
+                ctx.log(
+                    f"{health.not_answering(ctx.container.node, exc.reason)}; "
+                    "the job waits for it without spending an attempt",
+                    level=LogLevel.WARNING,
+                )
+                if ctx.current_step:
+                    ctx.current_step["state"] = "pending"
+                _wait_for_node(ctx, float(settings.NODE_PROBE_INTERVAL))
+                return
+            # Named from here on: a job that gives up says which node failed it.
+            exc.message = f"Proxmox is unavailable on {ctx.node} ({exc.reason})"
         if job.attempts < settings.JOB_MAX_ATTEMPTS:
             countdown = backoff(job.attempts)
             ctx.log(
@@ -316,6 +337,16 @@ def run(job_id: str, *, worker: str) -> None:
             _finish(ctx, result)
         except LeaseLost:
             log.warning("job %s was taken over by another worker before it finished", job_id)
+
+
+def _wait_for_node(ctx: JobContext, countdown: float) -> None:
+    """Back to the queue without spending the attempt; look again in `countdown` seconds."""
+    try:
+        ctx.flush(status=JobStatus.QUEUED, attempts=F("attempts") - 1)
+    except LeaseLost:
+        log.warning("job %s was taken over by another worker; not requeueing it", ctx.job.pk)
+        return
+    raise RetryLater(countdown)
 
 
 def _give_up(ctx: JobContext, exc: PortalError) -> None:

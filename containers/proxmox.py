@@ -43,6 +43,9 @@ TRANSIENT_MARKERS = (
     "unexpected status",
 )
 
+# pveproxy's pseudo-statuses for "the node the call was proxied to does not answer".
+NODE_DOWN_STATUSES = (595, 596)
+
 
 class ProxmoxError(UpstreamError):
     """Proxmox refused a call for good (bad parameter, no space, missing template...)."""
@@ -58,9 +61,21 @@ class ProxmoxError(UpstreamError):
 
 
 class ProxmoxUnavailable(UpstreamUnavailable):
-    """Proxmox (or the node) cannot be reached or is busy; the job retries."""
+    """Proxmox (or the node) cannot be reached or is busy; the job retries.
+
+    `unreachable` marks the errors that say the node itself is not answering (595/596,
+    no quorum, a refused or timed-out connection): they feed the node's health
+    (containers.health). `reason` is the short cause ("595 Connection refused").
+    """
 
     code = "proxmox_unavailable"
+
+    def __init__(
+        self, message: str, *, unreachable: bool = False, reason: str = "", **extra: Any
+    ) -> None:
+        super().__init__(message, **extra)
+        self.unreachable = unreachable
+        self.reason = reason or message
 
 
 class ProxmoxNotFound(ProxmoxError, NotFound):
@@ -103,7 +118,12 @@ def classify(exc: Exception) -> Exception:
         errors = exc.errors if isinstance(exc.errors, dict) else {}
         errors = {k: str(v) for k, v in errors.items() if k != "errors" or v}
         if status >= 595 or status in (502, 503, 504) or is_transient_text(text):
-            return ProxmoxUnavailable(f"Proxmox is unavailable ({status} {text})", status=status)
+            return ProxmoxUnavailable(
+                f"Proxmox is unavailable ({status} {text})",
+                status=status,
+                unreachable=status in NODE_DOWN_STATUSES or "no quorum" in text,
+                reason=f"{status} {text}",
+            )
         if "already exists" in text:
             return VmidTaken(text, status=status)
         if "does not exist" in text and "Configuration file" in text:
@@ -126,7 +146,12 @@ def classify(exc: Exception) -> Exception:
     if isinstance(exc, requests.exceptions.SSLError):
         return ProxmoxError(f"TLS verification of the Proxmox API failed: {exc}")
     if isinstance(exc, requests.exceptions.RequestException):
-        return ProxmoxUnavailable(f"cannot reach Proxmox: {exc.__class__.__name__}")
+        # A refused or timed-out connection: nobody answers. A read timeout: slow, not down.
+        return ProxmoxUnavailable(
+            f"cannot reach Proxmox: {exc.__class__.__name__}",
+            unreachable=isinstance(exc, requests.exceptions.ConnectionError),
+            reason=exc.__class__.__name__,
+        )
     return exc
 
 

@@ -41,3 +41,11 @@ def reconcile_jobs() -> dict[str, Any]:
         enqueue_job(str(job.pk))
         resumed.append(str(job.pk))
     return {"resumed": resumed}
+
+
+@shared_task(name="containers.probe_nodes", ignore_result=True)
+def probe_nodes() -> dict[str, str]:
+    """One status call per node: offline nodes are marked, recovered ones made active."""
+    from . import health
+
+    return health.probe_nodes()

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from auth import quota_decisions
 from auth import selectors as accounts_selectors
 from auth import services as accounts_services
+from networking import selectors as networking_selectors
 from networking import services as network
 from networking.models import RouteAccess
 from portal.api.base import parse_id
@@ -83,6 +84,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "statuses": ContainerStatus.choices,
             "query": urlencode({k: v for k, v in filters.items() if v}),
+            "nodes_down": networking_selectors.nodes_down(),
         },
     )
 
@@ -123,6 +125,7 @@ def container_create(request: HttpRequest) -> HttpResponse:
         "templates": templates,
         "resource_fields": resource_fields,
         "quota": _quota_rows(user),
+        "nodes_down": networking_selectors.nodes_down(),
     }
     return render(request, "containers/create.html", context, status=400 if form.errors else 200)
 
@@ -238,6 +241,7 @@ def _detail(
             "collaborator_form": collaborator_form or CollaboratorForm(),
             "routes": routes,
             "ports": list(container.port_mappings.order_by("protocol", "external_port")),
+            "nodes_down": networking_selectors.nodes_down(node=container.node),
         },
         status=status,
     )

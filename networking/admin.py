@@ -129,7 +129,15 @@ class SiteAdmin(ServiceAdmin):
 @admin.register(Node)
 class NodeAdmin(ServiceAdmin):
     form = NodeForm
-    list_display = ("name", "site", "slot", "state", "max_cpu", "capacity_updated_at")
+    list_display = (
+        "name",
+        "site",
+        "slot",
+        "state",
+        "offline_since",
+        "max_cpu",
+        "capacity_updated_at",
+    )
     list_filter = ("site", "state")
     search_fields = ("name",)
     readonly_fields = (

@@ -163,6 +163,10 @@ class Node(models.Model):
         help_text="Placement slot: containers with VMID mod N = slot."
     )
     state = models.CharField(max_length=12, choices=NodeState.choices, default=NodeState.ACTIVE)
+    # Set by the portal's health checks (containers/health.py), never by hand: when the
+    # node stopped answering and what it answered.
+    offline_since = models.DateTimeField(null=True, blank=True, editable=False)
+    offline_reason = models.CharField(max_length=300, blank=True, editable=False)
     # Capacity as last read from Proxmox (bytes, cores).
     max_cpu = models.PositiveIntegerField(null=True, blank=True)
     max_memory = models.BigIntegerField(null=True, blank=True)

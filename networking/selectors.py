@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .models import Site
+from django.db.models import QuerySet
+
+from .models import Node, NodeState, Site
 from .render import GatewayOptions
 
 
@@ -12,3 +14,11 @@ def gateway_origins() -> list[str]:
     suffix = "" if port == 443 else f":{port}"
     domains = Site.objects.order_by("domain").values_list("domain", flat=True)
     return [f"https://*.{domain}{suffix}" for domain in domains]
+
+
+def nodes_down(*, node: Node | None = None) -> list[Node]:
+    """Nodes the health checks marked offline (containers/health.py): all, or just `node`."""
+    qs: QuerySet[Node] = Node.objects.filter(state=NodeState.OFFLINE).order_by("site_id", "name")
+    if node is not None:
+        qs = qs.filter(pk=node.pk)
+    return list(qs)

@@ -55,6 +55,10 @@ def configure(app: Celery) -> None:
                 "task": "containers.reconcile_jobs",
                 "schedule": float(settings.RECONCILE_INTERVAL),
             },
+            "probe-nodes": {
+                "task": "containers.probe_nodes",
+                "schedule": float(settings.NODE_PROBE_INTERVAL),
+            },
             "prune-audit": {"task": "accounts.prune_audit", "schedule": 86400.0},
         },
         worker_hijack_root_logger=False,

@@ -29,16 +29,24 @@ def test_node_offline_during_create_keeps_the_address_until_a_reconcile(
         owner=UserFactory(), hostname="offline", template=cluster.templates.get()
     )
     job = wait_job(job.pk)
+    c = Container.objects.select_related("node").get(pk=job.container_id)
     assert job.status == "failed"
-    assert job.error_code == "proxmox_unavailable"
-    assert "Creating offline failed at step 'Create the container on Proxmox'" in job.error
-    assert "595" in job.error and "gave up after 4 attempts" in job.error
+    # The node is marked offline, the job waits for it (NODE_DOWN_WAIT_MAX) without
+    # spending attempts, then fails naming it.
+    assert job.error_code == "node_unavailable"
+    assert f"Creating offline failed: {c.node.name} is not answering (595 Connection refused)" in (
+        job.error
+    )
+    assert "gave up after" not in job.error
     # The offline node could not say whether it holds the CT: nothing is claimed.
     assert "could not check whether CT" in job.error and "free again" not in job.error
-    assert job.attempts == 4
-    c = Container.objects.get(pk=job.container_id)
+    assert job.attempts == 1
     assert c.status == "error"  # allocations kept
+    assert c.node.state == "offline"
     sim.admin.reset_faults()
+    from containers.health import probe_nodes
+
+    probe_nodes()
     assert guests_named(sim, "offline") == []
     outcome = reconcile.container_reconcile(container=c, actor=UserFactory(is_staff=True))
     assert f"CT {c.vmid} is absent on {c.node.name}" in outcome, outcome

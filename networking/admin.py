@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from auth.audit import audit_record
-from portal.admin_tools import ServiceAdmin, form_values, operator, run_each
+from portal.admin_tools import ServiceAdmin, operator, run_each
 from portal.errors import PortalError
 
 from . import services, site_services
@@ -85,23 +85,15 @@ class SiteAdmin(ServiceAdmin):
     # Saved by site_create / site_update (validated, audited, a gateway apply when a
     # rendered value changed). A site is never deleted here: its rows are history.
     def save_model(self, request: HttpRequest, obj: Site, form: Any, change: bool) -> None:
-        fields = site_services.SITE_FIELDS
-        if change:
-            self.call_service(
-                request,
-                lambda: site_services.site_update(
-                    site=obj, actor=operator(request), values=form_values(form, fields)
-                ),
-            )
-            return
-        site = self.call_service(
+        self.save_through(
             request,
-            lambda: site_services.site_create(
-                actor=operator(request), values=form_values(form, fields, every=True)
-            ),
+            obj,
+            form,
+            change,
+            fields=site_services.SITE_FIELDS,
+            create=site_services.site_create,
+            update=lambda site, **kw: site_services.site_update(site=site, **kw),
         )
-        if site is not None:
-            obj.pk, obj._state.adding = site.pk, False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -156,23 +148,15 @@ class NodeAdmin(ServiceAdmin):
     # Saved by node_create / node_update (validated, audited, a gateway apply when its name
     # or address changed). Not deleted here: its containers and history point at it.
     def save_model(self, request: HttpRequest, obj: Node, form: Any, change: bool) -> None:
-        fields = site_services.NODE_FIELDS
-        if change:
-            self.call_service(
-                request,
-                lambda: site_services.node_update(
-                    node=obj, actor=operator(request), values=form_values(form, fields)
-                ),
-            )
-            return
-        node = self.call_service(
+        self.save_through(
             request,
-            lambda: site_services.node_create(
-                actor=operator(request), values=form_values(form, fields, every=True)
-            ),
+            obj,
+            form,
+            change,
+            fields=site_services.NODE_FIELDS,
+            create=site_services.node_create,
+            update=lambda node, **kw: site_services.node_update(node=node, **kw),
         )
-        if node is not None:
-            obj.pk, obj._state.adding = node.pk, False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -53,6 +53,31 @@ class ServiceAdmin(admin.ModelAdmin):
             self.message_user(request, exc.message, messages.ERROR)
             return None
 
+    def save_through(
+        self,
+        request: HttpRequest,
+        obj: Any,
+        form: Any,
+        change: bool,
+        *,
+        fields: Any,
+        create: Callable[..., Any],
+        update: Callable[..., Any],
+    ) -> None:
+        """The form saved by `update(obj, actor=, values=)` (the changed values) or, for a
+        new object, `create(actor=, values=)` (every value); `obj` then is the new row."""
+        actor = operator(request)
+        if change:
+            self.call_service(
+                request, lambda: update(obj, actor=actor, values=form_values(form, fields))
+            )
+            return
+        made = self.call_service(
+            request, lambda: create(actor=actor, values=form_values(form, fields, every=True))
+        )
+        if made is not None:
+            obj.pk, obj._state.adding = made.pk, False
+
     def service_failed(self, request: HttpRequest) -> bool:
         return bool(getattr(request, self._FAILED, False))
 

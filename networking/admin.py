@@ -25,19 +25,7 @@ class NodeForm(forms.ModelForm):
 
     class Meta:
         model = Node
-        fields = (
-            "site",
-            "name",
-            "api_url",
-            "ip",
-            "token_id",
-            "token_secret",
-            "ca_bundle",
-            "tls_fingerprint",
-            "verify_tls",
-            "slot",
-            "state",
-        )
+        fields = site_services.NODE_FIELDS
 
     def clean_token_secret(self) -> str:
         value: str = self.cleaned_data.get("token_secret") or ""

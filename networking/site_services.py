@@ -7,7 +7,7 @@ named in the audit entry, never their values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -42,20 +42,19 @@ SITE_FIELDS = frozenset(
         "service_port_max",
     }
 )
-NODE_FIELDS = frozenset(
-    {
-        "site",
-        "name",
-        "api_url",
-        "ip",
-        "token_id",
-        "token_secret",
-        "ca_bundle",
-        "tls_fingerprint",
-        "verify_tls",
-        "slot",
-        "state",
-    }
+# What an operator sets on a node, in the order the admin's form shows it.
+NODE_FIELDS = (
+    "site",
+    "name",
+    "api_url",
+    "ip",
+    "token_id",
+    "token_secret",
+    "ca_bundle",
+    "tls_fingerprint",
+    "verify_tls",
+    "slot",
+    "state",
 )
 # Values that end up in the gateway's files (networking/render.py): a change needs an apply.
 SITE_RENDERED = frozenset(
@@ -81,9 +80,9 @@ def _require_operator(actor: User | None, what: str) -> None:
     require_staff(actor, what)
 
 
-def _assign(obj: Site | Node, values: Mapping[str, Any], allowed: frozenset[str]) -> list[str]:
+def _assign(obj: Site | Node, values: Mapping[str, Any], allowed: Collection[str]) -> list[str]:
     """Set the allowed values on obj; the names of those that differ from before."""
-    unknown = set(values) - allowed
+    unknown = set(values) - set(allowed)
     if unknown:
         raise ValidationFailed(
             f"cannot set {', '.join(sorted(unknown))} here", field=sorted(unknown)[0]

@@ -30,6 +30,7 @@ CONTAINER_ACTIONS: dict[str, frozenset[str]] = {
     "manage_access": frozenset({"owner", "staff"}),
     "manage_network": frozenset({"owner", "staff"}),
     "change_owner": frozenset({"staff"}),
+    "mend": frozenset({"staff"}),
 }
 
 

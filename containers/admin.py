@@ -192,3 +192,6 @@ class JobAdmin(admin.ModelAdmin):
                 f"{services.job_retry(job=j, actor=operator(request)).pk}"
             ),
         )
+
+
+from . import admin_reconcile  # noqa: E402,F401 - registers the reconciler's reports

@@ -26,9 +26,10 @@ from django.utils import timezone
 from auth import access  # identity steps: the directory group and the Proxmox ACLs
 from portal.errors import PortalError, ResourceExhausted, UpstreamError, UpstreamUnavailable
 
-from . import health, services
+from . import health, mend, services
 from .models import Container, ContainerStatus, Job, JobKind, JobLogEntry, JobStatus, LogLevel
 from .proxmox import ProxmoxClient, ProxmoxError, ProxmoxNotFound, ProxmoxUnavailable, VmidTaken
+from .tags import is_ours, managed_tags
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,12 @@ STEP_PLANS: dict[str, list[tuple[str, str]]] = {
     JobKind.RESTART: [("reboot", "Restart the container"), ("inspect", "Check its status")],
     JobKind.RESIZE: [("config", "Change cores, memory and swap"), ("disk", "Grow the disk")],
     JobKind.ACCESS: [
+        ("access_group", "Update the directory access group"),
+        ("realm_sync", "Sync the Proxmox LDAP realm (new users)"),
+        ("proxmox_acl", "Update access in Proxmox"),
+    ],
+    JobKind.MEND: [
+        ("config", "Put back the portal's name, address, resources and tags"),
         ("access_group", "Update the directory access group"),
         ("realm_sync", "Sync the Proxmox LDAP realm (new users)"),
         ("proxmox_acl", "Update access in Proxmox"),
@@ -363,6 +370,7 @@ VERBS: dict[str, str] = {
     JobKind.RESTART: "Restarting",
     JobKind.RESIZE: "Resizing",
     JobKind.ACCESS: "Updating access to",
+    JobKind.MEND: "Mending",
 }
 
 
@@ -386,15 +394,6 @@ def _handle_failure(ctx: JobContext, code: str, message: str) -> None:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def managed_tags(container: Container) -> str:
-    return f"{settings.PROXMOX_MANAGED_TAG};ct-{container.pk}"
-
-
-def is_ours(config: dict[str, Any], container: Container) -> bool:
-    tags = set(str(config.get("tags", "")).replace(",", ";").split(";"))
-    return settings.PROXMOX_MANAGED_TAG in tags and f"ct-{container.pk}" in tags
-
-
 def _config_or_none(ctx: JobContext) -> dict[str, Any] | None:
     try:
         return ctx.client.container_config(ctx.node, ctx.container.vmid)
@@ -798,6 +797,7 @@ HANDLERS: dict[str, Callable[[JobContext], dict[str, Any]]] = {
     JobKind.RESTART: _restart,
     JobKind.RESIZE: _resize,
     JobKind.ACCESS: access.run_access_job,
+    JobKind.MEND: mend.run_mend_job,
 }
 UNDO: dict[str, Callable[[JobContext], str]] = {
     JobKind.CREATE: _undo_create,
@@ -807,6 +807,7 @@ UNDO: dict[str, Callable[[JobContext], str]] = {
     JobKind.RESTART: _undo_sync_state,
     JobKind.RESIZE: _undo_resize,
     JobKind.ACCESS: access.undo_access,
+    JobKind.MEND: mend.undo_mend,
 }
 
 

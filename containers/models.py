@@ -219,6 +219,7 @@ class JobKind(models.TextChoices):
     RESTART = "restart", "Restart"
     RESIZE = "resize", "Resize"
     ACCESS = "access", "Access"  # collaborators changed: directory group and Proxmox ACLs
+    MEND = "mend", "Mend"  # the reconciler puts back the portal's values (or adopts a CT)
 
 
 class JobStatus(models.TextChoices):
@@ -338,3 +339,89 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+class ReconcileRun(models.Model):
+    """One comparison of a site's containers with Proxmox (`containers.reconciler`)."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="reconcile_runs")
+    dry_run = models.BooleanField(default=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty: the periodic run.",
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    nodes_checked = models.JSONField(default=list, blank=True)
+    # {node: reason}: nothing on these nodes was judged.
+    nodes_skipped = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True, help_text="Findings per kind.")
+    summary = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["-started_at"]
+        indexes: ClassVar = [
+            models.Index(fields=["site", "-started_at"], name="containers_reconcile_site_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"reconcile of {self.site_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class FindingKind(models.TextChoices):
+    UNREACHABLE = "unreachable", "Node not answering"
+    STATUS = "status", "Status differs"
+    DRIFT = "drift", "Config differs"
+    MISSING = "missing", "Missing on Proxmox"
+    ORPHAN = "orphan", "Orphan on Proxmox"
+    LEAK = "leak", "Leaked allocation"
+    UNSETTLED = "unsettled", "Failed create to settle"
+
+
+class FindingAction(models.TextChoices):
+    REPORTED = "reported", "Reported only"
+    RECORDED = "recorded", "Proxmox's value recorded"
+    CORRECTED = "corrected", "Portal's value put back"
+    MARKED_ERROR = "marked_error", "Marked error"
+    RELEASED = "released", "Released"
+    WOULD = "would", "Dry run: would act"
+
+
+class ReconcileFinding(models.Model):
+    """One thing a reconcile run found, and what it did about it."""
+
+    run = models.ForeignKey(ReconcileRun, on_delete=models.CASCADE, related_name="findings")
+    kind = models.CharField(max_length=16, choices=FindingKind.choices)
+    action = models.CharField(max_length=16, choices=FindingAction.choices)
+    node = models.CharField(max_length=64, blank=True)
+    vmid = models.PositiveIntegerField(null=True, blank=True)
+    container = models.ForeignKey(
+        Container, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    field = models.CharField(max_length=32, blank=True)
+    portal_value = models.CharField(max_length=200, blank=True)
+    proxmox_value = models.CharField(max_length=200, blank=True)
+    message = models.CharField(max_length=500)
+    # An operator's decision on an orphan: adopted or destroyed, by whom, when.
+    resolution = models.CharField(max_length=300, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["run", "id"]
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=Q(kind__in=FindingKind.values),
+                name="containers_reconcilefinding_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(action__in=FindingAction.values),
+                name="containers_reconcilefinding_action_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.message[:80]

@@ -340,6 +340,10 @@ class ProxmoxClient:
             params["ssh-public-keys"] = ssh_public_keys
         return self._call(lambda: self.api.nodes(node).lxc.post(**params))
 
+    def lxc_list(self, node: str) -> list[dict[str, Any]]:
+        """Every CT on one node with its status, limits and tags (GET /nodes/{node}/lxc)."""
+        return self._call(lambda: self.api.nodes(node).lxc.get()) or []
+
     def container_config(self, node: str, vmid: int) -> dict[str, Any]:
         return self._call(lambda: self.api.nodes(node).lxc(vmid).config.get())
 

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from auth.audit import audit_record
+from auth.selectors import require_container_permission
 from portal.errors import InvalidState, UpstreamError, UpstreamUnavailable
 
-from .jobs import is_ours
-from .models import Container, ContainerStatus, JobKind, JobStatus
+from .models import Container, ContainerStatus, Job, JobKind, JobStatus
 from .services import container_set_status, job_create, lock_for_delete
+from .tags import is_ours
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -46,7 +47,7 @@ def container_reconcile(*, container: Container, actor: User | None) -> str:
             "reconcile once it has finished",
             code="invalid_state",
         )
-    if container.status == ContainerStatus.ERROR and _create_never_finished(container):
+    if container.status == ContainerStatus.ERROR and create_never_finished(container):
         return _reconcile_unfinished_create(container, actor)
     before = container.status
     try:
@@ -85,7 +86,7 @@ def container_reconcile(*, container: Container, actor: User | None) -> str:
     return outcome
 
 
-def _create_never_finished(container: Container) -> bool:
+def create_never_finished(container: Container) -> bool:
     creates = container.jobs.filter(kind=JobKind.CREATE)
     return (
         creates.filter(status=JobStatus.FAILED).exists()
@@ -127,14 +128,7 @@ def _reconcile_unfinished_create(container: Container, actor: User | None) -> st
         after = ContainerStatus.DELETING
     else:
         found = "absent" if config is None else "held by a guest the portal does not manage"
-        with transaction.atomic():  # error -> deleting -> deleted: the usual way out
-            lock_for_delete(container)
-            container_set_status(container=container, to=ContainerStatus.DELETING)
-            container_set_status(
-                container=container,
-                to=ContainerStatus.DELETED,
-                message=f"creation failed; CT {vmid} {found} on {node} at reconcile",
-            )
+        release_failed_create(container=container, found=found)
         outcome = (
             f"{container.hostname}: CT {vmid} is {found} on {node}; "
             "its name and address are released"
@@ -148,3 +142,36 @@ def _reconcile_unfinished_create(container: Container, actor: User | None) -> st
         changes={"before": ContainerStatus.ERROR, "after": after, "proxmox": bool(config)},
     )
     return outcome
+
+
+def release_failed_create(*, container: Container, found: str) -> None:
+    """A create that failed left nothing of the portal's on Proxmox: free what it holds.
+
+    `found` says what Proxmox answered ("absent", ...); only call this once it did."""
+    with transaction.atomic():  # error -> deleting -> deleted: the usual way out
+        lock_for_delete(container)
+        container_set_status(container=container, to=ContainerStatus.DELETING)
+        container_set_status(
+            container=container,
+            to=ContainerStatus.DELETED,
+            message=f"creation failed; CT {container.vmid} {found} on {container.node.name} "
+            "at reconcile",
+        )
+
+
+def container_mend(*, container: Container, actor: User | None, reason: str) -> Job:
+    """Queue a `mend` job: Proxmox gets the portal's values back (staff or the system)."""
+    require_container_permission(actor, container, "mend")
+    with transaction.atomic():
+        job = job_create(
+            kind=JobKind.MEND, container=container, actor=actor, params={"reason": reason}
+        )
+        audit_record(
+            actor=actor,
+            actor_name="" if actor else "portal",
+            action="container.mend",
+            obj=container,
+            summary=f"{container.hostname}: {reason}"[:300],
+            changes={"job": str(job.pk)},
+        )
+    return job

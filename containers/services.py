@@ -640,10 +640,12 @@ RETRY_FROM: dict[str, tuple[str, ...]] = {
         ContainerStatus.STOPPED,
         ContainerStatus.ERROR,
     ),
+    JobKind.MEND: (ContainerStatus.RUNNING, ContainerStatus.STOPPED, ContainerStatus.ERROR),
 }
 _RETRY_PERMISSION: dict[str, str] = {
     JobKind.CREATE: "delete",  # owner or staff
     JobKind.ACCESS: "manage_access",
+    JobKind.MEND: "mend",
 }
 
 

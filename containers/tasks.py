@@ -49,3 +49,19 @@ def probe_nodes() -> dict[str, str]:
     from . import health
 
     return health.probe_nodes()
+
+
+@shared_task(name="containers.reconcile_sites", ignore_result=True)
+def reconcile_sites() -> dict[str, str]:
+    """The periodic reconcile of every site with Proxmox (see containers.reconciler)."""
+    from . import reconciler
+
+    return {str(run.site_id): run.summary for run in reconciler.reconcile_all()}
+
+
+@shared_task(name="containers.destroy_orphan", acks_late=True, ignore_result=True)
+def destroy_orphan(finding_id: int) -> str:
+    """An operator's *destroy* on an orphan the reconciler reported."""
+    from . import orphans
+
+    return orphans.destroy_orphan_now(finding_id)

@@ -55,6 +55,10 @@ def configure(app: Celery) -> None:
                 "task": "containers.reconcile_jobs",
                 "schedule": float(settings.RECONCILE_INTERVAL),
             },
+            "reconcile-sites": {
+                "task": "containers.reconcile_sites",
+                "schedule": float(settings.RECONCILE_SITES_INTERVAL),
+            },
             "probe-nodes": {
                 "task": "containers.probe_nodes",
                 "schedule": float(settings.NODE_PROBE_INTERVAL),

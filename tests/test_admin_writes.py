@@ -15,7 +15,7 @@ from django.db.models import Model
 from django.test import RequestFactory
 
 from auth.models import QuotaOverride
-from containers.models import Container, Template
+from containers.models import Container, ReconcileFinding, ReconcileRun, Template
 from networking.models import Node, PortMapping, Route, Site
 from tests.factories import UserFactory
 
@@ -27,6 +27,8 @@ MANAGED: tuple[type[Model], ...] = (
     Route,
     PortMapping,
     QuotaOverride,
+    ReconcileRun,  # written by the reconciler alone
+    ReconcileFinding,
 )
 
 # A write, the permission that allows it, and the ModelAdmin methods that perform it.

@@ -149,6 +149,22 @@ def test_a_user_without_admin_rights_is_offered_another_login_not_a_loop(ldap_se
     response = client.get("/accounts/login/?next=/admin/")
     assert response.status_code == 200 and b"You are logged in as bob" in response.content
     assert client.get("/accounts/login/").status_code == 302
+    assert b"not a staff account" in response.content
+
+
+def test_a_logged_in_user_sent_to_the_login_page_goes_on_to_where_they_were_going(
+    ldap_settings,
+) -> None:
+    """Only the admin wants more than a login; anywhere else the user is sent straight on
+    (the gateway's bounce among them), never told they may not open it."""
+    client = Client()
+    login(client, "bob", "bob-pw")
+    deep = "/gateway/login?next=https://app.apps.example.test/p?x=1%26y=2"
+    for target in ("/containers/", deep):
+        response = client.get("/accounts/login/", {"next": target})
+        assert (response.status_code, response["Location"]) == (302, target)
+    response = client.get("/accounts/login/", {"next": "https://elsewhere.example/"})
+    assert response.status_code == 302 and "elsewhere" not in response["Location"]
 
 
 def test_a_disabled_account_cannot_log_in_even_with_the_right_password(ldap_users) -> None:

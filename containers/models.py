@@ -98,6 +98,12 @@ CONTAINER_TRANSITIONS: dict[str, frozenset[str]] = {
     ContainerStatus.DELETED: frozenset(),
 }
 
+# Proxmox's power state of a CT, as the portal's status (any other is not a power state).
+POWER_STATES: dict[str, str] = {
+    "running": ContainerStatus.RUNNING,
+    "stopped": ContainerStatus.STOPPED,
+}
+
 # Rows in these states hold their VMID, hostname, IP and MAC; deleted rows are history.
 LIVE = ~Q(status=ContainerStatus.DELETED)
 

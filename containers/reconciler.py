@@ -47,6 +47,7 @@ from . import health, reconcile
 from .models import (
     ACTIVE_JOB_STATUSES,
     LIVE,
+    POWER_STATES,
     Container,
     ContainerStatus,
     FindingAction,
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_POWER = {"running": ContainerStatus.RUNNING, "stopped": ContainerStatus.STOPPED}
 # Rows a job owns: the reconciler leaves them to it.
 _BUSY = (ContainerStatus.PENDING, ContainerStatus.PROVISIONING, ContainerStatus.DELETING)
 
@@ -269,7 +269,7 @@ def _absent(p: _Pass, c: Container, *, elsewhere: str = "", foreign: bool = Fals
 
 
 def _check_status(p: _Pass, c: Container, power: str) -> None:
-    target = _POWER.get(power)
+    target = POWER_STATES.get(power)
     if target is None or target == c.status:
         return
     before = c.status

@@ -9,17 +9,11 @@ from typing import Any
 from django.conf import settings
 
 from containers import services
-from containers.models import ContainerStatus, LogLevel
+from containers.models import POWER_STATES, LogLevel
 from containers.proxmox import ProxmoxError, ProxmoxNotFound, ProxmoxUnavailable
 from portal.errors import UpstreamUnavailable
 
 from .context import JobContext
-
-# Proxmox's status of a CT, as the portal's.
-POWER_STATES: dict[str, str] = {
-    "running": ContainerStatus.RUNNING,
-    "stopped": ContainerStatus.STOPPED,
-}
 
 
 def config_or_none(ctx: JobContext) -> dict[str, Any] | None:

@@ -378,7 +378,7 @@ class ReconcileRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"reconcile of {self.site_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+        return f"reconcile of {self.site} at {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
 class FindingKind(models.TextChoices):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -111,6 +111,9 @@ def reconcile_site(*, site: Site, dry_run: bool = False, actor: User | None = No
 
 
 def reconcile_all(*, dry_run: bool = False) -> list[ReconcileRun]:
+    """Every site in turn (the beat task); reports older than RECONCILE_KEEP_DAYS go."""
+    cutoff = timezone.now() - timedelta(days=settings.RECONCILE_KEEP_DAYS)
+    ReconcileRun.objects.filter(started_at__lt=cutoff).delete()
     return [reconcile_site(site=s, dry_run=dry_run) for s in Site.objects.order_by("slug")]
 
 

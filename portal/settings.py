@@ -253,6 +253,7 @@ JOB_RETRY_BACKOFF_MAX = env.float("JOB_RETRY_BACKOFF_MAX", default=60.0)
 RECONCILE_INTERVAL = env.int("RECONCILE_INTERVAL", default=60)
 # The reconciler (containers/reconciler.py): how often every site is compared with Proxmox.
 RECONCILE_SITES_INTERVAL = env.int("RECONCILE_SITES_INTERVAL", default=300)
+RECONCILE_KEEP_DAYS = env.int("RECONCILE_KEEP_DAYS", default=14)
 # Node health (containers/health.py): the beat probe's period, which is also how often a
 # job held by an offline node looks again, and how long such a job waits before failing.
 NODE_PROBE_INTERVAL = env.float("NODE_PROBE_INTERVAL", default=30.0)

@@ -211,7 +211,7 @@ def test_overrides_raise_limits_until_they_expire(site) -> None:
     override = quota_decisions.quota_override_create(
         user=owner, actor=staff, reason="course project", limits={"max_containers": 2}
     )
-    assert user_quota(owner).limits["max_containers"].source == f"quota override #{override.pk}"
+    assert user_quota(owner).limits["max_containers"].source == override.label
     make(site, owner, "b")
     QuotaOverride.objects.filter(pk=override.pk).update(
         expires_at=timezone.now() - timedelta(days=1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from base64 import b32encode
 from binascii import unhexlify
+from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import quote, urlencode
 
@@ -59,7 +60,7 @@ def limit_phrase(field: str, value: object) -> str:
     return f"{name} {value}{unit}{scope}"
 
 
-def limits_text(limits: dict[str, object]) -> str:
+def limits_text(limits: Mapping[str, object]) -> str:
     """Several limits, in the order of QUOTA_LIMITS: "containers 8, cores 16 in total"."""
     return ", ".join(limit_phrase(f, limits[f]) for f in QUOTA_FIELDS if f in limits)
 

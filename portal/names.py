@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from django.apps import apps
 from django.contrib import admin
+from django.db.models import Field
 
 # Lower-case words as Django derives them, and how they are written.
 WORDS = {
@@ -42,7 +43,7 @@ WORDS = {
 PORTAL_APPS = ("accounts", "containers", "networking")
 
 
-def restore_case(name: str) -> str:
+def restore_case(name: object) -> str:
     return " ".join(WORDS.get(word, word) for word in str(name).split(" "))
 
 
@@ -56,7 +57,7 @@ def restore_derived_names(app_labels: tuple[str, ...] = PORTAL_APPS) -> None:
                 opts.verbose_name_plural = restore_case(opts.verbose_name_plural)
             for field in opts.get_fields():
                 # Declared names are kept; reverse relations have no name of their own.
-                if hasattr(field, "_verbose_name") and field._verbose_name is None:
+                if isinstance(field, Field) and field._verbose_name is None:  # type: ignore[attr-defined]
                     field.verbose_name = restore_case(field.verbose_name)
 
 

@@ -70,7 +70,7 @@ def test_job_logs_name_no_settings(pve: Any, cluster: Any, settings: Any, proxmo
     )
     log = job_log(job)
     assert job.status == "succeeded", log
-    assert "no LDAP directory is configured for this portal" in log
+    assert "no ldap directory is configured" in log.lower()
     assert "this portal does not wait for it" in log
     if not proxmox_access:
         assert "Proxmox access grants are turned off on this portal" in log

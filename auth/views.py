@@ -206,6 +206,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
                 user=request.user, session_key=request.session.session_key
             )
         logout(request)
+        messages.success(request, "You are logged out.")  # shown by the login page
         return redirect(settings.LOGOUT_REDIRECT_URL)
     return render(request, "accounts/logout.html")
 

@@ -87,6 +87,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.navigation",
             ],
         },
     },
@@ -466,7 +467,7 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 # The admin never shows TOTP secrets of existing devices.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
-LOGIN_REDIRECT_URL = "/accounts/"
+LOGIN_REDIRECT_URL = "/"  # the container list
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- gateway (networking/: NGINX and dnsmasq on the gateway host) ----------------------

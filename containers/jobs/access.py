@@ -41,7 +41,7 @@ def proxmox_userid(username: str) -> str:
 
 def _no_directory(ctx: JobContext, what: str) -> str:
     ctx.log(
-        f"no LDAP directory is configured (AUTH_LDAP_SERVER_URI), so {what} is left out",
+        f"no LDAP directory is configured for this portal, so {what} is left out",
         level=LogLevel.WARNING,
     )
     return "skipped"
@@ -125,7 +125,7 @@ def access_group_remove(ctx: JobContext, st: dict[str, Any]) -> str | None:
 # -- Proxmox ------------------------------------------------------------------------------------
 def _proxmox_off(ctx: JobContext) -> str | None:
     if not settings.PROXMOX_ACCESS_ENABLED:
-        ctx.log("Proxmox access grants are turned off (PROXMOX_ACCESS_ENABLED)")
+        ctx.log("Proxmox access grants are turned off on this portal")
         return "skipped"
     return None
 

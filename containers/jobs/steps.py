@@ -93,7 +93,7 @@ def gateway_step(ctx: JobContext) -> None:
         st["generation"] = generation  # written by the first heartbeat of the wait
         if not settings.GATEWAY_JOB_WAIT:
             ctx.log(
-                f"asked the gateway for generation {generation}; not waiting (GATEWAY_JOB_WAIT)"
+                f"asked the gateway for generation {generation}; this portal does not wait for it"
             )
             return "skipped"
         revision = wait_for_apply(site, generation, on_poll=ctx.heartbeat)

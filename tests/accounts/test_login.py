@@ -23,7 +23,7 @@ def login(client: Client, username: str, password: str, **extra):
 def test_right_password_logs_in_and_creates_the_user_from_the_directory(ldap_settings) -> None:
     client = Client(REMOTE_ADDR="192.0.2.10")
     response = login(client, "bob", "bob-pw")
-    assert response.status_code == 302 and response["Location"] == "/accounts/"
+    assert response.status_code == 302 and response["Location"] == "/"  # the container list
     bob = User.objects.get(username="bob")
     assert (bob.first_name, bob.last_name, bob.email) == ("Bob", "Builder", "bob@example.test")
     assert not bob.has_usable_password()  # the directory holds the password, not the portal
@@ -121,7 +121,7 @@ def test_next_is_followed_only_within_the_portal(ldap_settings) -> None:
     evil = Client().post(
         "/accounts/login/", {"username": "bob", "password": "bob-pw", "next": "https://evil.test/"}
     )
-    assert evil["Location"] == "/accounts/"
+    assert evil["Location"] == "/"
 
 
 def test_the_admin_login_goes_through_the_portal_login(ldap_settings) -> None:

@@ -189,7 +189,7 @@ class Container(models.Model):
 
     @property
     def url(self) -> str:
-        return f"https://{self.fqdn}/"
+        return self.site.app_url(self.hostname)
 
     @property
     def ssh_port(self) -> int | None:

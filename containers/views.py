@@ -217,7 +217,7 @@ def _detail(
     )
     can_manage = accounts_selectors.container_allows(user, container, "manage_access")
     routes = [
-        (route, f"https://{route.subdomain}.{container.site.domain}/")
+        (route, container.site.app_url(route.subdomain))
         for route in container.routes.order_by("name")
     ]
     return render(
@@ -328,7 +328,7 @@ def route_access(request: HttpRequest, pk: int, route_id: int) -> HttpResponse:
         network.route_update(route=route, access=access, actor=_user(request))
         messages.info(
             request,
-            f"https://{route.subdomain}.{container.site.domain}/ is now open to: "
+            f"{container.site.app_url(route.subdomain)} is now open to: "
             f"{RouteAccess(access).label.lower()}.",
         )
     except PortalError as exc:

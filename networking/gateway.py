@@ -26,6 +26,7 @@ import fcntl
 import json
 import logging
 import os
+import pwd
 import re
 import resource
 import shlex
@@ -830,11 +831,15 @@ def _prune(paths: GatewayPaths) -> None:
 
 
 # -- bootstrap, rendering to a directory, waiting ---------------------------------------------------
-def install_bootstrap(paths: GatewayPaths, options: GatewayOptions) -> None:
-    """A minimal valid configuration (no site yet), so the servers can start."""
+def install_bootstrap(paths: GatewayPaths, options: GatewayOptions, *, fresh: bool = False) -> None:
+    """A minimal valid configuration (no site yet), so the servers can start.
+
+    `fresh` installs it even over a live release: for servers about to start with the
+    current options, never with what an earlier run rendered (other ports, say).
+    """
     with paths.locked():
         paths.ensure(options.acme_dir)
-        if paths.live_release() is not None:
+        if paths.live_release() is not None and not fresh:
             return
         rendered = render(bootstrap_state(), options)
         release = paths.releases / "000000-bootstrap"
@@ -909,12 +914,25 @@ def wait_for_apply(
 
 
 # -- a private gateway on this machine: the demo, the tests, the bench ------------------------------
+def _invoking_user() -> str:
+    """The user nginx's and dnsmasq's workers run as in a private gateway.
+
+    Started as root, both drop their workers to `nobody`, who cannot walk into a
+    checkout under a 0700 directory (root's home, any `mktemp -d`): names did not
+    resolve and nginx's own error pages answered 403. Keeping the invoking user is the
+    simplest fix that needs no directory widened; it binds loopback high ports only.
+    Started as anyone else, no switch happens and none is asked for.
+    """
+    return pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else ""
+
+
 class LocalGateway:
     """nginx and dnsmasq on loopback high ports in a private directory, with a test certificate.
 
     `settings` holds the gateway settings it chose (typed), `env` the same as environment
-    variables for the worker processes. Servers are started daemonised and stopped by the
-    PIDs in their pid files.
+    variables for the worker processes. Servers are started daemonised, each from a
+    configuration rendered for the ports chosen now, and stopped by the PIDs in their
+    pid files; a start that fails stops what it started.
     """
 
     def __init__(
@@ -953,6 +971,7 @@ class LocalGateway:
             "GATEWAY_NGINX_RELOAD_COMMAND": "",
             "GATEWAY_DNSMASQ_RELOAD_COMMAND": "",
             "GATEWAY_DNSMASQ_RESTART_COMMAND": "",
+            "GATEWAY_WORKER_USER": _invoking_user(),
             **overrides,
         }
         self.domains = domains
@@ -979,103 +998,39 @@ class LocalGateway:
     def paths(self) -> GatewayPaths:
         return GatewayPaths.from_settings(Path(self.settings["GATEWAY_DIR"]))
 
+    def servers(self) -> tuple[Nginx, Dnsmasq]:
+        paths = self.paths()
+        options = GatewayOptions.from_settings(paths.root)
+        return Nginx(paths, options), Dnsmasq(paths, options)
+
+    def pids(self) -> dict[str, int]:
+        """The PIDs of the servers running now (nginx's master, dnsmasq)."""
+        nginx, dnsmasq = self.servers()
+        found = {"nginx": nginx.pid(), "dnsmasq": dnsmasq.pid()}
+        return {name: pid for name, pid in found.items() if pid}
+
     def start(self) -> LocalGateway:
         from .tls import make_wildcard_certificate
 
         self.root.mkdir(parents=True, exist_ok=True)
-        self.root.chmod(0o755)  # the servers' workers run as nobody
         if not (self.tls_dir / "fullchain.pem").exists():
             make_wildcard_certificate(self.tls_dir, self.domains)
         self.apply_settings()
         paths = self.paths()
         options = GatewayOptions.from_settings(paths.root)
-        install_bootstrap(paths, options)
-        if settings.GATEWAY_NGINX_ENABLED:
-            Nginx(paths, options).start()
-        if settings.GATEWAY_DNSMASQ_ENABLED:
-            Dnsmasq(paths, options).start()
+        install_bootstrap(paths, options, fresh=True)
+        try:
+            if settings.GATEWAY_NGINX_ENABLED:
+                Nginx(paths, options).start()
+            if settings.GATEWAY_DNSMASQ_ENABLED:
+                Dnsmasq(paths, options).start()
+        except BaseException:
+            self.stop()
+            raise
         self.started = True
         return self
 
     def stop(self) -> None:
-        paths = self.paths()
-        options = GatewayOptions.from_settings(paths.root)
-        Nginx(paths, options).stop()
-        Dnsmasq(paths, options).stop()
+        for server in self.servers():
+            server.stop()
         self.started = False
-
-
-def start_demo_gateway(var_dir: Path, *, say: Callable[[str], None] | None = None) -> list[Any]:
-    """For `manage.py demo`: apply into var/gateway, run a private nginx and dnsmasq on
-    loopback when installed, and a gateway worker; returns what to `.stop()` at the end.
-
-    The settings it picks are exported to os.environ, so the worker and the web server
-    started after it agree on them.
-    """
-    from portal.celery import gateway_queue
-    from portal.procs import CeleryWorker, port_open
-
-    say = say or (lambda text: log.info("%s", text))
-    sites = list(Site.objects.order_by("pk"))
-    if not sites:
-        return []
-    site = sites[0]  # one gateway directory serves one site
-    wanted = {"http": 18080, "https": 18443, "status": 18099, "dns": 15353}
-    ports = {k: 0 if port_open("127.0.0.1", v) else v for k, v in wanted.items()}
-    gw = LocalGateway(
-        var_dir,
-        domains=[s.domain for s in sites],
-        ports=ports,
-        GATEWAY_DIR=str(var_dir / "gateway"),
-    )
-    gw.tls_dir = var_dir / "gateway-tls"
-    gw.settings["GATEWAY_TLS_CERTIFICATE"] = str(gw.tls_dir / "fullchain.pem")
-    gw.settings["GATEWAY_TLS_CERTIFICATE_KEY"] = str(gw.tls_dir / "privkey.pem")
-    started: list[Any] = []
-    try:
-        gw.start()
-        started.append(gw)
-        os.environ.update(gw.env)
-        from .services import request_apply
-
-        request_apply(site, reason="demo start")
-        outcome = apply_site(site, coalesce=False)
-        status = outcome.revision.status if outcome.revision else "up to date"
-        worker = CeleryWorker(
-            log_path=var_dir / "log" / "gateway-worker.log",
-            env={"PORTAL_DEMO": "1", **gw.env},
-            queues=gateway_queue(site.slug),
-            concurrency=2,
-            name="demo-gateway",
-        )
-        worker.start()
-        started.append(worker)
-    except Exception:
-        for thing in reversed(started):
-            thing.stop()
-        raise
-    servers = [
-        name
-        for name, on in (
-            ("nginx", settings.GATEWAY_NGINX_ENABLED),
-            ("dnsmasq", settings.GATEWAY_DNSMASQ_ENABLED),
-        )
-        if on
-    ]
-    https = gw.settings["GATEWAY_HTTPS_LISTEN"][0]
-    say(
-        f"gateway for {site.slug} in {var_dir / 'gateway'} ({status}); running: "
-        f"{', '.join(servers) or 'no nginx or dnsmasq installed, files only'}"
-    )
-    if settings.GATEWAY_NGINX_ENABLED:
-        say(
-            f"  a container's subdomain: curl --cacert {gw.ca} --resolve "
-            f"<hostname>.{site.domain}:{https.rsplit(':', 1)[1]}:127.0.0.1 "
-            f"https://<hostname>.{site.domain}:{https.rsplit(':', 1)[1]}/"
-        )
-    if settings.GATEWAY_DNSMASQ_ENABLED:
-        say(
-            f"  its internal name: dig @127.0.0.1 -p {gw.settings['GATEWAY_DNS_PORT']} "
-            f"<hostname>.{site.internal_domain}"
-        )
-    return started

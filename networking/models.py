@@ -71,6 +71,14 @@ class Site(models.Model):
     ssh_port_max = models.PositiveIntegerField(default=21999)
     service_port_min = models.PositiveIntegerField(default=22000)
     service_port_max = models.PositiveIntegerField(default=32767)
+    # Where browsers reach the gateway's HTTPS server: part of every link to a container.
+    public_port = models.PositiveIntegerField(
+        "public HTTPS port",
+        default=443,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_PORT)],
+        help_text="The gateway's HTTPS port as browsers reach it; links to containers name "
+        "it unless it is 443 (the demo's gateway listens on a high port).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -79,6 +87,11 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def app_url(self, subdomain: str) -> str:
+        """`https://<subdomain>.<domain>[:port]/`: how a browser opens a name on the gateway."""
+        port = "" if self.public_port == 443 else f":{self.public_port}"
+        return f"https://{subdomain}.{self.domain}{port}/"
 
     @property
     def network(self) -> ipaddress.IPv4Network:

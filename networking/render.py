@@ -252,6 +252,7 @@ class GatewayOptions:
     client_max_body_size: str = "10g"
     proxy_timeout: int = 300
     stream_timeout: int = 3600
+    worker_user: str = ""
 
     @classmethod
     def from_settings(cls, root: Path | None = None) -> GatewayOptions:
@@ -280,6 +281,7 @@ class GatewayOptions:
             client_max_body_size=s.GATEWAY_CLIENT_MAX_BODY_SIZE,
             proxy_timeout=int(s.GATEWAY_PROXY_TIMEOUT),
             stream_timeout=int(s.GATEWAY_STREAM_TIMEOUT),
+            worker_user=s.GATEWAY_WORKER_USER,
         )
 
     @property
@@ -461,6 +463,7 @@ def _checked_options(o: GatewayOptions, domain: str) -> dict[str, Any]:
         "client_max_body_size": tok("GATEWAY_CLIENT_MAX_BODY_SIZE", o.client_max_body_size),
         "proxy_timeout": tok("GATEWAY_PROXY_TIMEOUT", int(o.proxy_timeout)),
         "stream_timeout": tok("GATEWAY_STREAM_TIMEOUT", int(o.stream_timeout)),
+        "worker_user": tok("GATEWAY_WORKER_USER", o.worker_user) if o.worker_user else "",
     }
 
 
@@ -605,6 +608,7 @@ def render(
         "portal_name": options.portal_name,
         "portal_url": options.portal_url,
         "domain": domain,
+        "port_suffix": o["port_suffix"],
         "site_name": state.name,
     }
     for page in ("404", "403", "502"):

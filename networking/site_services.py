@@ -40,6 +40,7 @@ SITE_FIELDS = frozenset(
         "ssh_port_max",
         "service_port_min",
         "service_port_max",
+        "public_port",
     }
 )
 # What an operator sets on a node, in the order the admin's form shows it.

@@ -488,6 +488,10 @@ GATEWAY_DNSMASQ_PID_FILE = env.str("GATEWAY_DNSMASQ_PID_FILE", default="")
 GATEWAY_NGINX_RELOAD_COMMAND = env.str("GATEWAY_NGINX_RELOAD_COMMAND", default="")
 GATEWAY_DNSMASQ_RELOAD_COMMAND = env.str("GATEWAY_DNSMASQ_RELOAD_COMMAND", default="")
 GATEWAY_DNSMASQ_RESTART_COMMAND = env.str("GATEWAY_DNSMASQ_RESTART_COMMAND", default="")
+# The user nginx's and dnsmasq's workers run as when started as root (`user` in both files);
+# empty: their defaults (nobody). The local gateway of the demo and the tests sets the
+# invoking user, so that a checkout under a 0700 directory stays readable to them.
+GATEWAY_WORKER_USER = env.str("GATEWAY_WORKER_USER", default="")
 GATEWAY_HTTP_LISTEN = env.list("GATEWAY_HTTP_LISTEN", default=["127.0.0.1:18080"])
 GATEWAY_HTTPS_LISTEN = env.list("GATEWAY_HTTPS_LISTEN", default=["127.0.0.1:18443"])
 # Loopback-only server the apply asks which revision nginx really serves.

@@ -212,21 +212,20 @@ GATEWAY_TEST_SETTINGS = {
 
 
 @pytest.fixture(scope="session")
-def local_gateway() -> Iterator[Any]:
+def local_gateway(run_dir: Path) -> Iterator[Any]:
     """A private nginx and dnsmasq for the session, on loopback high ports.
 
     The stream proxy binds a random 127.x.y.1, so two sessions on one machine never
-    compete for the same gateway ports. Jobs' gateway steps apply into it.
+    compete for the same gateway ports. Jobs' gateway steps apply into it. It lives
+    under pytest's 0700 temporary directory: its workers run as the invoking user.
     """
     import random
-    import tempfile
 
     from networking.gateway import LocalGateway
 
     need_binary("nginx")
     need_binary("dnsmasq")
-    # Not under pytest's 0700 tmp: nginx and dnsmasq workers run as nobody.
-    root = Path(tempfile.mkdtemp(prefix="portal-gateway-"))
+    root = run_dir / "gateway"
     rnd = random.Random()
     bind = f"127.{rnd.randint(100, 250)}.{rnd.randint(1, 250)}.1"
     gw = LocalGateway(
@@ -235,7 +234,6 @@ def local_gateway() -> Iterator[Any]:
     gw.start()
     yield gw
     gw.stop()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,7 @@ class RouteSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_url(self, route: Route) -> str:
-        return f"https://{route.subdomain}.{route.site.domain}/"
+        return route.site.app_url(route.subdomain)
 
 
 class RouteCreateSerializer(serializers.Serializer):

@@ -227,7 +227,8 @@ def test_the_html_pages_escape_the_site_name(tmp_path: Path) -> None:
     )
     page = r.files["nginx/html/404.html"]
     assert "<script>" not in page and "&lt;script&gt;" in page and "Portal &amp; Co" in page
-    assert "No container answers at this address" in page and "Create container" in page
+    assert "No container answers at this address" in page and "New container" in page
+    assert "portalctl" not in page  # nothing that does not exist yet
 
 
 def test_the_map_hash_buckets_fit_the_longest_name(tmp_path: Path) -> None:
@@ -471,3 +472,23 @@ def test_hostile_names_are_refused_where_they_enter(value: str) -> None:
     assume(not _label_ok(value))
     with pytest.raises(ValidationError):
         validate_hostname(value)
+
+
+def test_the_workers_user_is_written_only_when_set(tmp_path: Path) -> None:
+    plain = render(state(), options(tmp_path)).files
+    assert "\nuser " not in plain["nginx/nginx.conf"]
+    assert "\nuser=" not in plain["dnsmasq/dnsmasq.conf"]
+    mine = render(state(), options(tmp_path, worker_user="root")).files
+    assert "\nuser root;\n" in mine["nginx/nginx.conf"]
+    assert "\nuser=root\n" in mine["dnsmasq/dnsmasq.conf"]
+    with pytest.raises(RenderError, match="GATEWAY_WORKER_USER"):
+        render(state(), options(tmp_path, worker_user="root;\ninclude /etc/shadow"))
+
+
+def test_the_404_page_names_the_public_port(tmp_path: Path) -> None:
+    page = render(state(), options(tmp_path, https_listen=("127.0.0.1:18443",))).files
+    assert "apps.example.test:18443/" in page["nginx/html/404.html"]
+    # On 443 no port is written anywhere (an empty value once failed the whole render).
+    page = render(state(), options(tmp_path, https_listen=("0.0.0.0:443",))).files
+    assert ".apps.example.test/</code>" in page["nginx/html/404.html"]
+    assert "return 301 https://$host$request_uri;" in page["nginx/nginx.conf"]

@@ -44,7 +44,7 @@ def test_each_host_reaches_its_own_container_and_unknown_hosts_get_the_friendly_
     assert r.status == 404
     page = r.data.decode()
     assert "No container answers at this address" in page and "Cluster Portal" in page
-    assert "Create container" in page
+    assert "New container" in page
     # A container's own 404 is passed through untouched (only nginx's own is replaced).
     assert https(local_gateway, "web.apps.example.test", "/missing").status == 200
 

@@ -1,9 +1,11 @@
 """`manage.py demo`: the whole portal on one machine, with the simulator as Proxmox.
 
-Starts pvesim (state under var/pvesim), a Celery worker on the file broker and the
-web server; seeds the site `local` with pve1 (slot 1) and pve2 (slot 0), the
-simulator's templates and an operator `admin`. A second run finds everything as it
-was left. Ctrl-C stops what it started.
+Starts pvesim (state under var/pvesim), a private slapd with the users alice and bob
+(var/ldap, when slapd is installed), a private gateway (nginx and dnsmasq on loopback
+high ports, var/gateway), Celery workers on the file broker and the web server; seeds
+the site `local` with pve1 (slot 1) and pve2 (slot 0), the simulator's templates and an
+operator `admin`. A second run finds everything as it was left. Ctrl-C (or SIGTERM)
+stops what it started, by PID; a start that fails does too (see demo_stack.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import secrets
 import signal
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.procs import CeleryWorker, Managed, free_port, port_open, wait_until
+from portal.management import demo_stack as stack
+from portal.procs import BASE_DIR, CeleryWorker, Managed, port_open, wait_until
 
 TOKEN_ID = "portal@pve!portal"
 
@@ -33,102 +37,204 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 class Command(BaseCommand):
-    help = "Run the portal on the embedded defaults: SQLite, the simulator, a file broker."
+    help = (
+        "Run the portal on the embedded defaults: SQLite, the Proxmox simulator, a file "
+        "broker, a private LDAP directory and gateway. Ctrl-C stops it."
+    )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--sim-port", type=int, default=18006)
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=8000,
+            help="the portal's port on 127.0.0.1 (default 8000); it must be free",
+        )
+        parser.add_argument(
+            "--sim-port",
+            type=int,
+            default=18006,
+            help="the simulator's preferred port (default 18006; a free one if it is taken)",
+        )
         parser.add_argument("--seed-only", action="store_true", help="seed, print, and exit")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if not settings.DEMO:
             raise CommandError("the demo runs with PORTAL_DEMO=1 (make demo sets it)")
+        # From here on SIGTERM and SIGHUP stop the demo as Ctrl-C does (whatever is started).
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _interrupt)
         var = Path(settings.VAR_DIR)
+        with stack.demo_lock(var):
+            self._run(var, opts)
+
+    def _run(self, var: Path, opts: dict[str, Any]) -> None:
+        began = time.monotonic()
+        say = self.stdout.write
         (var / "log").mkdir(parents=True, exist_ok=True)
+        run_file = var / "demo-run.json"
+        left = stack.stop_leftovers(run_file, var / "gateway")
+        if left:
+            say("stopped what an earlier demo left running: " + ", ".join(left))
+        ports, notes = stack.choose_ports(opts["port"], opts["sim_port"])
+        for note in notes:
+            say(note)
+
         state_path = var / "demo.json"
-        state: dict[str, str] = json.loads(state_path.read_text()) if state_path.exists() else {}
+        state = stack.load_state(state_path)
         state.setdefault("token_secret", str(uuid.uuid4()))
         first_admin = "admin_password" not in state
-        state.setdefault("admin_password", secrets.token_urlsafe(12))
-        state_path.write_text(json.dumps(state, indent=2))
-        state_path.chmod(0o600)
-
+        state.setdefault("admin_password", _password())
+        stack.save_state(state_path, state)
         call_command("migrate", interactive=False, verbosity=0)
-        started: list[Any] = []
 
-        def stop_all(*_: Any) -> None:
-            for proc in reversed(started):
-                proc.stop()
-            started.clear()
-
+        started = stack.Started(run_file, ports=ports)
         try:
-            from pvesim.testing import SimulatorProcess
-
-            sim_port = (
-                opts["sim_port"] if not port_open("127.0.0.1", opts["sim_port"]) else free_port()
-            )
-            sim = SimulatorProcess(
-                var / "pvesim",
-                nodes=("pve1", "pve2"),
-                tokens={TOKEN_ID: state["token_secret"]},
-                task_seconds=2.0,
-                port=sim_port,
-                dhcp_hosts=var / "gateway" / "dnsmasq" / "dhcp-hosts",
-            )
-            (var / "gateway" / "dnsmasq").mkdir(parents=True, exist_ok=True)
-            (var / "gateway" / "dnsmasq" / "dhcp-hosts").touch()
-            sim.start()
-            started.append(sim)
-            self.stdout.write(f"pvesim (Proxmox simulator) on {sim.url}, state in {var / 'pvesim'}")
-
+            sim = self._sim(var, state, ports["sim"])
+            started.launch("pvesim", sim, lambda: _pid(sim))
+            say(f"pvesim (Proxmox simulator) on {sim.url}, state in {var / 'pvesim'}")
+            directory, new_directory = stack.demo_directory(var, state, ports["ldap"])
+            stack.save_state(state_path, state)
+            env = self._portal_env(ports["web"])
+            if directory is not None:
+                started.launch("slapd", directory, lambda: {"slapd": directory.pid or 0})
+                env.update(directory.settings(staff_group=stack.STAFF_GROUP))
+                # What Proxmox's LDAP realm finds on a sync: the same people.
+                sim.admin.set_directory_users("ldap", [uid for uid, *_ in stack.DEMO_PEOPLE])
             site = self._seed(sim, state, first_admin)
             if opts["seed_only"]:
                 return
-
-            # The gateway (var/gateway, private nginx/dnsmasq, its worker): before the
-            # other processes, which inherit the settings it exports.
-            from networking.gateway import start_demo_gateway
-
-            started.extend(start_demo_gateway(var, say=self.stdout.write))
-
+            os.environ.update(env)  # the processes started below inherit it
+            self._start_gateway(var, site, ports, env, started)
             worker = CeleryWorker(
-                log_path=var / "log" / "worker.log",
-                env={"PORTAL_DEMO": "1"},
-                concurrency=4,
-                name="demo",
-                beat=True,
+                log_path=var / "log" / "worker.log", env=env, concurrency=4, name="demo", beat=True
             )
-            worker.start()
-            started.append(worker)
-            self.stdout.write(
-                f"celery worker (pid {worker.pid}), log in {var / 'log' / 'worker.log'}"
-            )
-
-            web = Managed(
-                [
-                    sys.executable,
-                    "manage.py",
-                    "runserver",
-                    f"127.0.0.1:{opts['port']}",
-                    "--noreload",
-                ],
-                log_path=var / "log" / "web.log",
-                env={**os.environ},
-            )
-            web.start()
-            started.append(web)
-            wait_until(lambda: port_open("127.0.0.1", opts["port"]), timeout=30, what="web server")
-            self._banner(opts["port"], site.slug)
-            signal.signal(signal.SIGTERM, _interrupt)
+            started.launch("celery worker", worker, lambda: {"celery worker": worker.pid})
+            web = self._web(var, ports["web"])
+            started.launch("web server", web, lambda: {"web server": web.pid})
+            self._check_web(web, ports["web"])
+            self._banner(site, ports, state, directory, new_directory, time.monotonic() - began)
             while web.alive():
                 time.sleep(0.5)
-            self.stderr.write("the web server stopped; see var/log/web.log")
+            self.stderr.write(f"the web server stopped; see {var / 'log' / 'web.log'}")
         except KeyboardInterrupt:
-            self.stdout.write("\nstopping...")
+            say("\nstopping...")
         finally:
-            stop_all()
+            # A second Ctrl-C must not cut the cleanup short: every step has a time limit.
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
+            started.stop_all(self.stderr.write)
 
-    def _seed(self, sim: Any, state: dict[str, str], first_admin: bool) -> Any:
+    # -- the pieces ------------------------------------------------------------------------------
+    @staticmethod
+    def _sim(var: Path, state: dict[str, Any], port: int) -> Any:
+        from pvesim.testing import SimulatorProcess
+
+        dhcp_hosts = var / "gateway" / "dnsmasq" / "dhcp-hosts"
+        dhcp_hosts.parent.mkdir(parents=True, exist_ok=True)
+        dhcp_hosts.touch()
+        return SimulatorProcess(
+            var / "pvesim",
+            nodes=("pve1", "pve2"),
+            tokens={TOKEN_ID: state["token_secret"]},
+            task_seconds=2.0,
+            port=port,
+            dhcp_hosts=dhcp_hosts,
+        )
+
+    @staticmethod
+    def _portal_env(port: int) -> dict[str, str]:
+        """The settings that depend on --port, for every process the demo starts."""
+        portal = f"http://127.0.0.1:{port}"
+        env = {
+            "PORTAL_DEMO": "1",
+            "GATEWAY_AUTH_URL": f"{portal}/gateway/auth",
+            "GATEWAY_PORTAL_URL": portal,
+        }
+        if not os.environ.get("CSRF_TRUSTED_ORIGINS"):
+            env["CSRF_TRUSTED_ORIGINS"] = f"{portal},http://localhost:{port}"
+        return env
+
+    def _start_gateway(
+        self, var: Path, site: Any, ports: dict[str, int], env: dict[str, str], started: Any
+    ) -> None:
+        """nginx and dnsmasq (when installed) configured for this run's ports, the site
+        applied, and the gateway's own worker."""
+        from networking import site_services
+        from networking.gateway import LocalGateway, apply_site
+        from networking.models import Site
+        from networking.services import request_apply
+        from portal.celery import gateway_queue
+
+        tls = var / "gateway-tls"
+        gw = LocalGateway(
+            var,
+            domains=[s.domain for s in Site.objects.order_by("pk")],
+            ports={k: ports[k] for k in ("http", "https", "status", "dns")},
+            GATEWAY_DIR=str(var / "gateway"),
+            GATEWAY_TLS_CERTIFICATE=str(tls / "fullchain.pem"),
+            GATEWAY_TLS_CERTIFICATE_KEY=str(tls / "privkey.pem"),
+            GATEWAY_AUTH_URL=env["GATEWAY_AUTH_URL"],
+            GATEWAY_PORTAL_URL=env["GATEWAY_PORTAL_URL"],
+        )
+        gw.tls_dir = tls
+        started.launch("gateway", gw, gw.pids)
+        env.update(gw.env)
+        os.environ.update(gw.env)
+        admin = get_user_model().objects.get(username="admin")
+        # Links to containers name the port browsers reach the gateway on.
+        site_services.site_update(site=site, actor=admin, values={"public_port": ports["https"]})
+        request_apply(site, reason="demo start")
+        outcome = apply_site(site, coalesce=False)
+        if outcome.revision is not None and not outcome.ok:
+            raise CommandError(f"the gateway could not apply the site: {outcome.revision.error}")
+        worker = CeleryWorker(
+            log_path=var / "log" / "gateway-worker.log",
+            env=env,
+            queues=gateway_queue(site.slug),
+            concurrency=2,
+            name="demo-gateway",
+        )
+        started.launch("gateway worker", worker, lambda: {"gateway worker": worker.pid})
+        running = [
+            name
+            for name, on in (
+                ("nginx", settings.GATEWAY_NGINX_ENABLED),
+                ("dnsmasq", settings.GATEWAY_DNSMASQ_ENABLED),
+            )
+            if on
+        ]
+        self.stdout.write(
+            f"gateway in {var / 'gateway'}: "
+            + (", ".join(running) or "nginx and dnsmasq are not installed: files only")
+        )
+
+    @staticmethod
+    def _web(var: Path, port: int) -> Managed:
+        return Managed(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            log_path=var / "log" / "web.log",
+            env={**os.environ},
+        )
+
+    @staticmethod
+    def _check_web(web: Managed, port: int) -> None:
+        """The port answers, and it is our web server that answers (before any banner)."""
+
+        def ready() -> bool:
+            if not web.alive():
+                raise CommandError(
+                    f"the web server exited:\n{stack.tail(web.log_path)}"
+                    f"(is port {port} free? choose another with --port N)"
+                )
+            return port_open("127.0.0.1", port)
+
+        wait_until(ready, timeout=60, what="the web server")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+            json.loads(r.read())
+        if not web.alive():
+            raise CommandError(f"port {port} answers, but not this demo's web server")
+
+    def _seed(self, sim: Any, state: dict[str, Any], first_admin: bool) -> Any:
         from containers import services as container_services
         from networking.models import Node, Site
 
@@ -136,6 +242,7 @@ class Command(BaseCommand):
             slug="local",
             defaults={
                 "name": "Local demo",
+                # Browsers send every *.localhost name to this machine.
                 "domain": "apps.localhost",
                 "internal_domain": "cluster.localhost",
                 # A loopback subnet: what the demo gateway proxies to stays on this machine.
@@ -158,13 +265,9 @@ class Command(BaseCommand):
         imported = container_services.templates_import(site=site)
         if imported:
             self.stdout.write("templates: " + ", ".join(t.name for t in imported))
-
         user_model = get_user_model()
-        admin = user_model.objects.filter(username="admin").first()
-        if admin is None:
-            admin = user_model.objects.create_superuser(
-                "admin", "admin@localhost", state["admin_password"]
-            )
+        if not user_model.objects.filter(username="admin").exists():
+            user_model.objects.create_superuser("admin", "admin@localhost", state["admin_password"])
         if first_admin:
             self.stdout.write(
                 self.style.WARNING(
@@ -172,20 +275,80 @@ class Command(BaseCommand):
                     "(shown once; kept in var/demo.json)"
                 )
             )
-        else:
-            self.stdout.write("operator account: admin (password unchanged, in var/demo.json)")
         return site
 
-    def _banner(self, port: int, site: str) -> None:
-        self.stdout.write(
+    # -- what the user reads ---------------------------------------------------------------------
+    def _banner(
+        self,
+        site: Any,
+        ports: dict[str, int],
+        state: dict[str, Any],
+        directory: Any,
+        new_directory: bool,
+        seconds: float,
+    ) -> None:
+        from containers.models import LIVE, Container
+
+        say = self.stdout.write
+        portal = f"http://127.0.0.1:{ports['web']}"
+        https = ports["https"]
+        say(
             self.style.SUCCESS(
-                f"\nCluster Portal demo is running: http://127.0.0.1:{port}/ (operators: /admin/)"
+                f"\nCluster Portal demo is running: {portal}/  (started in {seconds:.1f} s)"
             )
         )
-        self.stdout.write(
+        say("Log in as:")
+        say("  admin   the operator (a local account; its password is in var/demo.json)")
+        if directory is None:
+            say(
+                self.style.WARNING(
+                    "  No LDAP directory: slapd is not installed (apt-get install slapd), so only "
+                    "local accounts log in and containers get no access groups."
+                )
+            )
+        else:
+            ldap = state["ldap"]
+            for uid, _, _, groups in stack.DEMO_PEOPLE:
+                role = "an operator (staff)" if stack.STAFF_GROUP in groups else "a user"
+                secret = f" / {ldap[uid]}" if new_directory else ""
+                say(f"  {uid}{secret}   {role}, from the directory at {directory.uri}")
+            if new_directory:
+                say(self.style.WARNING("  (these passwords are shown once; kept in var/demo.json)"))
+            else:
+                say("  (their passwords are in var/demo.json)")
+        sample = "<hostname>"
+        say(
+            f"A container's web address: https://{sample}.{site.domain}:{https}/ "
+            "(Chromium and Firefox resolve *.localhost to this machine; the certificate's "
+            f"CA is {settings.GATEWAY_TLS_CERTIFICATE.rsplit('/', 1)[0]}/ca.pem)"
+        )
+        say(
+            f"Its SSH: ssh -p <its SSH port> <you>@{sample}.{site.domain}  (where the system "
+            "resolver does not know *.localhost: ssh -p <port> <you>@127.0.0.1)"
+        )
+        if settings.GATEWAY_DNSMASQ_ENABLED:
+            say(
+                f"Its internal name: dig @127.0.0.1 -p {ports['dns']} "
+                f"{sample}.{site.internal_domain}"
+            )
+        live = Container.objects.filter(LIVE, site=site).select_related("owner", "site")
+        for c in live.prefetch_related("port_mappings").order_by("hostname")[:10]:
+            ssh = c.ssh_command
+            say(f"  {c.hostname}: {c.url}" + (f"   {ssh}" if ssh else ""))
+        python = os.path.relpath(sys.executable, BASE_DIR)
+        python = sys.executable if python.startswith("..") else python
+        say(
             "From another shell, create a container and watch it reach running:\n"
-            "  PORTAL_DEMO=1 .venv/bin/python manage.py containers create --owner admin "
+            f"  PORTAL_DEMO=1 {python} manage.py containers create --owner admin "
             "--hostname hello --template debian-12 --wait\n"
-            "  PORTAL_DEMO=1 .venv/bin/python manage.py containers list\n"
+            f"  PORTAL_DEMO=1 {python} manage.py containers list\n"
             "Ctrl-C stops everything the demo started."
         )
+
+
+def _password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _pid(sim: Any) -> dict[str, int]:
+    return {"pvesim": sim.proc.pid} if sim.proc else {}

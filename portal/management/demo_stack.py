@@ -1,0 +1,250 @@
+"""The pieces `manage.py demo` starts, and the bookkeeping that makes a restart safe.
+
+- One demo per var directory: `var/demo.lock` is held while it runs.
+- Ports are chosen before anything starts: the web port must be free (it is the one the
+  user asked for), the others fall back to free ones.
+- `var/demo-run.json` lists the ports and the PID and command line of everything the
+  demo started. A demo that was killed (SIGKILL, a closed terminal) leaves it behind;
+  the next one stops exactly those processes, if they still run the same command.
+- Secrets (the admin's and the directory's passwords) live in `var/demo.json`, 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from portal.procs import free_port, pid_alive, stop_pid
+from portal.slapd import Person, Slapd, find_slapd
+
+# What a first demo listens on; a port another program holds is replaced by a free one.
+PREFERRED_PORTS = {
+    "sim": 18006,
+    "http": 18080,
+    "https": 18443,
+    "status": 18099,
+    "dns": 15353,
+    "ldap": 13389,
+}
+# The directory's people: alice an ordinary user, bob one of the operators (staff).
+STAFF_GROUP = "operators"
+DEMO_PEOPLE = (
+    ("alice", "Alice", "Example", ("users",)),
+    ("bob", "Bob", "Example", ("users", STAFF_GROUP)),
+)
+DEMO_GROUPS = ("users", STAFF_GROUP)
+
+
+# -- the state file ------------------------------------------------------------------------------
+def load_state(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Written 0600 from the first byte: it holds passwords."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh, indent=2)
+    path.chmod(0o600)
+
+
+# -- one demo per directory ----------------------------------------------------------------------
+@contextlib.contextmanager
+def demo_lock(var: Path) -> Iterator[None]:
+    var.mkdir(parents=True, exist_ok=True)
+    with open(var / "demo.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raise CommandError(
+                f"another demo is running from {var} (pid {fh.read().strip() or '?'}); "
+                "stop it first (Ctrl-C in its terminal)"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+
+
+# -- ports ---------------------------------------------------------------------------------------
+def port_free(port: int, *, udp: bool = False, host: str = "127.0.0.1") -> bool:
+    """True if this machine lets us bind `host:port` now (TCP, or UDP)."""
+    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        if not udp:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def choose_ports(web: int, sim: int) -> tuple[dict[str, int], list[str]]:
+    """Every port the demo listens on, and a note for each one that had to move."""
+    if not port_free(web):
+        raise CommandError(
+            f"port {web} on 127.0.0.1 is in use (another portal, or another program); "
+            f"start the demo on a free port with `manage.py demo --port N`"
+        )
+    wanted = {**PREFERRED_PORTS, "sim": sim}
+    ports: dict[str, int] = {"web": web}
+    notes = []
+    for name, port in wanted.items():
+        udp = name == "dns"  # dnsmasq answers on UDP and TCP alike
+        if port in ports.values() or not port_free(port) or (udp and not port_free(port, udp=True)):
+            new = port
+            while (
+                new in ports.values()
+                or not port_free(new)
+                or (udp and not port_free(new, udp=True))
+            ):
+                new = free_port()
+            notes.append(f"port {port} ({name}) is in use: using {new}")
+            port = new
+        ports[name] = port
+    return ports, notes
+
+
+# -- what was started ----------------------------------------------------------------------------
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+@dataclass
+class Started:
+    """Everything the demo started, stopped in reverse order; mirrored in demo-run.json."""
+
+    run_file: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    items: list[tuple[str, Any, Callable[[], dict[str, int]]]] = field(default_factory=list)
+
+    def launch(self, name: str, thing: Any, pids: Callable[[], dict[str, int]]) -> Any:
+        """Start `thing` (it has .start() and .stop()) and keep it for the stop; `pids`
+        names the processes it runs, for the run file. A start that fails or is
+        interrupted stops what it had started."""
+        try:
+            thing.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                thing.stop()
+            raise
+        self.items.append((name, thing, pids))
+        self.write()
+        return thing
+
+    def pids(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for _, _, pids in self.items:
+            out.update({name: pid for name, pid in pids().items() if pid})
+        return out
+
+    def write(self) -> None:
+        processes = {
+            name: {"pid": pid, "cmdline": _cmdline(pid)} for name, pid in self.pids().items()
+        }
+        data = {"pid": os.getpid(), "ports": self.ports, "processes": processes}
+        tmp = self.run_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, self.run_file)
+
+    def stop_all(self, say: Callable[[str], None]) -> None:
+        while self.items:
+            name, thing, _ = self.items.pop()
+            try:
+                thing.stop()
+            except Exception as exc:  # keep stopping the others
+                say(f"could not stop {name}: {exc}")
+        with contextlib.suppress(FileNotFoundError):
+            self.run_file.unlink()
+
+
+def stop_leftovers(run_file: Path, gateway_dir: Path) -> list[str]:
+    """Stop what a demo that did not exit cleanly left running (we hold the lock: it is gone).
+
+    Only processes whose command line is still the recorded one (or, for nginx and
+    dnsmasq, names this gateway directory) are signalled: PIDs get reused.
+    """
+    stopped = []
+    try:
+        recorded = json.loads(run_file.read_text()).get("processes", {})
+    except (OSError, ValueError):
+        recorded = {}
+    for name, entry in recorded.items():
+        pid, cmdline = int(entry.get("pid", 0)), entry.get("cmdline", "")
+        if pid > 0 and cmdline and pid_alive(pid) and _cmdline(pid) == cmdline:
+            stop_pid(pid, sig=signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
+            stopped.append(f"{name} (pid {pid})")
+    for name, pid_file, sig in (
+        ("nginx", gateway_dir / "run" / "nginx.pid", signal.SIGQUIT),
+        ("dnsmasq", gateway_dir / "run" / "dnsmasq.pid", signal.SIGTERM),
+    ):
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text().strip())
+            if pid_alive(pid) and str(gateway_dir) in _cmdline(pid):
+                stop_pid(pid, sig=sig)
+                stopped.append(f"{name} (pid {pid})")
+    with contextlib.suppress(FileNotFoundError):
+        run_file.unlink()
+    return stopped
+
+
+# -- the directory -------------------------------------------------------------------------------
+def demo_directory(var: Path, state: dict[str, Any], port: int) -> tuple[Slapd | None, bool]:
+    """A private slapd under var/ldap with the demo's people, to start (None if slapd is
+    not installed), and whether it is new (so that the passwords are shown once)."""
+    binaries = find_slapd()
+    if binaries is None:
+        return None, False
+    run = var / "ldap"
+    ldap = state.get("ldap")
+    if not isinstance(ldap, dict) or not (run / "slapd.d").exists():
+        # No passwords for the data on disk (or no data): build the directory anew.
+        shutil.rmtree(run, ignore_errors=True)
+        ldap = {"admin": secrets.token_urlsafe(16), "portal": secrets.token_urlsafe(16)}
+        ldap.update({uid: secrets.token_urlsafe(9) for uid, *_ in DEMO_PEOPLE})
+        state["ldap"] = ldap
+        created = True
+    else:
+        created = False
+    run.mkdir(parents=True, exist_ok=True)
+    run.chmod(0o700)
+    people = tuple(
+        Person(uid, given, sn, ldap[uid], groups) for uid, given, sn, groups in DEMO_PEOPLE
+    )
+    server = Slapd(
+        run,
+        binaries[0],
+        binaries[1],
+        people=people,
+        groups=DEMO_GROUPS,
+        admin_password=ldap["admin"],
+        portal_password=ldap["portal"],
+        port=port,
+    )
+    return server, created
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:])
+    except OSError:
+        return ""

@@ -19,6 +19,7 @@ import secrets
 import shutil
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,9 +135,11 @@ class Started:
 
     run_file: Path
     ports: dict[str, int] = field(default_factory=dict)
-    items: list[tuple[str, Any, Callable[[], dict[str, int]]]] = field(default_factory=list)
+    items: list[tuple[str, Any, Callable[[], dict[str, int]], str]] = field(default_factory=list)
 
-    def launch(self, name: str, thing: Any, pids: Callable[[], dict[str, int]]) -> Any:
+    def launch(
+        self, name: str, thing: Any, pids: Callable[[], dict[str, int]], *, group: str = ""
+    ) -> Any:
         """Start `thing` (it has .start() and .stop()) and keep it for the stop; `pids`
         names the processes it runs, for the run file. A start that fails or is
         interrupted stops what it had started."""
@@ -146,13 +149,13 @@ class Started:
             with contextlib.suppress(Exception):
                 thing.stop()
             raise
-        self.items.append((name, thing, pids))
+        self.items.append((name, thing, pids, group or name))
         self.write()
         return thing
 
     def pids(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for _, _, pids in self.items:
+        for _, _, pids, _ in self.items:
             out.update({name: pid for name, pid in pids().items() if pid})
         return out
 
@@ -166,14 +169,29 @@ class Started:
         os.replace(tmp, self.run_file)
 
     def stop_all(self, say: Callable[[str], None]) -> None:
+        """Stop in reverse order; consecutive items of one group (the Celery workers, whose
+        warm shutdown takes seconds) together."""
         while self.items:
-            name, thing, _ = self.items.pop()
-            try:
-                thing.stop()
-            except Exception as exc:  # keep stopping the others
-                say(f"could not stop {name}: {exc}")
+            group = [self.items.pop()]
+            while self.items and self.items[-1][3] == group[0][3]:
+                group.append(self.items.pop())
+            threads = [
+                threading.Thread(target=self._stop, args=(name, thing, say))
+                for name, thing, _, _ in group
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         with contextlib.suppress(FileNotFoundError):
             self.run_file.unlink()
+
+    @staticmethod
+    def _stop(name: str, thing: Any, say: Callable[[str], None]) -> None:
+        try:
+            thing.stop()
+        except Exception as exc:  # keep stopping the others
+            say(f"could not stop {name}: {exc}")
 
 
 def stop_leftovers(run_file: Path, gateway_dir: Path) -> list[str]:

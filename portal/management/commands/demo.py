@@ -10,6 +10,7 @@ stops what it started, by PID; a start that fails does too (see demo_stack.py).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -60,6 +61,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         if not settings.DEMO:
             raise CommandError("the demo runs with PORTAL_DEMO=1 (make demo sets it)")
+        # Line by line even into a pipe (`make demo | tee`, a test): the banner is read live.
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(line_buffering=True)
         # From here on SIGTERM and SIGHUP stop the demo as Ctrl-C does (whatever is started).
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, _interrupt)
@@ -108,7 +113,9 @@ class Command(BaseCommand):
             worker = CeleryWorker(
                 log_path=var / "log" / "worker.log", env=env, concurrency=4, name="demo", beat=True
             )
-            started.launch("celery worker", worker, lambda: {"celery worker": worker.pid})
+            started.launch(
+                "celery worker", worker, lambda: {"celery worker": worker.pid}, group="workers"
+            )
             web = self._web(var, ports["web"])
             started.launch("web server", web, lambda: {"web server": web.pid})
             self._check_web(web, ports["web"])
@@ -194,7 +201,9 @@ class Command(BaseCommand):
             concurrency=2,
             name="demo-gateway",
         )
-        started.launch("gateway worker", worker, lambda: {"gateway worker": worker.pid})
+        started.launch(
+            "gateway worker", worker, lambda: {"gateway worker": worker.pid}, group="workers"
+        )
         running = [
             name
             for name, on in (

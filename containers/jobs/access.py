@@ -39,11 +39,16 @@ def proxmox_userid(username: str) -> str:
     return f"{username}@{settings.PROXMOX_REALM}"
 
 
-def _no_directory(ctx: JobContext, what: str) -> str:
-    ctx.log(
-        f"no LDAP directory is configured for this portal, so {what} is left out",
-        level=LogLevel.WARNING,
-    )
+NO_DIRECTORY = (
+    "No LDAP directory is configured: the access group, SSH login and Proxmox access "
+    "steps are skipped"
+)
+
+
+def _no_directory(ctx: JobContext) -> str:
+    # Once per job, as information: a portal without a directory is a choice (the demo
+    # without slapd says so once, in its banner), and each access step would repeat it.
+    ctx.log_once(NO_DIRECTORY)
     return "skipped"
 
 
@@ -67,7 +72,7 @@ def access_group_sync(ctx: JobContext, st: dict[str, Any]) -> str | None:
     """Create or update `cn=ct-<hostname>`: exactly the owner and the collaborators."""
     directory = get_directory()
     if directory is None:
-        return _no_directory(ctx, "the container's access group")
+        return _no_directory(ctx)
     c = ctx.container
     name = directory.group_name(c.hostname)
     existing = directory.group_get(name)
@@ -104,7 +109,7 @@ def access_group_sync(ctx: JobContext, st: dict[str, Any]) -> str | None:
 def access_group_remove(ctx: JobContext, st: dict[str, Any]) -> str | None:
     directory = get_directory()
     if directory is None:
-        return _no_directory(ctx, "removing the access group")
+        return _no_directory(ctx)
     c = ctx.container
     name = directory.group_name(c.hostname)
     existing = directory.group_get(name)
@@ -149,7 +154,7 @@ def realm_sync_step(ctx: JobContext, st: dict[str, Any]) -> str | None:
         return off
     members = _directory_members(ctx)
     if members is None:
-        return _no_directory(ctx, "the realm sync")
+        return _no_directory(ctx)
     synced = set(
         RealmSync.objects.filter(
             site=ctx.container.site,
@@ -171,7 +176,7 @@ def proxmox_acl_sync(ctx: JobContext, st: dict[str, Any]) -> str | None:
         return off
     members = _directory_members(ctx)
     if members is None:
-        return _no_directory(ctx, "the Proxmox access grant")
+        return _no_directory(ctx)
     c, role = ctx.container, settings.PROXMOX_VM_ROLE
     path = acl_path(c)
     wanted = {proxmox_userid(m) for m in members}

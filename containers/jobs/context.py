@@ -50,6 +50,7 @@ class JobContext:
         self._pending: list[JobLogEntry] = []
         self._dirty = False
         self.current_step: dict[str, Any] | None = None
+        self._said: set[str] = set()
 
     @property
     def client(self) -> ProxmoxClient:
@@ -69,6 +70,12 @@ class JobContext:
                 job=self.job, level=level, step=step, message=message, created_at=timezone.now()
             )
         )
+
+    def log_once(self, message: str, *, level: str = LogLevel.INFO) -> None:
+        """Log `message` unless this run of the job already has (steps sharing one reason)."""
+        if message not in self._said:
+            self._said.add(message)
+            self.log(message, level=level)
 
     @property
     def _unsaved(self) -> bool:

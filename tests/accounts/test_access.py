@@ -251,4 +251,7 @@ def test_without_a_directory_the_steps_say_they_are_left_out(pve, cluster, db) -
     c = create(UserFactory(username="nodir"), cluster, hostname="nodir")
     job = c.jobs.get(kind="create")
     assert [s["state"] for s in job.steps][3:6] == ["skipped", "skipped", "skipped"]
-    assert "no LDAP directory is configured" in job_log(job)
+    log = job_log(job)
+    assert log.count("No LDAP directory is configured") == 1  # one line, not one per step
+    assert "AUTH_LDAP" not in log  # no setting names in what users read
+    assert "[info] access_group: No LDAP directory" in log

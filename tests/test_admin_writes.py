@@ -204,6 +204,7 @@ def test_a_site_and_a_node_are_added_through_their_services(staff_client: Any) -
             "ssh_port_max": "21999",
             "service_port_min": "22000",
             "service_port_max": "32767",
+            "public_port": "443",
         },
     )
     assert response.status_code == 302, response.context["adminform"].form.errors

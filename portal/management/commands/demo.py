@@ -107,6 +107,7 @@ class Command(BaseCommand):
                 sim.admin.set_directory_users("ldap", [uid for uid, *_ in stack.DEMO_PEOPLE])
             site = self._seed(sim, state, first_admin)
             if opts["seed_only"]:
+                self._accounts(state, directory, new_directory)
                 return
             os.environ.update(env)  # the processes started below inherit it
             self._start_gateway(var, site, ports, env, started)
@@ -287,6 +288,28 @@ class Command(BaseCommand):
         return site
 
     # -- what the user reads ---------------------------------------------------------------------
+    def _accounts(self, state: dict[str, Any], directory: Any, new_directory: bool) -> None:
+        say = self.stdout.write
+        say("Log in as:")
+        say("  admin   the operator (a local account; its password is in var/demo.json)")
+        if directory is None:
+            say(
+                self.style.WARNING(
+                    "  No LDAP directory: slapd is not installed (apt-get install slapd), so only "
+                    "local accounts log in and containers get no access groups."
+                )
+            )
+            return
+        ldap = state["ldap"]
+        for uid, _, _, groups in stack.DEMO_PEOPLE:
+            role = "an operator (staff)" if stack.STAFF_GROUP in groups else "a user"
+            secret = f" / {ldap[uid]}" if new_directory else ""
+            say(f"  {uid}{secret}   {role}, from the directory at {directory.uri}")
+        if new_directory:
+            say(self.style.WARNING("  (these passwords are shown once; kept in var/demo.json)"))
+        else:
+            say("  (their passwords are in var/demo.json)")
+
     def _banner(
         self,
         site: Any,
@@ -306,39 +329,22 @@ class Command(BaseCommand):
                 f"\nCluster Portal demo is running: {portal}/  (started in {seconds:.1f} s)"
             )
         )
-        say("Log in as:")
-        say("  admin   the operator (a local account; its password is in var/demo.json)")
-        if directory is None:
+        self._accounts(state, directory, new_directory)
+        host = f"<hostname>.{site.domain}"
+        if settings.GATEWAY_NGINX_ENABLED:
+            ca = Path(settings.GATEWAY_TLS_CERTIFICATE).with_name("ca.pem")
             say(
-                self.style.WARNING(
-                    "  No LDAP directory: slapd is not installed (apt-get install slapd), so only "
-                    "local accounts log in and containers get no access groups."
-                )
+                f"Containers are published at https://{host}:{https}/ (Chromium and Firefox "
+                f"send *.localhost to this machine; the certificate's CA is {ca})"
             )
-        else:
-            ldap = state["ldap"]
-            for uid, _, _, groups in stack.DEMO_PEOPLE:
-                role = "an operator (staff)" if stack.STAFF_GROUP in groups else "a user"
-                secret = f" / {ldap[uid]}" if new_directory else ""
-                say(f"  {uid}{secret}   {role}, from the directory at {directory.uri}")
-            if new_directory:
-                say(self.style.WARNING("  (these passwords are shown once; kept in var/demo.json)"))
-            else:
-                say("  (their passwords are in var/demo.json)")
-        sample = "<hostname>"
-        say(
-            f"A container's web address: https://{sample}.{site.domain}:{https}/ "
-            "(Chromium and Firefox resolve *.localhost to this machine; the certificate's "
-            f"CA is {settings.GATEWAY_TLS_CERTIFICATE.rsplit('/', 1)[0]}/ca.pem)"
-        )
-        say(
-            f"Its SSH: ssh -p <its SSH port> <you>@{sample}.{site.domain}  (where the system "
-            "resolver does not know *.localhost: ssh -p <port> <you>@127.0.0.1)"
-        )
+            say(
+                f"  SSH: ssh -p <its SSH port> <you>@{host}  (where the system resolver does "
+                "not know *.localhost: <you>@127.0.0.1)"
+            )
         if settings.GATEWAY_DNSMASQ_ENABLED:
             say(
-                f"Its internal name: dig @127.0.0.1 -p {ports['dns']} "
-                f"{sample}.{site.internal_domain}"
+                f"  internal name: dig @127.0.0.1 -p {ports['dns']} "
+                f"<hostname>.{site.internal_domain}"
             )
         live = Container.objects.filter(LIVE, site=site).select_related("owner", "site")
         for c in live.prefetch_related("port_mappings").order_by("hostname")[:10]:

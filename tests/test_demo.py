@@ -48,12 +48,12 @@ class Demo:
             "PORTAL_VAR_DIR": str(self.var),
         }
 
-    def launch(self, *args: str) -> subprocess.Popen[str]:
+    def launch(self, *args: str, **env: str) -> subprocess.Popen[str]:
         self.output = []
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "demo", "--port", str(self.port), *args],
             cwd=BASE_DIR,
-            env=self.env,
+            env={**self.env, **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -322,3 +322,20 @@ def test_a_restart_on_taken_ports_comes_up_on_free_ones_and_leaves_nothing(demo:
         f"restart: start {demo.start_seconds:.1f} s, stops {first_stop:.1f} s and "
         f"{second_stop:.1f} s; test {time.monotonic() - began:.1f} s"
     )
+
+
+@pytest.mark.gateway
+def test_a_start_that_fails_stops_what_it_started(demo: Demo) -> None:
+    """nginx cannot start (its stream module is missing): the simulator, slapd and
+    anything else already started are stopped, and no banner is printed."""
+    demo.stop()
+    proc = demo.launch(GATEWAY_NGINX_STREAM_MODULE="/nonexistent/ngx_stream_module.so")
+    assert proc.wait(timeout=120) != 0
+    time.sleep(0.2)
+    assert "nginx did not start" in demo.text and "demo is running" not in demo.text, demo.text
+    assert "pvesim (Proxmox simulator) on" in demo.text  # it had got that far
+    assert not (demo.var / "demo-run.json").exists()
+    deadline = time.monotonic() + 10
+    while processes_naming(demo.var) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_naming(demo.var) == []

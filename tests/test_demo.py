@@ -99,11 +99,15 @@ class Demo:
         return pids
 
     def stop(self, sig: int = signal.SIGTERM) -> float:
+        """SIGTERM to the demo, or SIGINT to its process group: Ctrl-C in its terminal."""
         if self.proc is None:
             return 0.0
         began = time.monotonic()
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if sig == signal.SIGINT:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -284,7 +288,7 @@ def test_a_restart_on_taken_ports_comes_up_on_free_ones_and_leaves_nothing(demo:
     if demo.proc is None:
         demo.start()
     first = demo.pids()
-    first_stop = demo.stop()
+    first_stop = demo.stop(signal.SIGINT)
     assert wait_gone(first) == [], demo.text
     assert not (demo.var / "demo-run.json").exists()
 

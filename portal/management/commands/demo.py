@@ -65,9 +65,13 @@ class Command(BaseCommand):
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, io.TextIOWrapper):
                 stream.reconfigure(line_buffering=True)
-        # From here on SIGTERM and SIGHUP stop the demo as Ctrl-C does (whatever is started).
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _interrupt)
+        # From here on SIGINT, SIGTERM and SIGHUP stop the demo and what it started. SIGINT
+        # even when inherited as ignored (a job started in the background by a script):
+        # Ctrl-C is how the demo says it stops. SIGHUP stays ignored under nohup.
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            signal.signal(signal.SIGHUP, _interrupt)
         var = Path(settings.VAR_DIR)
         with stack.demo_lock(var):
             self._run(var, opts)

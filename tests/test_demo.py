@@ -315,6 +315,12 @@ def test_a_restart_on_taken_ports_comes_up_on_free_ones_and_leaves_nothing(demo:
         assert f"proxy_pass http://127.0.0.1:{demo.port}/gateway/auth;" in nginx_conf
         assert _served_404(ports["https"], demo.var / "gateway-tls" / "ca.pem") == 404
         assert f"https://<hostname>.apps.localhost:{ports['https']}/" in demo.text
+
+        # One demo per var directory, whatever its port.
+        twin = Demo(demo.var, free_port())
+        assert twin.launch().wait(timeout=60) != 0
+        time.sleep(0.2)
+        assert f"another demo is running from {demo.var}" in twin.text, twin.text
     finally:
         second = demo.pids() if demo.proc is not None else []
         second_stop = demo.stop()

@@ -73,8 +73,11 @@ class Command(BaseCommand):
         if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
             signal.signal(signal.SIGHUP, _interrupt)
         var = Path(settings.VAR_DIR)
-        with stack.demo_lock(var):
-            self._run(var, opts)
+        try:
+            with stack.demo_lock(var):
+                self._run(var, opts)
+        except KeyboardInterrupt:  # before anything was started (migrating, say)
+            self.stdout.write("\nstopped")
 
     def _run(self, var: Path, opts: dict[str, Any]) -> None:
         began = time.monotonic()

@@ -20,6 +20,10 @@ def configure(app: Celery) -> None:
         "visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT
     }
     if broker.startswith("filesystem://"):
+        # The file transport has no host, but kombu warns "No hostname was supplied" on
+        # every connection without one (each command that queues a job): name loopback.
+        if broker == "filesystem://":
+            broker = "filesystem://localhost/"
         folder = settings.CELERY_BROKER_DIR
         (folder / "queue").mkdir(parents=True, exist_ok=True)
         (folder / "processed").mkdir(parents=True, exist_ok=True)

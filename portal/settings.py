@@ -175,6 +175,8 @@ SPECTACULAR_SETTINGS = {
         "ResourceRequestKindEnum": "auth.models.RequestKind",
         "RouteProtocolEnum": "networking.models.RouteProtocol",
         "PortProtocolEnum": "networking.models.PortProtocol",
+        # A route's `access` and a create's `route_access`: one enum, under its first name.
+        "AccessEnum": "networking.models.RouteAccess",
     },
 }
 

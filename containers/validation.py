@@ -134,8 +134,8 @@ def container_create_check(
     *,
     owner: User,
     hostname: str,
-    template: Template,
-    site: Site,
+    template: Template | None,
+    site: Site | None,
     cores: int | None = None,
     memory_mib: int | None = None,
     swap_mib: int | None = None,
@@ -145,29 +145,34 @@ def container_create_check(
 ) -> CreateInput:
     """Check a create's whole input; raise ValidationFailed with every field's error.
 
-    Whether the name is free is decided under the site's lock (container_create); it is
-    looked up here too, without the lock, only to report it along with other errors.
+    Without a template (the caller could not find the one named, and says so itself)
+    what does not depend on it is still checked. Whether the name is free is decided
+    under the site's lock (container_create); it is looked up here too, without the
+    lock, only to report it along with other errors.
     """
     errors = FieldErrors()
     name = ""
     with errors.collect():
         name = normalise_hostname(hostname)
-    if template.site_id != site.pk:
-        errors.add(f"template {template.name} belongs to another site", field="template")
-    elif not template.enabled:
-        errors.add(f"template {template.name} is not offered any more", field="template")
     res: Resources | None = None
-    with errors.collect():
-        res = resolve_resources(
-            template, cores=cores, memory_mib=memory_mib, swap_mib=swap_mib, disk_gib=disk_gib
-        )
+    if template is not None:
+        if site is not None and template.site_id != site.pk:
+            errors.add(f"template {template.name} belongs to another site", field="template")
+        elif not template.enabled:
+            errors.add(f"template {template.name} is not offered any more", field="template")
+        with errors.collect():
+            res = resolve_resources(
+                template, cores=cores, memory_mib=memory_mib, swap_mib=swap_mib, disk_gib=disk_gib
+            )
     keys: list[str] = []
     with errors.collect():
         keys = parse_keys(ssh_public_keys or ssh_keys_text(owner))
     if route_access not in RouteAccess.values:
         errors.add(f"route_access is one of {', '.join(RouteAccess.values)}", field="route_access")
-    if errors and name and hostname_taken(site, name):
-        errors.add(f"hostname '{name}' is already taken on {site.name}", field="hostname")
+    if template is None:
+        errors.add("a container needs a template", field="template")
+    elif errors and name and hostname_taken(on := site or template.site, name):
+        errors.add(f"hostname '{name}' is already taken on {on.name}", field="hostname")
     errors.raise_if_any()
     assert res is not None
     return CreateInput(

@@ -126,13 +126,11 @@ def _create_from_form(form: ContainerCreateForm, user: User) -> Job | None:
     valid = form.is_valid()
     data = form.cleaned_data
     template: Template | None = data.get("template")
-    if template is None:
-        return None  # nothing to check the rest against
     values: dict[str, Any] = {
         "owner": user,
         "hostname": data.get("hostname", ""),
         "template": template,
-        "site": template.site,
+        "site": template.site if template else None,
         **{name: data.get(name) for name in RESOURCE_FIELDS},
         "ssh_public_keys": data.get("ssh_public_keys") or "",
         "route_access": data.get("route_access") or RouteAccess.USERS,

@@ -12,7 +12,7 @@ Input is checked whole: `FieldErrors` collects every field's error before one
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -82,22 +82,37 @@ class FieldErrors:
     def has(self, field: str) -> bool:
         return any(field in exc.field_errors for exc in self.caught)
 
+    @property
+    def fields(self) -> dict[str, list[str]]:
+        """Every message so far by field (NON_FIELD for those about no one field)."""
+        fields: dict[str, list[str]] = {}
+        for exc in self.caught:
+            for name, messages in (exc.field_errors or {NON_FIELD: [exc.message]}).items():
+                fields.setdefault(name, []).extend(messages)
+        return fields
+
     @contextmanager
-    def collect(self) -> Iterator[None]:
+    def collect(self, *, besides: Collection[str] = ()) -> Iterator[None]:
+        """Keep the ValidationFailed raised in the block; `besides` names fields already
+        refused elsewhere, whose errors from the block are left out."""
         try:
             yield
         except ValidationFailed as exc:
-            self.caught.append(exc)
+            kept = {k: v for k, v in exc.field_errors.items() if k not in besides}
+            if kept == exc.field_errors:
+                self.caught.append(exc)
+            else:
+                for name, messages in kept.items():
+                    self.caught += [
+                        ValidationFailed(m, code=exc.code, field=name) for m in messages
+                    ]
 
     def raise_if_any(self) -> None:
         if not self.caught:
             return
         if len(self.caught) == 1:
             raise self.caught[0]
-        fields: dict[str, list[str]] = {}
-        for exc in self.caught:
-            for name, messages in (exc.field_errors or {NON_FIELD: [exc.message]}).items():
-                fields.setdefault(name, []).extend(messages)
+        fields = self.fields
         codes = {exc.code for exc in self.caught}
         raise ValidationFailed(
             "; ".join(exc.message for exc in self.caught),

@@ -116,21 +116,6 @@ def _parsed(ser: serializers.Serializer) -> dict[str, Any]:
     return out
 
 
-def _raise_all(refused: Mapping[str, Any], checked: FieldErrors) -> None:
-    """Raise the input's errors together: the serializer's, then the services' for the
-    fields the serializer let through."""
-    if not refused:
-        checked.raise_if_any()
-        return
-    fields: dict[str, Any] = dict(refused)
-    try:
-        checked.raise_if_any()
-    except ValidationFailed as exc:
-        for name, messages in exc.field_errors.items():
-            fields.setdefault(name, messages)
-    raise serializers.ValidationError(fields)
-
-
 @extend_schema_view(
     list=extend_schema(
         summary="List containers you own or collaborate on (staff: all)",
@@ -193,10 +178,12 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         }
         if not valid or errors:
             # Something is wrong already: say what else is, so every error comes at once.
-            if template is not None:
-                with errors.collect():
-                    container_create_check(owner=request_user(request), **kwargs)
-            _raise_all(ser.errors if not valid else {}, errors)
+            refused = dict(ser.errors) if not valid else {}
+            with errors.collect(besides={*refused, *errors.fields}):
+                container_create_check(owner=request_user(request), **kwargs)
+            if not refused:
+                errors.raise_if_any()
+            raise serializers.ValidationError({**refused, **errors.fields})
         kwargs.update(description=data.get("description", ""), actor=request.user)
         key = request.headers.get("Idempotency-Key")
         if key is not None:

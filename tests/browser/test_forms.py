@@ -190,3 +190,16 @@ def test_api_docs_load_nothing_from_outside_loopback(page: Any, site: Any) -> No
     assert failed == [], failed
     assert violations == [], violations
     assert any("/api/v1/redoc/redoc.standalone.js" in u for u in seen)
+
+
+def test_a_refused_login_is_styled_as_an_error_and_keeps_the_name(page: Any, site: Any) -> None:
+    make_user("gwen")
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("gwen")
+    page.get_by_label("Password").fill("not her password")
+    page.get_by_role("button", name="Log in").click()
+    error = page.locator("#login-error")
+    expect(error).to_have_text("Wrong username or password.")
+    assert error.evaluate("e => getComputedStyle(e).color") == "rgb(207, 34, 46)"
+    assert error.evaluate("e => getComputedStyle(e, '::before').content") == '"Error: "'
+    expect(page.get_by_label("Username")).to_have_value("gwen")

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from auth import quota_decisions
 from auth import selectors as accounts_selectors
 from auth import services as accounts_services
+from auth.selectors import CONTAINER_ACTIONS
 from networking import selectors as networking_selectors
 from networking import services as network
 from networking.models import RouteAccess
@@ -225,52 +226,51 @@ def _stash_name(form: str, container: Container) -> str:
     return f"container:{container.pk}:{form}"
 
 
-def _detail(request: HttpRequest, container: Container) -> HttpResponse:
-    user = _user(request)
-    jobs = list(container.jobs.select_related("actor").order_by("-created_at")[:10])
+def _page_forms(request: HttpRequest, container: Container, may: dict[str, bool]) -> dict[str, Any]:
+    """The container page's forms: as they failed (portal.formstash), or fresh. An error
+    of a form the page no longer shows (the container moved on) is said at the top."""
+    template = container.template
     current = {
         "cores": container.cores,
         "memory_mib": container.memory_mib,
         "swap_mib": container.swap_mib,
         "disk_gib": container.disk_gib,
     }
-    template = container.template
 
-    def restored(form: str, form_class: Any, **kwargs: Any) -> Any:
-        return formstash.restore(request, _stash_name(form, container), form_class, **kwargs)
+    def restored(name: str, form_class: Any, **kwargs: Any) -> Any:
+        return formstash.restore(request, _stash_name(name, container), form_class, **kwargs)
 
-    resize = restored(RESIZE, ContainerResizeForm, template=template) or ContainerResizeForm(
-        initial=current, template=template
-    )
-    request_resize = restored(
-        REQUEST_RESIZE, ResizeRequestForm, template=template, prefix="rq"
-    ) or ResizeRequestForm(initial=current, template=template, prefix="rq")
-    delete = restored(DELETE, DeleteForm, hostname=container.hostname) or DeleteForm(
-        hostname=container.hostname
-    )
-    power = formstash.take(request, _stash_name(POWER, container))
-    collaborator = restored(COLLABORATOR, CollaboratorForm) or CollaboratorForm()
-
-    can_manage = accounts_selectors.container_allows(user, container, "manage_access")
-    can_resize = accounts_selectors.container_allows(user, container, "resize")
-    can_delete = accounts_selectors.container_allows(user, container, "delete")
-    # What the page will not show (the container moved on meanwhile) is said at the top.
-    open_for_actions = container.status not in (ContainerStatus.DELETED, ContainerStatus.DELETING)
-    sizeable = container.status in (ContainerStatus.RUNNING, ContainerStatus.STOPPED)
-    shown = {
-        RESIZE: (resize, open_for_actions and sizeable and can_resize),
-        REQUEST_RESIZE: (request_resize, open_for_actions and sizeable and can_manage),
-        DELETE: (delete, open_for_actions and can_delete),
-        COLLABORATOR: (collaborator, open_for_actions and can_manage),
+    found = {
+        "resize_form": restored(RESIZE, ContainerResizeForm, template=template)
+        or ContainerResizeForm(initial=current, template=template),
+        "request_resize_form": restored(
+            REQUEST_RESIZE, ResizeRequestForm, template=template, prefix="rq"
+        )
+        or ResizeRequestForm(initial=current, template=template, prefix="rq"),
+        "delete_form": restored(DELETE, DeleteForm, hostname=container.hostname)
+        or DeleteForm(hostname=container.hostname),
+        "collaborator_form": restored(COLLABORATOR, CollaboratorForm) or CollaboratorForm(),
     }
-    for form, visible in shown.values():
-        if form.is_bound and not visible:
-            for message in formstash.errors_of(form):
-                messages.error(request, message)
-    power_errors = [m for ms in (power or {}).get("errors", {}).values() for m in ms]
-    if power_errors and not open_for_actions:
-        for message in power_errors:
-            messages.error(request, message)
+    power = formstash.take(request, _stash_name(POWER, container)) or {}
+    action_errors = [m for ms in power.get("errors", {}).values() for m in ms]
+    live = container.status not in (ContainerStatus.DELETED, ContainerStatus.DELETING)
+    sizeable = live and container.status in (ContainerStatus.RUNNING, ContainerStatus.STOPPED)
+    shown = {
+        "resize_form": sizeable and may["resize"],
+        "request_resize_form": sizeable and may["manage_access"],
+        "delete_form": live and may["delete"],
+        "collaborator_form": live and may["manage_access"],
+    }
+    hidden = [formstash.errors_of(f) for name, f in found.items() if f.is_bound and not shown[name]]
+    for message in [m for ms in hidden for m in ms] + ([] if live else action_errors):
+        messages.error(request, message)
+    return {**found, "action_errors": action_errors}
+
+
+def _detail(request: HttpRequest, container: Container) -> HttpResponse:
+    role = accounts_selectors.container_role(_user(request), container)
+    may = {action: role in CONTAINER_ACTIONS[action] for action in CONTAINER_ACTIONS}
+    jobs = list(container.jobs.select_related("actor").order_by("-created_at")[:10])
     routes = [
         (route, f"https://{route.subdomain}.{container.site.domain}/")
         for route in container.routes.order_by("name")
@@ -282,21 +282,15 @@ def _detail(request: HttpRequest, container: Container) -> HttpResponse:
             "c": container,
             "jobs": jobs,
             "job": jobs[0] if jobs else None,
-            "resize_form": resize,
-            "delete_form": delete,
-            "can_manage": can_manage,
-            "can_resize": can_resize,
-            "can_delete": can_delete,
-            "request_resize_form": request_resize,
-            "action_errors": power_errors,
-            "can_manage_network": accounts_selectors.container_allows(
-                user, container, "manage_network"
-            ),
+            **_page_forms(request, container, may),
+            "can_manage": may["manage_access"],
+            "can_resize": may["resize"],
+            "can_delete": may["delete"],
+            "can_manage_network": may["manage_network"],
             "route_access_choices": RouteAccess.choices,
             "collaborators": list(
                 accounts_selectors.collaborators_of(container).order_by("user__username")
             ),
-            "collaborator_form": collaborator,
             "routes": routes,
             "ports": list(container.port_mappings.order_by("protocol", "external_port")),
             "nodes_down": networking_selectors.nodes_down(node=container.node),

@@ -23,7 +23,7 @@ class ErrorSerializer(serializers.Serializer):
     message = serializers.CharField(help_text="A sentence a user can act on.")
     detail = serializers.DictField(
         child=serializers.JSONField(),
-        help_text="Field errors ({field: [messages]}) or extra facts.",
+        help_text="Every field's errors at once ({field: [messages]}), or extra facts.",
     )
 
 

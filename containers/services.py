@@ -277,7 +277,8 @@ def container_create(
                 kind=JobKind.CREATE,
                 container=container,
                 actor=actor or owner,
-                params={"hostname": hostname, **res.__dict__},
+                # route_access: a retry of a failed create keeps the owner's choice.
+                params={"hostname": hostname, "route_access": checked.route_access, **res.__dict__},
                 new_container=True,
             )
             audit_record(

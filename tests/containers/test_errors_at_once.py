@@ -372,3 +372,16 @@ def test_a_collaborator_is_not_offered_resize_or_delete(site: Any, alice: Any) -
     response = client_of(bob).post(f"/containers/{c.pk}/delete/", {"confirm": "web"}, follow=True)
     assert "a collaborator may not delete web; ask its owner" in response.content.decode()
     assert not c.jobs.filter(kind=JobKind.DELETE).exists()
+
+
+def test_a_retried_create_keeps_the_owners_choice_of_route_access(site: Any, alice: Any) -> None:
+    from containers.failed_creates import failed_create_retry
+
+    job = services.container_create(
+        owner=alice, hostname="shop", template=site.templates.get(), route_access="public"
+    )
+    assert job.params["route_access"] == "public"
+    services.container_set_status(container=job.container, to=ContainerStatus.DELETED)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED)
+    again = failed_create_retry(container=job.container, actor=alice)
+    assert again.container.routes.get().access == "public"

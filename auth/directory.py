@@ -70,7 +70,7 @@ def classify(exc: Exception, what: str) -> Exception:
     if isinstance(exc, lx.LDAPBindError):
         return DirectoryError(
             "the LDAP directory refused the portal's bind DN; an operator must check "
-            "LDAP_WRITE_BIND_DN and its password"
+            "the portal's directory account and its password"
         )
     if isinstance(exc, lx.LDAPOperationResult):
         return DirectoryError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from base64 import b32encode
 from binascii import unhexlify
+from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import quote, urlencode
 
@@ -45,6 +46,23 @@ QUOTA_FIELDS = tuple(f for f, _, _ in QUOTA_LIMITS)
 # The largest value a limit may take: what its column (PositiveIntegerField) holds on
 # PostgreSQL, checked at every edge so a bigger one is a 400, never a database error.
 QUOTA_VALUE_MAX = 2_147_483_647
+
+
+def limit_phrase(field: str, value: object) -> str:
+    """A limit as users read it ("memory 2048 MiB per container"), never the field name."""
+    _, name, unit = next(row for row in QUOTA_LIMITS if row[0] == field)
+    if field == "max_containers":
+        scope = ""
+    elif field.startswith("max_container_"):
+        scope = " per container"
+    else:
+        scope = " in total"
+    return f"{name} {value}{unit}{scope}"
+
+
+def limits_text(limits: Mapping[str, object]) -> str:
+    """Several limits, in the order of QUOTA_LIMITS: "containers 8, cores 16 in total"."""
+    return ", ".join(limit_phrase(f, limits[f]) for f in QUOTA_FIELDS if f in limits)
 
 
 def _is_limit_value(value: object) -> bool:
@@ -144,7 +162,9 @@ class QuotaOverride(QuotaLimits):
 
     @property
     def label(self) -> str:
-        return f"quota override #{self.pk}"
+        """Its name where users read it (quota tables, quota errors): no internal number."""
+        until = f", until {self.expires_at:%Y-%m-%d}" if self.expires_at else ""
+        return f"extra quota granted {self.created_at:%Y-%m-%d}{until}"
 
     @property
     def is_active(self) -> bool:
@@ -246,6 +266,11 @@ class ResourceRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.user} ({self.status})"
+
+    @property
+    def limit_phrases(self) -> list[str]:
+        """The limits a quota request asks for, as users read them."""
+        return [limit_phrase(f, self.limits[f]) for f in QUOTA_FIELDS if f in self.limits]
 
     def clean(self) -> None:
         if self.kind == RequestKind.RESIZE and self.container_id is None:

@@ -21,6 +21,7 @@ from .models import (
     RequestKind,
     RequestStatus,
     ResourceRequest,
+    limits_text,
 )
 from .selectors import require_container_permission, require_staff
 
@@ -172,7 +173,7 @@ def _size(row: ResourceRequest) -> dict[str, int | None]:
 
 def _describe(row: ResourceRequest) -> str:
     if row.kind == RequestKind.QUOTA:
-        return "quota " + ", ".join(f"{k}={v}" for k, v in sorted(row.limits.items()))
+        return "quota " + limits_text(row.limits)
     size = ", ".join(f"{k}={v}" for k, v in _size(row).items() if v is not None)
     return f"{row.container.hostname if row.container else 'a container'} with {size}"
 
@@ -245,10 +246,10 @@ def resource_request_approve(
                     limits=raise_to,
                     request=request,
                 )
-                outcome.append(f"quota override #{request.override.pk}")
+                outcome.append(f"your quota now allows {limits_text(raise_to)}")
             job = container_resize(container=c, actor=actor, **new)
             request.job = job
-            outcome.append(f"resize job {job.pk} queued for {c.hostname}")
+            outcome.append(f"{c.hostname} is being resized")
         request.outcome = ("approved: " + "; ".join(outcome))[:500]
         request.save(update_fields=["override", "job", "outcome"])
         audit_record(

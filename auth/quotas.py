@@ -49,7 +49,7 @@ _NAMES = {f: (name, unit) for f, name, unit in QUOTA_LIMITS}
 @dataclass(frozen=True)
 class Limit:
     value: int | None  # None: no limit
-    source: str  # e.g. "group students", "the default policy", "quota override #3"
+    source: str  # e.g. "group students", "the default policy", "extra quota granted 2026-05-04"
 
 
 @dataclass
@@ -175,8 +175,17 @@ def usage_for(user: User) -> tuple[Usage, dict[int, Request]]:
     return usage, sizes
 
 
+EXEMPT = "not limited (staff)"
+
+
 def quota_status(user: User) -> QuotaStatus:
     usage, _ = usage_for(user)
+    if is_exempt(user):
+        # One statement: no limit applies, so none is shown (nor what would be left of it).
+        limits = {f: Limit(None, EXEMPT) for f in QUOTA_FIELDS}
+        return QuotaStatus(
+            exempt=True, limits=limits, usage=usage, remaining=dict.fromkeys(_MEASURE)
+        )
     limits = effective_limits(user)
     remaining: dict[str, int | None] = {}
     for f, (measure, per_container) in _MEASURE.items():
@@ -185,7 +194,7 @@ def quota_status(user: User) -> QuotaStatus:
             remaining[f] = value
         else:
             remaining[f] = None if value is None else max(0, value - getattr(usage, measure))
-    return QuotaStatus(exempt=is_exempt(user), limits=limits, usage=usage, remaining=remaining)
+    return QuotaStatus(exempt=False, limits=limits, usage=usage, remaining=remaining)
 
 
 def _lock_user(user: User) -> None:

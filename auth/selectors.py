@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 
 from portal.errors import NotFound, PermissionDenied
 
-from .models import ApiToken, AuditEntry, Collaborator, ResourceRequest, SshKey
+from .models import ApiToken, AuditEntry, Collaborator, RequestStatus, ResourceRequest, SshKey
 from .quotas import QuotaStatus, quota_status
 
 if TYPE_CHECKING:
@@ -144,3 +144,8 @@ def require_staff(actor: User | None, what: str) -> None:
     """Raise PermissionDenied unless `actor` is staff; `what` completes "only staff may …"."""
     if actor is None or not getattr(actor, "is_staff", False):
         raise PermissionDenied(f"only staff may {what}")
+
+
+def pending_request_count() -> int:
+    """How many resource requests wait for staff (the navigation's badge): one COUNT."""
+    return ResourceRequest.objects.filter(status=RequestStatus.PENDING).count()

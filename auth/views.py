@@ -93,13 +93,20 @@ def _gateway_form_action(view: Callable[..., HttpResponse]) -> Callable[..., Htt
 def login_view(request: HttpRequest) -> HttpResponse:
     notice = ""
     if request.user.is_authenticated and request.method == "GET":
-        if not request.GET.get("next"):
+        target = request.GET.get("next", "")
+        safe = url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+        needs_staff = target.startswith(reverse("admin:index"))
+        if not safe or not target:
             return redirect(settings.LOGIN_REDIRECT_URL)
-        # Sent here from a page this account may not open (the admin, for a non-staff
-        # user): offer another login rather than bouncing back and forth.
+        if not needs_staff or request.user.is_staff:
+            return redirect(target)  # already allowed there: no second login
+        # Sent here by the admin, which wants a staff account: offer another login
+        # rather than bouncing back and forth.
         notice = (
-            f"You are logged in as {request.user.get_username()}, who may not open that page. "
-            "Log in with another account to continue."
+            f"You are logged in as {request.user.get_username()}, which is not a staff "
+            "account; the admin needs one. Log in with a staff account to continue."
         )
     form = LoginForm(request.POST or None)
     error = ""
@@ -199,6 +206,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
                 user=request.user, session_key=request.session.session_key
             )
         logout(request)
+        messages.success(request, "You are logged out.")  # shown by the login page
         return redirect(settings.LOGOUT_REDIRECT_URL)
     return render(request, "accounts/logout.html")
 

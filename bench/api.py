@@ -22,6 +22,9 @@ from bench._env import run_dir, setup_django
 SIZES = (100, 10_000)
 REQUESTS = int(os.environ.get("BENCH_API_REQUESTS", "200"))
 
+# (path, headers, cookies)
+Target = tuple[str, dict[str, str], dict[str, str]]
+
 
 def seed(count: int) -> tuple[Any, int]:
     from django.contrib.auth.models import User
@@ -109,22 +112,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def main() -> None:
-    import requests
+def _start_server(rd: Any, env: dict[str, str], port: int) -> Any:
+    from portal.procs import Managed
 
-    from portal.procs import Managed, free_port, port_open, wait_until
-
-    rd = run_dir("api")
-    env = setup_django(rd, ALLOWED_HOSTS="127.0.0.1,localhost,testserver")
-    from django.conf import settings
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-
-    from auth.services import token_create
-
-    port = free_port()
-    server = Managed(
+    return Managed(
         [
             sys.executable,
             "-m",
@@ -140,62 +131,93 @@ def main() -> None:
         log_path=rd / "gunicorn.log",
         env={**os.environ, **env},
     ).start()
+
+
+def _targets(owner: Any, size: int, detail_pk: int) -> dict[str, Target]:
+    """The three requests, as (path, headers, cookies): a token for the API, a session
+    for the dashboard."""
+    from django.conf import settings
+    from django.test import Client
+
+    from auth.services import token_create
+
+    _, token = token_create(user=owner, name=f"bench-{size}", scope="read", expires_in_days=7)
+    browser = Client()
+    browser.force_login(owner)
+    session = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    return {
+        "api list (50)": (
+            "/api/v1/containers/?page_size=50",
+            {"Authorization": f"Bearer {token}"},
+            {},
+        ),
+        "api detail": (
+            f"/api/v1/containers/{detail_pk}/",
+            {"Authorization": f"Bearer {token}"},
+            {},
+        ),
+        "dashboard": ("/", {}, {settings.SESSION_COOKIE_NAME: session}),
+    }
+
+
+def _measure(http: Any, port: int, target: Target) -> tuple[float, float, int]:
+    """(median ms, p95 ms, queries) of one request: queries counted in-process, times
+    through the server."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    path, headers, cookies = target
+    with CaptureQueriesContext(connection) as queries:
+        probe = Client(headers=headers)
+        for k, v in cookies.items():
+            probe.cookies[k] = v
+        assert probe.get(path).status_code == 200, path
+    url = f"http://127.0.0.1:{port}{path}"
+    for _ in range(10):  # warm up both workers
+        http.get(url, headers=headers, cookies=cookies)
+    times = []
+    for _ in range(REQUESTS):
+        started = time.perf_counter()
+        response = http.get(url, headers=headers, cookies=cookies)
+        times.append(1000 * (time.perf_counter() - started))
+        assert response.status_code == 200, (url, response.status_code)
+    return statistics.median(times), percentile(times, 0.95), len(queries)
+
+
+def _report(results: dict[int, dict[str, tuple[float, float, int]]]) -> None:
+    print(f"{'request':<16} {'containers':>10} {'median ms':>10} {'p95 ms':>8} {'queries':>8}")
+    for size in SIZES:
+        for name, (median, p95, count) in results[size].items():
+            print(f"{name:<16} {size:>10} {median:>10.1f} {p95:>8.1f} {count:>8}")
+    small, large = results[SIZES[0]], results[SIZES[-1]]
+    for name in small:
+        growth = large[name][1] / small[name][1]
+        same = "identical" if large[name][2] == small[name][2] else "DIFFERENT"
+        print(f"{name:<16} p95 growth {growth:.2f}x (target <= 1.5), queries {same}")
+    print(f"api list p95 at {SIZES[-1]}: {large['api list (50)'][1]:.1f} ms (target < 100)")
+
+
+def main() -> None:
+    import requests
+
+    from portal.procs import free_port, port_open, wait_until
+
+    rd = run_dir("api")
+    env = setup_django(rd, ALLOWED_HOSTS="127.0.0.1,localhost,testserver")
+    port = free_port()
+    server = _start_server(rd, env, port)
     try:
         wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what="gunicorn")
         results: dict[int, dict[str, tuple[float, float, int]]] = {}
         for size in SIZES:
             owner, detail_pk = seed(size)
-            _, token = token_create(
-                user=owner, name=f"bench-{size}", scope="read", expires_in_days=7
-            )
-            browser = Client()
-            browser.force_login(owner)
-            session = browser.cookies[settings.SESSION_COOKIE_NAME].value
-            targets = {
-                "api list (50)": (
-                    "/api/v1/containers/?page_size=50",
-                    {"Authorization": f"Bearer {token}"},
-                    {},
-                ),
-                "api detail": (
-                    f"/api/v1/containers/{detail_pk}/",
-                    {"Authorization": f"Bearer {token}"},
-                    {},
-                ),
-                "dashboard": ("/", {}, {settings.SESSION_COOKIE_NAME: session}),
-            }
+            targets = _targets(owner, size, detail_pk)
             http = requests.Session()
             results[size] = {}
-            for name, (path, headers, cookies) in targets.items():
-                with CaptureQueriesContext(connection) as queries:
-                    probe = Client(headers=headers)
-                    for k, v in cookies.items():
-                        probe.cookies[k] = v
-                    assert probe.get(path).status_code == 200, path
-                url = f"http://127.0.0.1:{port}{path}"
-                for _ in range(10):  # warm up both workers
-                    http.get(url, headers=headers, cookies=cookies)
-                times = []
-                for _ in range(REQUESTS):
-                    started = time.perf_counter()
-                    response = http.get(url, headers=headers, cookies=cookies)
-                    times.append(1000 * (time.perf_counter() - started))
-                    assert response.status_code == 200, (url, response.status_code)
-                results[size][name] = (
-                    statistics.median(times),
-                    percentile(times, 0.95),
-                    len(queries),
-                )
-        print(f"{'request':<16} {'containers':>10} {'median ms':>10} {'p95 ms':>8} {'queries':>8}")
-        for size in SIZES:
-            for name, (median, p95, count) in results[size].items():
-                print(f"{name:<16} {size:>10} {median:>10.1f} {p95:>8.1f} {count:>8}")
-        small, large = results[SIZES[0]], results[SIZES[-1]]
-        for name in small:
-            growth = large[name][1] / small[name][1]
-            same = "identical" if large[name][2] == small[name][2] else "DIFFERENT"
-            print(f"{name:<16} p95 growth {growth:.2f}x (target <= 1.5), queries {same}")
-        print(f"api list p95 at {SIZES[-1]}: {large['api list (50)'][1]:.1f} ms (target < 100)")
+            for name, target in targets.items():
+                results[size][name] = _measure(http, port, target)
+        _report(results)
     finally:
         server.stop()
 

@@ -256,18 +256,8 @@ def _per_server_block_layout(gw: Any) -> float:
     return took
 
 
-def _routing(site: Any, gw: Any, rd: Path, net: str) -> None:
-    """wrk through the gateway with 10,000 routes and through an identical one with 1 route."""
-    from networking.gateway import find_binary, write_tree
-    from networking.render import GatewayOptions, load_state, render
-    from portal.procs import free_port, wait_until
-
-    wrk = find_binary("wrk")
-    if not wrk:
-        print("wrk is not installed: routing overhead not measured (apt-get install wrk)")
-        return
-    probe_ip, host = f"{net}.1.0", "ct0.apps.bench.test"  # ct0's route: port 8080 on its address
-    backend_dir = rd / "backend"
+def _start_backend(nginx: str, backend_dir: Path, probe_ip: str) -> None:
+    """An nginx standing in for the containers: ct0's address, port 8080, answers 'ok'."""
     (backend_dir / "logs").mkdir(parents=True)
     (backend_dir / "nginx.conf").write_text(
         f"worker_processes 1; pid {backend_dir}/nginx.pid; error_log {backend_dir}/logs/error.log;\n"
@@ -276,14 +266,18 @@ def _routing(site: Any, gw: Any, rd: Path, net: str) -> None:
         f" fastcgi_temp_path {backend_dir}/tmp; uwsgi_temp_path {backend_dir}/tmp; scgi_temp_path "
         f"{backend_dir}/tmp; server {{ listen {probe_ip}:8080; location / {{ return 200 'ok'; }} }} }}\n"
     )
-    nginx = find_binary("nginx")
-    assert nginx
     subprocess.run(
         [nginx, "-c", str(backend_dir / "nginx.conf"), "-p", f"{backend_dir}/"], check=True
     )
 
-    # The one-route gateway: the same renderer, options and backend, in its own directory.
-    small_root = rd / "small"
+
+def _start_one_route_gateway(site: Any, nginx: str, small_root: Path) -> dict[str, int]:
+    """The same renderer, options and backend as the gateway, with ct0's route only, in
+    its own directory; returns its ports."""
+    from networking.gateway import write_tree
+    from networking.render import GatewayOptions, load_state, render
+    from portal.procs import free_port
+
     ports = {k: free_port() for k in ("http", "https", "status")}
     base = GatewayOptions.from_settings(small_root)
     opts = GatewayOptions(
@@ -316,41 +310,72 @@ def _routing(site: Any, gw: Any, rd: Path, net: str) -> None:
         [nginx, "-c", str(small_root / "nginx" / "nginx.conf"), "-p", f"{small_root}/nginx/"],
         check=True,
     )
+    return ports
+
+
+def _wait_https(port: int, host: str) -> None:
+    from portal.procs import wait_until
+
+    wait_until(
+        lambda: (
+            subprocess.run(
+                [
+                    "curl",
+                    "-sk",
+                    "-o",
+                    "/dev/null",
+                    "-H",
+                    f"Host: {host}",
+                    f"https://127.0.0.1:{port}/",
+                ],
+                check=False,
+            ).returncode
+            == 0
+        ),
+        timeout=10,
+        what="the one-route gateway",
+    )
+
+
+def _compare(wrk: str, many_url: str, one_url: str, host: str) -> None:
+    results: dict[str, list[float]] = {"10000": [], "1": []}
+    for _ in range(WRK_ROUNDS):
+        for label, url in (("10000", many_url), ("1", one_url)):
+            results[label].append(_wrk(wrk, url, host))
+    many, single = statistics.median(results["10000"]), statistics.median(results["1"])
+    print("\nRouting overhead (wrk -t2 -c16, HTTPS, same nginx backend, interleaved runs)")
+    print(
+        f"requests/s with 10,000 routes: {many:,.0f}  (runs {', '.join(f'{x:,.0f}' for x in results['10000'])})"
+    )
+    print(
+        f"requests/s with 1 route:       {single:,.0f}  (runs {', '.join(f'{x:,.0f}' for x in results['1'])})"
+    )
+    print(f"ratio 10,000 / 1: {many / single:.3f}   (target >= 0.95)")
+
+
+def _routing(site: Any, gw: Any, rd: Path, net: str) -> None:
+    """wrk through the gateway with 10,000 routes and through an identical one with 1 route."""
+    from networking.gateway import find_binary
+
+    wrk = find_binary("wrk")
+    if not wrk:
+        print("wrk is not installed: routing overhead not measured (apt-get install wrk)")
+        return
+    probe_ip, host = f"{net}.1.0", "ct0.apps.bench.test"  # ct0's route: port 8080 on its address
+    backend_dir = rd / "backend"
+    nginx = find_binary("nginx")
+    assert nginx
+    _start_backend(nginx, backend_dir, probe_ip)
+    small_root = rd / "small"
+    ports = _start_one_route_gateway(site, nginx, small_root)
     try:
-        wait_until(
-            lambda: (
-                subprocess.run(
-                    [
-                        "curl",
-                        "-sk",
-                        "-o",
-                        "/dev/null",
-                        "-H",
-                        f"Host: {host}",
-                        f"https://127.0.0.1:{ports['https']}/",
-                    ],
-                    check=False,
-                ).returncode
-                == 0
-            ),
-            timeout=10,
-            what="the one-route gateway",
+        _wait_https(ports["https"], host)
+        _compare(
+            wrk,
+            f"https://127.0.0.1:{gw.ports['https']}/",
+            f"https://127.0.0.1:{ports['https']}/",
+            host,
         )
-        many_url = f"https://127.0.0.1:{gw.ports['https']}/"
-        one_url = f"https://127.0.0.1:{ports['https']}/"
-        results: dict[str, list[float]] = {"10000": [], "1": []}
-        for _ in range(WRK_ROUNDS):
-            for label, url in (("10000", many_url), ("1", one_url)):
-                results[label].append(_wrk(wrk, url, host))
-        many, single = statistics.median(results["10000"]), statistics.median(results["1"])
-        print("\nRouting overhead (wrk -t2 -c16, HTTPS, same nginx backend, interleaved runs)")
-        print(
-            f"requests/s with 10,000 routes: {many:,.0f}  (runs {', '.join(f'{x:,.0f}' for x in results['10000'])})"
-        )
-        print(
-            f"requests/s with 1 route:       {single:,.0f}  (runs {', '.join(f'{x:,.0f}' for x in results['1'])})"
-        )
-        print(f"ratio 10,000 / 1: {many / single:.3f}   (target >= 0.95)")
     finally:
         for pid_file in (backend_dir / "nginx.pid", small_root / "run" / "nginx.pid"):
             _stop(pid_file)

@@ -108,6 +108,77 @@ def one_round(n: int, *, owner: Any, template: Any, workers: list[Any], sim: Any
     )
 
 
+def _seed(sim: Any, secret: str) -> tuple[Any, Any]:
+    """The site, the simulator's two nodes, a small template and the owner."""
+    from django.contrib.auth.models import User
+
+    from containers.models import Template
+    from networking.models import Node, Site
+
+    site = Site.objects.create(
+        name="Bench",
+        slug="bench",
+        domain="apps.bench.test",
+        internal_domain="cluster.bench.test",
+    )
+    for name, slot in (("pve2", 0), ("pve1", 1)):
+        Node.objects.create(
+            site=site,
+            name=name,
+            slot=slot,
+            api_url=sim.url,
+            token_id="portal@pve!portal",
+            token_secret=secret,
+            ca_bundle=str(sim.ca_path),
+        )
+    template = Template.objects.create(
+        site=site,
+        name="debian-12",
+        display_name="Debian 12",
+        volid="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+        # Small, so that every round fits on the simulated nodes' storage and memory.
+        default_memory_mib=128,
+        default_disk_gib=1,
+    )
+    return template, User.objects.create(username="bench")
+
+
+def _warm_up(owner: Any, template: Any) -> None:
+    """A running portal's web process is warm: one create (cancelled before a worker
+    takes it) loads what the first request loads and opens its connections. The
+    workers start cold; their first round pays for that."""
+    from containers import services
+
+    warm = services.container_create(owner=owner, hostname="warm-up", template=template)
+    services.job_cancel(job=warm, actor=None)
+    time.sleep(0.5)
+
+
+def _run_rounds(owner: Any, template: Any, workers: list[Any], sim: Any) -> None:
+    print(f"containers          {CONTAINERS} per round, {ROUNDS} rounds on one stack")
+    print(f"proxmox task time   {TASK_SECONDS:.2f} s x {TASKS_PER_CREATE} per create")
+    print(f"workers             {WORKERS} x {CONCURRENCY} threads")
+    print(f"ideal time          {IDEAL:.2f} s")
+    rounds: list[Round] = []
+    for n in range(1, ROUNDS + 1):
+        r = one_round(n, owner=owner, template=template, workers=workers, sim=sim)
+        rounds.append(r)
+        print(
+            f"round {n}: wall {r.wall:.2f} s, ratio {r.ratio:.3f}, portal CPU "
+            f"{r.portal_ms:.1f} ms/container (workers {r.worker_ms:.1f}, service "
+            f"{r.service_ms:.1f}), simulator {r.sim_ms:.1f} ms, {r.failed} failed; "
+            f"first job started {r.first_start:.2f} s, last done {r.last_finish:.2f} s"
+        )
+        print("   mean s per job: " + ", ".join(f"{k} {v:.3f}" for k, v in r.steps.items()))
+    ratio = statistics.median(r.ratio for r in rounds)
+    cpu = statistics.median(r.portal_ms for r in rounds)
+    print(f"ratio wall/ideal    {ratio:.3f} median   (target <= 1.15)")
+    print(f"portal CPU          {cpu:.1f} ms per container, median   (target <= 50)")
+    failed = sum(r.failed for r in rounds)
+    if failed:
+        print(f"FAILED JOBS         {failed}")
+
+
 def main() -> None:
     from portal.procs import CeleryWorker, RedisServer
     from pvesim.testing import SimulatorProcess
@@ -128,38 +199,7 @@ def main() -> None:
         env = setup_django(
             rd, CELERY_BROKER_URL=redis.url, JOB_LEASE_SECONDS="60", GATEWAY_JOB_WAIT="false"
         )
-        from django.contrib.auth.models import User
-
-        from containers import services
-        from containers.models import Template
-        from networking.models import Node, Site
-
-        site = Site.objects.create(
-            name="Bench",
-            slug="bench",
-            domain="apps.bench.test",
-            internal_domain="cluster.bench.test",
-        )
-        for name, slot in (("pve2", 0), ("pve1", 1)):
-            Node.objects.create(
-                site=site,
-                name=name,
-                slot=slot,
-                api_url=sim.url,
-                token_id="portal@pve!portal",
-                token_secret=secret,
-                ca_bundle=str(sim.ca_path),
-            )
-        template = Template.objects.create(
-            site=site,
-            name="debian-12",
-            display_name="Debian 12",
-            volid="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-            # Small, so that every round fits on the simulated nodes' storage and memory.
-            default_memory_mib=128,
-            default_disk_gib=1,
-        )
-        owner = User.objects.create(username="bench")
+        template, owner = _seed(sim, secret)
         for i in range(WORKERS):
             workers.append(
                 CeleryWorker(
@@ -169,35 +209,8 @@ def main() -> None:
                     name=f"bench{i}",
                 ).start()
             )
-        # A running portal's web process is warm: one create (cancelled before a worker
-        # takes it) loads what the first request loads and opens its connections. The
-        # workers start cold; their first round pays for that.
-        warm = services.container_create(owner=owner, hostname="warm-up", template=template)
-        services.job_cancel(job=warm, actor=None)
-        time.sleep(0.5)
-
-        print(f"containers          {CONTAINERS} per round, {ROUNDS} rounds on one stack")
-        print(f"proxmox task time   {TASK_SECONDS:.2f} s x {TASKS_PER_CREATE} per create")
-        print(f"workers             {WORKERS} x {CONCURRENCY} threads")
-        print(f"ideal time          {IDEAL:.2f} s")
-        rounds: list[Round] = []
-        for n in range(1, ROUNDS + 1):
-            r = one_round(n, owner=owner, template=template, workers=workers, sim=sim)
-            rounds.append(r)
-            print(
-                f"round {n}: wall {r.wall:.2f} s, ratio {r.ratio:.3f}, portal CPU "
-                f"{r.portal_ms:.1f} ms/container (workers {r.worker_ms:.1f}, service "
-                f"{r.service_ms:.1f}), simulator {r.sim_ms:.1f} ms, {r.failed} failed; "
-                f"first job started {r.first_start:.2f} s, last done {r.last_finish:.2f} s"
-            )
-            print("   mean s per job: " + ", ".join(f"{k} {v:.3f}" for k, v in r.steps.items()))
-        ratio = statistics.median(r.ratio for r in rounds)
-        cpu = statistics.median(r.portal_ms for r in rounds)
-        print(f"ratio wall/ideal    {ratio:.3f} median   (target <= 1.15)")
-        print(f"portal CPU          {cpu:.1f} ms per container, median   (target <= 50)")
-        failed = sum(r.failed for r in rounds)
-        if failed:
-            print(f"FAILED JOBS         {failed}")
+        _warm_up(owner, template)
+        _run_rounds(owner, template, workers, sim)
     finally:
         for w in workers:
             w.stop()

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from networking.models import Site
 from portal.admin_tools import operator, run_each
@@ -71,8 +72,14 @@ class ReconcileRunAdmin(_ReadOnly):
         "nodes_skipped",
         "counts",
         "summary",
+        "act_on_findings",
     )
     inlines = (FindingInline,)
+
+    @admin.display(description="Act on findings")
+    def act_on_findings(self, obj: ReconcileRun) -> str:
+        url = reverse("admin:containers_reconcilefinding_changelist") + f"?run__id__exact={obj.pk}"
+        return format_html('<a href="{}">Adopt or destroy orphans from the findings list</a>', url)
 
     def get_urls(self) -> list[URLPattern]:
         run = path(
@@ -111,7 +118,12 @@ class ReconcileRunAdmin(_ReadOnly):
 @admin.register(ReconcileFinding)
 class ReconcileFindingAdmin(_ReadOnly):
     list_display = ("run", "kind", "action", "node", "vmid", "container", "message", "resolution")
-    list_filter = ("kind", "action", "run__site", ("resolved_at", admin.EmptyFieldListFilter))
+    list_filter = (
+        "kind",
+        "action",
+        "run__site",
+        ("resolved_at", admin.EmptyFieldListFilter),
+    )
     list_select_related = ("run", "run__site", "container")
     search_fields = ("message", "=vmid")
     actions = ("adopt", "destroy")

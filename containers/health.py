@@ -28,7 +28,7 @@ from .models import Job, JobStatus
 from .proxmox import ProxmoxClient, ProxmoxError, ProxmoxUnavailable
 
 if TYPE_CHECKING:
-    from .jobs import JobContext
+    from .jobs.context import JobContext
 
 log = logging.getLogger(__name__)
 

@@ -98,6 +98,12 @@ CONTAINER_TRANSITIONS: dict[str, frozenset[str]] = {
     ContainerStatus.DELETED: frozenset(),
 }
 
+# Proxmox's power state of a CT, as the portal's status (any other is not a power state).
+POWER_STATES: dict[str, str] = {
+    "running": ContainerStatus.RUNNING,
+    "stopped": ContainerStatus.STOPPED,
+}
+
 # Rows in these states hold their VMID, hostname, IP and MAC; deleted rows are history.
 LIVE = ~Q(status=ContainerStatus.DELETED)
 
@@ -212,6 +218,8 @@ class Container(models.Model):
 
 
 class JobKind(models.TextChoices):
+    """The kinds the portal ships (each a class in containers/jobs/); more may register."""
+
     CREATE = "create", "Create"
     DELETE = "delete", "Delete"
     START = "start", "Start"
@@ -242,7 +250,8 @@ class Job(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    kind = models.CharField(max_length=16, choices=JobKind.choices)
+    # A registered kind (containers.jobs.kind): new kinds need no migration, so no choices.
+    kind = models.CharField(max_length=16)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     container = models.ForeignKey(
         Container, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
@@ -279,9 +288,6 @@ class Job(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=JobStatus.values), name="containers_job_status_valid"
             ),
-            models.CheckConstraint(
-                condition=Q(kind__in=JobKind.values), name="containers_job_kind_valid"
-            ),
         ]
         indexes: ClassVar = [
             models.Index(fields=["status", "heartbeat_at"], name="containers_job_status_hb_idx"),
@@ -293,6 +299,9 @@ class Job(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_JOB_STATUSES
+
+    def get_kind_display(self) -> str:
+        return self.kind.replace("_", " ").capitalize()
 
 
 class LogLevel(models.TextChoices):
@@ -369,7 +378,7 @@ class ReconcileRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"reconcile of {self.site_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+        return f"reconcile of {self.site} at {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
 class FindingKind(models.TextChoices):

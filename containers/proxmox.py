@@ -277,9 +277,6 @@ class ProxmoxClient:
     def version(self) -> dict[str, Any]:
         return self._call(lambda: self.api.version.get())
 
-    def next_id(self) -> int:
-        return int(self._call(lambda: self.api.cluster.nextid.get()))
-
     def cluster_resources(self, type: str = "vm") -> list[dict[str, Any]]:
         return self._call(lambda: self.api.cluster.resources.get(type=type)) or []
 
@@ -397,13 +394,6 @@ class ProxmoxClient:
     def task_status(self, upid: str) -> dict[str, Any]:
         node = Upid.parse(upid).node
         return self._call(lambda: self.api.nodes(node).tasks(upid).status.get())
-
-    def task_log_tail(self, upid: str, lines: int = 5) -> list[str]:
-        node = Upid.parse(upid).node
-        entries = (
-            self._call(lambda: self.api.nodes(node).tasks(upid).log.get(start=0, limit=500)) or []
-        )
-        return [str(e.get("t", "")) for e in entries][-lines:]
 
     def active_tasks(self, node: str) -> list[dict[str, Any]]:
         """The node's running tasks (and, on Proxmox, ones that just ended), newest first."""

@@ -17,18 +17,12 @@ from auth.audit import audit_record
 from auth.selectors import require_container_permission
 from portal.errors import InvalidState, UpstreamError, UpstreamUnavailable
 
-from .models import Container, ContainerStatus, Job, JobKind, JobStatus
+from .models import POWER_STATES, Container, ContainerStatus, Job, JobKind, JobStatus
 from .services import container_set_status, job_create, lock_for_delete
 from .tags import is_ours
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-# Proxmox's status of a CT, as the portal's.
-_PROXMOX_STATUS: dict[str, str] = {
-    "running": ContainerStatus.RUNNING,
-    "stopped": ContainerStatus.STOPPED,
-}
 
 
 def container_reconcile(*, container: Container, actor: User | None) -> str:
@@ -61,7 +55,7 @@ def container_reconcile(*, container: Container, actor: User | None) -> str:
         target: str = ContainerStatus.ERROR
         message = f"CT {container.vmid} was not found on {container.node.name}"
     else:
-        known = _PROXMOX_STATUS.get(state)
+        known = POWER_STATES.get(state)
         message = "" if known else f"Proxmox reports CT {container.vmid} as {state!r}"
         target = known or ContainerStatus.ERROR
     moved = target == before or container_set_status(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -47,6 +47,7 @@ from . import health, reconcile
 from .models import (
     ACTIVE_JOB_STATUSES,
     LIVE,
+    POWER_STATES,
     Container,
     ContainerStatus,
     FindingAction,
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_POWER = {"running": ContainerStatus.RUNNING, "stopped": ContainerStatus.STOPPED}
 # Rows a job owns: the reconciler leaves them to it.
 _BUSY = (ContainerStatus.PENDING, ContainerStatus.PROVISIONING, ContainerStatus.DELETING)
 
@@ -111,6 +111,9 @@ def reconcile_site(*, site: Site, dry_run: bool = False, actor: User | None = No
 
 
 def reconcile_all(*, dry_run: bool = False) -> list[ReconcileRun]:
+    """Every site in turn (the beat task); reports older than RECONCILE_KEEP_DAYS go."""
+    cutoff = timezone.now() - timedelta(days=settings.RECONCILE_KEEP_DAYS)
+    ReconcileRun.objects.filter(started_at__lt=cutoff).delete()
     return [reconcile_site(site=s, dry_run=dry_run) for s in Site.objects.order_by("slug")]
 
 
@@ -269,7 +272,7 @@ def _absent(p: _Pass, c: Container, *, elsewhere: str = "", foreign: bool = Fals
 
 
 def _check_status(p: _Pass, c: Container, power: str) -> None:
-    target = _POWER.get(power)
+    target = POWER_STATES.get(power)
     if target is None or target == c.status:
         return
     before = c.status

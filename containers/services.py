@@ -129,7 +129,7 @@ def job_create(
     `new_container`: the container was inserted in this transaction, so no other job
     can be active on it and the insert needs no savepoint to report a conflict.
     """
-    from .jobs import plan_steps
+    from .jobs import kind_of
     from .tasks import enqueue_job
 
     job = Job(
@@ -137,7 +137,7 @@ def job_create(
         container=container,
         actor=actor,
         params=params or {},
-        steps=plan_steps(kind),
+        steps=kind_of(kind).plan(),
         heartbeat_at=timezone.now(),
     )
     if new_container:
@@ -327,7 +327,7 @@ def container_reassign_vmid(*, container: Container, taken: int) -> Container:
     return container
 
 
-def _require_status(container: Container, allowed: tuple[str, ...], action: str) -> None:
+def require_status(container: Container, allowed: tuple[str, ...], action: str) -> None:
     if container.status not in allowed:
         raise InvalidState(
             f"cannot {action} {container.hostname} while it is {container.status}",
@@ -335,12 +335,12 @@ def _require_status(container: Container, allowed: tuple[str, ...], action: str)
         )
 
 
-def _power_job(
-    container: Container, actor: User | None, kind: str, allowed: tuple[str, ...]
-) -> Job:
+def _power_job(container: Container, actor: User | None, kind: str) -> Job:
     """Start, stop or restart: check who and when, queue the job, audit the request."""
+    from .jobs import kind_of
+
     require_container_permission(actor, container, kind)
-    _require_status(container, allowed, kind)
+    require_status(container, kind_of(kind).start_from, kind)
     with transaction.atomic():
         job = job_create(kind=kind, container=container, actor=actor)
         audit_record(
@@ -354,19 +354,15 @@ def _power_job(
 
 
 def container_start(*, container: Container, actor: User | None) -> Job:
-    return _power_job(
-        container, actor, JobKind.START, (ContainerStatus.STOPPED, ContainerStatus.ERROR)
-    )
+    return _power_job(container, actor, JobKind.START)
 
 
 def container_stop(*, container: Container, actor: User | None) -> Job:
-    return _power_job(
-        container, actor, JobKind.STOP, (ContainerStatus.RUNNING, ContainerStatus.ERROR)
-    )
+    return _power_job(container, actor, JobKind.STOP)
 
 
 def container_restart(*, container: Container, actor: User | None) -> Job:
-    return _power_job(container, actor, JobKind.RESTART, (ContainerStatus.RUNNING,))
+    return _power_job(container, actor, JobKind.RESTART)
 
 
 def container_resize(
@@ -381,8 +377,10 @@ def container_resize(
     """Change cores, memory and swap (online) and grow the disk; shrinking a disk is refused.
 
     Owner or staff only; the owner's quota is checked for what grows."""
+    from .jobs import kind_of
+
     require_container_permission(actor, container, "resize")
-    _require_status(container, (ContainerStatus.RUNNING, ContainerStatus.STOPPED), "resize")
+    require_status(container, kind_of(JobKind.RESIZE).start_from, "resize")
     res = Resources(
         cores=container.cores if cores is None else cores,
         memory_mib=container.memory_mib if memory_mib is None else memory_mib,
@@ -575,30 +573,12 @@ def container_create_idempotent(*, key: str, owner: User, **kwargs: Any) -> tupl
 
 
 # -- operator actions ------------------------------------------------------------------------
-# The container states from which a failed job of each kind may run again.
-RETRY_FROM: dict[str, tuple[str, ...]] = {
-    JobKind.CREATE: (ContainerStatus.PENDING, ContainerStatus.ERROR),
-    JobKind.DELETE: (ContainerStatus.ERROR, ContainerStatus.DELETING),
-    JobKind.START: (ContainerStatus.STOPPED, ContainerStatus.ERROR),
-    JobKind.STOP: (ContainerStatus.RUNNING, ContainerStatus.ERROR),
-    JobKind.RESTART: (ContainerStatus.RUNNING,),
-    JobKind.RESIZE: (ContainerStatus.RUNNING, ContainerStatus.STOPPED),
-    JobKind.ACCESS: (
-        ContainerStatus.RUNNING,
-        ContainerStatus.STOPPED,
-        ContainerStatus.ERROR,
-    ),
-    JobKind.MEND: (ContainerStatus.RUNNING, ContainerStatus.STOPPED, ContainerStatus.ERROR),
-}
-_RETRY_PERMISSION: dict[str, str] = {
-    JobKind.CREATE: "delete",  # owner or staff
-    JobKind.ACCESS: "manage_access",
-    JobKind.MEND: "mend",
-}
-
-
 def job_retry(*, job: Job, actor: User | None) -> Job:
-    """Queue a new job of a failed job's kind and params, for the same container."""
+    """Queue a new job of a failed job's kind and params, for the same container.
+
+    The kind says who may, from which states, and what else a retry of it takes."""
+    from .jobs import kind_of
+
     if job.status != JobStatus.FAILED:
         raise InvalidState(
             f"only a failed job can be retried; job {job.pk} is {job.status}", code="invalid_state"
@@ -607,30 +587,16 @@ def job_retry(*, job: Job, actor: User | None) -> Job:
     if container is None:
         raise InvalidState(f"job {job.pk} has no container to retry it on", code="invalid_state")
     container.refresh_from_db()
-    require_container_permission(actor, container, _RETRY_PERMISSION.get(job.kind, job.kind))
-    if job.kind == JobKind.CREATE and container.status == ContainerStatus.DELETED:
-        raise InvalidState(
-            f"the failed create of {container.hostname} left nothing behind (it is deleted); "
-            "create the container again instead",
-            code="invalid_state",
-        )
-    _require_status(container, RETRY_FROM.get(job.kind, ()), f"retry a {job.kind} job of")
+    kind = kind_of(job.kind)
+    require_container_permission(actor, container, kind.permission)
+    kind.check_retry(job, container)
+    require_status(container, kind.retry_from, f"retry a {job.kind} job of")
     with transaction.atomic():
-        if job.kind == JobKind.DELETE:
-            lock_for_delete(container)
-            _require_status(container, RETRY_FROM[job.kind], f"retry a {job.kind} job of")
-        if job.kind == JobKind.RESIZE:
-            p = job.params
-            quotas.check(
-                container.owner,
-                new=quotas.Request(p["cores"], p["memory_mib"], p["swap_mib"], p["disk_gib"]),
-                current=container,
-            )
+        kind.retrying(job, container)
         new = job_create(
             kind=job.kind, container=container, actor=actor, params=dict(job.params or {})
         )
-        if job.kind == JobKind.DELETE:
-            container_set_status(container=container, to=ContainerStatus.DELETING)
+        kind.retried(container)
         audit_record(
             actor=actor,
             action="job.retry",

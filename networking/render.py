@@ -16,7 +16,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -640,8 +640,3 @@ def hash_files(files: dict[str, str]) -> str:
 
 def file_hashes(files: dict[str, str]) -> dict[str, str]:
     return {p: hashlib.sha256(c.encode()).hexdigest() for p, c in files.items()}
-
-
-def without(state: SiteState, **changes: Any) -> SiteState:
-    """A copy of the state with some fields replaced (tests and the bench build on it)."""
-    return replace(state, **changes)

@@ -186,11 +186,6 @@ MIN_PUBLISHED_PORT = 1024
 MAX_PORT = 65535
 
 
-def validate_port(value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PORT:
-        raise ValidationError("a port is a whole number from 1 to 65535", code="invalid_port")
-
-
 def parse_forwarders(text: str) -> list[str]:
     """Upstream DNS servers: IPv4 or IPv6 addresses, each optionally with `#port`.
 

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import conditional_escape
 
 from portal.errors import PortalError
 
@@ -44,6 +45,17 @@ class ServiceAdmin(admin.ModelAdmin):
     nothing is logged as changed, and no default save runs in its place."""
 
     _FAILED = "_service_failed"
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        # The admin renders help texts as HTML, so "<hostname>.<domain>" would vanish as an
+        # unknown tag: they are plain text here (escaping twice is a no-op).
+        form = super().get_form(request, obj, change, **kwargs)
+        for field in form.base_fields.values():
+            if field.help_text:
+                field.help_text = conditional_escape(field.help_text)
+        return form
 
     def call_service(self, request: HttpRequest, fn: Callable[[], Any]) -> Any:
         try:

@@ -87,6 +87,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.navigation",
             ],
         },
     },
@@ -255,6 +256,7 @@ JOB_RETRY_BACKOFF_MAX = env.float("JOB_RETRY_BACKOFF_MAX", default=60.0)
 RECONCILE_INTERVAL = env.int("RECONCILE_INTERVAL", default=60)
 # The reconciler (containers/reconciler.py): how often every site is compared with Proxmox.
 RECONCILE_SITES_INTERVAL = env.int("RECONCILE_SITES_INTERVAL", default=300)
+RECONCILE_KEEP_DAYS = env.int("RECONCILE_KEEP_DAYS", default=14)
 # Node health (containers/health.py): the beat probe's period, which is also how often a
 # job held by an offline node looks again, and how long such a job waits before failing.
 NODE_PROBE_INTERVAL = env.float("NODE_PROBE_INTERVAL", default=30.0)
@@ -472,7 +474,7 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 # The admin never shows TOTP secrets of existing devices.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
-LOGIN_REDIRECT_URL = "/accounts/"
+LOGIN_REDIRECT_URL = "/"  # the container list
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- gateway (networking/: NGINX and dnsmasq on the gateway host) ----------------------

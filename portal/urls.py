@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponsePermanentRedirect, JsonResponse
+from django.templatetags.static import static
 from django.urls import include, path
 
 from auth.views import admin_login as accounts_admin_login
@@ -7,6 +8,11 @@ from auth.views import admin_login as accounts_admin_login
 
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
+
+
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Pages without base.html's icon link (the admin, the API docs) get the same icon."""
+    return HttpResponsePermanentRedirect(static("portal/favicon.svg"))
 
 
 # Under /api/ these answer in the API's JSON error shape; elsewhere Django's HTML pages.
@@ -22,6 +28,7 @@ urlpatterns = [
     path("accounts/", include("auth.urls")),
     path("api/v1/", include("portal.api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("gateway/", include("networking.urls")),  # NGINX auth_request for protected routes
     path("", include("containers.urls")),
 ]

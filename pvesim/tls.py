@@ -77,64 +77,72 @@ def _covers(cert: x509.Certificate, host: str) -> bool:
         return host in san.get_values_for_type(x509.DNSName)
 
 
-def ensure_tls(state_dir: Path, host: str, names: tuple[str, ...] = ()) -> TlsFiles:
-    tls_dir = Path(state_dir) / "tls"
-    tls_dir.mkdir(parents=True, exist_ok=True)
-    files = TlsFiles(tls_dir / "ca.pem", tls_dir / "server.pem", tls_dir / "server-key.pem")
-    ca_key_path = tls_dir / "ca-key.pem"
-    now = dt.datetime.now(dt.UTC)
+def _load_ca(
+    ca_path: Path, ca_key_path: Path
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
+    loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+    assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+    return ca_cert, loaded
 
-    if files.ca.exists() and ca_key_path.exists():
-        ca_cert = x509.load_pem_x509_certificate(files.ca.read_bytes())
-        loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
-        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
-        ca_key = loaded
-        if files.cert.exists() and files.key.exists():
-            cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
-            if _covers(cert, host) and cert.not_valid_after_utc > now + dt.timedelta(days=1):
-                return files
-    else:
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name(
-            [
-                x509.NameAttribute(NameOID.COMMON_NAME, "Proxmox Virtual Environment (pvesim)"),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "pvesim"),
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "PVE Cluster Manager CA"),
-            ]
-        )
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        _write(ca_key_path, _key_pem(ca_key), private=True)
-        _write(files.ca, ca_cert.public_bytes(serialization.Encoding.PEM))
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
+def _server_cert_current(files: TlsFiles, host: str, now: dt.datetime) -> bool:
+    """The server certificate exists, covers ``host`` and is good for another day."""
+    if not (files.cert.exists() and files.key.exists()):
+        return False
+    cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    return _covers(cert, host) and cert.not_valid_after_utc > now + dt.timedelta(days=1)
+
+
+def _new_ca(now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "Proxmox Virtual Environment (pvesim)"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "pvesim"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "PVE Cluster Manager CA"),
+        ]
+    )
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return ca_cert, ca_key
+
+
+def _server_cert(
+    key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    host: str,
+    names: tuple[str, ...],
+    now: dt.datetime,
+) -> x509.Certificate:
+    return (
         x509.CertificateBuilder()
         .subject_name(
             x509.Name(
@@ -158,6 +166,26 @@ def ensure_tls(state_dir: Path, host: str, names: tuple[str, ...] = ()) -> TlsFi
         )
         .sign(ca_key, hashes.SHA256())
     )
+
+
+def ensure_tls(state_dir: Path, host: str, names: tuple[str, ...] = ()) -> TlsFiles:
+    tls_dir = Path(state_dir) / "tls"
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(tls_dir / "ca.pem", tls_dir / "server.pem", tls_dir / "server-key.pem")
+    ca_key_path = tls_dir / "ca-key.pem"
+    now = dt.datetime.now(dt.UTC)
+
+    if files.ca.exists() and ca_key_path.exists():
+        ca_cert, ca_key = _load_ca(files.ca, ca_key_path)
+        if _server_cert_current(files, host, now):
+            return files
+    else:
+        ca_cert, ca_key = _new_ca(now)
+        _write(ca_key_path, _key_pem(ca_key), private=True)
+        _write(files.ca, ca_cert.public_bytes(serialization.Encoding.PEM))
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _server_cert(key, ca_cert, ca_key, host, names, now)
     _write(files.key, _key_pem(key), private=True)
     _write(files.cert, cert.public_bytes(serialization.Encoding.PEM))
     return files

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pvesim import apidefs
-from pvesim.api.lxc import _start_steps, check_lock
+from pvesim.api.lxc.power import start_steps
+from pvesim.api.lxc.shared import check_lock
 from pvesim.errors import die
 from pvesim.router import Ctx, Perm, route
 from pvesim.state import Guest
@@ -168,6 +169,6 @@ def snapshot_rollback(ctx: Ctx, p: dict[str, Any]) -> str:
         guest.conf = restored
         state.mark_dirty()
         if p.get("start"):
-            yield from _start_steps(w, node, vmid, skiplock=False)
+            yield from start_steps(w, node, vmid, skiplock=False)
 
     return state.fork_worker(node, "vzrollback", str(vmid), ctx.authuser, worker)

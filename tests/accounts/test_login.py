@@ -23,7 +23,7 @@ def login(client: Client, username: str, password: str, **extra):
 def test_right_password_logs_in_and_creates_the_user_from_the_directory(ldap_settings) -> None:
     client = Client(REMOTE_ADDR="192.0.2.10")
     response = login(client, "bob", "bob-pw")
-    assert response.status_code == 302 and response["Location"] == "/accounts/"
+    assert response.status_code == 302 and response["Location"] == "/"  # the container list
     bob = User.objects.get(username="bob")
     assert (bob.first_name, bob.last_name, bob.email) == ("Bob", "Builder", "bob@example.test")
     assert not bob.has_usable_password()  # the directory holds the password, not the portal
@@ -121,7 +121,7 @@ def test_next_is_followed_only_within_the_portal(ldap_settings) -> None:
     evil = Client().post(
         "/accounts/login/", {"username": "bob", "password": "bob-pw", "next": "https://evil.test/"}
     )
-    assert evil["Location"] == "/accounts/"
+    assert evil["Location"] == "/"
 
 
 def test_the_admin_login_goes_through_the_portal_login(ldap_settings) -> None:
@@ -149,6 +149,22 @@ def test_a_user_without_admin_rights_is_offered_another_login_not_a_loop(ldap_se
     response = client.get("/accounts/login/?next=/admin/")
     assert response.status_code == 200 and b"You are logged in as bob" in response.content
     assert client.get("/accounts/login/").status_code == 302
+    assert b"not a staff account" in response.content
+
+
+def test_a_logged_in_user_sent_to_the_login_page_goes_on_to_where_they_were_going(
+    ldap_settings,
+) -> None:
+    """Only the admin wants more than a login; anywhere else the user is sent straight on
+    (the gateway's bounce among them), never told they may not open it."""
+    client = Client()
+    login(client, "bob", "bob-pw")
+    deep = "/gateway/login?next=https://app.apps.example.test/p?x=1%26y=2"
+    for target in ("/containers/", deep):
+        response = client.get("/accounts/login/", {"next": target})
+        assert (response.status_code, response["Location"]) == (302, target)
+    response = client.get("/accounts/login/", {"next": "https://elsewhere.example/"})
+    assert response.status_code == 302 and "elsewhere" not in response["Location"]
 
 
 def test_a_disabled_account_cannot_log_in_even_with_the_right_password(ldap_users) -> None:

@@ -62,7 +62,7 @@ def test_the_raw_database_never_holds_the_key(ldap_settings, no_throttle) -> Non
     fresh = Client()
     password_login(fresh, "bob", "bob-pw")
     ok = fresh.post("/accounts/login/verify/", {"code": totp(device, ahead=1)})
-    assert ok.status_code == 302 and ok["Location"] == "/accounts/"
+    assert ok.status_code == 302 and ok["Location"] == "/"
 
 
 def test_the_key_is_never_shown_logged_or_returned_after_enrolment(

@@ -74,7 +74,7 @@ def test_enrol_then_log_in_with_and_without_the_code(ldap_settings, no_throttle)
     assert bad.status_code == 401 and fresh.get("/accounts/").status_code == 302
     assert AuditEntry.objects.filter(action="login.failure", summary__contains="2FA").exists()
     ok = fresh.post("/accounts/login/verify/", {"code": totp(device, ahead=1)})
-    assert ok.status_code == 302 and ok["Location"] == "/accounts/"
+    assert ok.status_code == 302 and ok["Location"] == "/"
     assert fresh.get("/accounts/").status_code == 200
     assert fresh.session["otp_device_id"] == device.persistent_id
     assert AuditEntry.objects.filter(action="login.success", summary__contains="TOTP").exists()
@@ -141,7 +141,7 @@ def test_turning_2fa_off(ldap_settings, no_throttle) -> None:
     client.post("/accounts/2fa/", {"action": "disable", "proof": "carol-pw"})
     assert not TOTPDevice.objects.exists() and not RecoveryCode.objects.exists()
     assert AuditEntry.objects.filter(action="2fa.disable").exists()
-    assert password_login(Client(), "carol", "carol-pw")["Location"] == "/accounts/"
+    assert password_login(Client(), "carol", "carol-pw")["Location"] == "/"
 
 
 def test_the_code_step_expires(ldap_settings, no_throttle) -> None:

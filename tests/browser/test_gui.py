@@ -146,6 +146,7 @@ def test_create_form_errors_are_shown_at_the_field(
 def test_api_token_is_shown_once(page: Any, cluster: Any) -> None:
     make_user("dave")
     log_in(page, "dave")
+    page.get_by_role("link", name="Profile (dave)").click()
     page.get_by_role("link", name="API tokens").first.click()
     page.get_by_label("Name").fill("  ")
     page.get_by_role("button", name="Create token").click()

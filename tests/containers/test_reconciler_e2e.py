@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from auth.models import AuditEntry
 from containers import reconciler, services
@@ -304,6 +306,10 @@ def test_the_beat_task_and_the_command(cluster, sim, worker, capsys) -> None:
         assert time.monotonic() < deadline, "the worker ran no reconcile"
         time.sleep(0.1)
     assert ReconcileRun.objects.get().actor is None
+    # Reports older than RECONCILE_KEEP_DAYS are pruned by the next periodic run.
+    old = ReconcileRun.objects.create(site=cluster, started_at=timezone.now() - timedelta(days=15))
+    reconciler.reconcile_all()
+    assert not ReconcileRun.objects.filter(pk=old.pk).exists()
 
     stray = free_vmid(sim, "pve2")
     sim.admin.create_foreign_guest("pve2", stray, tags="cluster-portal")

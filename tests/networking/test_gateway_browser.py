@@ -134,7 +134,7 @@ def test_a_visitor_who_is_not_logged_in_signs_in_and_lands_on_the_route(
     settings.GATEWAY_PORTAL_URL = live_server.url
     box, _srv = harvester
     assert apply(box.site).status == "applied"
-    url = f"https://evil.{DOMAIN}:{local_gateway.ports['https']}/deep?x=1"
+    url = f"https://evil.{DOMAIN}:{local_gateway.ports['https']}/deep/er?x=1&y=two"
     violations: list[str] = []
 
     context = browser.new_context(base_url=live_server.url, ignore_https_errors=True)
@@ -150,7 +150,7 @@ def test_a_visitor_who_is_not_logged_in_signs_in_and_lands_on_the_route(
         page.get_by_label("Username").fill("mallory")
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(f"https://evil.{DOMAIN}:*/deep?x=1")
+        page.wait_for_url(f"https://evil.{DOMAIN}:*/deep/er?x=1&y=two")
         assert "thanks" in page.content()
     finally:
         context.close()

@@ -13,16 +13,39 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from auth import access
+from containers.models import ContainerStatus, JobKind
+from containers.proxmox import ProxmoxUnavailable
+from containers.tags import config_changes
 
-from .proxmox import ProxmoxUnavailable
-from .tags import config_changes
+from .access import run_access_steps
+from .kind import JobKindBase, register
 
 if TYPE_CHECKING:
-    from .jobs import JobContext
+    from .context import JobContext
 
 
-def run_mend_job(ctx: JobContext) -> dict[str, Any]:
+@register
+class MendJob(JobKindBase):
+    name = JobKind.MEND
+    verb = "Mending"
+    steps = (
+        ("config", "Put back the portal's name, address, resources and tags"),
+        ("access_group", "Update the directory access group"),
+        ("realm_sync", "Sync the Proxmox LDAP realm (new users)"),
+        ("proxmox_acl", "Update access in Proxmox"),
+    )
+    start_from = (ContainerStatus.RUNNING, ContainerStatus.STOPPED, ContainerStatus.ERROR)
+    retry_from = start_from
+    permission = "mend"  # staff (and the reconciler)
+
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        return _mend(ctx)
+
+    def undo(self, ctx: JobContext) -> str:
+        return "Proxmox keeps the values it had; the next reconcile reports them again"
+
+
+def _mend(ctx: JobContext) -> dict[str, Any]:
     c = ctx.container
     changed: list[str] = []
 
@@ -41,11 +64,5 @@ def run_mend_job(ctx: JobContext) -> dict[str, Any]:
         return None
 
     ctx.run_step("config", config)
-    ctx.run_step("access_group", lambda st: access.access_group_sync(ctx, st))
-    ctx.run_step("realm_sync", lambda st: access.realm_sync_step(ctx, st))
-    ctx.run_step("proxmox_acl", lambda st: access.proxmox_acl_sync(ctx, st))
+    run_access_steps(ctx)
     return {"changed": changed}
-
-
-def undo_mend(ctx: JobContext) -> str:
-    return "Proxmox keeps the values it had; the next reconcile reports them again"

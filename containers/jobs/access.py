@@ -1,7 +1,7 @@
 """The access steps of container jobs: the directory group and the Proxmox ACLs.
 
-Each function is one step of `containers.jobs` (it gets the JobContext and the step's
-dict, returns None or "skipped"). They reconcile: the group's members and the ACL
+Each function is one step of a job (it gets the JobContext and the step's dict, returns
+None or "skipped"); the `access` kind below runs them alone. They reconcile: the group's members and the ACL
 entries on `/vms/<vmid>` are made to equal the container's owner and collaborators,
 so a step that is retried or re-run is harmless. A directory or Proxmox that is
 down raises an `UpstreamUnavailable` subclass, which the runner retries with backoff
@@ -16,16 +16,17 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from containers.models import LIVE, Container, LogLevel
+from auth import services
+from auth.directory import DirectoryError, get_directory
+from auth.models import RealmSync
+from auth.selectors import access_usernames
+from containers.models import LIVE, Container, ContainerStatus, JobKind, LogLevel
 from containers.proxmox import ProxmoxError
 
-from . import services
-from .directory import DirectoryError, get_directory
-from .models import RealmSync
-from .selectors import access_usernames
+from .kind import JobKindBase, register
 
 if TYPE_CHECKING:
-    from containers.jobs import JobContext
+    from .context import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def proxmox_userid(username: str) -> str:
 
 def _no_directory(ctx: JobContext, what: str) -> str:
     ctx.log(
-        f"no LDAP directory is configured (AUTH_LDAP_SERVER_URI), so {what} is left out",
+        f"no LDAP directory is configured for this portal, so {what} is left out",
         level=LogLevel.WARNING,
     )
     return "skipped"
@@ -124,21 +125,19 @@ def access_group_remove(ctx: JobContext, st: dict[str, Any]) -> str | None:
 # -- Proxmox ------------------------------------------------------------------------------------
 def _proxmox_off(ctx: JobContext) -> str | None:
     if not settings.PROXMOX_ACCESS_ENABLED:
-        ctx.log("Proxmox access grants are turned off (PROXMOX_ACCESS_ENABLED)")
+        ctx.log("Proxmox access grants are turned off on this portal")
         return "skipped"
     return None
 
 
 def _realm_sync(ctx: JobContext, st: dict[str, Any], names: list[str]) -> None:
     realm = settings.PROXMOX_REALM
-    if st.get("upid"):
-        ctx.wait(st["upid"])  # resumed: the sync was already asked for
-    else:
+
+    def begin() -> str:
         ctx.log(f"syncing the Proxmox realm '{realm}' so that it knows {', '.join(names)}")
-        upid = ctx.client.realm_sync(realm)
-        st["upid"] = upid
-        ctx.save_steps()
-        ctx.wait(upid)
+        return ctx.client.realm_sync(realm)
+
+    ctx.run_task(st, begin)  # resumed: follows the sync already asked for
     users = list(get_user_model().objects.filter(username__in=names))
     services.realm_sync_record(users=users, site=ctx.container.site, realm=realm)
     ctx.log(f"realm '{realm}' synced")
@@ -239,13 +238,6 @@ def proxmox_acl_revoke_all(ctx: JobContext, st: dict[str, Any]) -> str | None:
     return None
 
 
-def undo_access(ctx: JobContext) -> str:
-    return (
-        "the portal already shows the new collaborators; the directory and Proxmox may lag "
-        "until the access change is run again"
-    )
-
-
 def undo_create_access(ctx: JobContext) -> None:
     """After a failed create: remove the access group if this container made it (best effort)."""
     try:
@@ -262,9 +254,34 @@ def undo_create_access(ctx: JobContext) -> None:
         )
 
 
-def run_access_job(ctx: JobContext) -> dict[str, Any]:
-    """The `access` job: collaborators changed (or a re-sync was asked for)."""
+@register
+class AccessJob(JobKindBase):
+    """Collaborators changed (or a re-sync was asked for): group, realm and grants follow."""
+
+    name = JobKind.ACCESS
+    verb = "Updating access to"
+    steps = (
+        ("access_group", "Update the directory access group"),
+        ("realm_sync", "Sync the Proxmox LDAP realm (new users)"),
+        ("proxmox_acl", "Update access in Proxmox"),
+    )
+    start_from = (ContainerStatus.RUNNING, ContainerStatus.STOPPED, ContainerStatus.ERROR)
+    retry_from = start_from
+    permission = "manage_access"
+
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        run_access_steps(ctx)
+        return {"members": access_usernames(ctx.container)}
+
+    def undo(self, ctx: JobContext) -> str:
+        return (
+            "the portal already shows the new collaborators; the directory and Proxmox may lag "
+            "until the access change is run again"
+        )
+
+
+def run_access_steps(ctx: JobContext) -> None:
+    """The three access steps, in order (the `access` and `mend` kinds)."""
     ctx.run_step("access_group", lambda st: access_group_sync(ctx, st))
     ctx.run_step("realm_sync", lambda st: realm_sync_step(ctx, st))
     ctx.run_step("proxmox_acl", lambda st: proxmox_acl_sync(ctx, st))
-    return {"members": access_usernames(ctx.container)}

@@ -187,7 +187,8 @@ def test_api_docs_load_nothing_from_outside_loopback(page: Any, site: Any) -> No
     away = [u for u in seen if urlsplit(u).scheme in ("http", "https", "ws", "wss")]
     away = [u for u in away if urlsplit(u).hostname not in LOOPBACK]
     assert away == [], away
-    assert failed == [], failed
+    # A request cut short by leaving the page (the favicon, say) is no failure.
+    assert [f for f in failed if "ERR_ABORTED" not in f] == [], failed
     assert violations == [], violations
     assert any("/api/v1/redoc/redoc.standalone.js" in u for u in seen)
 

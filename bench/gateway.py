@@ -154,7 +154,14 @@ def _grow(site: Any, owner: Any, net: str, start: int, stop: int) -> None:
     )
     Route.objects.bulk_create(
         [
-            Route(site=site, container_id=ids[f"ct{i}"], subdomain=f"ct{i}", backend_port=8080)
+            # Public: wrk measures routing, not the login check.
+            Route(
+                site=site,
+                container_id=ids[f"ct{i}"],
+                subdomain=f"ct{i}",
+                backend_port=8080,
+                access="public",
+            )
             for i in range(start, stop)
         ],
         batch_size=2000,

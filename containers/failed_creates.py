@@ -9,8 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from auth.audit import audit_record
+from networking.models import RouteAccess
 
-from .models import Container, Job
+from .models import Container, Job, JobKind
 from .services import container_create
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ def failed_create_dismiss(*, container: Container, actor: User) -> None:
 def failed_create_retry(*, container: Container, actor: User) -> Job:
     """A new container with the failed one's name, template and sizes, checked and
     allocated like any create; the failed one is dismissed in the same transaction."""
+    failed = container.jobs.filter(kind=JobKind.CREATE).order_by("-created_at").first()
+    params = failed.params if failed and isinstance(failed.params, dict) else {}
     with transaction.atomic():
         job = container_create(
             owner=container.owner,
@@ -39,6 +42,7 @@ def failed_create_retry(*, container: Container, actor: User) -> Job:
             disk_gib=container.disk_gib,
             ssh_public_keys=container.ssh_public_keys,
             description=container.description,
+            route_access=params.get("route_access", RouteAccess.USERS),
             actor=actor,
         )
         failed_create_dismiss(container=container, actor=actor)

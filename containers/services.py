@@ -6,7 +6,6 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -16,14 +15,13 @@ from django.utils import timezone
 
 from auth import quotas
 from auth.audit import audit_record
-from auth.selectors import require_container_permission, ssh_keys_text
-from auth.sshkeys import parse_keys
+from auth.selectors import require_container_permission
 from networking.allocation import choose_ip, mac_for
-from networking.models import Site
+from networking.models import RouteAccess, Site
 from networking.services import container_network_allocate, container_network_release
-from networking.validators import validate_hostname
 from portal.errors import (
     Conflict,
+    FieldErrors,
     InvalidState,
     PermissionDenied,
     UpstreamError,
@@ -33,10 +31,6 @@ from portal.errors import (
 from .models import (
     CONTAINER_TRANSITIONS,
     LIVE,
-    MAX_CORES,
-    MAX_DISK_GIB,
-    MIN_DISK_GIB,
-    MIN_MEMORY_MIB,
     Container,
     ContainerStatus,
     Job,
@@ -45,71 +39,12 @@ from .models import (
     Template,
 )
 from .placement import choose_vmid
+from .validation import Resources, check_resources, container_create_check
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Resources:
-    cores: int
-    memory_mib: int
-    swap_mib: int
-    disk_gib: int
-
-
-def normalise_hostname(value: str) -> str:
-    """Hostnames are DNS labels; ASCII letters are folded to lower case, nothing else changes."""
-    value = value or ""
-    if value.isascii():
-        value = value.lower()
-    try:
-        validate_hostname(value)
-    except ValidationError as exc:
-        raise ValidationFailed(
-            f"hostname: {exc.messages[0]}", code="invalid_hostname", field="hostname"
-        ) from exc
-    return value
-
-
-def resolve_resources(
-    template: Template,
-    *,
-    cores: int | None,
-    memory_mib: int | None,
-    swap_mib: int | None,
-    disk_gib: int | None,
-) -> Resources:
-    res = Resources(
-        cores=template.default_cores if cores is None else cores,
-        memory_mib=template.default_memory_mib if memory_mib is None else memory_mib,
-        swap_mib=template.default_swap_mib if swap_mib is None else swap_mib,
-        disk_gib=template.default_disk_gib if disk_gib is None else disk_gib,
-    )
-    check_resources(template, res)
-    return res
-
-
-def check_resources(template: Template, res: Resources) -> None:
-    limits = [
-        ("cores", res.cores, 1, min(template.max_cores, MAX_CORES), ""),
-        ("memory", res.memory_mib, MIN_MEMORY_MIB, template.max_memory_mib, " MiB"),
-        ("swap", res.swap_mib, 0, template.max_swap_mib, " MiB"),
-        ("disk", res.disk_gib, MIN_DISK_GIB, min(template.max_disk_gib, MAX_DISK_GIB), " GiB"),
-    ]
-    for name, value, low, high, unit in limits:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValidationFailed(
-                f"{name} must be a whole number", code="invalid_resources", field=name
-            )
-        if value < low or value > high:
-            raise ValidationFailed(
-                f"{name} {value}{unit} is outside {low}-{high}{unit} allowed for template {template.name}",
-                code="invalid_resources",
-                field=name,
-            )
 
 
 # -- what Proxmox already uses -------------------------------------------------------
@@ -253,29 +188,33 @@ def container_create(
     disk_gib: int | None = None,
     ssh_public_keys: str = "",
     description: str = "",
+    route_access: str = RouteAccess.USERS,
     actor: User | None = None,
 ) -> Job:
     """Validate, place and allocate a new container, and queue the job that builds it.
 
-    The owner's quota is checked in the same transaction; without SSH keys, the owner's
-    profile keys are used. Only staff may create a container for someone else.
+    Every input error is reported at once (validation.container_create_check). The
+    owner's quota is checked in the same transaction; without SSH keys, the owner's
+    profile keys are used. Its web address is for `route_access` (signed-in portal
+    users unless the owner chose otherwise). Only staff may create a container for
+    someone else.
     """
     if actor is not None and actor.pk != owner.pk and not actor.is_staff:
         raise PermissionDenied("only staff may create a container for someone else")
     site = site or template.site
-    hostname = normalise_hostname(hostname)
-    if template.site_id != site.pk:
-        raise ValidationFailed(
-            f"template {template.name} belongs to another site", field="template"
-        )
-    if not template.enabled:
-        raise ValidationFailed(
-            f"template {template.name} is not offered any more", field="template"
-        )
-    res = resolve_resources(
-        template, cores=cores, memory_mib=memory_mib, swap_mib=swap_mib, disk_gib=disk_gib
+    checked = container_create_check(
+        owner=owner,
+        hostname=hostname,
+        template=template,
+        site=site,
+        cores=cores,
+        memory_mib=memory_mib,
+        swap_mib=swap_mib,
+        disk_gib=disk_gib,
+        ssh_public_keys=ssh_public_keys,
+        route_access=route_access,
     )
-    keys = "\n".join(parse_keys(ssh_public_keys or ssh_keys_text(owner)))
+    hostname, res, keys = checked.hostname, checked.resources, checked.ssh_public_keys
     description = " ".join(description.split())[:255]
     foreign = proxmox_used_vmids(site)  # outside the lock: it is a network call
 
@@ -333,12 +272,13 @@ def container_create(
             )
             container.save(force_insert=True)
             # Its default route and SSH port, under the same site lock.
-            container_network_allocate(container=container)
+            container_network_allocate(container=container, access=checked.route_access)
             job = job_create(
                 kind=JobKind.CREATE,
                 container=container,
                 actor=actor or owner,
-                params={"hostname": hostname, **res.__dict__},
+                # route_access: a retry of a failed create keeps the owner's choice.
+                params={"hostname": hostname, "route_access": checked.route_access, **res.__dict__},
                 new_container=True,
             )
             audit_record(
@@ -346,7 +286,12 @@ def container_create(
                 action="container.create",
                 obj=container,
                 summary=f"created {hostname} (CT {vmid} on {node.name}) for {owner.get_username()}",
-                changes={"owner": owner.get_username(), "job": str(job.pk), **res.__dict__},
+                changes={
+                    "owner": owner.get_username(),
+                    "job": str(job.pk),
+                    "route_access": checked.route_access,
+                    **res.__dict__,
+                },
             )
             return job
     except ValidationError as exc:
@@ -442,13 +387,16 @@ def container_resize(
         swap_mib=container.swap_mib if swap_mib is None else swap_mib,
         disk_gib=container.disk_gib if disk_gib is None else disk_gib,
     )
-    check_resources(container.template, res)
-    if res.disk_gib < container.disk_gib:
-        raise ValidationFailed(
+    errors = FieldErrors()
+    with errors.collect():
+        check_resources(container.template, res)
+    if res.disk_gib < container.disk_gib and not errors.has("disk_gib"):
+        errors.add(
             f"disks only grow: {container.hostname} has {container.disk_gib} GiB, {res.disk_gib} GiB asked",
             code="invalid_resources",
-            field="disk",
+            field="disk_gib",
         )
+    errors.raise_if_any()
     current = Resources(
         container.cores, container.memory_mib, container.swap_mib, container.disk_gib
     )

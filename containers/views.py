@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -12,26 +13,32 @@ from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from auth import quota_decisions
 from auth import selectors as accounts_selectors
 from auth import services as accounts_services
+from auth.selectors import CONTAINER_ACTIONS
 from networking import selectors as networking_selectors
 from networking import services as network
 from networking.models import RouteAccess
+from portal import formstash
 from portal.api.base import parse_id
 from portal.errors import NotFound, PortalError, ValidationFailed
 
 from . import failed_creates, selectors, services
 from .forms import (
+    RESOURCE_FIELDS,
     CollaboratorForm,
     ContainerCreateForm,
     ContainerResizeForm,
     DeleteForm,
+    ResizeRequestForm,
     add_portal_error,
 )
 from .models import ACTIVE_JOB_STATUSES, Container, ContainerStatus, Job, Template
+from .validation import container_create_check, hostname_taken, normalise_hostname
 
 PAGE_SIZE = 50
 
@@ -96,30 +103,14 @@ def container_create(request: HttpRequest) -> HttpResponse:
     form = ContainerCreateForm(
         request.POST or None, initial={"ssh_public_keys": accounts_selectors.ssh_keys_text(user)}
     )
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        template: Template = data["template"]
-        try:
-            job = services.container_create(
-                owner=user,
-                actor=user,
-                hostname=data["hostname"],
-                template=template,
-                site=template.site,
-                cores=data.get("cores"),
-                memory_mib=data.get("memory_mib"),
-                swap_mib=data.get("swap_mib"),
-                disk_gib=data.get("disk_gib"),
-                ssh_public_keys=data.get("ssh_public_keys") or "",
-            )
-        except PortalError as exc:
-            add_portal_error(form, exc)
-        else:
+    if request.method == "POST":
+        job = _create_from_form(form, user)
+        if job is not None:
             assert job.container is not None
             messages.success(request, f"Creating {job.container.hostname}: follow it below.")
             return redirect("container-detail", pk=job.container.pk)
     templates = list(Template.objects.filter(enabled=True).order_by("name"))
-    resource_fields = [form[name] for name in ("cores", "memory_mib", "swap_mib", "disk_gib")]
+    resource_fields = [form[name] for name in RESOURCE_FIELDS]
     context = {
         "form": form,
         "templates": templates,
@@ -128,6 +119,32 @@ def container_create(request: HttpRequest) -> HttpResponse:
         "nodes_down": networking_selectors.nodes_down(),
     }
     return render(request, "containers/create.html", context, status=400 if form.errors else 200)
+
+
+def _create_from_form(form: ContainerCreateForm, user: User) -> Job | None:
+    """Create from a posted form, or put every error in the form: the form's own (a number
+    that is not one) and the service's (limits, name, keys) together, in one answer."""
+    valid = form.is_valid()
+    data = form.cleaned_data
+    template: Template | None = data.get("template")
+    values: dict[str, Any] = {
+        "owner": user,
+        "hostname": data.get("hostname", ""),
+        "template": template,
+        "site": template.site if template else None,
+        **{name: data.get(name) for name in RESOURCE_FIELDS},
+        "ssh_public_keys": data.get("ssh_public_keys") or "",
+        "route_access": data.get("route_access") or RouteAccess.USERS,
+    }
+    try:
+        if not valid:
+            # Only to hear what else is wrong: fields the form refused count as not given.
+            container_create_check(**values)
+            return None
+        return services.container_create(actor=user, **values)
+    except PortalError as exc:
+        add_portal_error(form, exc)
+        return None
 
 
 def _quota_rows(user: User) -> dict[str, Any]:
@@ -165,7 +182,7 @@ def _quota_rows(user: User) -> dict[str, Any]:
 def hostname_check(request: HttpRequest) -> JsonResponse:
     """Live check for the create form: format and availability, in the service's words."""
     try:
-        name = services.normalise_hostname(request.GET.get("hostname", ""))
+        name = normalise_hostname(request.GET.get("hostname", ""))
     except PortalError as exc:
         return JsonResponse({"ok": False, "message": exc.message})
     raw = request.GET.get("template", "")
@@ -183,10 +200,7 @@ def hostname_check(request: HttpRequest) -> JsonResponse:
     template = None
     if template_id is not None:
         template = Template.objects.filter(pk=template_id).select_related("site").first()
-    taken = Container.objects.filter(hostname=name).exclude(status=ContainerStatus.DELETED)
-    if template:
-        taken = taken.filter(site=template.site)
-    if taken.exists():
+    if hostname_taken(template.site if template else None, name):
         return JsonResponse({"ok": False, "message": f"hostname '{name}' is already taken"})
     return JsonResponse({"ok": True, "hostname": name})
 
@@ -198,24 +212,65 @@ def _get(request: HttpRequest, pk: int) -> Container:
         raise Http404("no such container") from None
 
 
-def _detail(
-    request: HttpRequest,
-    container: Container,
-    *,
-    collaborator_form: CollaboratorForm | None = None,
-    status: int = 200,
-) -> HttpResponse:
-    user = _user(request)
+# Forms of the container page, kept across the redirect when they fail (portal.formstash).
+COLLABORATOR, RESIZE, REQUEST_RESIZE, DELETE, POWER = (
+    "collaborator",
+    "resize",
+    "request-resize",
+    "delete",
+    "power",
+)
+
+
+def _stash_name(form: str, container: Container) -> str:
+    return f"container:{container.pk}:{form}"
+
+
+def _page_forms(request: HttpRequest, container: Container, may: dict[str, bool]) -> dict[str, Any]:
+    """The container page's forms: as they failed (portal.formstash), or fresh. An error
+    of a form the page no longer shows (the container moved on) is said at the top."""
+    template = container.template
+    current = {
+        "cores": container.cores,
+        "memory_mib": container.memory_mib,
+        "swap_mib": container.swap_mib,
+        "disk_gib": container.disk_gib,
+    }
+
+    def restored(name: str, form_class: Any, **kwargs: Any) -> Any:
+        return formstash.restore(request, _stash_name(name, container), form_class, **kwargs)
+
+    found = {
+        "resize_form": restored(RESIZE, ContainerResizeForm, template=template)
+        or ContainerResizeForm(initial=current, template=template),
+        "request_resize_form": restored(
+            REQUEST_RESIZE, ResizeRequestForm, template=template, prefix="rq"
+        )
+        or ResizeRequestForm(initial=current, template=template, prefix="rq"),
+        "delete_form": restored(DELETE, DeleteForm, hostname=container.hostname)
+        or DeleteForm(hostname=container.hostname),
+        "collaborator_form": restored(COLLABORATOR, CollaboratorForm) or CollaboratorForm(),
+    }
+    power = formstash.take(request, _stash_name(POWER, container)) or {}
+    action_errors = [m for ms in power.get("errors", {}).values() for m in ms]
+    live = container.status not in (ContainerStatus.DELETED, ContainerStatus.DELETING)
+    sizeable = live and container.status in (ContainerStatus.RUNNING, ContainerStatus.STOPPED)
+    shown = {
+        "resize_form": sizeable and may["resize"],
+        "request_resize_form": sizeable and may["manage_access"],
+        "delete_form": live and may["delete"],
+        "collaborator_form": live and may["manage_access"],
+    }
+    hidden = [formstash.errors_of(f) for name, f in found.items() if f.is_bound and not shown[name]]
+    for message in [m for ms in hidden for m in ms] + ([] if live else action_errors):
+        messages.error(request, message)
+    return {**found, "action_errors": action_errors}
+
+
+def _detail(request: HttpRequest, container: Container) -> HttpResponse:
+    role = accounts_selectors.container_role(_user(request), container)
+    may = {action: role in CONTAINER_ACTIONS[action] for action in CONTAINER_ACTIONS}
     jobs = list(container.jobs.select_related("actor").order_by("-created_at")[:10])
-    resize = ContainerResizeForm(
-        initial={
-            "cores": container.cores,
-            "memory_mib": container.memory_mib,
-            "swap_mib": container.swap_mib,
-            "disk_gib": container.disk_gib,
-        }
-    )
-    can_manage = accounts_selectors.container_allows(user, container, "manage_access")
     routes = [
         (route, container.site.app_url(route.subdomain))
         for route in container.routes.order_by("name")
@@ -227,23 +282,19 @@ def _detail(
             "c": container,
             "jobs": jobs,
             "job": jobs[0] if jobs else None,
-            "resize_form": resize,
-            "delete_form": DeleteForm(hostname=container.hostname),
-            "can_manage": can_manage,
-            "request_resize_form": ContainerResizeForm(initial=resize.initial, prefix="rq"),
-            "can_manage_network": accounts_selectors.container_allows(
-                user, container, "manage_network"
-            ),
+            **_page_forms(request, container, may),
+            "can_manage": may["manage_access"],
+            "can_resize": may["resize"],
+            "can_delete": may["delete"],
+            "can_manage_network": may["manage_network"],
             "route_access_choices": RouteAccess.choices,
             "collaborators": list(
                 accounts_selectors.collaborators_of(container).order_by("user__username")
             ),
-            "collaborator_form": collaborator_form or CollaboratorForm(),
             "routes": routes,
             "ports": list(container.port_mappings.order_by("protocol", "external_port")),
             "nodes_down": networking_selectors.nodes_down(node=container.node),
         },
-        status=status,
     )
 
 
@@ -273,6 +324,11 @@ def _deleted_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+def _back(container: Container, section: str) -> HttpResponse:
+    """To the container page, at the section whose form was posted."""
+    return redirect(f"{reverse('container-detail', args=[container.pk])}#{section}")
+
+
 @login_required
 @require_POST
 def collaborator_add(request: HttpRequest, pk: int) -> HttpResponse:
@@ -284,15 +340,14 @@ def collaborator_add(request: HttpRequest, pk: int) -> HttpResponse:
                 container=container, username=form.cleaned_data["username"], actor=_user(request)
             )
         except PortalError as exc:
-            if not exc.extra.get("field"):  # not about the name: permission, state
-                messages.error(request, exc.message)
-                return redirect("container-detail", pk=pk)
-            form.add_error("username", exc.message)
+            add_portal_error(form, exc)
         else:
             name = form.cleaned_data["username"].strip()
             messages.success(request, f"{name} may now use {container.hostname}.")
-            return redirect("container-detail", pk=pk)
-    return _detail(request, container, collaborator_form=form, status=400)
+            return _back(container, "collab-h")
+    # Never left on this POST-only URL: the container page shows the form again.
+    formstash.stash(request, _stash_name(COLLABORATOR, container), form)
+    return _back(container, "collab-h")
 
 
 @login_required
@@ -346,49 +401,61 @@ ACTIONS = {
 @login_required
 @require_POST
 def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Start, stop, restart, resize, ask for a resize, delete. A refusal goes back to the
+    container page, next to the form that was posted, with its input (portal.formstash)."""
     user = _user(request)
     container = _get(request, pk)
-    try:
-        if action in ACTIONS:
+    from_dashboard = request.POST.get("next", "") == "dashboard"
+    if action in ACTIONS:
+        try:
             ACTIONS[action](container=container, actor=user)
-            messages.info(request, f"{action.capitalize()} of {container.hostname} queued.")
-        elif action == "resize":
-            form = ContainerResizeForm(request.POST)
-            if not form.is_valid():
-                messages.error(request, "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items()))
-                return redirect("container-detail", pk=pk)
-            services.container_resize(container=container, actor=user, **form.cleaned_data)
-            messages.info(request, f"Resize of {container.hostname} queued.")
-        elif action == "request-resize":
-            form = ContainerResizeForm(request.POST, prefix="rq")
-            if not form.is_valid():
-                messages.error(request, "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items()))
-                return redirect("container-detail", pk=pk)
-            quota_decisions.resource_request_create(
-                user=user,
-                kind="resize",
-                container=container,
-                reason=request.POST.get("reason", ""),
-                **form.cleaned_data,
-            )
-            messages.info(
-                request, "Request sent: staff will answer it; its outcome is on your requests page."
-            )
-        elif action == "delete":
-            delete = DeleteForm(request.POST, hostname=container.hostname)
-            if not delete.is_valid():
-                messages.error(request, str(delete.errors["confirm"][0]))
-                return redirect("container-detail", pk=pk)
-            services.container_delete(container=container, actor=user)
-            messages.info(request, f"Deleting {container.hostname}.")
+        except PortalError as exc:
+            if from_dashboard:
+                messages.error(request, exc.message)
+            else:
+                formstash.stash_error(request, _stash_name(POWER, container), exc.message)
+                return _back(container, "actions-h")
         else:
-            raise Http404("no such action")
-    except PortalError as exc:
-        messages.error(request, exc.message)
-    next_url = request.POST.get("next", "")
-    if next_url == "dashboard":
-        return redirect("dashboard")
-    return redirect("container-detail", pk=pk)
+            messages.info(request, f"{action.capitalize()} of {container.hostname} queued.")
+        return redirect("dashboard") if from_dashboard else _back(container, "actions-h")
+    form: forms.Form
+    if action == "resize":
+        form = ContainerResizeForm(request.POST, template=container.template)
+        name, done = RESIZE, f"Resize of {container.hostname} queued."
+    elif action == "request-resize":
+        form = ResizeRequestForm(request.POST, template=container.template, prefix="rq")
+        name = REQUEST_RESIZE
+        done = "Request sent: staff will answer it; its outcome is on your requests page."
+    elif action == "delete":
+        form = DeleteForm(request.POST, hostname=container.hostname)
+        name, done = DELETE, f"Deleting {container.hostname}."
+    else:
+        raise Http404("no such action")
+    if form.is_valid():
+        try:
+            _act(action, container, user, form.cleaned_data)
+        except PortalError as exc:
+            add_portal_error(form, exc)
+        else:
+            messages.info(request, done)
+            return _back(container, "actions-h")
+    formstash.stash(request, _stash_name(name, container), form)
+    return _back(container, "actions-h")
+
+
+def _act(action: str, container: Container, user: User, data: dict[str, Any]) -> None:
+    if action == "resize":
+        services.container_resize(container=container, actor=user, **data)
+    elif action == "request-resize":
+        quota_decisions.resource_request_create(
+            user=user,
+            kind="resize",
+            container=container,
+            reason=data["reason"],
+            **{k: v for k, v in data.items() if k != "reason"},
+        )
+    else:
+        services.container_delete(container=container, actor=user)
 
 
 @login_required

@@ -265,7 +265,8 @@ class Route(models.Model):
         default=RouteProtocol.HTTP,
         help_text="What the container speaks on the backend port.",
     )
-    access = models.CharField(max_length=8, choices=RouteAccess.choices, default=RouteAccess.PUBLIC)
+    # Never open to anyone by default: the owner opens a route on purpose.
+    access = models.CharField(max_length=8, choices=RouteAccess.choices, default=RouteAccess.USERS)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -186,10 +186,13 @@ def container_network_allocate(
     container: Container,
     http_port: int = 80,
     http_protocol: str = RouteProtocol.HTTP,
-    access: str = RouteAccess.PUBLIC,
+    access: str = RouteAccess.USERS,
     ssh_port: int = SSH_PORT,
 ) -> ContainerNetwork:
     """The default route (subdomain = hostname) and the SSH port mapping of a new container.
+
+    Its route is for signed-in portal users unless the owner chose otherwise: nothing is
+    open to anyone by default.
 
     Called by `container_create` inside its transaction, under the site's row lock
     (`container.site` is the row it locked).
@@ -239,7 +242,7 @@ def route_add(
     name: str,
     backend_port: int,
     protocol: str = RouteProtocol.HTTP,
-    access: str = RouteAccess.PUBLIC,
+    access: str = RouteAccess.USERS,
     actor: User | None = None,
 ) -> Route:
     """Another HTTP service of a container, at <name>-<hostname>.<domain>."""

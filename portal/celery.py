@@ -20,6 +20,13 @@ def configure(app: Celery) -> None:
         "visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT
     }
     if broker.startswith("filesystem://"):
+        # The file transport has no host, but kombu warns "No hostname was supplied" on
+        # every connection without one (each command that queues a job): name loopback.
+        if broker == "filesystem://":
+            broker = "filesystem://localhost/"
+            # Celery reads CELERY_BROKER_URL from the environment itself, over broker_url.
+            if os.environ.get("CELERY_BROKER_URL") == "filesystem://":
+                os.environ["CELERY_BROKER_URL"] = broker
         folder = settings.CELERY_BROKER_DIR
         (folder / "queue").mkdir(parents=True, exist_ok=True)
         (folder / "processed").mkdir(parents=True, exist_ok=True)

@@ -176,6 +176,8 @@ SPECTACULAR_SETTINGS = {
         "ResourceRequestKindEnum": "auth.models.RequestKind",
         "RouteProtocolEnum": "networking.models.RouteProtocol",
         "PortProtocolEnum": "networking.models.PortProtocol",
+        # A route's `access` and a create's `route_access`: one enum, under its first name.
+        "AccessEnum": "networking.models.RouteAccess",
     },
 }
 
@@ -281,7 +283,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-axes says "AXES: BEGIN version ..." at every start, so on stderr of every
+        # manage.py command; its warnings (lockouts) still show.
+        "axes.apps": {"level": "WARNING"},
+    },
 }
 
 # --- identity (auth/, app label `accounts`) -------------------------------------------

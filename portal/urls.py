@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponsePermanentRedirect, JsonResponse
 from django.templatetags.static import static
 from django.urls import include, path
+from django.views.decorators.http import require_safe
 
 from auth.views import admin_login as accounts_admin_login
 
@@ -10,6 +11,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+@require_safe
 def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
     """Pages without base.html's icon link (the admin, the API docs) get the same icon."""
     return HttpResponsePermanentRedirect(static("portal/favicon.svg"))

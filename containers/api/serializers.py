@@ -18,6 +18,7 @@ from containers.models import (
     JobLogEntry,
     Template,
 )
+from networking.models import RouteAccess
 
 
 class TemplateSerializer(serializers.ModelSerializer):
@@ -159,6 +160,11 @@ class ContainerCreateSerializer(serializers.Serializer):
     disk_gib = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DISK_GIB)
     ssh_public_keys = serializers.CharField(required=False, allow_blank=True, max_length=20000)
     description = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    route_access = serializers.ChoiceField(
+        choices=RouteAccess.choices,
+        default=RouteAccess.USERS,
+        help_text="Who may open the container's web address; changeable later on its route.",
+    )
 
 
 class ContainerResizeSerializer(serializers.Serializer):

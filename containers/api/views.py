@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -14,8 +15,9 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import mixins, viewsets
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.fields import SkipField
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -24,6 +26,7 @@ from auth.selectors import collaborator_usernames
 from auth.services import collaborator_add, collaborator_remove
 from containers import selectors, services, streams
 from containers.models import ACTIVE_JOB_STATUSES, Container, Job, Template
+from containers.validation import container_create_check
 from networking import services as network
 from networking.api.serializers import (
     PortMappingCreateSerializer,
@@ -32,11 +35,11 @@ from networking.api.serializers import (
     RouteSerializer,
     RouteUpdateSerializer,
 )
-from networking.models import Site
+from networking.models import RouteAccess, Site
 from portal.api.base import parse_id, request_user
 from portal.api.exceptions import ErrorSerializer
 from portal.api.renderers import EventStreamRenderer
-from portal.errors import NotFound, ValidationFailed
+from portal.errors import FieldErrors, NotFound, ValidationFailed
 
 from .filters import ContainerFilter, JobFilter
 from .serializers import (
@@ -100,6 +103,19 @@ def _resolve_template(data: dict[str, Any]) -> tuple[Site, Template]:
     return site, template
 
 
+def _parsed(ser: serializers.Serializer) -> dict[str, Any]:
+    """The fields of an invalid input that are valid on their own."""
+    out: dict[str, Any] = {}
+    for name, field in ser.fields.items():
+        if name in ser.errors:
+            continue
+        try:
+            out[name] = field.run_validation(field.get_value(ser.initial_data))
+        except (serializers.ValidationError, SkipField):
+            continue
+    return out
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="List containers you own or collaborate on (staff: all)",
@@ -140,21 +156,35 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     )
     def create(self, request: Request) -> Response:
         ser = ContainerCreateSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        data = dict(ser.validated_data)
-        site, template = _resolve_template(data)
+        valid = ser.is_valid()
+        if not valid and not isinstance(ser.initial_data, Mapping):
+            raise serializers.ValidationError(ser.errors)
+        data = dict(ser.validated_data) if valid else _parsed(ser)
+        errors = FieldErrors()
+        template: Template | None = None
+        if "template" in data:
+            with errors.collect():
+                _, template = _resolve_template(data)
         kwargs: dict[str, Any] = {
-            "hostname": data["hostname"],
+            "hostname": data.get("hostname", ""),
             "template": template,
-            "site": site,
+            "site": template.site if template else None,
             "cores": data.get("cores"),
             "memory_mib": data.get("memory_mib"),
             "swap_mib": data.get("swap_mib"),
             "disk_gib": data.get("disk_gib"),
             "ssh_public_keys": data.get("ssh_public_keys", ""),
-            "description": data.get("description", ""),
-            "actor": request.user,
+            "route_access": data.get("route_access", RouteAccess.USERS),
         }
+        if not valid or errors:
+            # Something is wrong already: say what else is, so every error comes at once.
+            refused = dict(ser.errors) if not valid else {}
+            with errors.collect(besides={*refused, *errors.fields}):
+                container_create_check(owner=request_user(request), **kwargs)
+            if not refused:
+                errors.raise_if_any()
+            raise serializers.ValidationError({**refused, **errors.fields})
+        kwargs.update(description=data.get("description", ""), actor=request.user)
         key = request.headers.get("Idempotency-Key")
         if key is not None:
             job, _ = services.container_create_idempotent(

@@ -68,7 +68,7 @@ class RouteCreateSerializer(serializers.Serializer):
     )
     backend_port = serializers.IntegerField(min_value=1, max_value=65535)
     protocol = serializers.ChoiceField(choices=RouteProtocol.choices, default=RouteProtocol.HTTP)
-    access = serializers.ChoiceField(choices=RouteAccess.choices, default=RouteAccess.PUBLIC)
+    access = serializers.ChoiceField(choices=RouteAccess.choices, default=RouteAccess.USERS)
 
 
 class RouteUpdateSerializer(serializers.Serializer):

@@ -11,7 +11,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from portal.errors import PortalError
+from portal.errors import NON_FIELD, PortalError
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -23,7 +23,7 @@ class ErrorSerializer(serializers.Serializer):
     message = serializers.CharField(help_text="A sentence a user can act on.")
     detail = serializers.DictField(
         child=serializers.JSONField(),
-        help_text="Field errors ({field: [messages]}) or extra facts.",
+        help_text="Every field's errors at once ({field: [messages]}), or extra facts.",
     )
 
 
@@ -41,11 +41,13 @@ DRF_CODES = {
 
 
 def _flatten(detail: Any) -> str:
+    """One sentence for `message`: each field's first error (all are in `detail`)."""
     if isinstance(detail, dict):
+        parts = []
         for key, value in detail.items():
             inner = _flatten(value)
-            return inner if key == "non_field_errors" else f"{key}: {inner}"
-        return "invalid input"
+            parts.append(inner if key == NON_FIELD else f"{key}: {inner}")
+        return "; ".join(parts) or "invalid input"
     if isinstance(detail, list):
         return _flatten(detail[0]) if detail else "invalid input"
     return str(detail)
@@ -67,12 +69,10 @@ def error_response(
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, PortalError):
-        field = exc.extra.get("field")
-        detail: dict[str, Any] = (
-            {field: [exc.message]}
-            if field
-            else {k: v for k, v in exc.extra.items() if k != "field"}
-        )
+        # Field errors (every one of them: see portal.errors.FieldErrors), or extra facts.
+        detail: dict[str, Any] = exc.field_errors or {
+            k: v for k, v in exc.extra.items() if k not in ("field", "fields")
+        }
         retry_after = exc.extra.get("retry_after")
         headers = {"Retry-After": str(int(retry_after))} if retry_after else None
         return error_response(exc.code, exc.message, detail, exc.http_status, headers)

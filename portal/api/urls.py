@@ -5,16 +5,14 @@ from __future__ import annotations
 from csp.constants import SELF, UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.urls import include, path
-from drf_spectacular.views import (
-    SpectacularAPIView,
-    SpectacularRedocView,
-    SpectacularSwaggerSplitView,
-)
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from auth.api.views import ApiTokenViewSet, AuditEntryViewSet, MeView, ResourceRequestViewSet
 from containers.api.views import ContainerViewSet, JobViewSet, TemplateViewSet
 from networking.api.views import NodeViewSet, SiteViewSet
+
+from .redoc import OfflineRedocView, redoc_bundle
 
 app_name = "api"
 DATA, BLOB = "data:", "blob:"
@@ -35,8 +33,8 @@ urlpatterns = [
     path("me/", MeView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Neither docs page runs inline script (CSP). Both draw icons from data: URIs; Redoc
-    # also builds its styles at run time and searches in a blob: worker. Redoc's footer
-    # logo (from Redocly's CDN) stays blocked: the portal loads nothing from elsewhere.
+    # also builds its styles at run time and searches in a blob: worker. Both work offline:
+    # their files come from drf-spectacular-sidecar, Redoc's bundle less its CDN logo.
     path(
         "docs/",
         csp_update({"img-src": [DATA]})(
@@ -49,8 +47,9 @@ urlpatterns = [
     path(
         "redoc/",
         csp_update({"img-src": [DATA], "style-src": [UNSAFE_INLINE], "worker-src": [SELF, BLOB]})(
-            SpectacularRedocView.as_view(url_name="api:schema", template_name="api/redoc.html")
+            OfflineRedocView.as_view(url_name="api:schema", template_name="api/redoc.html")
         ),
         name="redoc",
     ),
+    path("redoc/redoc.standalone.js", redoc_bundle, name="redoc-bundle"),
 ]

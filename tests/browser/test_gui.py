@@ -70,10 +70,11 @@ def test_create_watch_copy_collaborate_stop_delete(
     expect(page.get_by_role("link", name="https://webapp.apps.example.test/").first).to_be_visible()
     page.screenshot(path=str(screenshot_dir / "container.png"), full_page=True)
 
-    # A collaborator: an error at the field first, then bob.
+    # A collaborator: an error at the field first (back on the container's page), then bob.
     page.get_by_label("Add a collaborator").fill("nobody")
     page.get_by_role("button", name="Add collaborator").click()
     expect(page.locator("#collab-error")).to_have_text("no user named 'nobody' can be given access")
+    expect(page).to_have_url(re.compile(rf"/containers/{c.pk}/#collab-h$"))
     expect(page.get_by_label("Add a collaborator")).to_have_attribute("aria-invalid", "true")
     page.get_by_label("Add a collaborator").fill("bob")
     page.get_by_role("button", name="Add collaborator").click()
@@ -96,10 +97,11 @@ def test_create_watch_copy_collaborate_stop_delete(
     wait_job_final(page)
     expect(page.locator("h1 [data-container-status]")).to_have_text("stopped", timeout=JOB_TIMEOUT)
 
-    # Delete asks for the hostname: a wrong one is refused, the right one deletes.
+    # Delete asks for the hostname: a wrong one is refused at the form, the right one deletes.
     page.get_by_label(re.compile("to delete this container")).fill("webap")
     page.get_by_role("button", name="Delete webapp").click()
-    expect(page.locator(".messages")).to_contain_text("type webapp to delete it")
+    expect(page.locator("#confirm-error")).to_have_text("type webapp to delete it")
+    expect(page.get_by_label(re.compile("to delete this container"))).to_have_value("webap")
     page.get_by_label(re.compile("to delete this container")).fill("webapp")
     page.get_by_role("button", name="Delete webapp").click()
     expect(page.locator(".messages")).to_contain_text("Deleting webapp")

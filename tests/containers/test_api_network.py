@@ -41,7 +41,8 @@ def login(username: str) -> Client:
 def test_routes_add_change_remove(app) -> None:
     owner, cid = login("owner"), app.container.pk
     routes = check(owner.get(f"/api/v1/containers/{cid}/routes/")).json()
-    assert [(r["subdomain"], r["access"]) for r in routes] == [("app", "public")]
+    # A new container's route is for signed-in users unless its owner says otherwise.
+    assert [(r["subdomain"], r["access"]) for r in routes] == [("app", "users")]
     added = check(
         owner.post(
             f"/api/v1/containers/{cid}/routes/",

@@ -126,11 +126,17 @@ def test_collaborators_added_listed_and_removed_by_the_owner_only(site, alice_cl
     Container.objects.filter(pk=c.pk).update(status=ContainerStatus.RUNNING)
     Job.objects.filter(pk=job.pk).update(status="succeeded")
     url = f"/containers/{c.pk}/collaborators/add/"
+    # A refusal goes back to the container page (never left on the POST-only URL), with
+    # the error at the field and the name as typed.
     response = alice_client.post(url, {"username": "nobody"})
-    assert response.status_code == 400
-    html = response.content.decode()
+    assert response.status_code == 302
+    assert response["Location"] == f"/containers/{c.pk}/#collab-h"
+    html = alice_client.get(response["Location"]).content.decode()
     assert 'id="collab-error"' in html and "no user named &#x27;nobody&#x27;" in html
-    response = alice_client.post(url, {"username": "alice"})
+    assert 'value="nobody"' in html and 'aria-invalid="true"' in html
+    # Shown once: a reload is a clean page.
+    assert 'id="collab-error"' not in alice_client.get(f"/containers/{c.pk}/").content.decode()
+    response = alice_client.post(url, {"username": "alice"}, follow=True)
     assert "alice owns web already" in response.content.decode()
     assert alice_client.post(url, {"username": "carol"}).status_code == 302
     assert Collaborator.objects.filter(container=c, user__username="carol").exists()

@@ -57,13 +57,16 @@ def site_127(local_gateway: Any, no_jobs: None) -> Any:
     )
 
 
-def create(site: Any, hostname: str, owner: Any = None) -> Any:
+def create(site: Any, hostname: str, owner: Any = None, access: str = "public") -> Any:
+    """A container whose route is open to anyone unless said otherwise: these tests fetch
+    through the gateway without a login (tests/networking/test_gateway_credential.py
+    does the logged-in kinds)."""
     from containers import services
     from tests.factories import UserFactory
 
     owner = owner or UserFactory(username=f"owner-{hostname}")
     return services.container_create(
-        owner=owner, hostname=hostname, template=site.templates.get()
+        owner=owner, hostname=hostname, template=site.templates.get(), route_access=access
     ).container
 
 

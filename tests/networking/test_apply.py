@@ -221,7 +221,13 @@ def test_10000_routes_render_validate_and_reload(
     ids = dict(Container.objects.filter(site=gw_site).values_list("hostname", "id"))
     Route.objects.bulk_create(
         [
-            Route(site=gw_site, container_id=ids[f"ct{i}"], subdomain=f"ct{i}", backend_port=80)
+            Route(
+                site=gw_site,
+                container_id=ids[f"ct{i}"],
+                subdomain=f"ct{i}",
+                backend_port=80,
+                access="public",  # fetched below without a login
+            )
             for i in range(10_000)
         ],
         batch_size=2000,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from argparse import ArgumentParser
 from typing import Any
 
@@ -11,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from containers import selectors, services
 from containers.models import Container, Template
-from networking.models import Site
+from networking.models import RouteAccess, Site
 from portal.errors import PortalError
 
 from ._jobwait import follow
@@ -19,6 +20,7 @@ from ._jobwait import follow
 
 class Command(BaseCommand):
     help = "Create, list, start, stop, restart, resize and delete containers."
+    stealth_options = ("stdin",)  # call_command(..., stdin=...) answers the delete question
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -32,6 +34,12 @@ class Command(BaseCommand):
         create.add_argument("--swap", type=int, help="MiB")
         create.add_argument("--disk", type=int, help="GiB")
         create.add_argument("--ssh-key-file", help="file of SSH public keys for the container")
+        create.add_argument(
+            "--route-access",
+            choices=RouteAccess.values,
+            default=RouteAccess.USERS,
+            help="who may open its web address (default: users, i.e. signed-in portal users)",
+        )
         create.add_argument("--wait", action="store_true")
         create.add_argument("--timeout", type=float, default=900.0)
 
@@ -45,6 +53,10 @@ class Command(BaseCommand):
             p.add_argument("--site")
             p.add_argument("--wait", action="store_true")
             p.add_argument("--timeout", type=float, default=900.0)
+            if action == "delete":
+                p.add_argument(
+                    "--yes", action="store_true", help="delete without asking (for scripts)"
+                )
 
         resize = sub.add_parser("resize", help="change a container's resources")
         resize.add_argument("name")
@@ -57,6 +69,7 @@ class Command(BaseCommand):
         resize.add_argument("--timeout", type=float, default=900.0)
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        self.stdin = opts.get("stdin") or sys.stdin
         try:
             getattr(self, f"do_{opts['action']}")(opts)
         except PortalError as exc:
@@ -123,6 +136,7 @@ class Command(BaseCommand):
             swap_mib=opts.get("swap"),
             disk_gib=opts.get("disk"),
             ssh_public_keys=keys,
+            route_access=opts["route_access"],
         )
         c = job.container
         assert c is not None
@@ -168,7 +182,29 @@ class Command(BaseCommand):
         self._simple(opts, services.container_restart, "restart")
 
     def do_delete(self, opts: dict[str, Any]) -> None:
-        self._simple(opts, services.container_delete, "delete")
+        c = self._container(opts)
+        if not opts.get("yes"):
+            self._confirm_delete(c)
+        job = services.container_delete(container=c, actor=None)
+        self._done(str(job.pk), opts, f"delete {c.hostname}")
+
+    def _confirm_delete(self, c: Container) -> None:
+        """A delete takes the disk with it: ask, unless --yes; never guess without a person."""
+        stdin = self.stdin
+        if not stdin.isatty():
+            raise CommandError(
+                f"not deleting {c.hostname}: there is no terminal to confirm on; "
+                "add --yes to delete without asking"
+            )
+        self.stdout.write(
+            f"Delete {c.hostname} (CT {c.vmid} on {c.node.name}, owner "
+            f"{c.owner.get_username()}) and its disk? Type its hostname to confirm: ",
+            ending="",
+        )
+        self.stdout.flush()
+        answer = stdin.readline().strip()
+        if answer != c.hostname:
+            raise CommandError(f"not deleting {c.hostname}: the answer was not its hostname")
 
     def do_resize(self, opts: dict[str, Any]) -> None:
         c = self._container(opts)

@@ -1,15 +1,49 @@
-"""`manage.py jobs show ID` and `jobs list`."""
+"""`manage.py jobs show ID` (or the start of the id) and `jobs list`."""
 
 from __future__ import annotations
 
 import json
 from argparse import ArgumentParser
 from typing import Any
+from uuid import UUID
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import CharField, Value
+from django.db.models.functions import Cast, Replace
 
 from containers.models import Job
+
+HEX = frozenset("0123456789abcdef")
+SHOWN = 5  # ids named when a prefix fits several jobs
+
+
+def find_job(given: str) -> Job:
+    """The job whose id is `given` or starts with it (as `jobs list` prints it, dashes
+    and all); a prefix that fits several jobs is refused, saying how many."""
+    text = given.strip().lower()
+    bare = text.replace("-", "")
+    if not bare or not set(bare) <= HEX or len(bare) > 32:
+        raise CommandError(f"no job {given}: a job id is hexadecimal, e.g. 6dde173e")
+    qs = Job.objects.select_related("container")
+    if len(bare) == 32:
+        qs = qs.filter(pk=UUID(bare))
+    else:
+        # UUIDs are 32 hex digits on SQLite and uuids on PostgreSQL: compare the id's
+        # text without dashes, which both give the same way.
+        qs = qs.annotate(id_text=Replace(Cast("id", CharField()), Value("-"), Value(""))).filter(
+            id_text__startswith=bare
+        )
+    found = list(qs.order_by("created_at")[:2])
+    if not found:
+        raise CommandError(f"no job {given}")
+    if len(found) > 1:
+        count = qs.count()
+        some = ", ".join(str(j.pk) for j in qs.order_by("-created_at")[:SHOWN])
+        raise CommandError(
+            f"{given} is the start of {count} job ids ({some}{', ...' if count > SHOWN else ''}); "
+            "give more of the id"
+        )
+    return found[0]
 
 
 class Command(BaseCommand):
@@ -18,7 +52,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         show = sub.add_parser("show", help="a job with its steps and log")
-        show.add_argument("id")
+        show.add_argument("id", help="the job's id, or its start if no other job's starts so")
         show.add_argument("--json", action="store_true")
         lst = sub.add_parser("list", help="recent jobs")
         lst.add_argument("--limit", type=int, default=20)
@@ -29,10 +63,7 @@ class Command(BaseCommand):
                 name = job.container.hostname if job.container else "-"
                 self.stdout.write(f"{job.pk}  {job.kind:<8} {job.status:<10} {name}")
             return
-        try:
-            job = Job.objects.select_related("container").get(pk=opts["id"])
-        except (Job.DoesNotExist, ValidationError):
-            raise CommandError(f"no job {opts['id']}") from None
+        job = find_job(opts["id"])
         entries = list(job.log_entries.order_by("id"))
         if opts["json"]:
             self.stdout.write(

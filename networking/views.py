@@ -25,7 +25,6 @@ from auth.gateway_access import (
 )
 
 from .models import Route, RouteAccess, Site
-from .render import GatewayOptions
 
 EXCHANGE_PATH = "/.cluster-portal/session"
 
@@ -87,11 +86,10 @@ def _route_target(raw: str) -> tuple[str, str] | None:
         return None
     host = (url.hostname or "").lower()
     label, _, domain = host.partition(".")
-    public_port = GatewayOptions.from_settings().public_port
-    if url.scheme != "https" or not label or port not in (None, public_port):
+    site = Site.objects.filter(domain=domain).only("public_port").first() if label else None
+    if site is None or url.scheme != "https" or port not in (None, site.public_port):
         return None
-    if not Site.objects.filter(domain=domain).exists():
-        return None
+    public_port = site.public_port  # the site's, not this web host's gateway settings
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     if not path.startswith("/") or path.startswith("//"):
         return None

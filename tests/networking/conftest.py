@@ -54,6 +54,7 @@ def site_127(local_gateway: Any, no_jobs: None) -> Any:
         reserved_ranges=f"127.{x}.0.0-127.{x}.0.255",
         dhcp_range_start=f"127.{x}.255.0",
         dhcp_range_end=f"127.{x}.255.254",
+        public_port=local_gateway.ports["https"],  # browsers reach the test gateway there
     )
 
 

@@ -59,14 +59,15 @@ def test_the_delete_button_queues_the_delete_job(cluster, sim, worker, staff: Cl
     nxt = running_container(cluster, sim, "next")
     live = Container.objects.exclude(status=ContainerStatus.DELETED)
     assert list(live.values_list("ip", flat=True)) == [nxt.ip]
-    guests = ProxmoxClient.for_node(nxt.node).guests()
+    # (Among this test's CTs: the session's simulator holds other tests' CTs too, and a
+    # MAC is derived from the site's id and the address, so another test's may repeat it.)
+    ours = {f"ct-{pk}" for pk in Container.objects.values_list("pk", flat=True)}
+    api = ProxmoxClient.for_node(nxt.node)
+    configs = [api.container_config(str(g["node"]), int(g["vmid"])) for g in api.guests()]
     macs = [
-        ProxmoxClient.for_node(nxt.node)
-        .container_config(str(g["node"]), int(g["vmid"]))
-        .get("net0", "")
-        .lower()
-        .count(nxt.mac.lower())
-        for g in guests
+        conf.get("net0", "").lower().count(nxt.mac.lower())
+        for conf in configs
+        if ours & set(str(conf.get("tags", "")).split(";"))
     ]
     assert sum(macs) == 1
     assert not on_proxmox(c) or c.vmid == nxt.vmid

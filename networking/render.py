@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from portal.gateway_defaults import GATEWAY_DEFAULTS as _DEFAULTS
+
 from .validators import MAC_RE, MAX_PORT, MIN_PUBLISHED_PORT, is_dns_label, is_domain
 
 if TYPE_CHECKING:
@@ -230,29 +232,29 @@ class GatewayOptions:
     """Everything the files need besides the site: where they live and what they listen on."""
 
     root: Path
-    http_listen: tuple[str, ...] = ("127.0.0.1:18080",)
-    https_listen: tuple[str, ...] = ("127.0.0.1:18443",)
-    status_listen: str = "127.0.0.1:18099"
-    stream_bind: str = "127.0.0.1"
-    public_https_port: int = 0
-    dns_listen: tuple[str, ...] = ("127.0.0.1",)
-    dns_port: int = 15353
-    dhcp_enabled: bool = False
-    dhcp_lease: str = "24h"
-    stream_module: str = "/usr/lib/nginx/modules/ngx_stream_module.so"
-    tls_certificate: str = "/etc/letsencrypt/live/{domain}/fullchain.pem"
-    tls_certificate_key: str = "/etc/letsencrypt/live/{domain}/privkey.pem"
-    acme_dir: str = ""
-    auth_url: str = "http://127.0.0.1:8000/gateway/auth"
-    portal_url: str = "http://127.0.0.1:8000"
-    portal_name: str = "Cluster Portal"
+    http_listen: tuple[str, ...] = _DEFAULTS.http_listen
+    https_listen: tuple[str, ...] = _DEFAULTS.https_listen
+    status_listen: str = _DEFAULTS.status_listen
+    stream_bind: str = _DEFAULTS.stream_bind
+    public_https_port: int = _DEFAULTS.public_https_port
+    dns_listen: tuple[str, ...] = _DEFAULTS.dns_listen
+    dns_port: int = _DEFAULTS.dns_port
+    dhcp_enabled: bool = _DEFAULTS.dhcp_enabled
+    dhcp_lease: str = _DEFAULTS.dhcp_lease
+    stream_module: str = _DEFAULTS.stream_module
+    tls_certificate: str = _DEFAULTS.tls_certificate
+    tls_certificate_key: str = _DEFAULTS.tls_certificate_key
+    acme_dir: str = _DEFAULTS.acme_dir
+    auth_url: str = _DEFAULTS.auth_url
+    portal_url: str = _DEFAULTS.portal_url
+    portal_name: str = _DEFAULTS.portal_name
     login_path: str = "/gateway/login"
     session_cookie: str = "portal_session"
-    credential_cookie: str = "__Host-portal_gw"
-    client_max_body_size: str = "10g"
-    proxy_timeout: int = 300
-    stream_timeout: int = 3600
-    worker_user: str = ""
+    credential_cookie: str = _DEFAULTS.credential_cookie
+    client_max_body_size: str = _DEFAULTS.client_max_body_size
+    proxy_timeout: int = _DEFAULTS.proxy_timeout
+    stream_timeout: int = _DEFAULTS.stream_timeout
+    worker_user: str = _DEFAULTS.worker_user
 
     @classmethod
     def from_settings(cls, root: Path | None = None) -> GatewayOptions:

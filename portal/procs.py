@@ -20,6 +20,20 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def find_binary(name: str) -> str | None:
+    """The executable `name` (on PATH, else in /usr/sbin or /usr/bin), or None.
+
+    A name with a slash is taken as a path. The sbin directories are searched even when
+    they are not on PATH: nginx, dnsmasq and slapd live there.
+    """
+    if "/" in name:
+        return name if os.access(name, os.X_OK) else None
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -145,7 +159,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        binary = shutil.which("redis-server")
+        binary = find_binary("redis-server")
         if not binary:
             raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
         self.run_dir.mkdir(parents=True, exist_ok=True)

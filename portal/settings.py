@@ -14,6 +14,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.gateway_defaults import GatewayDefaults
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -480,49 +482,55 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 # --- gateway (networking/: NGINX and dnsmasq on the gateway host) ----------------------
 # Defaults are loopback and high ports, right for the demo and the tests; a real gateway
 # host sets its addresses, certificate paths and reload commands (deploy/gateway.env).
-# Empty path settings are derived from GATEWAY_DIR when used.
+# Empty path settings are derived from GATEWAY_DIR when used. The defaults are written once,
+# in portal/gateway_defaults.py.
+_gateway = GatewayDefaults()
 GATEWAY_DIR = env.str("GATEWAY_DIR", default=str(VAR_DIR / "gateway"))
 GATEWAY_NGINX_ENABLED = env.bool("GATEWAY_NGINX_ENABLED", default=True)
 GATEWAY_DNSMASQ_ENABLED = env.bool("GATEWAY_DNSMASQ_ENABLED", default=True)
 GATEWAY_NGINX_BIN = env.str("GATEWAY_NGINX_BIN", default="nginx")
 GATEWAY_DNSMASQ_BIN = env.str("GATEWAY_DNSMASQ_BIN", default="dnsmasq")
-GATEWAY_NGINX_STREAM_MODULE = env.str(
-    "GATEWAY_NGINX_STREAM_MODULE", default="/usr/lib/nginx/modules/ngx_stream_module.so"
-)
-GATEWAY_NGINX_PID_FILE = env.str("GATEWAY_NGINX_PID_FILE", default="")
-GATEWAY_DNSMASQ_PID_FILE = env.str("GATEWAY_DNSMASQ_PID_FILE", default="")
+GATEWAY_NGINX_STREAM_MODULE = env.str("GATEWAY_NGINX_STREAM_MODULE", default=_gateway.stream_module)
+GATEWAY_NGINX_PID_FILE = env.str("GATEWAY_NGINX_PID_FILE", default=_gateway.nginx_pid_file)
+GATEWAY_DNSMASQ_PID_FILE = env.str("GATEWAY_DNSMASQ_PID_FILE", default=_gateway.dnsmasq_pid_file)
 # Empty: SIGHUP to the PID in the pid file; a restart is TERM and a fresh start.
-GATEWAY_NGINX_RELOAD_COMMAND = env.str("GATEWAY_NGINX_RELOAD_COMMAND", default="")
-GATEWAY_DNSMASQ_RELOAD_COMMAND = env.str("GATEWAY_DNSMASQ_RELOAD_COMMAND", default="")
-GATEWAY_DNSMASQ_RESTART_COMMAND = env.str("GATEWAY_DNSMASQ_RESTART_COMMAND", default="")
+GATEWAY_NGINX_RELOAD_COMMAND = env.str(
+    "GATEWAY_NGINX_RELOAD_COMMAND", default=_gateway.nginx_reload_command
+)
+GATEWAY_DNSMASQ_RELOAD_COMMAND = env.str(
+    "GATEWAY_DNSMASQ_RELOAD_COMMAND", default=_gateway.dnsmasq_reload_command
+)
+GATEWAY_DNSMASQ_RESTART_COMMAND = env.str(
+    "GATEWAY_DNSMASQ_RESTART_COMMAND", default=_gateway.dnsmasq_restart_command
+)
 # The user nginx's and dnsmasq's workers run as when started as root (`user` in both files);
 # empty: their defaults (nobody). The local gateway of the demo and the tests sets the
 # invoking user, so that a checkout under a 0700 directory stays readable to them.
-GATEWAY_WORKER_USER = env.str("GATEWAY_WORKER_USER", default="")
-GATEWAY_HTTP_LISTEN = env.list("GATEWAY_HTTP_LISTEN", default=["127.0.0.1:18080"])
-GATEWAY_HTTPS_LISTEN = env.list("GATEWAY_HTTPS_LISTEN", default=["127.0.0.1:18443"])
+GATEWAY_WORKER_USER = env.str("GATEWAY_WORKER_USER", default=_gateway.worker_user)
+GATEWAY_HTTP_LISTEN = env.list("GATEWAY_HTTP_LISTEN", default=list(_gateway.http_listen))
+GATEWAY_HTTPS_LISTEN = env.list("GATEWAY_HTTPS_LISTEN", default=list(_gateway.https_listen))
 # Loopback-only server the apply asks which revision nginx really serves.
-GATEWAY_STATUS_LISTEN = env.str("GATEWAY_STATUS_LISTEN", default="127.0.0.1:18099")
-GATEWAY_STREAM_BIND = env.str("GATEWAY_STREAM_BIND", default="127.0.0.1")
-GATEWAY_PUBLIC_HTTPS_PORT = env.int("GATEWAY_PUBLIC_HTTPS_PORT", default=0)  # 0: the listen port
-GATEWAY_DNS_LISTEN = env.list("GATEWAY_DNS_LISTEN", default=["127.0.0.1"])
-GATEWAY_DNS_PORT = env.int("GATEWAY_DNS_PORT", default=15353)
-GATEWAY_DHCP_ENABLED = env.bool("GATEWAY_DHCP_ENABLED", default=False)
-GATEWAY_DHCP_LEASE = env.str("GATEWAY_DHCP_LEASE", default="24h")
+GATEWAY_STATUS_LISTEN = env.str("GATEWAY_STATUS_LISTEN", default=_gateway.status_listen)
+GATEWAY_STREAM_BIND = env.str("GATEWAY_STREAM_BIND", default=_gateway.stream_bind)
+GATEWAY_PUBLIC_HTTPS_PORT = env.int("GATEWAY_PUBLIC_HTTPS_PORT", default=_gateway.public_https_port)
+GATEWAY_DNS_LISTEN = env.list("GATEWAY_DNS_LISTEN", default=list(_gateway.dns_listen))
+GATEWAY_DNS_PORT = env.int("GATEWAY_DNS_PORT", default=_gateway.dns_port)
+GATEWAY_DHCP_ENABLED = env.bool("GATEWAY_DHCP_ENABLED", default=_gateway.dhcp_enabled)
+GATEWAY_DHCP_LEASE = env.str("GATEWAY_DHCP_LEASE", default=_gateway.dhcp_lease)
 # `{domain}` is replaced by the site's domain (one wildcard certificate per site).
-GATEWAY_TLS_CERTIFICATE = env.str(
-    "GATEWAY_TLS_CERTIFICATE", default="/etc/letsencrypt/live/{domain}/fullchain.pem"
-)
+GATEWAY_TLS_CERTIFICATE = env.str("GATEWAY_TLS_CERTIFICATE", default=_gateway.tls_certificate)
 GATEWAY_TLS_CERTIFICATE_KEY = env.str(
-    "GATEWAY_TLS_CERTIFICATE_KEY", default="/etc/letsencrypt/live/{domain}/privkey.pem"
+    "GATEWAY_TLS_CERTIFICATE_KEY", default=_gateway.tls_certificate_key
 )
-GATEWAY_ACME_DIR = env.str("GATEWAY_ACME_DIR", default="")
-GATEWAY_AUTH_URL = env.str("GATEWAY_AUTH_URL", default="http://127.0.0.1:8000/gateway/auth")
-GATEWAY_PORTAL_URL = env.str("GATEWAY_PORTAL_URL", default="http://127.0.0.1:8000")
-GATEWAY_PORTAL_NAME = env.str("GATEWAY_PORTAL_NAME", default="Cluster Portal")
-GATEWAY_CLIENT_MAX_BODY_SIZE = env.str("GATEWAY_CLIENT_MAX_BODY_SIZE", default="10g")
-GATEWAY_PROXY_TIMEOUT = env.int("GATEWAY_PROXY_TIMEOUT", default=300)
-GATEWAY_STREAM_TIMEOUT = env.int("GATEWAY_STREAM_TIMEOUT", default=3600)
+GATEWAY_ACME_DIR = env.str("GATEWAY_ACME_DIR", default=_gateway.acme_dir)
+GATEWAY_AUTH_URL = env.str("GATEWAY_AUTH_URL", default=_gateway.auth_url)
+GATEWAY_PORTAL_URL = env.str("GATEWAY_PORTAL_URL", default=_gateway.portal_url)
+GATEWAY_PORTAL_NAME = env.str("GATEWAY_PORTAL_NAME", default=_gateway.portal_name)
+GATEWAY_CLIENT_MAX_BODY_SIZE = env.str(
+    "GATEWAY_CLIENT_MAX_BODY_SIZE", default=_gateway.client_max_body_size
+)
+GATEWAY_PROXY_TIMEOUT = env.int("GATEWAY_PROXY_TIMEOUT", default=_gateway.proxy_timeout)
+GATEWAY_STREAM_TIMEOUT = env.int("GATEWAY_STREAM_TIMEOUT", default=_gateway.stream_timeout)
 # An apply starts once no change has arrived for this long (but waits at most the max).
 GATEWAY_COALESCE_SECONDS = env.float("GATEWAY_COALESCE_SECONDS", default=0.2)
 GATEWAY_COALESCE_MAX_SECONDS = env.float("GATEWAY_COALESCE_MAX_SECONDS", default=2.0)
@@ -534,7 +542,7 @@ GATEWAY_RELOAD_TIMEOUT = env.float("GATEWAY_RELOAD_TIMEOUT", default=10.0)
 GATEWAY_KEEP_RELEASES = env.int("GATEWAY_KEEP_RELEASES", default=5)
 # Protected routes: the gateway's own credential, a host-only cookie per route host, minted
 # by the portal after login (auth/gateway_access.py). The portal's session never leaves its host.
-GATEWAY_CREDENTIAL_COOKIE = "__Host-portal_gw"
+GATEWAY_CREDENTIAL_COOKIE = _gateway.credential_cookie
 GATEWAY_CREDENTIAL_IDLE_SECONDS = env.int("GATEWAY_CREDENTIAL_IDLE_SECONDS", default=3600)
 GATEWAY_CREDENTIAL_MAX_SECONDS = env.int("GATEWAY_CREDENTIAL_MAX_SECONDS", default=12 * 3600)
 GATEWAY_CODE_SECONDS = env.int("GATEWAY_CODE_SECONDS", default=60)

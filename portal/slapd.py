@@ -20,7 +20,7 @@ from pathlib import Path
 
 import ldap3
 
-from portal.procs import BASE_DIR, Managed, free_port, port_open, wait_until
+from portal.procs import BASE_DIR, Managed, find_binary, free_port, port_open, wait_until
 
 SUFFIX = "dc=example,dc=test"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
@@ -124,10 +124,7 @@ def find_slapd() -> tuple[str, str] | None:
     """(slapd, slapadd) when OpenLDAP's server is installed, else None."""
     found = []
     for name in ("slapd", "slapadd"):
-        path = next(
-            (c for c in (shutil.which(name), f"/usr/sbin/{name}") if c and os.access(c, os.X_OK)),
-            None,
-        )
+        path = find_binary(name)
         if path is None:
             return None
         found.append(path)

@@ -7,7 +7,6 @@ Each is started on loopback in a private directory and stopped by its PID. In CI
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from portal.procs import CeleryWorker, RedisServer
+from portal.procs import CeleryWorker, RedisServer, find_binary
 from tests.testenv import TEST_ENV
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -24,9 +23,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 def need_binary(name: str) -> str:
     """The path of a binary the test needs: fail in CI if it is missing, skip elsewhere."""
-    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
+    found = find_binary(name)
+    if found:
+        return found
     message = f"{name} is not installed (run .ci/run or install it with apt)"
     if IN_CI:
         pytest.fail(message)

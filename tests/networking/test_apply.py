@@ -111,7 +111,7 @@ def test_an_entry_nginx_rejects_is_identified_and_left_out(
 ) -> None:
     from dataclasses import replace
 
-    from networking import gateway
+    from networking.gateway import apply as gateway
     from tests.networking.test_routing import serve
 
     web, shop = create(gw_site, "web"), create(gw_site, "shop")

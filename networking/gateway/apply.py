@@ -1,0 +1,398 @@
+"""The apply: render the database, validate a staged copy, swap it in, reload, record.
+
+See the package doc for the sequence. One apply runs at a time on a host (a file lock);
+every apply, whatever its outcome, is recorded as a ConfigRevision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from ..models import ConfigRevision, GatewayState, RevisionStatus, Site
+from ..render import (
+    MANIFEST_FILE,
+    GatewayOptions,
+    Rendered,
+    RenderError,
+    SiteState,
+    UnsafeValue,
+    bootstrap_state,
+    file_hashes,
+    load_state,
+    render,
+)
+from .checks import blocked_ports, reload_servers, validate_stage
+from .errors import ApplyFailed
+from .paths import GatewayPaths, write_tree
+from .servers import Dnsmasq, Nginx
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 5  # validation rounds that may each leave out blamed entries
+
+
+@dataclass
+class ApplyOutcome:
+    revision: ConfigRevision | None
+    coalesced: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.revision is None or self.revision.succeeded
+
+
+@dataclass
+class ApplyRun:
+    site: Site
+    generation: int
+    paths: GatewayPaths
+    options: GatewayOptions
+    force: bool
+    started: float = field(default_factory=time.monotonic)
+    timings: dict[str, float] = field(default_factory=dict)
+    actions: list[str] = field(default_factory=list)
+    exclude: set[tuple[str, int]] = field(default_factory=set)
+    blamed: dict[tuple[str, int], str] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.monotonic() - t, 4)
+
+
+def apply_site(
+    site: Site | int,
+    *,
+    force: bool = False,
+    paths: GatewayPaths | None = None,
+    options: GatewayOptions | None = None,
+    coalesce: bool = True,
+) -> ApplyOutcome:
+    """Make the gateway serve the site's current database state (see the module doc)."""
+    site = site if isinstance(site, Site) else Site.objects.get(pk=site)
+    paths = paths or GatewayPaths.from_settings()
+    options = options or GatewayOptions.from_settings(paths.root)
+    with paths.locked():
+        paths.ensure(options.acme_dir)
+        state, _ = GatewayState.objects.get_or_create(site=site)
+        live = paths.live_manifest()
+        installed = live is not None and live.get("site") == site.slug
+        if not force and installed and state.applied >= state.requested:
+            return ApplyOutcome(revision=None, coalesced=True)  # an earlier apply covered it
+        generation = _settle(site) if coalesce and not force else _requested(site)
+        run = ApplyRun(site=site, generation=generation, paths=paths, options=options, force=force)
+        try:
+            revision = _apply(run)
+        except ApplyFailed as exc:
+            revision = _record(
+                run, status=RevisionStatus.FAILED, error_code=exc.code, error=exc.message
+            )
+            log.warning("gateway apply for %s failed (%s): %s", site.slug, exc.code, exc.message)
+        return ApplyOutcome(revision=revision)
+
+
+def _requested(site: Site) -> int:
+    return int(GatewayState.objects.values_list("requested", flat=True).get(site=site))
+
+
+def _settle(site: Site) -> int:
+    """Wait for a quiet moment (no new request for GATEWAY_COALESCE_SECONDS, at most
+    GATEWAY_COALESCE_MAX_SECONDS), so that a burst of changes costs one apply."""
+    quiet, longest = settings.GATEWAY_COALESCE_SECONDS, settings.GATEWAY_COALESCE_MAX_SECONDS
+    generation = _requested(site)
+    if quiet <= 0:
+        return generation
+    deadline = time.monotonic() + longest
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        latest = _requested(site)
+        if latest == generation:
+            break
+        generation = latest
+    return generation
+
+
+def _record(
+    run: ApplyRun,
+    *,
+    status: str,
+    rendered: Rendered | None = None,
+    changed: list[str] | None = None,
+    error_code: str = "",
+    error: str = "",
+    summary: str = "",
+) -> ConfigRevision:
+    excluded = list(rendered.excluded) if rendered else []
+    for item in excluded:
+        why = run.blamed.get((item["kind"], item["id"]))
+        if why:
+            item["reason"] = why
+    counts: dict[str, Any] = dict(rendered.counts) if rendered else {}
+    if summary:
+        counts["summary"] = summary
+    revision = ConfigRevision.objects.create(
+        site=run.site,
+        generation=run.generation,
+        status=status,
+        content_hash=rendered.content_hash if rendered else "",
+        changed=changed or [],
+        actions=run.actions,
+        counts=counts,
+        excluded=excluded,
+        timings=run.timings,
+        duration_ms=int((time.monotonic() - run.started) * 1000),
+        error_code=error_code,
+        error=error[:8000],
+    )
+    if status != RevisionStatus.FAILED:
+        GatewayState.objects.filter(site=run.site).update(
+            applied=Greatest(F("applied"), run.generation), updated_at=timezone.now()
+        )
+    return revision
+
+
+def _summary(rendered: Rendered, live: dict[str, Any] | None) -> str:
+    before_routes = set(live.get("routes", [])) if live else set()
+    before_ports = set(live.get("stream_ports", [])) if live else set()
+    routes = set(rendered.route_names)
+    ports = {f"{p}:{n}" for p, n in rendered.stream_ports}
+    parts = []
+    for label, now, before in (("routes", routes, before_routes), ("ports", ports, before_ports)):
+        added, removed = len(now - before), len(before - now)
+        if added or removed:
+            parts.append(f"{label} +{added} -{removed}")
+    return ", ".join(parts) or "no route or port changes"
+
+
+def _apply(run: ApplyRun) -> ConfigRevision:
+    """Render, check, validate, swap and reload, leaving out what a check blames (a round
+    each), until the gateway serves the result or MAX_ROUNDS are spent."""
+    with run.phase("load"):
+        state = load_state(run.site)
+    live = _Live.read(run)
+    nginx, dnsmasq = Nginx(run.paths, run.options), Dnsmasq(run.paths, run.options)
+    use_nginx, use_dnsmasq = settings.GATEWAY_NGINX_ENABLED, settings.GATEWAY_DNSMASQ_ENABLED
+
+    for round_ in range(MAX_ROUNDS):
+        rendered = _render(run, state)
+        hashes = file_hashes(rendered.files)
+        changed = sorted(
+            p for p, h in hashes.items() if live.files.get(p) != h and p != MANIFEST_FILE
+        )
+        unchanged = bool(live.files) and live.content_hash == rendered.content_hash
+        if unchanged and not run.force:
+            _check_live_servers(run, rendered, nginx, dnsmasq, use_nginx, use_dnsmasq)
+        if unchanged and not run.force:
+            return _record(
+                run,
+                status=RevisionStatus.UNCHANGED,
+                rendered=rendered,
+                summary="nothing changed; nothing reloaded",
+            )
+
+        if use_nginx:
+            with run.phase("bind_check"):
+                blocked = blocked_ports(rendered, live.ports, run.options)
+            if _leave_out(run, blocked):
+                continue
+
+        stage = _stage(run, rendered, hashes, round_)
+        with run.phase("validate"):
+            blamed = validate_stage(run, stage, rendered, use_nginx, use_dnsmasq)
+        if blamed:
+            shutil.rmtree(stage, ignore_errors=True)
+        if _leave_out(run, blamed):
+            continue
+
+        release, previous = _swap(run.paths, stage)
+        try:
+            with run.phase("reload"):
+                bind_blamed = reload_servers(
+                    run, rendered, changed, bool(live.files), nginx, dnsmasq, use_nginx, use_dnsmasq
+                )
+        except ApplyFailed:
+            _roll_back(run.paths, previous, release)
+            raise
+        if bind_blamed:
+            _roll_back(run.paths, previous, release)
+        if _leave_out(run, bind_blamed):
+            continue
+        _prune(run.paths)
+        return _record(
+            run,
+            status=RevisionStatus.APPLIED,
+            rendered=rendered,
+            changed=changed,
+            summary=_summary(rendered, live.manifest if live.files else None),
+        )
+    raise ApplyFailed(
+        "validate",
+        f"still invalid after leaving out {len(run.exclude)} entries in "
+        f"{MAX_ROUNDS} rounds; the live files are unchanged",
+    )
+
+
+@dataclass(frozen=True)
+class _Live:
+    """The live release's manifest; its files and ports only if it is this site's."""
+
+    manifest: dict[str, Any] | None
+    files: dict[str, str]
+    ports: set[str]
+
+    @classmethod
+    def read(cls, run: ApplyRun) -> _Live:
+        live = run.paths.live_manifest()
+        files: dict[str, str] = (
+            (live or {}).get("files", {}) if (live or {}).get("site") == run.site.slug else {}
+        )
+        ports = set((live or {}).get("stream_ports", [])) if files else set()
+        return cls(manifest=live, files=files, ports=ports)
+
+    @property
+    def content_hash(self) -> Any:
+        return self.manifest.get("content_hash") if self.manifest else None
+
+
+def _render(run: ApplyRun, state: SiteState) -> Rendered:
+    try:
+        with run.phase("render"):
+            return render(state, run.options, exclude=run.exclude)
+    except (RenderError, UnsafeValue) as exc:
+        raise ApplyFailed("render", f"the configuration cannot be rendered: {exc}") from exc
+
+
+def _check_live_servers(
+    run: ApplyRun,
+    rendered: Rendered,
+    nginx: Nginx,
+    dnsmasq: Dnsmasq,
+    use_nginx: bool,
+    use_dnsmasq: bool,
+) -> None:
+    """Nothing changed: both servers must run, and nginx must serve these files."""
+    paths = run.paths
+    _require_running(use_nginx and nginx.pid() is None, "nginx", paths.nginx_pid_file)
+    _require_running(use_dnsmasq and dnsmasq.pid() is None, "dnsmasq", paths.dnsmasq_pid_file)
+    if use_nginx and nginx.served() != rendered.content_hash:
+        # The files are live but nginx serves something else (an apply died
+        # between the swap and the reload): reload them, as a forced apply would.
+        run.force = True
+        run.actions.append("nginx served an older revision than the live files")
+
+
+def _require_running(missing: bool, name: str, pid_file: Path) -> None:
+    if missing:
+        raise ApplyFailed(
+            "server_down", f"{name} is not running on the gateway host (no live PID in {pid_file})"
+        )
+
+
+def _leave_out(run: ApplyRun, blamed: dict[tuple[str, int], str]) -> bool:
+    """Leave the blamed entries out of the next round; whether there were any."""
+    run.blamed.update(blamed)
+    run.exclude.update(blamed)
+    return bool(blamed)
+
+
+def _stage(run: ApplyRun, rendered: Rendered, hashes: dict[str, str], round_: int) -> Path:
+    """The rendered files and their manifest in a fresh staging directory."""
+    stage = run.paths.staging / f"{run.generation:06d}-{rendered.content_hash[:12]}-{round_}"
+    shutil.rmtree(stage, ignore_errors=True)
+    manifest = {
+        "site": run.site.slug,
+        "generation": run.generation,
+        "content_hash": rendered.content_hash,
+        "files": hashes,
+        "stream_ports": sorted(f"{p}:{n}" for p, n in rendered.stream_ports),
+        "routes": rendered.route_names,
+        "created_at": timezone.now().isoformat(),
+    }
+    with run.phase("write"):
+        write_tree({**rendered.files, MANIFEST_FILE: json.dumps(manifest)}, stage)
+    return stage
+
+
+def _swap(paths: GatewayPaths, stage: Path) -> tuple[Path, Path | None]:
+    """Make the validated stage the live release; (the release, the one it replaced)."""
+    previous = paths.live_release()
+    release = paths.releases / stage.name
+    shutil.rmtree(release, ignore_errors=True)
+    os.rename(stage, release)
+    paths.point_current(release)
+    return release, previous
+
+
+def _roll_back(paths: GatewayPaths, previous: Path | None, failed: Path) -> None:
+    if previous is not None and previous.is_dir():
+        paths.point_current(previous)
+    shutil.rmtree(failed, ignore_errors=True)
+
+
+def _prune(paths: GatewayPaths) -> None:
+    keep = max(1, int(settings.GATEWAY_KEEP_RELEASES))
+    live = paths.live_release()
+    releases = sorted(
+        (p for p in paths.releases.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
+    )
+    for old in releases[:-keep]:
+        if old != live:
+            shutil.rmtree(old, ignore_errors=True)
+    for leftover in paths.staging.iterdir():
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+# -- bootstrap, rendering to a directory ----------------------------------------------------
+def install_bootstrap(paths: GatewayPaths, options: GatewayOptions, *, fresh: bool = False) -> None:
+    """A minimal valid configuration (no site yet), so the servers can start.
+
+    `fresh` installs it even over a live release: for servers about to start with the
+    current options, never with what an earlier run rendered (other ports, say).
+    """
+    with paths.locked():
+        paths.ensure(options.acme_dir)
+        if paths.live_release() is not None and not fresh:
+            return
+        rendered = render(bootstrap_state(), options)
+        release = paths.releases / "000000-bootstrap"
+        shutil.rmtree(release, ignore_errors=True)
+        manifest = {
+            "site": "",
+            "generation": 0,
+            "content_hash": rendered.content_hash,
+            "files": file_hashes(rendered.files),
+            "stream_ports": [],
+            "routes": [],
+        }
+        write_tree({**rendered.files, MANIFEST_FILE: json.dumps(manifest)}, release)
+        paths.point_current(release)
+
+
+def render_to_directory(
+    site: Site, out: Path, *, options: GatewayOptions | None = None
+) -> Rendered:
+    """A complete, self-contained configuration in `out` (its paths point into `out`)."""
+    options = options or GatewayOptions.from_settings()
+    options = GatewayOptions(**{**options.__dict__, "root": out.resolve(), "acme_dir": ""})
+    rendered = render(load_state(site), options)
+    write_tree(rendered.files, out)
+    for d in (out / "run" / "logs", out / "run" / "tmp", out / "acme"):
+        d.mkdir(parents=True, exist_ok=True)
+    return rendered

@@ -1,0 +1,203 @@
+"""The checks around a swap: what the validators blame, which ports are taken, the reload.
+
+An error line of `nginx -t` or `dnsmasq --test` that points at a staged file and line is
+traced to the entry that rendered it; a port nginx could not bind is traced to its
+mapping. Those entries are left out on the next round; anything else fails the apply.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from ..render import GatewayOptions, Rendered
+from .errors import ApplyFailed
+from .servers import Dnsmasq, Nginx, dnsmasq_test, nginx_test, worker_retired
+
+if TYPE_CHECKING:
+    from .apply import ApplyRun
+
+_NGINX_WHERE = re.compile(r"\[emerg\] .*? in (?P<path>/\S+):(?P<line>\d+)")
+_DNSMASQ_WHERE = re.compile(r"at line (?P<line>\d+) of (?P<path>/\S+)")
+_BIND_FAILED = re.compile(r"bind\(\) to (?P<addr>\S+):(?P<port>\d+) failed")
+
+
+_LOG_PREFIX = re.compile(r"^.*?\[(?:emerg|alert|crit|error)\] (?:\d+#\d+: )?")
+
+
+def blame(
+    output: str, rendered: Rendered, stage: Path, pattern: re.Pattern[str]
+) -> dict[tuple[str, int], str]:
+    """The entries a validator's error lines point at (file and line of the staged copy),
+    each with the validator's words."""
+    found = {}
+    for line in output.splitlines():
+        m = pattern.search(line)
+        if not m:
+            continue
+        try:
+            rel = Path(m["path"]).resolve().relative_to(stage.resolve()).as_posix()
+        except ValueError:
+            continue
+        owner = rendered.owner_of(rel, int(m["line"]))
+        if owner:
+            found[owner] = _LOG_PREFIX.sub("", line).replace(f"{stage}/", "")
+    return found
+
+
+def port_in_use(bind: str, port: int, protocol: str) -> str | None:
+    """Why `bind:port` cannot be listened on here, or None (nginx -t ignores EADDRINUSE)."""
+    host = bind.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+    with socket.socket(family, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def blocked_ports(
+    rendered: Rendered, live_ports: set[str], options: GatewayOptions
+) -> dict[tuple[str, int], str]:
+    blocked = {}
+    for (protocol, port), mapping_id in rendered.stream_ports.items():
+        if f"{protocol}:{port}" in live_ports:
+            continue  # nginx itself holds it
+        why = port_in_use(options.stream_bind, port, protocol)
+        if why:
+            blocked[("mapping", mapping_id)] = (
+                f"{protocol.upper()} port {port} on {options.stream_bind} is in use on the "
+                f"gateway host ({why})"
+            )
+    return blocked
+
+
+def validate_stage(
+    run: ApplyRun, stage: Path, rendered: Rendered, use_nginx: bool, use_dnsmasq: bool
+) -> dict[tuple[str, int], str]:
+    """Blamed entries with the validator's words; raises when the error is not one entry's."""
+    blamed: dict[tuple[str, int], str] = {}
+    checks: list[tuple[str, Callable[[], tuple[bool, str]], re.Pattern[str]]] = []
+    if use_nginx:
+        checks.append(
+            (
+                "nginx -t",
+                lambda: nginx_test(stage / "nginx" / "nginx.conf", stage / "nginx"),
+                _NGINX_WHERE,
+            )
+        )
+    if use_dnsmasq:
+        checks.append(
+            (
+                "dnsmasq --test",
+                lambda: dnsmasq_test(stage / "dnsmasq" / "dnsmasq.conf"),
+                _DNSMASQ_WHERE,
+            )
+        )
+    for name, check, where in checks:
+        with run.phase(name):
+            ok, output = check()
+        if ok:
+            continue
+        owners = blame(output, rendered, stage, where)
+        if not owners:
+            raise ApplyFailed(
+                "validate",
+                f"{name} rejected the configuration; the live files keep serving:\n{output}",
+            )
+        blamed.update({owner: f"{name}: {why}" for owner, why in owners.items()})
+    return blamed
+
+
+def reload_servers(
+    run: ApplyRun,
+    rendered: Rendered,
+    changed: list[str],
+    had_live: bool,
+    nginx: Nginx,
+    dnsmasq: Dnsmasq,
+    use_nginx: bool,
+    use_dnsmasq: bool,
+) -> dict[tuple[str, int], str]:
+    """Reload what changed; the mappings whose port nginx could not bind, if that failed."""
+    nginx_changed = run.force or any(p.startswith("nginx/") for p in changed)
+    if use_nginx and nginx_changed:
+        if nginx.pid() is None and not had_live and not settings.GATEWAY_NGINX_RELOAD_COMMAND:
+            run.actions.append("nginx not running: files installed for its start")
+        else:
+            log_offset = _size(run.paths.nginx_error_log)
+            old_workers = nginx.workers()
+            nginx.reload()
+            signalled = time.monotonic()
+            deadline = signalled + settings.GATEWAY_RELOAD_TIMEOUT
+            while nginx.served() != rendered.content_hash:
+                if time.monotonic() > deadline:
+                    text = _read_from(run.paths.nginx_error_log, log_offset)
+                    blamed = bind_failures(text, rendered)
+                    if blamed:
+                        return blamed
+                    raise ApplyFailed(
+                        "reload",
+                        "nginx did not load the new configuration within "
+                        f"{settings.GATEWAY_RELOAD_TIMEOUT:.0f} s; its log "
+                        f"says:\n{text[-2000:] or '(nothing)'}",
+                    )
+                time.sleep(0.01)
+            # A new worker answered; the old ones may still accept for a moment, until
+            # they have seen the master's QUIT. Served only once none of them can.
+            run.timings["nginx serving"] = round(time.monotonic() - signalled, 4)
+            while not all(worker_retired(p) for p in old_workers) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            run.timings["nginx old workers retired"] = round(time.monotonic() - signalled, 4)
+            run.actions.append("nginx reloaded")
+    if use_dnsmasq:
+        # Forced: a SIGHUP, not a restart (DNS and DHCP would pause for nothing).
+        main_changed = "dnsmasq/dnsmasq.conf" in changed
+        hosts_changed = run.force or any(
+            p in changed for p in ("dnsmasq/hosts", "dnsmasq/dhcp-hosts")
+        )
+        running = dnsmasq.pid() is not None or bool(settings.GATEWAY_DNSMASQ_RESTART_COMMAND)
+        if (main_changed or hosts_changed) and not running and not had_live:
+            run.actions.append("dnsmasq not running: files installed for its start")
+        elif main_changed:
+            dnsmasq.restart()
+            run.actions.append("dnsmasq restarted (its main configuration changed)")
+        elif hosts_changed:
+            dnsmasq.reload()
+            run.actions.append("dnsmasq re-read hosts and reservations (SIGHUP)")
+    return {}
+
+
+def bind_failures(text: str, rendered: Rendered) -> dict[tuple[str, int], str]:
+    by_port = {port: mid for (_, port), mid in rendered.stream_ports.items()}
+    blamed = {}
+    for m in _BIND_FAILED.finditer(text):
+        mid = by_port.get(int(m["port"]))
+        if mid is not None:
+            blamed[("mapping", mid)] = f"nginx could not listen on {m['addr']}:{m['port']}: {m[0]}"
+    return blamed
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""

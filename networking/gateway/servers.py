@@ -1,0 +1,205 @@
+"""The two server processes on the gateway host: nginx and dnsmasq.
+
+Each is validated with its own binary (`nginx -t`, `dnsmasq --test`), reloaded by SIGHUP
+to the PID in its pid file (or by the configured command), started daemonised and
+stopped by that PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shlex
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+
+from portal.procs import find_binary, pid_alive, stop_pid, wait_until
+
+from ..render import GatewayOptions
+from .errors import ApplyFailed
+from .paths import GatewayPaths
+
+
+def _raise_nofile() -> None:
+    # nginx opens one socket per mapping even for `-t`; let it (a child) use the hard
+    # limit. Raised in this process, once, so that children start without a preexec hook
+    # (which would force a slow fork of the whole worker).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _run(argv: list[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    _raise_nofile()
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def nginx_test(conf: Path, prefix: Path) -> tuple[bool, str]:
+    binary = find_binary(settings.GATEWAY_NGINX_BIN)
+    if not binary:
+        raise ApplyFailed(
+            "validate",
+            f"nginx ({settings.GATEWAY_NGINX_BIN}) is not installed on "
+            "the gateway host; install nginx and libnginx-mod-stream",
+        )
+    out = _run([binary, "-t", "-q", "-c", str(conf), "-p", f"{prefix}/"])
+    return out.returncode == 0, (out.stderr + out.stdout).strip()
+
+
+def dnsmasq_test(conf: Path) -> tuple[bool, str]:
+    binary = find_binary(settings.GATEWAY_DNSMASQ_BIN)
+    if not binary:
+        raise ApplyFailed(
+            "validate",
+            f"dnsmasq ({settings.GATEWAY_DNSMASQ_BIN}) is not "
+            "installed on the gateway host; install dnsmasq-base",
+        )
+    out = _run([binary, "--test", f"--conf-file={conf}"])
+    return out.returncode == 0, (out.stderr + out.stdout).strip()
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(stat.parent.name))
+        return found
+
+
+def worker_retired(pid: int) -> bool:
+    """An old nginx worker has stopped accepting: gone, or (after QUIT) shutting down."""
+    try:
+        return b"shutting down" in Path(f"/proc/{pid}/cmdline").read_bytes() or not pid_alive(pid)
+    except OSError:
+        return True
+
+
+def _http_get(url: str, timeout: float = 1.0) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - our own loopback URL
+            return str(resp.read().decode().strip())
+    except OSError:
+        return None
+
+
+def status_url(listen: str) -> str:
+    host, _, port = listen.rpartition(":")
+    if host in ("", "0.0.0.0", "*"):  # noqa: S104 - parsing a listen address, not binding
+        host = "127.0.0.1"
+    elif host == "[::]":
+        host = "[::1]"
+    return f"http://{host}:{port}/revision"
+
+
+class Nginx:
+    def __init__(self, paths: GatewayPaths, options: GatewayOptions) -> None:
+        self.paths, self.options = paths, options
+
+    def pid(self) -> int | None:
+        return read_pid(self.paths.nginx_pid_file)
+
+    def served(self) -> str | None:
+        return _http_get(status_url(self.options.status_listen))
+
+    def workers(self) -> list[int]:
+        pid = self.pid()
+        return _children(pid) if pid else []
+
+    def reload(self) -> None:
+        if settings.GATEWAY_NGINX_RELOAD_COMMAND:
+            out = _run(shlex.split(settings.GATEWAY_NGINX_RELOAD_COMMAND))
+            if out.returncode:
+                raise ApplyFailed(
+                    "reload", f"the nginx reload command failed: {out.stderr.strip()}"
+                )
+            return
+        pid = self.pid()
+        if pid is None:
+            raise ApplyFailed(
+                "server_down",
+                "nginx is not running on the gateway host "
+                f"(no live PID in {self.paths.nginx_pid_file})",
+            )
+        os.kill(pid, signal.SIGHUP)
+
+    def start(self) -> None:
+        binary = find_binary(settings.GATEWAY_NGINX_BIN)
+        if not binary:
+            raise FileNotFoundError("nginx is not installed")
+        out = _run([binary, "-c", str(self.paths.nginx_conf), "-p", f"{self.paths.nginx_prefix}/"])
+        if out.returncode:
+            raise RuntimeError(f"nginx did not start: {out.stderr.strip()}")
+        wait_until(lambda: self.served() is not None, timeout=10, what="nginx")
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid:
+            stop_pid(pid, sig=signal.SIGQUIT, timeout=10)
+
+
+class Dnsmasq:
+    def __init__(self, paths: GatewayPaths, options: GatewayOptions) -> None:
+        self.paths, self.options = paths, options
+
+    def pid(self) -> int | None:
+        return read_pid(self.paths.dnsmasq_pid_file)
+
+    def reload(self) -> None:
+        if settings.GATEWAY_DNSMASQ_RELOAD_COMMAND:
+            out = _run(shlex.split(settings.GATEWAY_DNSMASQ_RELOAD_COMMAND))
+            if out.returncode:
+                raise ApplyFailed(
+                    "reload", f"the dnsmasq reload command failed: {out.stderr.strip()}"
+                )
+            return
+        pid = self.pid()
+        if pid is None:
+            raise ApplyFailed(
+                "server_down",
+                "dnsmasq is not running on the gateway host "
+                f"(no live PID in {self.paths.dnsmasq_pid_file})",
+            )
+        os.kill(pid, signal.SIGHUP)
+
+    def restart(self) -> None:
+        if settings.GATEWAY_DNSMASQ_RESTART_COMMAND:
+            out = _run(shlex.split(settings.GATEWAY_DNSMASQ_RESTART_COMMAND))
+            if out.returncode:
+                raise ApplyFailed(
+                    "reload", f"the dnsmasq restart command failed: {out.stderr.strip()}"
+                )
+            return
+        self.stop()
+        self.start()
+
+    def start(self) -> None:
+        binary = find_binary(settings.GATEWAY_DNSMASQ_BIN)
+        if not binary:
+            raise FileNotFoundError("dnsmasq is not installed")
+        # dnsmasq daemonises and writes its pid file; it is stopped by that PID.
+        out = _run([binary, f"--conf-file={self.paths.dnsmasq_conf}"])
+        if out.returncode:
+            raise ApplyFailed("reload", f"dnsmasq did not start: {out.stderr.strip()}")
+        wait_until(lambda: self.pid() is not None, timeout=10, what="dnsmasq")
+
+    def stop(self) -> None:
+        pid = self.pid()  # read first: dnsmasq deletes its pid file as it exits
+        if pid:
+            stop_pid(pid, timeout=10)

@@ -1,0 +1,48 @@
+"""The gateway's defaults, written once.
+
+Settings read them (each overridable from the environment), `GatewayOptions` takes them
+as its field defaults, and the private local gateway resets a process to them. Loopback
+and high ports: right for the demo and the tests; a real gateway host sets its addresses,
+certificate paths and reload commands (deploy/gateway.env). No Django import here: the
+settings module reads this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GatewayDefaults:
+    # What the rendered files say (GatewayOptions).
+    http_listen: tuple[str, ...] = ("127.0.0.1:18080",)
+    https_listen: tuple[str, ...] = ("127.0.0.1:18443",)
+    status_listen: str = "127.0.0.1:18099"
+    stream_bind: str = "127.0.0.1"
+    public_https_port: int = 0  # 0: the port of the first HTTPS listen
+    dns_listen: tuple[str, ...] = ("127.0.0.1",)
+    dns_port: int = 15353
+    dhcp_enabled: bool = False
+    dhcp_lease: str = "24h"
+    stream_module: str = "/usr/lib/nginx/modules/ngx_stream_module.so"
+    tls_certificate: str = "/etc/letsencrypt/live/{domain}/fullchain.pem"
+    tls_certificate_key: str = "/etc/letsencrypt/live/{domain}/privkey.pem"
+    acme_dir: str = ""  # empty: <GATEWAY_DIR>/acme
+    auth_url: str = "http://127.0.0.1:8000/gateway/auth"
+    portal_url: str = "http://127.0.0.1:8000"
+    portal_name: str = "Cluster Portal"
+    credential_cookie: str = "__Host-portal_gw"
+    client_max_body_size: str = "10g"
+    proxy_timeout: int = 300
+    stream_timeout: int = 3600
+    worker_user: str = ""  # empty: the servers' own default (nobody)
+    # How the servers are found and signalled (settings only). Empty pid files are derived
+    # from GATEWAY_DIR; empty commands mean SIGHUP (or TERM and a fresh start) by PID.
+    nginx_pid_file: str = ""
+    dnsmasq_pid_file: str = ""
+    nginx_reload_command: str = ""
+    dnsmasq_reload_command: str = ""
+    dnsmasq_restart_command: str = ""
+
+
+GATEWAY_DEFAULTS = GatewayDefaults()

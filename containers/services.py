@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -478,46 +477,6 @@ def container_delete(*, container: Container, actor: User | None) -> Job:
             changes={"job": str(job.pk)},
         )
     return job
-
-
-# -- templates ------------------------------------------------------------------------------
-_TEMPLATE_FILE = re.compile(r"^(?P<os>[a-z]+)-(?P<version>[0-9]+(?:\.[0-9]+)?)-(?P<flavour>[a-z]+)")
-
-
-def template_name_for(volid: str) -> tuple[str, str]:
-    """(name, display name) for a vztmpl volume id, e.g. ('debian-12', 'Debian 12 (standard)')."""
-    filename = volid.rsplit("/", 1)[-1]
-    m = _TEMPLATE_FILE.match(filename)
-    if not m:
-        base = re.sub(r"[^a-z0-9-]+", "-", filename.lower()).strip("-")[:32].strip("-")
-        return base or "template", filename
-    version = (
-        m["version"] if m["os"] in ("ubuntu", "fedora", "alpine") else m["version"].split(".")[0]
-    )
-    name = f"{m['os']}-{version}".replace(".", "-")
-    return name[:32], f"{m['os'].capitalize()} {version} ({m['flavour']})"
-
-
-def templates_import(*, site: Site, storage: str = "local") -> list[Template]:
-    """Add the vztmpl templates found on the site's first active node as portal templates."""
-    from .proxmox import ProxmoxClient
-
-    node = site.nodes.filter(state="active").order_by("slot").first()
-    if node is None:
-        raise InvalidState(f"{site.name} has no active node to read templates from")
-    found = ProxmoxClient.for_node(node).templates(node.name, storage)
-    imported = []
-    for item in sorted(found, key=lambda i: str(i.get("volid"))):
-        volid = str(item["volid"])
-        name, display = template_name_for(volid)
-        template, created = Template.objects.get_or_create(
-            site=site,
-            name=name,
-            defaults={"display_name": display, "volid": volid, "os_type": name.split("-")[0]},
-        )
-        if created:
-            imported.append(template)
-    return imported
 
 
 def container_create_idempotent(*, key: str, owner: User, **kwargs: Any) -> tuple[Job, bool]:

@@ -1,12 +1,13 @@
 """Operator writes to templates (the admin's form calls this, never Model.save).
 
-Templates are added by `templates_import` (containers.services); here only their offer and
-limits change, validated with full_clean and audited. A template is disabled, never deleted:
+Templates are added by `templates_import` (from what a node's storage holds); after that
+only their offer and limits change, validated with full_clean and audited. A template is disabled, never deleted:
 containers keep pointing at it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +16,14 @@ from django.db import transaction
 
 from auth.audit import audit_record
 from auth.selectors import require_staff
-from portal.errors import ValidationFailed
+from portal.errors import InvalidState, ValidationFailed
 
 from .models import Template
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+
+    from networking.models import Site
 
 TEMPLATE_FIELDS = frozenset(
     {
@@ -70,3 +73,43 @@ def template_update(
     for name in changed:
         setattr(template, name, getattr(locked, name))
     return changed
+
+
+# -- importing from a node ---------------------------------------------------------------------
+_TEMPLATE_FILE = re.compile(r"^(?P<os>[a-z]+)-(?P<version>[0-9]+(?:\.[0-9]+)?)-(?P<flavour>[a-z]+)")
+
+
+def template_name_for(volid: str) -> tuple[str, str]:
+    """(name, display name) for a vztmpl volume id, e.g. ('debian-12', 'Debian 12 (standard)')."""
+    filename = volid.rsplit("/", 1)[-1]
+    m = _TEMPLATE_FILE.match(filename)
+    if not m:
+        base = re.sub(r"[^a-z0-9-]+", "-", filename.lower()).strip("-")[:32].strip("-")
+        return base or "template", filename
+    version = (
+        m["version"] if m["os"] in ("ubuntu", "fedora", "alpine") else m["version"].split(".")[0]
+    )
+    name = f"{m['os']}-{version}".replace(".", "-")
+    return name[:32], f"{m['os'].capitalize()} {version} ({m['flavour']})"
+
+
+def templates_import(*, site: Site, storage: str = "local") -> list[Template]:
+    """Add the vztmpl templates found on the site's first active node as portal templates."""
+    from .proxmox import ProxmoxClient
+
+    node = site.nodes.filter(state="active").order_by("slot").first()
+    if node is None:
+        raise InvalidState(f"{site.name} has no active node to read templates from")
+    found = ProxmoxClient.for_node(node).templates(node.name, storage)
+    imported = []
+    for item in sorted(found, key=lambda i: str(i.get("volid"))):
+        volid = str(item["volid"])
+        name, display = template_name_for(volid)
+        template, created = Template.objects.get_or_create(
+            site=site,
+            name=name,
+            defaults={"display_name": display, "volid": volid, "os_type": name.split("-")[0]},
+        )
+        if created:
+            imported.append(template)
+    return imported

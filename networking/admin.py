@@ -162,7 +162,7 @@ class NodeAdmin(ServiceAdmin):
 
     @admin.action(description="Import templates from this node's site storage")
     def import_templates(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
-        from containers.services import templates_import
+        from containers.template_services import templates_import
 
         for site in Site.objects.filter(pk__in=queryset.values("site_id")):
             try:

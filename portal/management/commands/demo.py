@@ -252,7 +252,7 @@ class Command(BaseCommand):
             raise CommandError(f"port {port} answers, but not this demo's web server")
 
     def _seed(self, sim: Any, state: dict[str, Any], first_admin: bool) -> Any:
-        from containers import services as container_services
+        from containers import template_services
         from networking.models import Node, Site
 
         site, _ = Site.objects.get_or_create(
@@ -279,7 +279,7 @@ class Command(BaseCommand):
             node.token_secret = state["token_secret"]
             node.ca_bundle = str(sim.ca_path)
             node.save()
-        imported = container_services.templates_import(site=site)
+        imported = template_services.templates_import(site=site)
         if imported:
             self.stdout.write("templates: " + ", ".join(t.name for t in imported))
         user_model = get_user_model()

@@ -399,8 +399,11 @@ def _find_stale_grants(p: _Pass) -> None:
     role, suffix = settings.PROXMOX_VM_ROLE, f"@{settings.PROXMOX_REALM}"
     try:
         acl = client.acl()
+        # Every guest, QEMU VMs and templates too (the node lists hold only CTs): a grant
+        # on any guest may be an operator's, and is left alone.
+        guests = {int(g["vmid"]) for g in client.guests()}
     except UpstreamError as exc:
-        log.warning("reconcile: cannot list the ACL: %s", exc)
+        log.warning("reconcile: cannot list the ACL or the guests: %s", exc)
         return
     live = set(Container.objects.filter(LIVE, site=p.site).values_list("vmid", flat=True))
     for entry in acl:
@@ -412,7 +415,7 @@ def _find_stale_grants(p: _Pass) -> None:
             or not path.startswith("/vms/")
             or not path[5:].isdigit()
             or int(path[5:]) in live
-            or int(path[5:]) in p.seen
+            or int(path[5:]) in guests
         ):
             continue
         if not p.dry_run:

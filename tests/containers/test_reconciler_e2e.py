@@ -327,18 +327,20 @@ def test_grants_on_a_vmid_nobody_holds_are_revoked(cluster, sim, worker) -> None
     sim.admin.set_directory_users("ldap", [ghost])
     api.wait_task(api.realm_sync("ldap"))
     userid = f"{ghost}@ldap"
+    vm = free_vmid(sim, "pve1")  # an operator's QEMU VM: not in the nodes' CT lists
+    sim.admin.create_foreign_guest("pve1", vm, type="qemu")
     nobody, orphan = free_vmid(sim, "pve1"), free_vmid(sim, "pve2")
     sim.admin.create_foreign_guest("pve2", orphan, tags="cluster-portal")
-    for vmid in (nobody, orphan, live.vmid):
+    for vmid in (nobody, orphan, live.vmid, vm):
         api.grant_acl(path=f"/vms/{vmid}", role="PVEVMUser", users=userid)
 
     def held() -> set[str]:
         return {a["path"] for a in api.acl() if a.get("ugid") == userid}
 
     reconciler.reconcile_site(site=cluster, dry_run=True)
-    assert held() == {f"/vms/{v}" for v in (nobody, orphan, live.vmid)}
+    assert held() == {f"/vms/{v}" for v in (nobody, orphan, live.vmid, vm)}
     run = reconciler.reconcile_site(site=cluster)
     [leak] = findings(run, vmid=nobody)
     assert (leak.kind, leak.field, leak.proxmox_value) == (FindingKind.LEAK, "acl", userid)
     # Only the grant on a VMID no guest and no container has is revoked.
-    assert held() == {f"/vms/{orphan}", f"/vms/{live.vmid}"}
+    assert held() == {f"/vms/{orphan}", f"/vms/{live.vmid}", f"/vms/{vm}"}

@@ -25,6 +25,7 @@ demo: $(STAMP)
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	PORTAL_DEMO=1 $(BIN)/mypy
 	PORTAL_DEMO=1 $(BIN)/python manage.py check
 	PORTAL_DEMO=1 $(BIN)/python manage.py makemigrations --check --dry-run

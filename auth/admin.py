@@ -6,10 +6,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from portal.admin_tools import ServiceAdmin, operator
+from containers import resource_requests
+from portal.actors import acting_user
+from portal.admin_tools import ServiceAdmin
 from portal.errors import PortalError
 
-from . import logins, quota_decisions, services
+from . import logins, quota_overrides, sshkeys
+from . import tokens as auth_tokens
 from .admin_audit import AuditedModelAdmin
 from .models import (
     QUOTA_FIELDS,
@@ -133,9 +136,9 @@ class QuotaOverrideAdmin(ServiceAdmin):
         limits = {f: data[f] for f in QUOTA_FIELDS if data.get(f) is not None}
         override = self.call_service(
             request,
-            lambda: quota_decisions.quota_override_create(
+            lambda: quota_overrides.quota_override_create(
                 user=data["user"],
-                actor=operator(request),
+                actor=acting_user(request),
                 reason=data.get("reason") or "",
                 expires_at=data.get("expires_at"),
                 limits=limits,
@@ -145,11 +148,11 @@ class QuotaOverrideAdmin(ServiceAdmin):
             obj.pk, obj._state.adding = override.pk, False
 
     def delete_model(self, request: HttpRequest, obj: QuotaOverride) -> None:
-        quota_decisions.quota_override_revoke(override=obj, actor=operator(request))
+        quota_overrides.quota_override_revoke(override=obj, actor=acting_user(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[QuotaOverride]) -> None:
         for override in queryset.select_related("user"):
-            quota_decisions.quota_override_revoke(override=override, actor=operator(request))
+            quota_overrides.quota_override_revoke(override=override, actor=acting_user(request))
 
 
 @admin.register(ResourceRequest)
@@ -198,15 +201,15 @@ class ResourceRequestAdmin(admin.ModelAdmin):
         for row in queryset.filter(status=RequestStatus.PENDING):
             try:
                 if approve:
-                    quota_decisions.resource_request_approve(
+                    resource_requests.resource_request_approve(
                         request=row,
-                        actor=request.user,  # type: ignore[arg-type]
+                        actor=acting_user(request),
                         note=row.decision_note,
                     )
                 else:
-                    quota_decisions.resource_request_deny(
+                    resource_requests.resource_request_deny(
                         request=row,
-                        actor=request.user,  # type: ignore[arg-type]
+                        actor=acting_user(request),
                         note=row.decision_note,
                     )
                 done += 1
@@ -266,7 +269,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset.filter(revoked_at__isnull=True):
-            services.token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
+            auth_tokens.token_revoke(token=token, actor=acting_user(request))
         self.message_user(request, "revoked", messages.SUCCESS)
 
 
@@ -280,7 +283,7 @@ class SshKeyAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: SshKey) -> None:
-        services.ssh_key_remove(key=obj, actor=request.user)  # type: ignore[arg-type]
+        sshkeys.ssh_key_remove(key=obj, actor=acting_user(request))
 
 
 @admin.register(Collaborator)
@@ -328,8 +331,8 @@ class AuthenticatorDeviceAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: AuthenticatorDevice) -> None:
-        logins.otp_disable(user=obj.user, actor=request.user)  # type: ignore[arg-type]
+        logins.otp_disable(user=obj.user, actor=acting_user(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for device in queryset.select_related("user"):
-            logins.otp_disable(user=device.user, actor=request.user)  # type: ignore[arg-type]
+            logins.otp_disable(user=device.user, actor=acting_user(request))

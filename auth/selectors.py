@@ -9,7 +9,6 @@ from django.db.models import Q, QuerySet
 from portal.errors import NotFound, PermissionDenied
 
 from .models import ApiToken, AuditEntry, Collaborator, RequestStatus, ResourceRequest, SshKey
-from .quotas import QuotaStatus, quota_status
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -133,11 +132,6 @@ def audit_entries(*, action: str | None = None, actor: User | None = None) -> Qu
     if actor is not None:
         qs = qs.filter(actor=actor)
     return qs
-
-
-def user_quota(user: User) -> QuotaStatus:
-    """Usage and limits (with where each limit comes from), before anything is submitted."""
-    return quota_status(user)
 
 
 def require_staff(actor: User | None, what: str) -> None:

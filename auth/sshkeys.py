@@ -3,17 +3,30 @@
 The key material is loaded with `cryptography` (a blob that merely starts with its type
 string, or a type followed by junk, is refused), RSA is measured by its modulus, and what
 is kept is normalised to `type canonical-base64 [comment]`.
+
+The writes to a user's profile keys are here too: each records its audit entry and, with
+a directory that takes SSH keys, queues the copy to it (`sync_ssh_keys`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+from django.conf import settings
+from django.db import IntegrityError, transaction
 
-from portal.errors import ValidationFailed
+from portal.errors import Conflict, NotFound, ValidationFailed
+
+from .audit import audit_record
+from .models import SshKey
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 KEY_TYPES = frozenset(
     {
@@ -97,3 +110,94 @@ def parse_keys(text: str) -> list[str]:
     if len(keys) > MAX_KEYS:
         raise ValidationFailed(f"at most {MAX_KEYS} SSH keys", field=FIELD)
     return keys
+
+
+# -- the profile's keys ------------------------------------------------------------------
+def ssh_fingerprint(key: str) -> str:
+    """OpenSSH's SHA256 fingerprint (base64, no padding) of a normalised key."""
+    blob = key.split()[1]
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except binascii.Error as exc:  # parse_key has already checked; belt and braces
+        raise ValidationFailed("the SSH key's data is not valid base64", field="key") from exc
+    return base64.b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")
+
+
+def ssh_key_add(*, user: User, key: str, name: str = "", actor: User | None = None) -> SshKey:
+    """Keep a public key in the user's profile (checked; wrong keys get a clear message)."""
+    if "\n" in (key or "").strip():
+        raise ValidationFailed("add one key at a time", field="key")
+    normalised = parse_key(key)
+    fingerprint = ssh_fingerprint(normalised)
+    name = " ".join((name or "").split())[:100] or (normalised.split(None, 2)[2:] or [""])[0][:100]
+    with transaction.atomic():
+        if SshKey.objects.filter(user=user).count() >= MAX_KEYS:
+            raise ValidationFailed(f"at most {MAX_KEYS} SSH keys", field="key")
+        try:
+            with transaction.atomic():
+                row = SshKey.objects.create(
+                    user=user, name=name, key=normalised, fingerprint=fingerprint
+                )
+        except IntegrityError as exc:
+            raise Conflict(
+                f"this key (SHA256:{fingerprint}) is already in the profile",
+                code="duplicate_key",
+                field="key",
+            ) from exc
+        audit_record(
+            actor=actor or user,
+            action="sshkey.add",
+            obj=row,
+            summary=f"added SSH key SHA256:{fingerprint} for {user.get_username()}",
+            changes={"user": user.get_username(), "fingerprint": fingerprint},
+        )
+        _enqueue_ssh_sync(user)
+    return row
+
+
+def ssh_key_remove(*, key: SshKey, actor: User) -> None:
+    if key.user_id != actor.pk and not getattr(actor, "is_staff", False):
+        raise NotFound("no such SSH key")
+    with transaction.atomic():
+        user = key.user
+        audit_record(
+            actor=actor,
+            action="sshkey.remove",
+            obj=key,
+            summary=f"removed SSH key SHA256:{key.fingerprint} of {user.get_username()}",
+            changes={"user": user.get_username(), "fingerprint": key.fingerprint},
+        )
+        key.delete()
+        _enqueue_ssh_sync(user)
+
+
+def _enqueue_ssh_sync(user: User) -> None:
+    if not settings.AUTH_LDAP_SERVER_URI or not settings.LDAP_SSH_KEYS:
+        return
+    user_id = user.pk
+
+    def send() -> None:
+        from .tasks import sync_ssh_keys
+
+        sync_ssh_keys.apply_async(args=(user_id,))
+
+    transaction.on_commit(send)
+
+
+def ssh_keys_to_directory(*, user: User) -> str:
+    """Write the user's keys to the directory's sshPublicKey attribute, where the schema has
+    it. Returns what happened, in words; raises DirectoryUnavailable to be retried."""
+    from .directory import get_directory
+
+    directory = get_directory()
+    if directory is None:
+        return "no directory is configured"
+    if not directory.supports_ssh_keys():
+        return "the directory's schema has no sshPublicKey (openssh-lpk); keys stay in the portal"
+    keys = list(
+        SshKey.objects.filter(user=user).order_by("created_at").values_list("key", flat=True)
+    )
+    done = directory.ssh_keys_set(user.get_username(), keys)
+    if done is None:
+        return f"{user.get_username()} has no directory entry"
+    return f"wrote {len(keys)} SSH key(s) for {user.get_username()}"

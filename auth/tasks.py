@@ -7,9 +7,10 @@ import logging
 from celery import Task, shared_task
 from django.contrib.auth import get_user_model
 
+from portal.celery import backoff
 from portal.errors import UpstreamUnavailable
 
-from . import services
+from . import sshkeys
 from .audit import audit_prune
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,9 @@ def sync_ssh_keys(self: Task, user_id: int) -> str:
     if user is None:
         return "the user is gone"
     try:
-        outcome = services.ssh_keys_to_directory(user=user)
+        outcome = sshkeys.ssh_keys_to_directory(user=user)
     except UpstreamUnavailable as exc:
-        countdown = min(2 ** (self.request.retries + 1), 300)
+        countdown = backoff(self.request.retries + 1, base=2.0, cap=300.0)
         log.warning("SSH keys of %s: %s; retrying in %s s", user, exc.message, countdown)
         raise self.retry(countdown=countdown) from None
     log.info("SSH keys of %s: %s", user, outcome)

@@ -25,10 +25,14 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
+from containers import resource_requests as requests_service
+from containers import selectors as container_selectors
 from networking.selectors import gateway_origins
+from portal.actors import acting_user
 from portal.errors import PortalError
 
-from . import logins, quota_decisions, selectors, services
+from . import logins, selectors, sshkeys
+from . import tokens as auth_tokens
 from .audit import audit_record
 from .backends import directory_was_down
 from .forms import (
@@ -213,8 +217,8 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    quota = selectors.user_quota(user)  # type: ignore[arg-type]
+    user = acting_user(request)
+    quota = container_selectors.user_quota(user)
     rows = [
         ("Containers", quota.usage.containers, quota.limits["max_containers"]),
         ("Cores", quota.usage.cores, quota.limits["max_cores"]),
@@ -240,11 +244,9 @@ def account(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "largest": largest,
             "groups": sorted(user.groups.values_list("name", flat=True)),
-            "has_2fa": logins.otp_enrolled(user),  # type: ignore[arg-type]
-            "ssh_key_count": selectors.ssh_keys_of(user).count(),  # type: ignore[arg-type]
-            "token_count": selectors.tokens_of(user)  # type: ignore[arg-type]
-            .filter(revoked_at__isnull=True)
-            .count(),
+            "has_2fa": logins.otp_enrolled(user),
+            "ssh_key_count": selectors.ssh_keys_of(user).count(),
+            "token_count": selectors.tokens_of(user).filter(revoked_at__isnull=True).count(),
         },
     )
 
@@ -263,7 +265,7 @@ def _proof_error(form: Any, exc: PortalError) -> bool:
 @login_required
 @require_http_methods(["GET", "POST"])
 def two_factor(request: HttpRequest) -> HttpResponse:
-    user: Any = request.user
+    user = acting_user(request)
     codes: list[str] = []
     form = OtpProofForm()
     status = 200
@@ -315,7 +317,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def two_factor_enrol(request: HttpRequest) -> HttpResponse:
-    user: Any = request.user
+    user = acting_user(request)
     device = AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
     if device is None:
         device = logins.totp_enrol_start(user=user)
@@ -370,11 +372,11 @@ def _field_error(form: Any, exc: PortalError, *, aliases: dict[str, str] | None 
 @login_required
 @require_http_methods(["GET", "POST"])
 def ssh_keys(request: HttpRequest) -> HttpResponse:
-    user: Any = request.user
+    user = acting_user(request)
     form = SshKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            row = services.ssh_key_add(
+            row = sshkeys.ssh_key_add(
                 user=user, key=form.cleaned_data["key"], name=form.cleaned_data["name"]
             )
         except PortalError as exc:
@@ -393,11 +395,11 @@ def ssh_keys(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["POST"])
 def ssh_key_remove(request: HttpRequest, pk: int) -> HttpResponse:
-    user: Any = request.user
+    user = acting_user(request)
     key = SshKey.objects.filter(pk=pk, user=user).first()
     if key is None:
         raise Http404("no such SSH key")
-    services.ssh_key_remove(key=key, actor=user)
+    sshkeys.ssh_key_remove(key=key, actor=user)
     messages.success(request, f"Removed SSH key SHA256:{key.fingerprint}.")
     return redirect("accounts:ssh-keys")
 
@@ -406,12 +408,12 @@ def ssh_key_remove(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
-    user: Any = request.user
+    user = acting_user(request)
     form = TokenForm(request.POST or None)
     new: dict[str, Any] | None = None
     if request.method == "POST" and form.is_valid():
         try:
-            token, plain = services.token_create(
+            token, plain = auth_tokens.token_create(
                 user=user,
                 name=form.cleaned_data["name"],
                 scope=form.cleaned_data["scope"],
@@ -439,11 +441,11 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["POST"])
 def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
-    user: Any = request.user
+    user = acting_user(request)
     token = ApiToken.objects.filter(pk=pk, user=user).first()
     if token is None:
         raise Http404("no such token")
-    services.token_revoke(token=token, actor=user)
+    auth_tokens.token_revoke(token=token, actor=user)
     messages.success(request, f"Revoked the token '{token.name}' ({token.prefix}…).")
     return redirect("accounts:tokens")
 
@@ -451,11 +453,11 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def resource_requests(request: HttpRequest) -> HttpResponse:
-    user: Any = request.user
+    user = acting_user(request)
     form = QuotaRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            row = quota_decisions.resource_request_create(
+            row = requests_service.resource_request_create(
                 user=user, kind="quota", reason=form.cleaned_data["reason"], limits=form.limits()
             )
         except PortalError as exc:
@@ -479,12 +481,12 @@ def resource_requests(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["POST"])
 def resource_request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    user: Any = request.user
+    user = acting_user(request)
     row = ResourceRequest.objects.filter(pk=pk, user=user).first()
     if row is None:
         raise Http404("no such request")
     try:
-        quota_decisions.resource_request_cancel(request=row, actor=user)
+        requests_service.resource_request_cancel(request=row, actor=user)
     except PortalError as exc:
         messages.error(request, exc.message)
     else:

@@ -139,7 +139,7 @@ def _targets(owner: Any, size: int, detail_pk: int) -> dict[str, Target]:
     from django.conf import settings
     from django.test import Client
 
-    from auth.services import token_create
+    from auth.tokens import token_create
 
     _, token = token_create(user=owner, name=f"bench-{size}", scope="read", expires_in_days=7)
     browser = Client()

@@ -414,8 +414,8 @@ def _burst(site: Any, net: str) -> None:
     import containers.services as container_services
     import containers.tasks
     from containers.models import Container
-    from networking.gateway import wait_for_apply
     from networking.models import ConfigRevision, GatewayState
+    from networking.services import wait_for_apply
 
     Container.objects.filter(site=site).delete()
     # Only the gateway is measured: no Proxmox to ask, no jobs to run.

@@ -8,7 +8,8 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
-from portal.admin_tools import ServiceAdmin, form_values, operator, run_each
+from portal.actors import acting_user
+from portal.admin_tools import ServiceAdmin, form_values, run_each
 
 from . import reconcile, services, template_services
 from .models import Container, Job, JobLogEntry, Template
@@ -46,7 +47,7 @@ class TemplateAdmin(ServiceAdmin):
             request,
             lambda: template_services.template_update(
                 template=fresh,
-                actor=operator(request),
+                actor=acting_user(request),
                 values=form_values(form, template_services.TEMPLATE_FIELDS),
             ),
         )
@@ -74,7 +75,9 @@ class ContainerAdmin(ServiceAdmin):
         current = Container.objects.select_related("template", "owner").get(pk=obj.pk)
         job = self.call_service(
             request,
-            lambda: services.container_resize(container=current, actor=operator(request), **values),
+            lambda: services.container_resize(
+                container=current, actor=acting_user(request), **values
+            ),
         )
         if job is not None:
             self.message_user(request, _job_text(current, "resize", job), messages.SUCCESS)
@@ -90,7 +93,7 @@ class ContainerAdmin(ServiceAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Container) -> None:
         job = self.call_service(
-            request, lambda: services.container_delete(container=obj, actor=operator(request))
+            request, lambda: services.container_delete(container=obj, actor=acting_user(request))
         )
         if job is not None:
             self.message_user(request, _job_text(obj, "delete", job), messages.SUCCESS)
@@ -118,7 +121,7 @@ class ContainerAdmin(ServiceAdmin):
             self,
             request,
             queryset,
-            lambda c: _job_text(c, verb, service(container=c, actor=operator(request))),
+            lambda c: _job_text(c, verb, service(container=c, actor=acting_user(request))),
         )
 
     @admin.action(description="Start the selected containers")
@@ -139,7 +142,7 @@ class ContainerAdmin(ServiceAdmin):
             self,
             request,
             queryset,
-            lambda c: reconcile.container_reconcile(container=c, actor=operator(request)),
+            lambda c: reconcile.container_reconcile(container=c, actor=acting_user(request)),
         )
 
 
@@ -189,7 +192,7 @@ class JobAdmin(admin.ModelAdmin):
             queryset.select_related("container"),
             lambda j: (
                 f"job {j.pk}: retried as job "
-                f"{services.job_retry(job=j, actor=operator(request)).pk}"
+                f"{services.job_retry(job=j, actor=acting_user(request)).pk}"
             ),
         )
 

@@ -13,7 +13,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from networking.models import Site
-from portal.admin_tools import operator, run_each
+from portal.actors import acting_user
+from portal.admin_tools import run_each
 
 from . import orphans, reconciler
 from .models import FindingKind, ReconcileFinding, ReconcileRun
@@ -100,7 +101,7 @@ class ReconcileRunAdmin(_ReadOnly):
             run = reconciler.reconcile_site(
                 site=form.cleaned_data["site"],
                 dry_run=form.cleaned_data["dry_run"],
-                actor=operator(request),
+                actor=acting_user(request),
             )
             self.message_user(request, run.summary, messages.SUCCESS)
             return HttpResponseRedirect(
@@ -131,7 +132,7 @@ class ReconcileFindingAdmin(_ReadOnly):
     @admin.action(description="Adopt the selected orphans (they become containers)")
     def adopt(self, request: HttpRequest, queryset: QuerySet[ReconcileFinding]) -> None:
         def adopt_one(finding: ReconcileFinding) -> str:
-            job = orphans.orphan_adopt(finding=finding, actor=operator(request))
+            job = orphans.orphan_adopt(finding=finding, actor=acting_user(request))
             return f"CT {finding.vmid}: {finding.resolution} (mend job {job.pk})"
 
         run_each(self, request, queryset.filter(kind=FindingKind.ORPHAN), adopt_one)
@@ -143,7 +144,7 @@ class ReconcileFindingAdmin(_ReadOnly):
             self,
             request,
             queryset.filter(kind=FindingKind.ORPHAN),
-            lambda f: orphans.orphan_destroy(finding=f, actor=operator(request)),
+            lambda f: orphans.orphan_destroy(finding=f, actor=acting_user(request)),
         )
         self._not_orphans(request, queryset)
 

@@ -10,10 +10,13 @@ from django.db.models import Prefetch, QuerySet
 from auth.selectors import visible_container_q
 from portal.errors import NotFound
 
+from . import quotas
 from .models import LIVE, Container, ContainerStatus, Job, JobKind, JobLogEntry, JobStatus
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
+
+    from auth.quotas import QuotaStatus
 
 
 def containers_all(*, include_deleted: bool = False) -> QuerySet[Container]:
@@ -120,3 +123,8 @@ def failed_create_get(user: User | AnonymousUser, *, pk: int) -> Container:
     if found is None:
         raise NotFound(f"no failed container {pk}")
     return found
+
+
+def user_quota(user: User) -> QuotaStatus:
+    """Usage and limits (with where each limit comes from), before anything is submitted."""
+    return quotas.quota_status(user)

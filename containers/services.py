@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from auth import quotas
 from auth.audit import audit_record
 from auth.selectors import require_container_permission
 from networking.allocation import choose_ip, mac_for
@@ -27,6 +26,7 @@ from portal.errors import (
     ValidationFailed,
 )
 
+from . import quotas
 from .models import (
     CONTAINER_TRANSITIONS,
     LIVE,
@@ -38,7 +38,8 @@ from .models import (
     Template,
 )
 from .placement import choose_vmid
-from .validation import Resources, check_resources, container_create_check
+from .resources import Resources
+from .validation import CreateInput, check_resources, container_create_check
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -213,86 +214,19 @@ def container_create(
         ssh_public_keys=ssh_public_keys,
         route_access=route_access,
     )
-    hostname, res, keys = checked.hostname, checked.resources, checked.ssh_public_keys
     description = " ".join(description.split())[:255]
     foreign = proxmox_used_vmids(site)  # outside the lock: it is a network call
-
     try:
         with transaction.atomic():
-            # The site's row lock serialises allocation for the site: VMIDs, addresses and
-            # names are chosen and inserted while no one else can choose.
-            site = Site.objects.select_for_update().get(pk=site.pk)
-            # One read of what the site's live containers hold (unordered: no joins).
-            held = list(
-                Container.objects.filter(LIVE, site=site)
-                .order_by()
-                .values_list("hostname", "vmid", "ip")
-            )
-            if any(name == hostname for name, _, _ in held):
-                raise Conflict(
-                    f"hostname '{hostname}' is already taken on {site.name}",
-                    code="hostname_taken",
-                    field="hostname",
-                )
-            quotas.check(
-                owner,
-                new=quotas.Request(res.cores, res.memory_mib, res.swap_mib, res.disk_gib),
-            )
-            nodes = list(site.nodes.order_by("slot"))
-            used_vmids = {vmid for _, vmid, _ in held} | foreign
-            vmid, node = choose_vmid(
-                nodes, used_vmids, vmid_min=settings.VMID_MIN, vmid_max=settings.VMID_MAX
-            )
-            ip = choose_ip(
-                site.network, excluded=site.excluded_ranges(), used=[ip for _, _, ip in held]
-            )
-            container = Container(
-                site=site,
-                node=node,
-                vmid=vmid,
-                hostname=hostname,
+            container = _allocate(
+                site,
                 owner=owner,
                 template=template,
-                cores=res.cores,
-                memory_mib=res.memory_mib,
-                swap_mib=res.swap_mib,
-                disk_gib=res.disk_gib,
-                ip=ip,
-                mac=mac_for(site.pk, ip),
-                ssh_public_keys=keys,
+                checked=checked,
                 description=description,
+                foreign=foreign,
             )
-            # Field validation only: the related rows were just read, and the lock plus the
-            # checks above (and the database's constraints) keep the values unique.
-            container.full_clean(
-                exclude=["site", "node", "owner", "template"],
-                validate_unique=False,
-                validate_constraints=False,
-            )
-            container.save(force_insert=True)
-            # Its default route and SSH port, under the same site lock.
-            container_network_allocate(container=container, access=checked.route_access)
-            job = job_create(
-                kind=JobKind.CREATE,
-                container=container,
-                actor=actor or owner,
-                # route_access: a retry of a failed create keeps the owner's choice.
-                params={"hostname": hostname, "route_access": checked.route_access, **res.__dict__},
-                new_container=True,
-            )
-            audit_record(
-                actor=actor or owner,
-                action="container.create",
-                obj=container,
-                summary=f"created {hostname} (CT {vmid} on {node.name}) for {owner.get_username()}",
-                changes={
-                    "owner": owner.get_username(),
-                    "job": str(job.pk),
-                    "route_access": checked.route_access,
-                    **res.__dict__,
-                },
-            )
-            return job
+            return _queue_build(container, checked=checked, owner=owner, actor=actor or owner)
     except ValidationError as exc:
         raise ValidationFailed("; ".join(exc.messages)) from exc
     except IntegrityError as exc:
@@ -300,6 +234,101 @@ def container_create(
         raise Conflict(
             "another request took the same name or address; try again", code="allocation_conflict"
         ) from exc
+
+
+def _allocate(
+    site: Site,
+    *,
+    owner: User,
+    template: Template,
+    checked: CreateInput,
+    description: str,
+    foreign: frozenset[int],
+) -> Container:
+    """Lock the site's row, check the name and the quota, choose the new container's
+    VMID, node, address and MAC, and insert it with its default route and SSH port.
+    Inside the create's transaction.
+
+    The site's row lock serialises allocation for the site: VMIDs, addresses and names
+    are chosen and inserted while no one else can choose.
+    """
+    site = Site.objects.select_for_update().get(pk=site.pk)
+    hostname, res = checked.hostname, checked.resources
+    # One read of what the site's live containers hold (unordered: no joins).
+    held = list(
+        Container.objects.filter(LIVE, site=site).order_by().values_list("hostname", "vmid", "ip")
+    )
+    if any(name == hostname for name, _, _ in held):
+        raise Conflict(
+            f"hostname '{hostname}' is already taken on {site.name}",
+            code="hostname_taken",
+            field="hostname",
+        )
+    quotas.check(owner, new=res)
+    nodes = list(site.nodes.order_by("slot"))
+    used_vmids = {vmid for _, vmid, _ in held} | foreign
+    vmid, node = choose_vmid(
+        nodes, used_vmids, vmid_min=settings.VMID_MIN, vmid_max=settings.VMID_MAX
+    )
+    ip = choose_ip(site.network, excluded=site.excluded_ranges(), used=[ip for _, _, ip in held])
+    container = Container(
+        site=site,
+        node=node,
+        vmid=vmid,
+        hostname=hostname,
+        owner=owner,
+        template=template,
+        cores=res.cores,
+        memory_mib=res.memory_mib,
+        swap_mib=res.swap_mib,
+        disk_gib=res.disk_gib,
+        ip=ip,
+        mac=mac_for(site.pk, ip),
+        ssh_public_keys=checked.ssh_public_keys,
+        description=description,
+    )
+    # Field validation only: the related rows were just read, and the lock plus the
+    # checks above (and the database's constraints) keep the values unique.
+    container.full_clean(
+        exclude=["site", "node", "owner", "template"],
+        validate_unique=False,
+        validate_constraints=False,
+    )
+    container.save(force_insert=True)
+    # Its default route and SSH port, under the same site lock.
+    container_network_allocate(container=container, access=checked.route_access)
+    return container
+
+
+def _queue_build(container: Container, *, checked: CreateInput, owner: User, actor: User) -> Job:
+    """The new container's create job, and its audit entry."""
+    res = checked.resources
+    job = job_create(
+        kind=JobKind.CREATE,
+        container=container,
+        actor=actor,
+        # route_access: a retry of a failed create keeps the owner's choice.
+        params={
+            "hostname": container.hostname,
+            "route_access": checked.route_access,
+            **res.as_params(),
+        },
+        new_container=True,
+    )
+    audit_record(
+        actor=actor,
+        action="container.create",
+        obj=container,
+        summary=f"created {container.hostname} (CT {container.vmid} on "
+        f"{container.node.name}) for {owner.get_username()}",
+        changes={
+            "owner": owner.get_username(),
+            "job": str(job.pk),
+            "route_access": checked.route_access,
+            **res.as_params(),
+        },
+    )
+    return job
 
 
 def container_reassign_vmid(*, container: Container, taken: int) -> Container:
@@ -380,12 +409,8 @@ def container_resize(
 
     require_container_permission(actor, container, "resize")
     require_status(container, kind_of(JobKind.RESIZE).start_from, "resize")
-    res = Resources(
-        cores=container.cores if cores is None else cores,
-        memory_mib=container.memory_mib if memory_mib is None else memory_mib,
-        swap_mib=container.swap_mib if swap_mib is None else swap_mib,
-        disk_gib=container.disk_gib if disk_gib is None else disk_gib,
-    )
+    current = Resources.of(container)
+    res = current.replaced(cores=cores, memory_mib=memory_mib, swap_mib=swap_mib, disk_gib=disk_gib)
     errors = FieldErrors()
     with errors.collect():
         check_resources(container.template, res)
@@ -396,9 +421,6 @@ def container_resize(
             field="disk_gib",
         )
     errors.raise_if_any()
-    current = Resources(
-        container.cores, container.memory_mib, container.swap_mib, container.disk_gib
-    )
     if res == current:
         raise ValidationFailed(
             "nothing to change: these are the current resources", code="no_change"
@@ -406,10 +428,12 @@ def container_resize(
     with transaction.atomic():
         quotas.check(
             container.owner,
-            new=quotas.Request(res.cores, res.memory_mib, res.swap_mib, res.disk_gib),
+            new=res,
             current=container,
         )
-        job = job_create(kind=JobKind.RESIZE, container=container, actor=actor, params=res.__dict__)
+        job = job_create(
+            kind=JobKind.RESIZE, container=container, actor=actor, params=res.as_params()
+        )
         audit_record(
             actor=actor,
             action="container.resize",
@@ -417,10 +441,10 @@ def container_resize(
             summary=f"asked to resize {container.hostname}: "
             + ", ".join(
                 f"{k} {getattr(current, k)} -> {v}"
-                for k, v in res.__dict__.items()
+                for k, v in res.as_params().items()
                 if getattr(current, k) != v
             ),
-            changes={"job": str(job.pk), **res.__dict__},
+            changes={"job": str(job.pk), **res.as_params()},
         )
         return job
 
@@ -446,7 +470,7 @@ def container_apply_resources(
 def lock_for_delete(container: Container) -> None:
     """Lock the container's row (and re-read its status) before marking it deleting.
 
-    The lock route and port changes take (networking.services.lock_changeable_container):
+    The lock route and port changes take (networking.publishing.lock_changeable_container):
     a change under way commits first and is released with the container; every later one
     sees `deleting` and is refused.
     """

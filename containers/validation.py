@@ -28,19 +28,12 @@ from .models import (
     Container,
     Template,
 )
+from .resources import Resources
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 HOSTNAME_MAX = 63  # one DNS label
-
-
-@dataclass(frozen=True)
-class Resources:
-    cores: int
-    memory_mib: int
-    swap_mib: int
-    disk_gib: int
 
 
 @dataclass(frozen=True)
@@ -120,11 +113,8 @@ def resolve_resources(
     swap_mib: int | None,
     disk_gib: int | None,
 ) -> Resources:
-    res = Resources(
-        cores=template.default_cores if cores is None else cores,
-        memory_mib=template.default_memory_mib if memory_mib is None else memory_mib,
-        swap_mib=template.default_swap_mib if swap_mib is None else swap_mib,
-        disk_gib=template.default_disk_gib if disk_gib is None else disk_gib,
+    res = Resources.defaults(template).replaced(
+        cores=cores, memory_mib=memory_mib, swap_mib=swap_mib, disk_gib=disk_gib
     )
     check_resources(template, res)
     return res

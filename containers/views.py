@@ -16,18 +16,18 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from auth import quota_decisions
 from auth import selectors as accounts_selectors
-from auth import services as accounts_services
 from auth.selectors import CONTAINER_ACTIONS
+from containers import collaborators
+from networking import publishing as network
 from networking import selectors as networking_selectors
-from networking import services as network
 from networking.models import RouteAccess
 from portal import formstash
+from portal.actors import acting_user
 from portal.api.base import parse_id
 from portal.errors import NotFound, PortalError, ValidationFailed
 
-from . import failed_creates, selectors, services
+from . import failed_creates, resource_requests, selectors, services
 from .forms import (
     RESOURCE_FIELDS,
     CollaboratorForm,
@@ -49,15 +49,10 @@ def _filter_text(value: str) -> str:
     return "".join(ch for ch in value if ch.isprintable()).strip()[:200]
 
 
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = acting_user(request)
     active = Prefetch(
         "jobs", queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES), to_attr="active_jobs"
     )
@@ -98,7 +93,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def container_create(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = acting_user(request)
     # The profile's SSH keys are the default; the user may edit them for this container.
     form = ContainerCreateForm(
         request.POST or None, initial={"ssh_public_keys": accounts_selectors.ssh_keys_text(user)}
@@ -149,7 +144,7 @@ def _create_from_form(form: ContainerCreateForm, user: User) -> Job | None:
 
 def _quota_rows(user: User) -> dict[str, Any]:
     """Usage and limits for the create form, before anything is submitted."""
-    quota = accounts_selectors.user_quota(user)
+    quota = selectors.user_quota(user)
     usage, limits, left = quota.usage, quota.limits, quota.remaining
     rows = [
         ("Containers", usage.containers, "max_containers", None),
@@ -207,7 +202,7 @@ def hostname_check(request: HttpRequest) -> JsonResponse:
 
 def _get(request: HttpRequest, pk: int) -> Container:
     try:
-        return selectors.container_get(_user(request), pk=pk)
+        return selectors.container_get(acting_user(request), pk=pk)
     except NotFound:
         raise Http404("no such container") from None
 
@@ -268,7 +263,7 @@ def _page_forms(request: HttpRequest, container: Container, may: dict[str, bool]
 
 
 def _detail(request: HttpRequest, container: Container) -> HttpResponse:
-    role = accounts_selectors.container_role(_user(request), container)
+    role = accounts_selectors.container_role(acting_user(request), container)
     may = {action: role in CONTAINER_ACTIONS[action] for action in CONTAINER_ACTIONS}
     jobs = list(container.jobs.select_related("actor").order_by("-created_at")[:10])
     routes = [
@@ -302,7 +297,7 @@ def _detail(request: HttpRequest, container: Container) -> HttpResponse:
 @require_GET
 def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        container = selectors.container_get(_user(request), pk=pk)
+        container = selectors.container_get(acting_user(request), pk=pk)
     except NotFound:
         return _deleted_detail(request, pk)
     return _detail(request, container)
@@ -311,12 +306,12 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _deleted_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A deleted container's page: that it is gone, when and why, its history; no actions."""
     try:
-        container = selectors.deleted_container_get(_user(request), pk=pk)
+        container = selectors.deleted_container_get(acting_user(request), pk=pk)
     except NotFound:
         raise Http404("no such container") from None
     jobs = container.jobs.order_by("-created_at")[:10]
     try:  # a create that failed: its owner may try again from here
-        failed = selectors.failed_create_get(_user(request), pk=pk)
+        failed = selectors.failed_create_get(acting_user(request), pk=pk)
     except NotFound:
         failed = None
     return render(
@@ -336,8 +331,10 @@ def collaborator_add(request: HttpRequest, pk: int) -> HttpResponse:
     form = CollaboratorForm(request.POST)
     if form.is_valid():
         try:
-            accounts_services.collaborator_add(
-                container=container, username=form.cleaned_data["username"], actor=_user(request)
+            collaborators.collaborator_add(
+                container=container,
+                username=form.cleaned_data["username"],
+                actor=acting_user(request),
             )
         except PortalError as exc:
             add_portal_error(form, exc)
@@ -356,8 +353,8 @@ def collaborator_remove(request: HttpRequest, pk: int) -> HttpResponse:
     container = _get(request, pk)
     username = request.POST.get("username", "")
     try:
-        accounts_services.collaborator_remove(
-            container=container, username=username, actor=_user(request)
+        collaborators.collaborator_remove(
+            container=container, username=username, actor=acting_user(request)
         )
     except PortalError as exc:
         messages.error(request, exc.message)
@@ -380,7 +377,7 @@ def route_access(request: HttpRequest, pk: int, route_id: int) -> HttpResponse:
             raise ValidationFailed(
                 f"access is one of {', '.join(RouteAccess.values)}", field="access"
             )
-        network.route_update(route=route, access=access, actor=_user(request))
+        network.route_update(route=route, access=access, actor=acting_user(request))
         messages.info(
             request,
             f"{container.site.app_url(route.subdomain)} is now open to: "
@@ -403,7 +400,7 @@ ACTIONS = {
 def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     """Start, stop, restart, resize, ask for a resize, delete. A refusal goes back to the
     container page, next to the form that was posted, with its input (portal.formstash)."""
-    user = _user(request)
+    user = acting_user(request)
     container = _get(request, pk)
     from_dashboard = request.POST.get("next", "") == "dashboard"
     if action in ACTIONS:
@@ -447,7 +444,7 @@ def _act(action: str, container: Container, user: User, data: dict[str, Any]) ->
     if action == "resize":
         services.container_resize(container=container, actor=user, **data)
     elif action == "request-resize":
-        quota_decisions.resource_request_create(
+        resource_requests.resource_request_create(
             user=user,
             kind="resize",
             container=container,
@@ -462,7 +459,7 @@ def _act(action: str, container: Container, user: User, data: dict[str, Any]) ->
 @require_POST
 def failed_create_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     """Try a failed create again, or dismiss it from the dashboard (its owner only)."""
-    user = _user(request)
+    user = acting_user(request)
     if action not in ("retry", "dismiss"):
         raise Http404("no such action")
     try:

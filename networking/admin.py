@@ -8,10 +8,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from auth.audit import audit_record
-from portal.admin_tools import ServiceAdmin, operator, run_each
+from portal.actors import acting_user
+from portal.admin_tools import ServiceAdmin, run_each
 from portal.errors import PortalError
 
-from . import services, site_services
+from . import publishing, services, site_services
 from .models import ConfigRevision, Node, PortMapping, Route, Site
 
 
@@ -152,7 +153,7 @@ class NodeAdmin(ServiceAdmin):
     @admin.action(description="Test the connection and read the capacity")
     def refresh_capacity(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
         def refresh(node: Node) -> str:  # audited by the service; errors never hold the secret
-            version = services.node_refresh_capacity(node=node, actor=operator(request))
+            version = site_services.node_refresh_capacity(node=node, actor=acting_user(request))
             return (
                 f"{node}: connected (Proxmox {version}), {node.max_cpu} CPUs, "
                 f"{(node.used_memory or 0) >> 20} of {(node.max_memory or 0) >> 20} MiB used"
@@ -257,19 +258,19 @@ class RouteAdmin(ServiceAdmin):
     def save_model(self, request: HttpRequest, obj: Route, form: Any, change: bool) -> None:
         self.call_service(
             request,
-            lambda: services.route_update(
+            lambda: publishing.route_update(
                 route=obj,
                 backend_port=obj.backend_port,
                 protocol=obj.protocol,
                 access=obj.access,
                 enabled=obj.enabled,
-                actor=operator(request),
+                actor=acting_user(request),
             ),
         )
 
     def delete_model(self, request: HttpRequest, obj: Route) -> None:
         self.call_service(
-            request, lambda: services.route_delete(route=obj, actor=operator(request))
+            request, lambda: publishing.route_delete(route=obj, actor=acting_user(request))
         )
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
@@ -301,7 +302,7 @@ class PortMappingAdmin(ServiceAdmin):
 
     def delete_model(self, request: HttpRequest, obj: PortMapping) -> None:
         self.call_service(
-            request, lambda: services.port_mapping_delete(mapping=obj, actor=operator(request))
+            request, lambda: publishing.port_mapping_delete(mapping=obj, actor=acting_user(request))
         )
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PortMapping]) -> None:

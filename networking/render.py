@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from portal.gateway_defaults import GATEWAY_DEFAULTS as _DEFAULTS
+from portal.gateway_defaults import public_port
 
 from .render_state import (  # noqa: F401 - re-exported: callers import the state from here
     HostEntry,
@@ -160,11 +161,7 @@ class GatewayOptions:
     @property
     def public_port(self) -> int:
         """The HTTPS port browsers use: the setting, else the first listen's, else 443."""
-        return (
-            self.public_https_port
-            or _port_of(self.https_listen[0] if self.https_listen else "")
-            or 443
-        )
+        return public_port(self.public_https_port, self.https_listen)
 
     @property
     def run_dir(self) -> Path:
@@ -347,11 +344,6 @@ def _cookie_name(setting: str, name: str) -> str:
     return name
 
 
-def _port_of(listen: str) -> int:
-    _, _, port = listen.partition(" ")[0].rpartition(":")
-    return int(port) if port.isdigit() else 0
-
-
 def _hash_size(entries: int) -> int:
     return max(2048, 1 << (2 * entries).bit_length())
 
@@ -361,43 +353,34 @@ def _round_up(n: int, to: int) -> int:
 
 
 # -- render -------------------------------------------------------------------------------------
-def render(
-    state: SiteState, options: GatewayOptions, *, exclude: Iterable[tuple[str, int]] = ()
-) -> Rendered:
-    """The site's complete gateway configuration, as {relative path: content}.
+LEFT_OUT = "left out after a validation failure"
 
-    `exclude` names entries (kind, id) to leave out, e.g. those a validation blamed.
-    """
-    errors = [] if state.bootstrap else _site_errors(state)
-    if errors:
-        raise RenderError("; ".join(errors))
-    o = _checked_options(options, state.domain)
-    skip = set(exclude)
-    excluded: list[dict[str, Any]] = []
-    domain = state.domain
 
+def _routes(
+    state: SiteState, skip: set[tuple[str, int]], excluded: list[dict[str, Any]]
+) -> list[tuple[str, str, int]]:
+    """(fqdn, "protocol|ip:port|access", id) of each route that can be published."""
     routes = []
     for r in state.routes:
-        fqdn = f"{r.subdomain}.{domain}"
-        reason = (
-            "left out after a validation failure"
-            if ("route", r.id) in skip
-            else _check_route(r, domain)
-        )
+        fqdn = f"{r.subdomain}.{state.domain}"
+        reason = LEFT_OUT if ("route", r.id) in skip else _check_route(r, state.domain)
         if reason:
             excluded.append(_excluded("route", r.id, fqdn, reason))
         else:
             routes.append((fqdn, f"{r.protocol}|{r.ip}:{r.port}|{r.access}", r.id))
+    return routes
 
+
+def _mappings(
+    state: SiteState, skip: set[tuple[str, int]], excluded: list[dict[str, Any]]
+) -> tuple[list[tuple[str, str, int, bool, int]], dict[tuple[str, int], int]]:
+    """The stream entries of each port mapping that can be published, and which mapping
+    holds each (protocol, external port)."""
     mappings = []
     stream_ports: dict[tuple[str, int], int] = {}
     for m in state.mappings:
         label = f"{m.protocol}/{m.external_port} ({m.hostname} {m.name})"
-        reason = (
-            "left out after a validation failure"
-            if ("mapping", m.id) in skip
-            else _check_mapping(m)
-        )
+        reason = LEFT_OUT if ("mapping", m.id) in skip else _check_mapping(m)
         if not reason and (m.protocol, m.external_port) in stream_ports:
             reason = f"{m.protocol.upper()} port {m.external_port} is mapped twice"
         if reason:
@@ -413,11 +396,17 @@ def render(
                 m.id,
             )
         )
+    return mappings, stream_ports
 
+
+def _hosts(
+    state: SiteState, skip: set[tuple[str, int]], excluded: list[dict[str, Any]]
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """The DNS names (ip, fqdn, name) and DHCP reservations (MAC, ip, name) to publish."""
     hosts, reservations = [], []
     names: set[str] = {"gateway"}
     for h in state.hosts:
-        reason = "left out after a validation failure" if (h.kind, h.id) in skip else _check_host(h)
+        reason = LEFT_OUT if (h.kind, h.id) in skip else _check_host(h)
         if not reason and h.name in names:
             reason = f"the name {h.name!r} is already published"
         if reason:
@@ -427,7 +416,12 @@ def render(
         hosts.append((h.ip, f"{h.name}.{state.internal_domain}", h.name))
         if h.mac:
             reservations.append((h.mac.upper(), h.ip, h.name))
+    return hosts, reservations
 
+
+def _forwarders(
+    state: SiteState, skip: set[tuple[str, int]], excluded: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     forwarders = []
     for i, f in enumerate(state.forwarders):
         parts = _split_forwarder(f) if ("forwarder", i) not in skip else None
@@ -435,30 +429,17 @@ def render(
             excluded.append(_excluded("forwarder", i, f, "not an IP address (optionally #port)"))
         else:
             forwarders.append({"id": i, "ip": parts[0], "port": parts[1]})
+    return forwarders
 
-    net = ipaddress.IPv4Network(state.subnet)
+
+def _sizes(o: dict[str, Any], routes: list[Any], mappings: list[Any]) -> dict[str, int]:
+    """nginx's connection, file and hash sizes for this many entries."""
     # Every listening socket needs a connection slot in every worker, and each proxied
     # connection two; the map hash is sized for 100,000 names, its buckets for the longest.
     listens = len(mappings) + len(o["http_listen"]) + len(o["https_listen"]) + 1
     worker_connections = listens + 8192
     longest = max((len(r[0]) for r in routes), default=0)
-    ctx = {
-        "site": {
-            "slug": state.slug,
-            "domain": domain,
-            "internal_domain": state.internal_domain,
-            "gateway_ip": state.gateway_ip,
-            "dhcp_start": state.dhcp_start,
-            "dhcp_end": state.dhcp_end,
-            "netmask": str(net.netmask),
-        },
-        "bootstrap": state.bootstrap,
-        "o": o,
-        "routes": routes,
-        "mappings": mappings,
-        "hosts": hosts,
-        "reservations": reservations,
-        "forwarders": forwarders,
+    return {
         "worker_connections": worker_connections,
         "nofile": 2 * worker_connections + listens,
         # Sized by the entries (100,000 routes -> 262144); a fixed large size would cost
@@ -467,27 +448,71 @@ def render(
         "stream_hash_max_size": _hash_size(len(mappings)),
         "map_hash_bucket_size": max(128, _round_up(longest + 32, 64)),
     }
-    files = {
-        "nginx/nginx.conf": _conf_env.get_template("nginx.conf.j2").render(ctx),
-        "nginx/proxy.conf": _conf_env.get_template("proxy.conf.j2").render(ctx),
-        "nginx/errors.conf": _conf_env.get_template("errors.conf.j2").render(ctx),
-        "nginx/routes.map": _conf_env.get_template("routes.map.j2").render(ctx),
-        "nginx/stream.conf": _conf_env.get_template("stream.conf.j2").render(ctx),
-        "dnsmasq/dnsmasq.conf": _conf_env.get_template("dnsmasq.conf.j2").render(ctx),
-        "dnsmasq/hosts": _conf_env.get_template("hosts.j2").render(ctx),
-        "dnsmasq/dhcp-hosts": _conf_env.get_template("dhcp-hosts.j2").render(ctx),
-    }
+
+
+_CONF_FILES = {
+    "nginx/nginx.conf": "nginx.conf.j2",
+    "nginx/proxy.conf": "proxy.conf.j2",
+    "nginx/errors.conf": "errors.conf.j2",
+    "nginx/routes.map": "routes.map.j2",
+    "nginx/stream.conf": "stream.conf.j2",
+    "dnsmasq/dnsmasq.conf": "dnsmasq.conf.j2",
+    "dnsmasq/hosts": "hosts.j2",
+    "dnsmasq/dhcp-hosts": "dhcp-hosts.j2",
+}
+
+
+def _error_pages(state: SiteState, options: GatewayOptions, o: dict[str, Any]) -> dict[str, str]:
     page_ctx = {
         "portal_name": options.portal_name,
         "portal_url": options.portal_url,
-        "domain": domain,
+        "domain": state.domain,
         "port_suffix": o["port_suffix"],
         "site_name": state.name,
     }
-    for page in ("404", "403", "502"):
-        files[f"nginx/html/{page}.html"] = _html_env.get_template(f"{page}.html.j2").render(
-            page_ctx
-        )
+    return {
+        f"nginx/html/{page}.html": _html_env.get_template(f"{page}.html.j2").render(page_ctx)
+        for page in ("404", "403", "502")
+    }
+
+
+def render(
+    state: SiteState, options: GatewayOptions, *, exclude: Iterable[tuple[str, int]] = ()
+) -> Rendered:
+    """The site's complete gateway configuration, as {relative path: content}.
+
+    `exclude` names entries (kind, id) to leave out, e.g. those a validation blamed.
+    """
+    errors = [] if state.bootstrap else _site_errors(state)
+    if errors:
+        raise RenderError("; ".join(errors))
+    o = _checked_options(options, state.domain)
+    skip = set(exclude)
+    excluded: list[dict[str, Any]] = []
+    routes = _routes(state, skip, excluded)
+    mappings, stream_ports = _mappings(state, skip, excluded)
+    hosts, reservations = _hosts(state, skip, excluded)
+    ctx = {
+        "site": {
+            "slug": state.slug,
+            "domain": state.domain,
+            "internal_domain": state.internal_domain,
+            "gateway_ip": state.gateway_ip,
+            "dhcp_start": state.dhcp_start,
+            "dhcp_end": state.dhcp_end,
+            "netmask": str(ipaddress.IPv4Network(state.subnet).netmask),
+        },
+        "bootstrap": state.bootstrap,
+        "o": o,
+        "routes": routes,
+        "mappings": mappings,
+        "hosts": hosts,
+        "reservations": reservations,
+        "forwarders": _forwarders(state, skip, excluded),
+        **_sizes(o, routes, mappings),
+    }
+    files = {path: _conf_env.get_template(t).render(ctx) for path, t in _CONF_FILES.items()}
+    files.update(_error_pages(state, options, o))
     content_hash = hash_files(files)
     files[REVISION_FILE] = _conf_env.get_template("revision.conf.j2").render({"hash": content_hash})
     return Rendered(

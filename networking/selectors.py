@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import QuerySet
 
+from portal.gateway_defaults import public_port
+
 from .models import Node, NodeState, Site
-from .render import GatewayOptions
 
 
 def gateway_origins() -> list[str]:
     """Every route host's origin as a CSP source (`https://*.<domain>[:port]`), one per site."""
-    port = GatewayOptions.from_settings().public_port
+    port = public_port(settings.GATEWAY_PUBLIC_HTTPS_PORT, settings.GATEWAY_HTTPS_LISTEN)
     suffix = "" if port == 443 else f":{port}"
     domains = Site.objects.order_by("domain").values_list("domain", flat=True)
     return [f"https://*.{domain}{suffix}" for domain in domains]

@@ -1,4 +1,5 @@
-"""Writes to sites and nodes (the admin's forms call these, never Model.save).
+"""Writes to sites and nodes (the admin's forms call these, never Model.save), and
+reading a node's capacity from Proxmox.
 
 Each validates the whole row (full_clean), records one audit entry and, when a value the
 gateway renders changed, requests a gateway apply in the same transaction. Secrets are
@@ -12,7 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
+from auth.audit import audit_record
+from auth.selectors import require_staff
+from containers.proxmox import ProxmoxClient
 from portal.errors import InvalidState, ValidationFailed
 
 from .models import Node, Site
@@ -76,8 +81,6 @@ SECRET_FIELDS = frozenset({"token_secret"})
 
 
 def _require_operator(actor: User | None, what: str) -> None:
-    from auth.selectors import require_staff
-
     require_staff(actor, what)
 
 
@@ -114,8 +117,6 @@ def _shown(obj: Site | Node, changed: list[str]) -> dict[str, Any]:
 def _audit(
     actor: User | None, action: str, obj: Site | Node, summary: str, changed: list[str]
 ) -> None:
-    from auth.audit import audit_record
-
     audit_record(actor=actor, action=action, obj=obj, summary=summary, changes=_shown(obj, changed))
 
 
@@ -203,3 +204,35 @@ def node_update(*, node: Node, actor: User | None, values: Mapping[str, Any]) ->
     for name in changed:
         setattr(node, name, getattr(locked, name))
     return changed
+
+
+def node_refresh_capacity(*, node: Node, actor: User | None) -> str:
+    """Test the node's API connection and store its capacity; returns the Proxmox version.
+
+    Raises the Proxmox client's PortalError (never containing the token secret)."""
+    client = ProxmoxClient.for_node(node)
+    version = str(client.version().get("version", "unknown"))
+    status = client.node_status(node.name)
+    memory = status.get("memory") or {}
+    rootfs = status.get("rootfs") or {}
+    cpuinfo = status.get("cpuinfo") or {}
+    fields = {
+        "max_cpu": cpuinfo.get("cpus"),
+        "max_memory": memory.get("total"),
+        "used_memory": memory.get("used"),
+        "max_disk": rootfs.get("total"),
+        "used_disk": rootfs.get("used"),
+        "cpu_load": status.get("cpu"),
+        "capacity_updated_at": timezone.now(),
+    }
+    Node.objects.filter(pk=node.pk).update(**fields, updated_at=fields["capacity_updated_at"])
+    for key, value in fields.items():
+        setattr(node, key, value)
+    audit_record(
+        actor=actor,
+        action="node.refresh_capacity",
+        obj=node,
+        summary=f"read the capacity of {node.name} (Proxmox {version})",
+        changes={k: v for k, v in fields.items() if k != "capacity_updated_at"},
+    )
+    return version

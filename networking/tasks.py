@@ -6,14 +6,16 @@ import logging
 
 from celery import Task, shared_task
 
-from portal.celery import gateway_queue
+from portal.celery import backoff, gateway_queue
+from portal.errors import ApplyFailed
 
-from .gateway import TRANSIENT_ERRORS, apply_site
+from .gateway import apply_site
 from .models import Site
 
 log = logging.getLogger(__name__)
 
-RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+# A server that is down or did not reload is tried again after 1, 2, 4, 8 and 16 s.
+RETRIES = 5
 
 
 @shared_task(
@@ -21,7 +23,7 @@ RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
     name="networking.apply_gateway",
     acks_late=True,
     ignore_result=True,
-    max_retries=len(RETRY_DELAYS),
+    max_retries=RETRIES,
 )
 def apply_gateway(self: Task, site_id: int, force: bool = False) -> None:
     """Apply the site's latest state (coalesced: most deliveries find nothing left to do)."""
@@ -31,7 +33,10 @@ def apply_gateway(self: Task, site_id: int, force: bool = False) -> None:
         return
     outcome = apply_site(site, force=force)
     revision = outcome.revision
-    if revision is not None and not revision.succeeded and revision.error_code in TRANSIENT_ERRORS:
-        # A server that is down or did not reload: try again, a few times, later.
-        delay = RETRY_DELAYS[min(self.request.retries, len(RETRY_DELAYS) - 1)]
+    if (
+        revision is not None
+        and not revision.succeeded
+        and revision.error_code in ApplyFailed.TRANSIENT
+    ):
+        delay = backoff(self.request.retries + 1, base=1.0, cap=30.0)
         raise self.retry(countdown=delay, queue=gateway_queue(site.slug))

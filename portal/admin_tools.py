@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -11,15 +11,11 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import conditional_escape
 
+from portal.actors import acting_user
 from portal.errors import PortalError
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
-
-
-def operator(request: HttpRequest) -> User:
-    """The staff user behind an admin request (the admin site only admits staff)."""
-    return cast("User", request.user)
+    pass
 
 
 def run_each(
@@ -78,7 +74,7 @@ class ServiceAdmin(admin.ModelAdmin):
     ) -> None:
         """The form saved by `update(obj, actor=, values=)` (the changed values) or, for a
         new object, `create(actor=, values=)` (every value); `obj` then is the new row."""
-        actor = operator(request)
+        actor = acting_user(request)
         if change:
             self.call_service(
                 request, lambda: update(obj, actor=actor, values=form_values(form, fields))

@@ -87,3 +87,9 @@ app.autodiscover_tasks()
 def gateway_queue(site_slug: str) -> str:
     """The queue a site's gateway worker consumes (it runs on the gateway host)."""
     return f"gateway.{site_slug}"
+
+
+def backoff(attempt: int, *, base: float, cap: float) -> float:
+    """The one retry schedule of every task: `base` seconds before the first retry, then
+    twice as long each time, never more than `cap`. `attempt` counts from 1."""
+    return float(min(base * 2 ** max(attempt - 1, 0), cap))

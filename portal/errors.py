@@ -175,3 +175,21 @@ class UpstreamUnavailable(UpstreamError):
 
     code = "upstream_unavailable"
     http_status = 503
+
+
+class ApplyFailed(UpstreamError):
+    """The gateway could not render, validate, install or reload a configuration.
+
+    `code` names the step that failed and is stored on the revision; the TRANSIENT
+    ones (a server down, a reload that did not take) are worth another try.
+    """
+
+    code = "apply_failed"
+    TRANSIENT = frozenset({"server_down", "reload"})
+
+
+class TokenInvalid(PortalError):
+    """Why a bearer token was refused (the message is safe to show)."""
+
+    code = "invalid_token"
+    http_status = 401

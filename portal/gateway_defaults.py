@@ -9,6 +9,7 @@ settings module reads this one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -46,3 +47,14 @@ class GatewayDefaults:
 
 
 GATEWAY_DEFAULTS = GatewayDefaults()
+
+
+def listen_port(listen: str) -> int:
+    """The port of an nginx listen ("127.0.0.1:18443 ssl", "[::]:443"); 0 when it has none."""
+    _, _, port = listen.partition(" ")[0].rpartition(":")
+    return int(port) if port.isdigit() else 0
+
+
+def public_port(public_https_port: int, https_listen: Sequence[str]) -> int:
+    """The HTTPS port browsers use: the setting, else the first listen's, else 443."""
+    return public_https_port or listen_port(https_listen[0] if https_listen else "") or 443

@@ -89,8 +89,8 @@ def make_access_world() -> dict[str, Any]:
     `collab` as collaborator, and `other`, `bystander` and `staff`; a quota request of the
     owner's. Returns the objects the matrices address."""
     from auth.models import Collaborator
-    from auth.quota_decisions import resource_request_create
     from containers import services
+    from containers.resource_requests import resource_request_create
 
     site = make_site(None)
     owner = UserFactory(username="owner")

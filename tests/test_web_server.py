@@ -78,7 +78,7 @@ def web(cluster: Any, redis_url: str, run_dir: Path) -> Iterator[str]:
 @pytest.fixture
 def streamers(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> list[Streamer]:
     """Three users, each with a read-only token and a job that never ends (no worker runs it)."""
-    from auth.services import token_create
+    from auth.tokens import token_create
     from containers import services
     from tests.factories import UserFactory
 

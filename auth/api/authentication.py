@@ -7,9 +7,11 @@ from typing import Any
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from portal.errors import TokenInvalid
+
 from ..audit import client_address
 from ..models import ApiToken
-from ..services import TokenInvalid, token_authenticate
+from ..tokens import token_authenticate
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):

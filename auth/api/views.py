@@ -10,11 +10,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from auth import logins, quota_decisions, selectors, services
+from auth import logins, selectors
+from auth import tokens as auth_tokens
 from auth.models import ApiToken, AuditEntry, ResourceRequest
+from containers import resource_requests
+from containers import selectors as container_selectors
 from containers.models import Container
 from containers.selectors import container_get
-from portal.api.base import request_user
+from portal.actors import acting_user
 from portal.api.exceptions import ErrorSerializer
 
 from .permissions import TokenManagementPermission
@@ -40,14 +43,14 @@ class MeView(APIView):
         responses={200: MeSerializer, **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        user = request_user(request)
+        user = acting_user(request)
         body = {
             "username": user.get_username(),
             "email": user.email,
             "full_name": user.get_full_name(),
             "is_staff": user.is_staff,
             "groups": sorted(user.groups.values_list("name", flat=True)),
-            "quota": selectors.user_quota(user).as_dict(),
+            "quota": container_selectors.user_quota(user).as_dict(),
             "ssh_keys": SshKeySerializer(selectors.ssh_keys_of(user), many=True).data,
             "otp_enrolled": logins.otp_enrolled(user),
         }
@@ -79,7 +82,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     ordering = ("-created_at",)
 
     def get_queryset(self) -> QuerySet[ApiToken]:
-        tokens = selectors.tokens_of(request_user(self.request))
+        tokens = selectors.tokens_of(acting_user(self.request))
         caller = self.request.auth
         if isinstance(caller, ApiToken) and self.action == "list":
             return tokens.filter(pk=caller.pk)
@@ -97,8 +100,8 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request: Request) -> Response:
         ser = ApiTokenCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        user = request_user(request)
-        token, plaintext = services.token_create(user=user, actor=user, **ser.validated_data)
+        user = acting_user(request)
+        token, plaintext = auth_tokens.token_create(user=user, actor=user, **ser.validated_data)
         return Response(
             ApiTokenCreatedSerializer(token, context={"plaintext": plaintext}).data, status=201
         )
@@ -112,7 +115,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         responses={200: ApiTokenSerializer, **ERRORS},
     )
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        token = services.token_revoke(token=self.get_object(), actor=request_user(request))
+        token = auth_tokens.token_revoke(token=self.get_object(), actor=acting_user(request))
         return Response(ApiTokenSerializer(token).data)
 
 
@@ -149,11 +152,11 @@ class ResourceRequestViewSet(
         ser = ResourceRequestCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         data = dict(ser.validated_data)
-        user = request_user(request)
+        user = acting_user(request)
         container: Container | None = None
         if data.get("container") is not None:
             container = container_get(user, pk=data.pop("container"))
-        row = quota_decisions.resource_request_create(user=user, container=container, **data)
+        row = resource_requests.resource_request_create(user=user, container=container, **data)
         return Response(ResourceRequestSerializer(row).data, status=201)
 
     @extend_schema(
@@ -165,8 +168,8 @@ class ResourceRequestViewSet(
     def approve(self, request: Request, pk: str | None = None) -> Response:
         ser = DecisionSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        row = quota_decisions.resource_request_approve(
-            request=self.get_object(), actor=request_user(request), note=ser.validated_data["note"]
+        row = resource_requests.resource_request_approve(
+            request=self.get_object(), actor=acting_user(request), note=ser.validated_data["note"]
         )
         return Response(ResourceRequestSerializer(row).data)
 
@@ -179,8 +182,8 @@ class ResourceRequestViewSet(
     def deny(self, request: Request, pk: str | None = None) -> Response:
         ser = DecisionSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        row = quota_decisions.resource_request_deny(
-            request=self.get_object(), actor=request_user(request), note=ser.validated_data["note"]
+        row = resource_requests.resource_request_deny(
+            request=self.get_object(), actor=acting_user(request), note=ser.validated_data["note"]
         )
         return Response(ResourceRequestSerializer(row).data)
 

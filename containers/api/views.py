@@ -23,11 +23,11 @@ from rest_framework.response import Response
 
 from auth.api.serializers import CollaboratorListSerializer, CollaboratorSerializer
 from auth.selectors import collaborator_usernames
-from auth.services import collaborator_add, collaborator_remove
 from containers import selectors, services, streams
+from containers.collaborators import collaborator_add, collaborator_remove
 from containers.models import ACTIVE_JOB_STATUSES, Container, Job, Template
 from containers.validation import container_create_check
-from networking import services as network
+from networking import publishing as network
 from networking.api.serializers import (
     PortMappingCreateSerializer,
     PortMappingSerializer,
@@ -36,7 +36,8 @@ from networking.api.serializers import (
     RouteUpdateSerializer,
 )
 from networking.models import RouteAccess, Site
-from portal.api.base import parse_id, request_user
+from portal.actors import acting_user
+from portal.api.base import parse_id
 from portal.api.exceptions import ErrorSerializer
 from portal.api.renderers import EventStreamRenderer
 from portal.errors import FieldErrors, NotFound, ValidationFailed
@@ -180,7 +181,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             # Something is wrong already: say what else is, so every error comes at once.
             refused = dict(ser.errors) if not valid else {}
             with errors.collect(besides={*refused, *errors.fields}):
-                container_create_check(owner=request_user(request), **kwargs)
+                container_create_check(owner=acting_user(request), **kwargs)
             if not refused:
                 errors.raise_if_any()
             raise serializers.ValidationError({**refused, **errors.fields})
@@ -188,10 +189,10 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         key = request.headers.get("Idempotency-Key")
         if key is not None:
             job, _ = services.container_create_idempotent(
-                key=key, owner=request_user(request), **kwargs
+                key=key, owner=acting_user(request), **kwargs
             )
         else:
-            job = services.container_create(owner=request_user(request), **kwargs)
+            job = services.container_create(owner=acting_user(request), **kwargs)
         return accepted(job)
 
     @extend_schema(
@@ -205,7 +206,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         ser.is_valid(raise_exception=True)
         return accepted(
             services.container_resize(
-                container=container, actor=request_user(request), **ser.validated_data
+                container=container, actor=acting_user(request), **ser.validated_data
             )
         )
 
@@ -214,7 +215,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     )
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         return accepted(
-            services.container_delete(container=self.get_object(), actor=request_user(request))
+            services.container_delete(container=self.get_object(), actor=acting_user(request))
         )
 
     @extend_schema(
@@ -223,7 +224,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str | None = None) -> Response:
         return accepted(
-            services.container_start(container=self.get_object(), actor=request_user(request))
+            services.container_start(container=self.get_object(), actor=acting_user(request))
         )
 
     @extend_schema(
@@ -232,7 +233,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str | None = None) -> Response:
         return accepted(
-            services.container_stop(container=self.get_object(), actor=request_user(request))
+            services.container_stop(container=self.get_object(), actor=acting_user(request))
         )
 
     @extend_schema(
@@ -241,7 +242,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["post"])
     def restart(self, request: Request, pk: str | None = None) -> Response:
         return accepted(
-            services.container_restart(container=self.get_object(), actor=request_user(request))
+            services.container_restart(container=self.get_object(), actor=acting_user(request))
         )
 
     @extend_schema(
@@ -271,7 +272,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             collaborator_add(
                 container=container,
                 username=ser.validated_data["username"],
-                actor=request_user(request),
+                actor=acting_user(request),
             )
         )
 
@@ -291,7 +292,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             collaborator_remove(
                 container=container,
                 username=ser.validated_data["username"],
-                actor=request_user(request),
+                actor=acting_user(request),
             )
         )
 
@@ -320,7 +321,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         ser = RouteCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         route = network.route_add(
-            container=container, actor=request_user(request), **ser.validated_data
+            container=container, actor=acting_user(request), **ser.validated_data
         )
         return Response(RouteSerializer(route).data, status=201)
 
@@ -349,11 +350,11 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         if route is None:
             raise NotFound("no such route")
         if request.method == "DELETE":
-            network.route_delete(route=route, actor=request_user(request))
+            network.route_delete(route=route, actor=acting_user(request))
             return Response(status=204)
         ser = RouteUpdateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        route = network.route_update(route=route, actor=request_user(request), **ser.validated_data)
+        route = network.route_update(route=route, actor=acting_user(request), **ser.validated_data)
         return Response(RouteSerializer(route).data)
 
     @extend_schema(
@@ -378,7 +379,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         ser = PortMappingCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         mapping = network.port_mapping_add(
-            container=container, actor=request_user(request), **ser.validated_data
+            container=container, actor=acting_user(request), **ser.validated_data
         )
         return Response(PortMappingSerializer(mapping).data, status=201)
 
@@ -397,7 +398,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         mapping = container.port_mappings.select_related("container").filter(pk=port_id).first()
         if mapping is None:
             raise NotFound("no such port")
-        network.port_mapping_delete(mapping=mapping, actor=request_user(request))
+        network.port_mapping_delete(mapping=mapping, actor=acting_user(request))
         return Response(status=204)
 
 
@@ -477,7 +478,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         job = self.get_object()
         raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
         after = parse_id(raw) or 0
-        lease = streams.stream_acquire(user_id=request_user(request).pk)
+        lease = streams.stream_acquire(user_id=acting_user(request).pk)
         response = StreamingHttpResponse(
             streams.LeasedStream(streams.job_event_stream(job.pk, after=after), lease),
             content_type="text/event-stream",

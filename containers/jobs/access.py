@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from auth import services
+from auth import users as auth_users
 from auth.directory import DirectoryError, get_directory
 from auth.models import RealmSync
 from auth.selectors import access_usernames
@@ -144,7 +144,7 @@ def _realm_sync(ctx: JobContext, st: dict[str, Any], names: list[str]) -> None:
 
     ctx.run_task(st, begin)  # resumed: follows the sync already asked for
     users = list(get_user_model().objects.filter(username__in=names))
-    services.realm_sync_record(users=users, site=ctx.container.site, realm=realm)
+    auth_users.realm_sync_record(users=users, site=ctx.container.site, realm=realm)
     ctx.log(f"realm '{realm}' synced")
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from auth import quotas
-from containers import services
+from containers import quotas, services
 from containers.models import Container, ContainerStatus, Job, JobKind
+from containers.resources import Resources
 
 from .context import JobContext
 from .kind import JobKindBase, register
@@ -22,10 +22,9 @@ class ResizeJob(JobKindBase):
     permission = "resize"
 
     def retrying(self, job: Job, container: Container) -> None:
-        p = job.params
         quotas.check(
             container.owner,
-            new=quotas.Request(p["cores"], p["memory_mib"], p["swap_mib"], p["disk_gib"]),
+            new=Resources.from_params(job.params),
             current=container,
         )
 

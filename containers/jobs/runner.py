@@ -24,6 +24,7 @@ from django.utils import timezone
 from containers import health, services
 from containers.models import ContainerStatus, Job, JobStatus, LogLevel
 from containers.proxmox import ProxmoxUnavailable
+from portal.celery import backoff as celery_backoff
 from portal.errors import PortalError, UpstreamUnavailable
 
 from .context import JobContext, LeaseLost, RetryLater, _iso
@@ -91,8 +92,9 @@ def _requeue(ctx: JobContext) -> None:
 
 
 def backoff(attempt: int) -> float:
-    return float(
-        min(settings.JOB_RETRY_BACKOFF * (2 ** max(attempt - 1, 0)), settings.JOB_RETRY_BACKOFF_MAX)
+    """Seconds before a job's next attempt (JOB_RETRY_BACKOFF, doubling, at most _MAX)."""
+    return celery_backoff(
+        attempt, base=settings.JOB_RETRY_BACKOFF, cap=settings.JOB_RETRY_BACKOFF_MAX
     )
 
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from containers import services
 from containers.models import POWER_STATES, LogLevel
 from containers.proxmox import ProxmoxError, ProxmoxNotFound, ProxmoxUnavailable
+from networking.services import request_apply, wait_for_apply
 from portal.errors import UpstreamUnavailable
 
 from .context import JobContext
@@ -85,9 +86,6 @@ def gateway_step(ctx: JobContext) -> None:
         return  # a job planned before the gateway step existed
 
     def publish(st: dict[str, Any]) -> str | None:
-        from networking.gateway import wait_for_apply
-        from networking.services import request_apply
-
         site = ctx.container.site
         generation = request_apply(site, reason=f"{ctx.job.kind} {ctx.container.hostname}")
         st["generation"] = generation  # written by the first heartbeat of the wait

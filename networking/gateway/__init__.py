@@ -20,8 +20,9 @@ Every apply is recorded as a ConfigRevision.
 
 The modules: `paths` (the tree above, the swap, the lock), `servers` (nginx and dnsmasq:
 validate, reload, start, stop), `checks` (what a validator blames, ports in use, the
-reload after a swap), `apply` (the sequence above), `wait` (waiting for an apply that
-covers a generation) and `local` (a private gateway for the demo, the tests, the bench).
+reload after a swap), `apply` (the sequence above) and `local` (a private gateway for the
+demo, the tests, the bench). Asking for an apply and waiting for one are below this layer,
+in networking/services.py, so a job can do both without importing the gateway.
 """
 
 from __future__ import annotations
@@ -30,15 +31,11 @@ from __future__ import annotations
 from portal.procs import find_binary
 
 from .apply import ApplyOutcome, apply_site, install_bootstrap, render_to_directory
-from .errors import TRANSIENT_ERRORS, ApplyFailed
 from .local import LocalGateway
 from .paths import GatewayPaths, write_tree
 from .servers import Dnsmasq, Nginx, dnsmasq_test, nginx_test
-from .wait import wait_for_apply
 
 __all__ = [
-    "TRANSIENT_ERRORS",
-    "ApplyFailed",
     "ApplyOutcome",
     "Dnsmasq",
     "GatewayPaths",
@@ -50,6 +47,5 @@ __all__ = [
     "install_bootstrap",
     "nginx_test",
     "render_to_directory",
-    "wait_for_apply",
     "write_tree",
 ]

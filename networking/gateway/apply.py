@@ -22,6 +22,8 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from portal.errors import ApplyFailed
+
 from ..models import ConfigRevision, GatewayState, RevisionStatus, Site
 from ..render import (
     MANIFEST_FILE,
@@ -36,7 +38,6 @@ from ..render import (
     render,
 )
 from .checks import blocked_ports, reload_servers, validate_stage
-from .errors import ApplyFailed
 from .paths import GatewayPaths, write_tree
 from .servers import Dnsmasq, Nginx
 
@@ -243,8 +244,8 @@ def _apply(run: ApplyRun) -> ConfigRevision:
             summary=_summary(rendered, live.manifest if live.files else None),
         )
     raise ApplyFailed(
-        "validate",
-        f"still invalid after leaving out {len(run.exclude)} entries in "
+        code="validate",
+        message=f"still invalid after leaving out {len(run.exclude)} entries in "
         f"{MAX_ROUNDS} rounds; the live files are unchanged",
     )
 
@@ -276,7 +277,9 @@ def _render(run: ApplyRun, state: SiteState) -> Rendered:
         with run.phase("render"):
             return render(state, run.options, exclude=run.exclude)
     except (RenderError, UnsafeValue) as exc:
-        raise ApplyFailed("render", f"the configuration cannot be rendered: {exc}") from exc
+        raise ApplyFailed(
+            code="render", message=f"the configuration cannot be rendered: {exc}"
+        ) from exc
 
 
 def _check_live_servers(
@@ -301,7 +304,8 @@ def _check_live_servers(
 def _require_running(missing: bool, name: str, pid_file: Path) -> None:
     if missing:
         raise ApplyFailed(
-            "server_down", f"{name} is not running on the gateway host (no live PID in {pid_file})"
+            code="server_down",
+            message=f"{name} is not running on the gateway host (no live PID in {pid_file})",
         )
 
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from portal.errors import ApplyFailed
+
 from ..render import GatewayOptions, Rendered
-from .errors import ApplyFailed
 from .servers import Dnsmasq, Nginx, dnsmasq_test, nginx_test, worker_retired
 
 if TYPE_CHECKING:
@@ -111,8 +112,8 @@ def validate_stage(
         owners = blame(output, rendered, stage, where)
         if not owners:
             raise ApplyFailed(
-                "validate",
-                f"{name} rejected the configuration; the live files keep serving:\n{output}",
+                code="validate",
+                message=f"{name} rejected the configuration; the live files keep serving:\n{output}",
             )
         blamed.update({owner: f"{name}: {why}" for owner, why in owners.items()})
     return blamed
@@ -146,8 +147,8 @@ def reload_servers(
                     if blamed:
                         return blamed
                     raise ApplyFailed(
-                        "reload",
-                        "nginx did not load the new configuration within "
+                        code="reload",
+                        message="nginx did not load the new configuration within "
                         f"{settings.GATEWAY_RELOAD_TIMEOUT:.0f} s; its log "
                         f"says:\n{text[-2000:] or '(nothing)'}",
                     )

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from django.conf import settings
 
+from portal.errors import ApplyFailed
 from portal.procs import find_binary, pid_alive, stop_pid, wait_until
 
 from ..render import GatewayOptions
-from .errors import ApplyFailed
 from .paths import GatewayPaths
 
 
@@ -43,8 +43,8 @@ def nginx_test(conf: Path, prefix: Path) -> tuple[bool, str]:
     binary = find_binary(settings.GATEWAY_NGINX_BIN)
     if not binary:
         raise ApplyFailed(
-            "validate",
-            f"nginx ({settings.GATEWAY_NGINX_BIN}) is not installed on "
+            code="validate",
+            message=f"nginx ({settings.GATEWAY_NGINX_BIN}) is not installed on "
             "the gateway host; install nginx and libnginx-mod-stream",
         )
     out = _run([binary, "-t", "-q", "-c", str(conf), "-p", f"{prefix}/"])
@@ -55,8 +55,8 @@ def dnsmasq_test(conf: Path) -> tuple[bool, str]:
     binary = find_binary(settings.GATEWAY_DNSMASQ_BIN)
     if not binary:
         raise ApplyFailed(
-            "validate",
-            f"dnsmasq ({settings.GATEWAY_DNSMASQ_BIN}) is not "
+            code="validate",
+            message=f"dnsmasq ({settings.GATEWAY_DNSMASQ_BIN}) is not "
             "installed on the gateway host; install dnsmasq-base",
         )
     out = _run([binary, "--test", f"--conf-file={conf}"])
@@ -127,14 +127,14 @@ class Nginx:
             out = _run(shlex.split(settings.GATEWAY_NGINX_RELOAD_COMMAND))
             if out.returncode:
                 raise ApplyFailed(
-                    "reload", f"the nginx reload command failed: {out.stderr.strip()}"
+                    code="reload", message=f"the nginx reload command failed: {out.stderr.strip()}"
                 )
             return
         pid = self.pid()
         if pid is None:
             raise ApplyFailed(
-                "server_down",
-                "nginx is not running on the gateway host "
+                code="server_down",
+                message="nginx is not running on the gateway host "
                 f"(no live PID in {self.paths.nginx_pid_file})",
             )
         os.kill(pid, signal.SIGHUP)
@@ -166,14 +166,15 @@ class Dnsmasq:
             out = _run(shlex.split(settings.GATEWAY_DNSMASQ_RELOAD_COMMAND))
             if out.returncode:
                 raise ApplyFailed(
-                    "reload", f"the dnsmasq reload command failed: {out.stderr.strip()}"
+                    code="reload",
+                    message=f"the dnsmasq reload command failed: {out.stderr.strip()}",
                 )
             return
         pid = self.pid()
         if pid is None:
             raise ApplyFailed(
-                "server_down",
-                "dnsmasq is not running on the gateway host "
+                code="server_down",
+                message="dnsmasq is not running on the gateway host "
                 f"(no live PID in {self.paths.dnsmasq_pid_file})",
             )
         os.kill(pid, signal.SIGHUP)
@@ -183,7 +184,8 @@ class Dnsmasq:
             out = _run(shlex.split(settings.GATEWAY_DNSMASQ_RESTART_COMMAND))
             if out.returncode:
                 raise ApplyFailed(
-                    "reload", f"the dnsmasq restart command failed: {out.stderr.strip()}"
+                    code="reload",
+                    message=f"the dnsmasq restart command failed: {out.stderr.strip()}",
                 )
             return
         self.stop()
@@ -196,7 +198,7 @@ class Dnsmasq:
         # dnsmasq daemonises and writes its pid file; it is stopped by that PID.
         out = _run([binary, f"--conf-file={self.paths.dnsmasq_conf}"])
         if out.returncode:
-            raise ApplyFailed("reload", f"dnsmasq did not start: {out.stderr.strip()}")
+            raise ApplyFailed(code="reload", message=f"dnsmasq did not start: {out.stderr.strip()}")
         wait_until(lambda: self.pid() is not None, timeout=10, what="dnsmasq")
 
     def stop(self) -> None:

@@ -1,10 +1,5 @@
 from __future__ import annotations
 
-from django.contrib.auth.models import User
-from rest_framework.request import Request
-
-from portal.errors import PermissionDenied
-
 # The largest id a BigAutoField holds: an id filter beyond it is a 400.
 ID_MAX = 2**63 - 1
 
@@ -16,11 +11,3 @@ def parse_id(raw: str) -> int | None:
         return None
     value = int(raw)
     return value if value <= ID_MAX else None
-
-
-def request_user(request: Request) -> User:
-    """The authenticated user of a request (the permission classes have already checked)."""
-    user = request.user
-    if not isinstance(user, User) or not user.is_authenticated:
-        raise PermissionDenied("authentication required")
-    return user

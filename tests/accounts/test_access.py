@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from auth import services as accounts
 from auth.models import RealmSync
-from containers import services
+from containers import collaborators, services
 from containers.models import Container
 from portal.procs import free_port
 from tests.accounts.conftest import job_log, run_job
@@ -116,18 +115,18 @@ def test_collaborators_are_added_and_removed_in_the_directory_and_on_proxmox(
 ) -> None:
     bob = ldap_users["bob"]
     c = create(bob, cluster)
-    job = run_job(accounts.collaborator_add(container=c, username="carol", actor=bob))
+    job = run_job(collaborators.collaborator_add(container=c, username="carol", actor=bob))
     assert job.kind == "access" and job.status == "succeeded", job_log(job)
     assert slapd.group("ct-web")["memberUid"] == ["bob", "carol"]
     assert sorted(a["ugid"] for a in acl_on(pve, c)) == ["bob@ldap", "carol@ldap"]
     assert "added carol" in job_log(job)
 
-    job = run_job(accounts.collaborator_add(container=c, username="dave", actor=bob))
+    job = run_job(collaborators.collaborator_add(container=c, username="dave", actor=bob))
     assert job.status == "succeeded", job_log(job)
     assert slapd.group("ct-web")["memberUid"] == ["bob", "carol", "dave"]
 
     wire.clear()
-    job = run_job(accounts.collaborator_remove(container=c, username="carol", actor=bob))
+    job = run_job(collaborators.collaborator_remove(container=c, username="carol", actor=bob))
     assert job.status == "succeeded", job_log(job)
     assert writes(wire) == [
         (
@@ -144,7 +143,7 @@ def test_collaborators_are_added_and_removed_in_the_directory_and_on_proxmox(
 def test_delete_revokes_every_grant_and_removes_the_group(ldap_users, pve, cluster, slapd) -> None:
     bob = ldap_users["bob"]
     c = create(bob, cluster)
-    run_job(accounts.collaborator_add(container=c, username="erin", actor=bob))
+    run_job(collaborators.collaborator_add(container=c, username="erin", actor=bob))
     assert len(acl_on(pve, c)) == 2
     job = run_job(services.container_delete(container=c, actor=bob))
     assert job.status == "succeeded", job_log(job)
@@ -164,7 +163,7 @@ def test_a_directory_that_is_down_is_retried_and_then_fails_clearly(
     from django.conf import settings
 
     good_uri = settings.AUTH_LDAP_SERVER_URI
-    added = accounts.collaborator_add(container=c, username="carol", actor=bob)
+    added = collaborators.collaborator_add(container=c, username="carol", actor=bob)
     settings.AUTH_LDAP_SERVER_URI = ldap_settings_uri  # down after the add was accepted
     try:
         job = run_job(added)
@@ -191,7 +190,7 @@ def test_a_directory_back_within_the_retries_lets_the_job_succeed(
 
     bob = ldap_users["bob"]
     c = create(bob, cluster)
-    job = accounts.collaborator_add(container=c, username="dave", actor=bob)
+    job = collaborators.collaborator_add(container=c, username="dave", actor=bob)
     slapd.stop()
     try:
         with pytest.raises(jobs.RetryLater):

@@ -9,11 +9,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from auth import quota_decisions
-from auth import services as accounts
+from auth import tokens as auth_tokens
 from auth.audit import audit_prune, audit_record, request_address
 from auth.models import AuditEntry, GroupPolicy
-from containers import services
+from containers import collaborators, resource_requests, services
 from containers.models import Container, Job
 from networking.models import Node
 from tests.factories import UserFactory, make_site
@@ -44,16 +43,16 @@ def test_each_write_is_recorded_once_with_actor_address_object_and_summary() -> 
         settle(c, "running")
         services.container_resize(container=c, actor=alice, cores=2, memory_mib=1024)
         settle(c, "running")
-        accounts.collaborator_add(container=c, username="carol", actor=alice)
+        collaborators.collaborator_add(container=c, username="carol", actor=alice)
         settle(c, "running")
-        accounts.collaborator_remove(container=c, username="carol", actor=alice)
+        collaborators.collaborator_remove(container=c, username="carol", actor=alice)
         settle(c, "running")
-        token, _ = accounts.token_create(user=alice, name="ci")
-        accounts.token_revoke(token=token, actor=alice)
-        req = quota_decisions.resource_request_create(
+        token, _ = auth_tokens.token_create(user=alice, name="ci")
+        auth_tokens.token_revoke(token=token, actor=alice)
+        req = resource_requests.resource_request_create(
             user=alice, kind="quota", reason="need more for the course", limits={"max_cores": 16}
         )
-        quota_decisions.resource_request_approve(request=req, actor=staff)
+        resource_requests.resource_request_approve(request=req, actor=staff)
         services.container_delete(container=c, actor=alice)
     counts = {
         a: AuditEntry.objects.filter(action=a).count()
@@ -171,7 +170,7 @@ def test_admin_changes_to_quota_policies_are_recorded() -> None:
 
 def test_resource_requests_are_approved_from_the_admin() -> None:
     owner = UserFactory()
-    req = quota_decisions.resource_request_create(
+    req = resource_requests.resource_request_create(
         user=owner, kind="quota", reason="more disk for datasets", limits={"max_disk_gib": 500}
     )
     client = staff_client()

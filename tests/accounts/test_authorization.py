@@ -6,11 +6,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from auth import quota_decisions
-from auth import services as accounts
 from auth.models import AuditEntry
 from auth.selectors import container_role
-from containers import selectors, services
+from containers import collaborators, resource_requests, selectors, services
 from containers.models import Container, Job
 from portal.errors import NotFound, PermissionDenied
 from tests.factories import UserFactory, make_site
@@ -27,7 +25,7 @@ def world():
         owner=alice, hostname="web", template=site.templates.get()
     ).container
     settle(c, "error")  # "error" allows both start and stop: only permissions decide
-    accounts.collaborator_add(container=c, username="carol", actor=alice)
+    collaborators.collaborator_add(container=c, username="carol", actor=alice)
     settle(c, "error")
     return {"site": site, "alice": alice, "carol": carol, "eve": eve, "staff": staff, "c": c}
 
@@ -66,14 +64,14 @@ SERVICE_CALLS = {
     "restart": lambda c, u: services.container_restart(container=c, actor=u),
     "resize": lambda c, u: services.container_resize(container=c, actor=u, cores=2),
     "delete": lambda c, u: services.container_delete(container=c, actor=u),
-    "add collaborator": lambda c, u: accounts.collaborator_add(
+    "add collaborator": lambda c, u: collaborators.collaborator_add(
         container=c, username="eve", actor=u
     ),
-    "remove collaborator": lambda c, u: accounts.collaborator_remove(
+    "remove collaborator": lambda c, u: collaborators.collaborator_remove(
         container=c, username="carol", actor=u
     ),
-    "access sync": lambda c, u: accounts.container_access_sync(container=c, actor=u),
-    "resize request": lambda c, u: quota_decisions.resource_request_create(
+    "access sync": lambda c, u: collaborators.container_access_sync(container=c, actor=u),
+    "resize request": lambda c, u: resource_requests.resource_request_create(
         user=u, kind="resize", container=c, cores=4, reason="it is not even mine, but"
     ),
 }
@@ -141,7 +139,7 @@ def test_staff_may_do_everything(world, action) -> None:
 
 def test_removing_a_collaborator_hides_the_container_again(world) -> None:
     c = world["c"]
-    accounts.collaborator_remove(container=c, username="carol", actor=world["alice"])
+    collaborators.collaborator_remove(container=c, username="carol", actor=world["alice"])
     assert not selectors.containers_visible_to(world["carol"]).exists()
     with pytest.raises(NotFound):
         services.container_start(container=c, actor=world["carol"])
@@ -151,7 +149,7 @@ def test_many_collaborators_do_not_duplicate_rows(world) -> None:
     c, alice = world["c"], world["alice"]
     for name in ("x1", "x2", "x3"):
         UserFactory(username=name)
-        accounts.collaborator_add(container=c, username=name, actor=alice)
+        collaborators.collaborator_add(container=c, username=name, actor=alice)
         settle(c, "error")
     assert selectors.containers_visible_to(alice).count() == 1
     assert list(selectors.containers_visible_to(alice)) == [c]
@@ -162,14 +160,14 @@ def test_collaborator_rules(world) -> None:
 
     c, alice = world["c"], world["alice"]
     with pytest.raises(ValidationFailed, match="owns"):
-        accounts.collaborator_add(container=c, username="alice", actor=alice)
+        collaborators.collaborator_add(container=c, username="alice", actor=alice)
     with pytest.raises(Conflict, match="already a collaborator"):
-        accounts.collaborator_add(container=c, username="CAROL", actor=alice)
+        collaborators.collaborator_add(container=c, username="CAROL", actor=alice)
     with pytest.raises(NotFound, match="no user named"):
-        accounts.collaborator_add(container=c, username="nobody", actor=alice)
+        collaborators.collaborator_add(container=c, username="nobody", actor=alice)
     services.container_start(container=c, actor=alice)  # a job is now active
     with pytest.raises(Conflict, match="in progress"):
-        accounts.collaborator_add(container=c, username="eve", actor=alice)
+        collaborators.collaborator_add(container=c, username="eve", actor=alice)
     assert not c.collaborators.filter(user__username="eve").exists()  # rolled back with it
 
 

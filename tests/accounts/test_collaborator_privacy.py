@@ -14,9 +14,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from auth import services as accounts
 from auth.models import AuditEntry, Collaborator
-from containers import services
+from containers import collaborators, services
 from containers.models import Container, ContainerStatus, Job
 from portal.errors import Conflict, NotFound, PortalError
 from tests.factories import UserFactory, make_site
@@ -47,7 +46,7 @@ def answer(exc: PortalError, name: str) -> tuple[Any, ...]:
 
 def refusal(container: Container, actor: User, name: str) -> tuple[Any, ...]:
     with pytest.raises(PortalError) as caught:
-        accounts.collaborator_add(container=container, username=name, actor=actor)
+        collaborators.collaborator_add(container=container, username=name, actor=actor)
     return answer(caught.value, name)
 
 
@@ -58,7 +57,7 @@ def test_unknown_and_disabled_users_get_one_answer(owned) -> None:
     assert unknown[0] is NotFound and unknown[2] == "user_not_found"
     assert refusal(c, owner, "gone") == unknown
     UserFactory(username="real")
-    accounts.collaborator_add(container=c, username="real", actor=owner)
+    collaborators.collaborator_add(container=c, username="real", actor=owner)
     assert Collaborator.objects.filter(container=c, user__username="real").exists()
 
 
@@ -126,7 +125,7 @@ def test_with_a_directory_only_its_people_can_be_added(ldap_settings, owned) -> 
     assert refusal(c, owner, "root-ops") == unknown
     # Someone the directory has, never logged in to the portal: found and added.
     assert not User.objects.filter(username="gina").exists()
-    accounts.collaborator_add(container=c, username="gina", actor=owner)
+    collaborators.collaborator_add(container=c, username="gina", actor=owner)
     assert Collaborator.objects.filter(container=c, user__username="gina").exists()
 
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from auth import services as accounts
 from auth.backends import PortalLDAPBackend
-from containers import services
+from containers import collaborators, services
 from portal.procs import CeleryWorker
 from tests.accounts.conftest import job_log, ldap_env
 from tests.conftest import wait_job
@@ -47,7 +46,7 @@ def test_create_collaborate_and_delete_through_the_worker(
     assert slapd.group("ct-e2e")["memberUid"] == ["bob"]
     assert [a["ugid"] for a in pve.client.acl() if a["path"] == path] == ["bob@ldap"]
 
-    job = wait_job(accounts.collaborator_add(container=c, username="carol", actor=bob).pk)
+    job = wait_job(collaborators.collaborator_add(container=c, username="carol", actor=bob).pk)
     assert job.status == "succeeded", job_log(job)
     assert slapd.group("ct-e2e")["memberUid"] == ["bob", "carol"]
     assert sorted(a["ugid"] for a in pve.client.acl() if a["path"] == path) == [

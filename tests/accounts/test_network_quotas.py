@@ -10,13 +10,13 @@ from django.contrib.auth.models import Group
 from django.db import connections
 from django.test import Client
 
-from auth import quota_decisions
+from auth import quota_overrides
 from auth.forms import QuotaRequestForm
 from auth.models import GroupPolicy, QuotaOverride
-from auth.selectors import user_quota
-from containers import services
+from containers import resource_requests, services
 from containers.models import Container, Job
-from networking import services as network
+from containers.selectors import user_quota
+from networking import publishing as network
 from networking.models import PortMapping, Route
 from portal.errors import QuotaExceeded
 from tests.api_contract import check
@@ -100,7 +100,7 @@ def test_overrides_and_staff_exemption_apply_to_ports(site) -> None:
     a = built(site, owner, "a")
     with pytest.raises(QuotaExceeded):
         publish(a, 1000)
-    quota_decisions.quota_override_create(
+    quota_overrides.quota_override_create(
         user=owner, actor=staff, reason="a game server", limits={"max_container_ports": 1}
     )
     publish(a, 1000)
@@ -171,7 +171,7 @@ def test_more_ports_are_asked_for_and_granted_through_a_resource_request(site) -
     assert r.status_code == 302, r.content.decode()[:2000]
     row = owner.resource_requests.get()
     assert row.limits == {"max_container_ports": 3, "max_ports": 3}
-    quota_decisions.resource_request_approve(request=row, actor=staff)
+    resource_requests.resource_request_approve(request=row, actor=staff)
     publish(a, 1001)
     publish(a, 1002)
     with pytest.raises(QuotaExceeded):

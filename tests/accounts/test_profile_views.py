@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from auth.models import ApiToken, ResourceRequest, SshKey
-from auth.services import token_authenticate
+from auth.tokens import token_authenticate
 from tests.accounts.test_sshkeys import ED25519
 from tests.factories import UserFactory
 

@@ -9,11 +9,11 @@ import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from auth import quota_decisions
+from auth import quota_overrides
 from auth.models import AuditEntry, GroupPolicy, QuotaOverride, RequestStatus
-from auth.selectors import user_quota
-from containers import services
+from containers import resource_requests, services
 from containers.models import Container, Job
+from containers.selectors import user_quota
 from portal.errors import InvalidState, PermissionDenied, QuotaExceeded, ValidationFailed
 from tests.factories import UserFactory, make_site
 
@@ -208,7 +208,7 @@ def test_overrides_raise_limits_until_they_expire(site) -> None:
     owner = UserFactory()
     staff = UserFactory(is_staff=True)
     make(site, owner, "a")
-    override = quota_decisions.quota_override_create(
+    override = quota_overrides.quota_override_create(
         user=owner, actor=staff, reason="course project", limits={"max_containers": 2}
     )
     assert user_quota(owner).limits["max_containers"].source == override.label
@@ -243,7 +243,7 @@ def test_a_quota_request_approved_applies_itself(site) -> None:
     owner = UserFactory()
     staff = UserFactory(is_staff=True)
     make(site, owner, "a")
-    req = quota_decisions.resource_request_create(
+    req = resource_requests.resource_request_create(
         user=owner,
         kind="quota",
         reason="I run two services for my thesis",
@@ -251,13 +251,15 @@ def test_a_quota_request_approved_applies_itself(site) -> None:
     )
     assert req.status == RequestStatus.PENDING
     with pytest.raises(PermissionDenied):
-        quota_decisions.resource_request_approve(request=req, actor=owner)
-    req = quota_decisions.resource_request_approve(request=req, actor=staff, note="ok for the term")
+        resource_requests.resource_request_approve(request=req, actor=owner)
+    req = resource_requests.resource_request_approve(
+        request=req, actor=staff, note="ok for the term"
+    )
     assert req.status == RequestStatus.APPROVED and req.override is not None
     assert req.outcome.startswith("approved: your quota now allows")
     make(site, owner, "b")  # the override is in force
     with pytest.raises(InvalidState, match="already approved"):
-        quota_decisions.resource_request_approve(request=req, actor=staff)
+        resource_requests.resource_request_approve(request=req, actor=staff)
     actions = list(AuditEntry.objects.order_by("id").values_list("action", flat=True))
     assert "resource_request.create" in actions and "resource_request.approve" in actions
     assert "quota.override" in actions
@@ -271,10 +273,10 @@ def test_a_resize_request_approved_resizes_the_container(site) -> None:
     settle(c, "running")
     with pytest.raises(QuotaExceeded):
         services.container_resize(container=c, actor=owner, memory_mib=6144)
-    req = quota_decisions.resource_request_create(
+    req = resource_requests.resource_request_create(
         user=owner, kind="resize", container=c, memory_mib=6144, reason="the database needs memory"
     )
-    req = quota_decisions.resource_request_approve(request=req, actor=staff)
+    req = resource_requests.resource_request_approve(request=req, actor=staff)
     assert req.job is not None and req.job.kind == "resize" and req.job.params["memory_mib"] == 6144
     assert req.override.max_memory_mib == 6144 and req.override.max_container_memory_mib == 6144
     assert req.outcome.endswith("; db is being resized") and "override #" not in req.outcome
@@ -283,10 +285,10 @@ def test_a_resize_request_approved_resizes_the_container(site) -> None:
 def test_a_denied_request_says_why_and_changes_nothing(site) -> None:
     owner = UserFactory()
     staff = UserFactory(is_staff=True)
-    req = quota_decisions.resource_request_create(
+    req = resource_requests.resource_request_create(
         user=owner, kind="quota", reason="I would like a lot more", limits={"max_cores": 64}
     )
-    req = quota_decisions.resource_request_deny(
+    req = resource_requests.resource_request_deny(
         request=req, actor=staff, note="64 cores is the whole node"
     )
     assert (
@@ -299,17 +301,17 @@ def test_a_denied_request_says_why_and_changes_nothing(site) -> None:
 def test_bad_requests_are_refused_clearly(site) -> None:
     owner = UserFactory()
     with pytest.raises(ValidationFailed, match="why"):
-        quota_decisions.resource_request_create(
+        resource_requests.resource_request_create(
             user=owner, kind="quota", reason="pls", limits={"max_cores": 8}
         )
     with pytest.raises(ValidationFailed, match="unknown limits"):
-        quota_decisions.resource_request_create(
+        resource_requests.resource_request_create(
             user=owner, kind="quota", reason="a real reason here", limits={"max_gpus": 1}
         )
     other = make(site, UserFactory(), "theirs")
     from portal.errors import NotFound
 
     with pytest.raises(NotFound):
-        quota_decisions.resource_request_create(
+        resource_requests.resource_request_create(
             user=owner, kind="resize", container=other, cores=2, reason="not even mine but hey"
         )

@@ -9,7 +9,7 @@ import re
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from auth import services as accounts
+from auth import sshkeys
 from auth.models import AuditEntry, SshKey
 from auth.tasks import sync_ssh_keys
 from containers import services
@@ -34,7 +34,7 @@ def fingerprint(key: str) -> str:
 
 def test_a_key_is_checked_and_kept(db) -> None:
     bob = UserFactory(username="bob")
-    key = accounts.ssh_key_add(user=bob, key=f"  {ED25519}  ")
+    key = sshkeys.ssh_key_add(user=bob, key=f"  {ED25519}  ")
     assert key.key == ED25519 and key.name == "bob@laptop"
     assert key.fingerprint == fingerprint(ED25519)  # as `ssh-keygen -l` prints it (SHA256:...)
     assert AuditEntry.objects.get(action="sshkey.add").actor == bob
@@ -56,22 +56,22 @@ def test_a_key_is_checked_and_kept(db) -> None:
 )
 def test_wrong_keys_are_rejected_with_a_clear_message(db, text, message) -> None:
     with pytest.raises(ValidationFailed, match=message.replace("(", r"\(").replace(".", r"\.")):
-        accounts.ssh_key_add(user=UserFactory(), key=text)
+        sshkeys.ssh_key_add(user=UserFactory(), key=text)
     assert not SshKey.objects.exists()
 
 
 def test_the_same_key_twice_is_a_conflict(db) -> None:
     bob = UserFactory()
-    accounts.ssh_key_add(user=bob, key=ED25519)
+    sshkeys.ssh_key_add(user=bob, key=ED25519)
     with pytest.raises(Conflict, match="already in the profile"):
-        accounts.ssh_key_add(user=bob, key=ED25519.replace("bob@laptop", "other comment"))
+        sshkeys.ssh_key_add(user=bob, key=ED25519.replace("bob@laptop", "other comment"))
 
 
 def test_profile_keys_go_to_new_containers(db) -> None:
     site = make_site()
     bob = UserFactory(username="bob")
-    accounts.ssh_key_add(user=bob, key=ED25519)
-    accounts.ssh_key_add(user=bob, key=ED25519_2)
+    sshkeys.ssh_key_add(user=bob, key=ED25519)
+    sshkeys.ssh_key_add(user=bob, key=ED25519_2)
     c = services.container_create(
         owner=bob, hostname="web", template=site.templates.get()
     ).container
@@ -86,11 +86,11 @@ def test_profile_keys_go_to_new_containers(db) -> None:
 @pytest.mark.ldap
 def test_keys_are_written_to_the_directorys_sshpublickey(ldap_users, slapd) -> None:
     bob = ldap_users["bob"]
-    accounts.ssh_key_add(user=bob, key=ED25519)  # committed at the end of the test's atomic...
+    sshkeys.ssh_key_add(user=bob, key=ED25519)  # committed at the end of the test's atomic...
     sync_ssh_keys(bob.pk)  # ...so run the task the commit would have queued
     entry = slapd.search(f"uid=bob,{PEOPLE}", attrs=["sshPublicKey"])[0]
     assert [v.decode() if isinstance(v, bytes) else v for v in entry["sshPublicKey"]] == [ED25519]
-    accounts.ssh_key_remove(key=SshKey.objects.get(user=bob), actor=bob)
+    sshkeys.ssh_key_remove(key=SshKey.objects.get(user=bob), actor=bob)
     assert sync_ssh_keys(bob.pk) == "wrote 0 SSH key(s) for bob"
     assert (
         slapd.search(f"uid=bob,{PEOPLE}", attrs=["sshPublicKey"])[0].get("sshPublicKey", []) == []
@@ -185,7 +185,7 @@ def _sk_ecdsa() -> str:
 )
 def test_key_material_is_loaded_and_checked(db, make, message) -> None:
     with pytest.raises(ValidationFailed, match=re.escape(message)) as caught:
-        accounts.ssh_key_add(user=UserFactory(), key=make())
+        sshkeys.ssh_key_add(user=UserFactory(), key=make())
     assert caught.value.extra["field"] == "ssh_public_keys"
     assert not SshKey.objects.exists()
 
@@ -216,14 +216,14 @@ def _ecdsa_point_hex() -> str:
 def test_sensible_keys_are_accepted_and_stored_normalised(db, make) -> None:
     line = make()
     key_type, blob, comment = line.split(None, 2)
-    row = accounts.ssh_key_add(user=UserFactory(), key=f"\t{key_type}   {blob}  {comment} ")
+    row = sshkeys.ssh_key_add(user=UserFactory(), key=f"\t{key_type}   {blob}  {comment} ")
     assert row.key == f"{key_type} {blob} {comment}"
 
 
 def test_all_ecdsa_curves_are_accepted(db) -> None:
     user = UserFactory()
     for curve in (ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()):
-        accounts.ssh_key_add(user=user, key=_ecdsa(curve))
+        sshkeys.ssh_key_add(user=user, key=_ecdsa(curve))
     assert SshKey.objects.filter(user=user).count() == 3
 
 
@@ -231,7 +231,7 @@ def test_base64_is_stored_canonical_and_comments_lose_control_characters(db) -> 
     key_type, blob, _ = _ecdsa(ec.SECP256R1()).split(None, 2)
     assert blob.endswith("=")
     unpadded = blob.rstrip("=")
-    row = accounts.ssh_key_add(
+    row = sshkeys.ssh_key_add(
         user=UserFactory(), key=f"{key_type} {unpadded} bob\x1b[31m@laptop\u202e \x07evil\u2028x"
     )
     assert row.key == f"{key_type} {blob} bob[31m@laptop evil x"

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from auth import services as accounts
+from auth import tokens as auth_tokens
 from auth.models import ApiToken, AuditEntry
 from containers import services
 from portal.errors import ValidationFailed
@@ -42,7 +42,7 @@ def api(token: str, method: str = "get", path: str = "/api/v1/containers/", **kw
 
 def test_a_token_is_shown_once_and_only_its_hash_is_kept(site) -> None:
     bob = UserFactory(username="bob")
-    token, plain = accounts.token_create(user=bob, name="ci", scope="read", expires_in_days=30)
+    token, plain = auth_tokens.token_create(user=bob, name="ci", scope="read", expires_in_days=30)
     assert plain.startswith(f"cpt_{token.prefix}_") and len(plain) > 40
     assert token.token_hash == hashlib.sha256(plain.encode()).hexdigest()
     secret = plain.split("_", 2)[2]
@@ -59,7 +59,7 @@ def test_a_token_is_shown_once_and_only_its_hash_is_kept(site) -> None:
 
 def test_bearer_authenticates_and_records_the_last_use(site) -> None:
     bob = UserFactory(username="bob")
-    token, plain = accounts.token_create(user=bob, name="cli")
+    token, plain = auth_tokens.token_create(user=bob, name="cli")
     response = api(plain)
     assert response.status_code == 200, response.content
     token.refresh_from_db()
@@ -68,8 +68,8 @@ def test_bearer_authenticates_and_records_the_last_use(site) -> None:
 
 def test_scope_read_may_only_read_and_write_may_write(site) -> None:
     bob = UserFactory(username="bob")
-    _, read = accounts.token_create(user=bob, name="r", scope="read")
-    _, write = accounts.token_create(user=bob, name="w", scope="write")
+    _, read = auth_tokens.token_create(user=bob, name="r", scope="read")
+    _, write = auth_tokens.token_create(user=bob, name="w", scope="write")
     body = {"hostname": "web", "template": "debian-12"}
     refused = api(read, "post", data=body)
     assert refused.status_code == 403
@@ -81,16 +81,16 @@ def test_scope_read_may_only_read_and_write_may_write(site) -> None:
 
 def test_expired_revoked_and_malformed_tokens_are_refused(site) -> None:
     bob = UserFactory(username="bob")
-    token, plain = accounts.token_create(user=bob, name="old", expires_in_days=7)
+    token, plain = auth_tokens.token_create(user=bob, name="old", expires_in_days=7)
     ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     response = api(plain)
     assert response.status_code == 401 and "expired" in response.json()["message"]
     assert response["WWW-Authenticate"].startswith("Bearer")
 
-    token, plain = accounts.token_create(user=bob, name="gone", expires_in_days=None)
+    token, plain = auth_tokens.token_create(user=bob, name="gone", expires_in_days=None)
     assert token.expires_at is None
     assert api(plain).status_code == 200
-    accounts.token_revoke(token=token, actor=bob)
+    auth_tokens.token_revoke(token=token, actor=bob)
     response = api(plain)
     assert response.status_code == 401 and "revoked" in response.json()["message"]
     assert AuditEntry.objects.filter(action="token.revoke").count() == 1
@@ -103,18 +103,18 @@ def test_expired_revoked_and_malformed_tokens_are_refused(site) -> None:
 def test_token_choices_are_checked(site) -> None:
     bob = UserFactory()
     with pytest.raises(ValidationFailed, match="7, 30, 90 or 365"):
-        accounts.token_create(user=bob, name="x", expires_in_days=5)
+        auth_tokens.token_create(user=bob, name="x", expires_in_days=5)
     with pytest.raises(ValidationFailed, match="read or write"):
-        accounts.token_create(user=bob, name="x", scope="admin")
+        auth_tokens.token_create(user=bob, name="x", scope="admin")
     with pytest.raises(ValidationFailed, match="name"):
-        accounts.token_create(user=bob, name="  ")
+        auth_tokens.token_create(user=bob, name="  ")
 
 
 def test_tokens_are_throttled(site, settings) -> None:
     settings.API_TOKEN_THROTTLE_RATE = "3/minute"
     bob = UserFactory()
-    _, plain = accounts.token_create(user=bob, name="busy")
-    _, other = accounts.token_create(user=bob, name="calm")
+    _, plain = auth_tokens.token_create(user=bob, name="busy")
+    _, other = auth_tokens.token_create(user=bob, name="calm")
     assert [api(plain).status_code for _ in range(4)] == [200, 200, 200, 429]
     assert api(other).status_code == 200  # per token
 
@@ -124,7 +124,7 @@ def test_a_token_never_does_more_than_its_user(site) -> None:
     theirs = services.container_create(
         owner=alice, hostname="hers", template=site.templates.get()
     ).container
-    _, plain = accounts.token_create(user=bob, name="w", scope="write")
+    _, plain = auth_tokens.token_create(user=bob, name="w", scope="write")
     assert api(plain).json()["count"] == 0
     assert api(plain, path=f"/api/v1/containers/{theirs.pk}/").status_code == 404
     assert api(plain, "delete", path=f"/api/v1/containers/{theirs.pk}/").status_code == 404
@@ -142,7 +142,7 @@ def test_a_token_never_does_more_than_its_user(site) -> None:
 def test_tokens_are_not_subject_to_2fa(site, settings) -> None:
     settings.OTP_REQUIRED_FOR_STAFF = True
     ops = UserFactory(username="ops", is_staff=True)
-    _, plain = accounts.token_create(user=ops, name="automation")
+    _, plain = auth_tokens.token_create(user=ops, name="automation")
     assert api(plain).status_code == 200
     session = Client()
     session.force_login(ops)
@@ -151,12 +151,12 @@ def test_tokens_are_not_subject_to_2fa(site, settings) -> None:
 
 def test_only_the_owner_or_staff_revokes(site) -> None:
     bob, eve = UserFactory(), UserFactory()
-    token, _ = accounts.token_create(user=bob, name="mine")
+    token, _ = auth_tokens.token_create(user=bob, name="mine")
     from portal.errors import NotFound
 
     with pytest.raises(NotFound):
-        accounts.token_revoke(token=token, actor=eve)
-    accounts.token_revoke(token=token, actor=UserFactory(is_staff=True))
+        auth_tokens.token_revoke(token=token, actor=eve)
+    auth_tokens.token_revoke(token=token, actor=UserFactory(is_staff=True))
     token.refresh_from_db()
     assert token.revoked_at is not None
 
@@ -172,7 +172,7 @@ def session_client(user) -> Client:
 @pytest.mark.parametrize("expiry", [None, 365, 7])
 def test_a_token_cannot_mint_a_token(site, scope, expiry) -> None:
     bob = UserFactory()
-    parent, plain = accounts.token_create(user=bob, name="ci", scope=scope, expires_in_days=7)
+    parent, plain = auth_tokens.token_create(user=bob, name="ci", scope=scope, expires_in_days=7)
     response = check(
         api(plain, "post", "/api/v1/tokens/", data={"name": "forever", "expires_in_days": expiry})
     )
@@ -198,8 +198,8 @@ def test_a_session_still_makes_tokens(site) -> None:
 
 def test_a_token_sees_only_itself(site) -> None:
     bob = UserFactory()
-    mine, plain = accounts.token_create(user=bob, name="ci", scope="read")
-    sibling, _ = accounts.token_create(user=bob, name="laptop", scope="write")
+    mine, plain = auth_tokens.token_create(user=bob, name="ci", scope="read")
+    sibling, _ = auth_tokens.token_create(user=bob, name="laptop", scope="write")
     listed = check(api(plain, path="/api/v1/tokens/"))
     assert listed.status_code == 200
     assert [t["id"] for t in listed.json()["results"]] == [mine.pk]
@@ -215,8 +215,8 @@ def test_a_token_sees_only_itself(site) -> None:
 def test_a_token_revokes_itself_and_nothing_else(site, scope) -> None:
     """What a CLI's logout does; a read token may too (it only takes access away)."""
     bob = UserFactory()
-    mine, plain = accounts.token_create(user=bob, name="cli", scope=scope)
-    sibling, sibling_plain = accounts.token_create(user=bob, name="ci", scope="write")
+    mine, plain = auth_tokens.token_create(user=bob, name="cli", scope=scope)
+    sibling, sibling_plain = auth_tokens.token_create(user=bob, name="ci", scope="write")
     refused = check(api(plain, "delete", f"/api/v1/tokens/{sibling.pk}/"))
     assert refused.status_code == 403 and refused.json()["code"] == "token_needs_session"
     sibling.refresh_from_db()

@@ -12,9 +12,9 @@ from django.contrib import admin
 from django.test import Client
 from django.utils.html import escape
 
-from auth import quota_decisions
+from auth import quota_overrides
 from auth.models import QUOTA_FIELDS, GroupPolicy, QuotaOverride
-from containers import services
+from containers import resource_requests, services
 from tests.accounts.conftest import job_log, run_job
 from tests.factories import UserFactory, make_site
 
@@ -96,7 +96,7 @@ def test_an_override_is_named_in_words_where_users_see_it(site: Any) -> None:
     GroupPolicy.objects.create(group=None, max_containers=1)
     owner = UserFactory(username="olga")
     staff = UserFactory(username="stan", is_staff=True)
-    override = quota_decisions.quota_override_create(
+    override = quota_overrides.quota_override_create(
         user=owner, actor=staff, reason="course", limits={"max_containers": 2}
     )
     label = f"extra quota granted {override.created_at:%Y-%m-%d}"
@@ -121,7 +121,7 @@ def test_an_override_is_named_in_words_where_users_see_it(site: Any) -> None:
 def test_requests_and_their_outcomes_are_in_words(site: Any) -> None:
     owner = UserFactory(username="rita")
     staff = UserFactory(username="stan", is_staff=True)
-    row = quota_decisions.resource_request_create(
+    row = resource_requests.resource_request_create(
         user=owner,
         kind="quota",
         reason="for a course on databases",
@@ -131,7 +131,7 @@ def test_requests_and_their_outcomes_are_in_words(site: Any) -> None:
     for phrase in ("containers 8", "cores 6 in total", "memory 4096 MiB per container"):
         assert phrase in page
     assert INTERNAL.findall(page) == [], page
-    quota_decisions.resource_request_approve(request=row, actor=staff)
+    resource_requests.resource_request_approve(request=row, actor=staff)
     row.refresh_from_db()
     assert row.outcome == (
         "approved: your quota now allows containers 8, cores 6 in total, "
@@ -141,10 +141,10 @@ def test_requests_and_their_outcomes_are_in_words(site: Any) -> None:
     # A bigger container: the quota raised to fit, and the resize, without numbers of rows.
     GroupPolicy.objects.create(group=None, max_container_cores=1)
     c = running(owner, site, "grow")
-    resize = quota_decisions.resource_request_create(
+    resize = resource_requests.resource_request_create(
         user=owner, kind="resize", container=c, cores=2, reason="it is too slow to build"
     )
-    quota_decisions.resource_request_approve(request=resize, actor=staff)
+    resource_requests.resource_request_approve(request=resize, actor=staff)
     resize.refresh_from_db()
     assert resize.outcome == (
         "approved: your quota now allows cores 2 per container; grow is being resized"

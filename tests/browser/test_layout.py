@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from auth.quota_decisions import resource_request_create
 from containers.models import Container
+from containers.resource_requests import resource_request_create
 from tests.browser.conftest import log_in, make_user
 from tests.conftest import wait_job
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from auth import services as auth_services
+from auth import tokens as auth_tokens
 from auth.models import ApiToken, Collaborator
 from containers import services
 from tests.api_contract import check
@@ -45,7 +45,7 @@ def session(username: str | None) -> Client:
 def bearer(username: str, scope: str) -> Client:
     from django.contrib.auth.models import User
 
-    _, plaintext = auth_services.token_create(
+    _, plaintext = auth_tokens.token_create(
         user=User.objects.get(username=username), name=f"t-{scope}", scope=scope, expires_in_days=30
     )
     return Client(headers={"Authorization": f"Bearer {plaintext}"})

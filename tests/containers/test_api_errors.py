@@ -11,9 +11,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from auth import quota_decisions
 from auth.models import QUOTA_VALUE_MAX, QuotaOverride, ResourceRequest
-from containers import services
+from containers import resource_requests, services
 from tests.api_contract import check
 from tests.factories import UserFactory, make_site
 
@@ -176,7 +175,7 @@ def test_the_service_refuses_out_of_range_limits(world) -> None:
     from portal.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed):
-        quota_decisions.resource_request_create(
+        resource_requests.resource_request_create(
             user=world["owner"],
             kind="quota",
             reason="a course needs more room",

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from auth import services as auth_services
+from auth import tokens as auth_tokens
 from tests.api_contract import check
 from tests.factories import make_access_world
 
@@ -95,7 +95,7 @@ def client_for(role: str) -> Client:
         return Client()
     if role.endswith("_token"):
         scope = role.split("_")[0]
-        _, token = auth_services.token_create(
+        _, token = auth_tokens.token_create(
             user=User.objects.get(username="owner"), name=role, scope=scope, expires_in_days=7
         )
         return Client(headers={"Authorization": f"Bearer {token}"})

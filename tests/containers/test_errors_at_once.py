@@ -158,7 +158,7 @@ def test_a_new_containers_route_is_for_signed_in_users_unless_chosen(site: Any, 
     )
     assert chosen.container.routes.get().access == RouteAccess.OWNER
     added = services.container_create(owner=alice, hostname="c", template=site.templates.get())
-    from networking import services as network
+    from networking import publishing as network
 
     assert network.route_add(container=added.container, name="api", backend_port=8080).access == (
         RouteAccess.USERS

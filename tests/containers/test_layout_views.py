@@ -15,8 +15,8 @@ from django.template import Context, Template
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from auth.quota_decisions import resource_request_create
 from containers import services
+from containers.resource_requests import resource_request_create
 from tests.factories import UserFactory, make_site
 
 pytestmark = pytest.mark.django_db

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from networking import services
-from networking.gateway import GatewayPaths, Nginx, wait_for_apply
+from networking import publishing
+from networking.gateway import GatewayPaths, Nginx
 from networking.models import ConfigRevision, GatewayState, PortMapping, Route
 from networking.render import GatewayOptions, RouteEntry
+from networking.services import wait_for_apply
 from portal.errors import UpstreamError
 from tests.factories import UserFactory
 from tests.networking.conftest import apply, create, https
@@ -175,7 +176,7 @@ def test_a_port_taken_on_the_gateway_host_leaves_only_its_mapping_out(
     squatter.bind((bind, gw_site.service_port_min))  # the next service port to be handed out
     squatter.listen()
     try:
-        mapping = services.port_mapping_add(container=web, container_port=8443, name="admin")
+        mapping = publishing.port_mapping_add(container=web, container_port=8443, name="admin")
         assert mapping.external_port == gw_site.service_port_min
         rev = apply(gw_site)
         assert rev.status == "applied", rev.error
@@ -246,7 +247,9 @@ def test_10000_routes_render_validate_and_reload(
         batch_size=2000,
     )
     probe = Container.objects.get(hostname="ct7777")
-    services.route_update(route=probe.routes.get(), backend_port=stand_ins.http(probe.ip, "ct7777"))
+    publishing.route_update(
+        route=probe.routes.get(), backend_port=stand_ins.http(probe.ip, "ct7777")
+    )
 
     rev = apply(gw_site)
     assert rev.status == "applied", rev.error

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from networking import services
+from networking import publishing
 from tests.conftest import need_binary
 from tests.factories import UserFactory, make_site
 from tests.networking.conftest import create
@@ -84,7 +84,7 @@ def test_the_auth_endpoint_answers_for_the_route_of_the_host(
     site = make_site(None)
     owner, other = UserFactory(username="own"), UserFactory(username="oth")
     web = create(site, "web", owner=owner)
-    services.route_update(route=web.routes.get(), access="owner")
+    publishing.route_update(route=web.routes.get(), access="owner")
     url = "/gateway/auth"
     fqdn = "web.apps.example.test"
     host = {"HTTP_X_ORIGINAL_HOST": fqdn}
@@ -106,8 +106,8 @@ def test_the_auth_endpoint_answers_for_the_route_of_the_host(
     minted_elsewhere = credential(owner, "other.apps.example.test")
     assert client.get(url, **host, **minted_elsewhere).status_code == 401
     assert client.get(url, HTTP_X_ORIGINAL_HOST="nope.apps.example.test").status_code == 403
-    services.route_update(route=web.routes.get(), access="users")
+    publishing.route_update(route=web.routes.get(), access="users")
     assert client.get(url, **host, **credential(other)).status_code == 204
-    services.route_update(route=web.routes.get(), access="public")
+    publishing.route_update(route=web.routes.get(), access="public")
     r = client.get(url, **host, HTTP_COOKIE="x=1; portal_session=abc")
     assert r.status_code == 204 and r["X-Gateway-Cookie"] == "x=1"

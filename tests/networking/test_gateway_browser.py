@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from networking import services
+from networking import publishing
 from networking.models import RouteAccess
 from portal.procs import free_port
 from tests.browser.conftest import PASSWORD, log_in, make_user
@@ -71,7 +71,7 @@ def harvester(gw_site: Any) -> Iterator[tuple[Any, ThreadingHTTPServer]]:
     srv = ThreadingHTTPServer((box.ip, port), Harvester)
     srv.seen = []  # type: ignore[attr-defined]
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    services.route_update(
+    publishing.route_update(
         route=box.routes.get(name=""), backend_port=port, access=RouteAccess.OWNER
     )
     yield box, srv

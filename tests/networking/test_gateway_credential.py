@@ -20,7 +20,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from auth.models import GatewayCredential
-from networking import services
+from networking import publishing
 from networking.models import RouteAccess
 from tests.conftest import need_binary
 from tests.factories import UserFactory
@@ -41,7 +41,7 @@ def portal(live_server: Any, settings: Any) -> Any:
 
 def serve(stand_ins: Any, container: Any, access: str) -> None:
     port = stand_ins.http(container.ip, container.hostname)
-    services.route_update(route=container.routes.get(name=""), backend_port=port, access=access)
+    publishing.route_update(route=container.routes.get(name=""), backend_port=port, access=access)
 
 
 def curl(
@@ -230,7 +230,7 @@ def test_no_mix_of_cookies_lets_a_private_one_through(
     host = f"box.{DOMAIN}"
     real = sign_in(local_gateway, client, user, host)
     if access != RouteAccess.USERS:  # a route made public keeps the browser's credential
-        services.route_update(route=box.routes.get(name=""), access=access)
+        publishing.route_update(route=box.routes.get(name=""), access=access)
         assert apply(gw_site).status == "applied"
     client.force_login(user)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value

@@ -9,7 +9,7 @@ from django.test import Client
 
 from containers import services as containers
 from containers.models import Container
-from networking import services
+from networking import publishing
 from networking.validators import (
     is_dns_label,
     validate_dns_label,
@@ -70,9 +70,9 @@ def test_containers_and_services_with_bad_punycode_are_refused(
     assert info.value.code == "invalid_hostname" and info.value.extra["field"] == "hostname"
     web = create(site, "web")
     with pytest.raises(ValidationFailed, match="punycode") as info:
-        services.route_add(container=web, name="xn--zzzzzz-9", backend_port=80)
+        publishing.route_add(container=web, name="xn--zzzzzz-9", backend_port=80)
     assert info.value.extra["field"] == "name"
-    assert services.route_add(container=web, name="shop", backend_port=80).subdomain == "shop-web"
+    assert publishing.route_add(container=web, name="shop", backend_port=80).subdomain == "shop-web"
     assert not Container.objects.filter(hostname="xn--zzzzzz-9").exists()
 
 

@@ -10,7 +10,7 @@ from django.db import connections
 
 from containers import services as containers
 from containers.models import ContainerStatus
-from networking import services
+from networking import publishing
 from networking.allocation import choose_port
 from networking.models import PortMapping, Route
 from portal.errors import Conflict, ResourceExhausted, ValidationFailed
@@ -45,7 +45,7 @@ def test_200_concurrent_allocations_never_collide(no_jobs: None, no_gateway_task
         try:
             start.wait()
             for k in range(5):
-                m = services.port_mapping_add(
+                m = publishing.port_mapping_add(
                     container=boxes[n % 20],
                     container_port=1000 + n * 5 + k,
                     protocol="tcp" if k % 2 else "udp",
@@ -104,21 +104,21 @@ def test_names_under_the_wildcard_are_unique_and_checked(
 ) -> None:
     site = make_site(None)
     web = create(site, "web")
-    api = services.route_add(container=web, name="api", backend_port=8080, access="owner")
+    api = publishing.route_add(container=web, name="api", backend_port=8080, access="owner")
     assert api.subdomain == "api-web"
     with pytest.raises(Conflict, match="already has a service 'api'"):
-        services.route_add(container=web, name="api", backend_port=8081)
+        publishing.route_add(container=web, name="api", backend_port=8081)
     with pytest.raises(Conflict) as info:
         create(site, "api-web")  # its default route would take the service's name
     assert info.value.code == "subdomain_taken"
     with pytest.raises(ValidationFailed, match="service name"):
-        services.route_add(container=web, name="x" * 60, backend_port=80)
+        publishing.route_add(container=web, name="x" * 60, backend_port=80)
     with pytest.raises(ValidationFailed):
-        services.route_add(container=web, name="bad;name", backend_port=80)
+        publishing.route_add(container=web, name="bad;name", backend_port=80)
     with pytest.raises(ValidationFailed):
-        services.route_update(route=api, backend_port=70000)
+        publishing.route_update(route=api, backend_port=70000)
     with pytest.raises(ValidationFailed, match="default route"):
-        services.route_delete(route=web.routes.get(name=""))
+        publishing.route_delete(route=web.routes.get(name=""))
 
 
 @pytest.mark.gateway
@@ -129,7 +129,7 @@ def test_delete_releases_everything_and_the_next_apply_removes_names_and_ports(
 
     web = create(gw_site, "web")
     serve(stand_ins, web)
-    extra = services.port_mapping_add(container=web, container_port=5432, name="db")
+    extra = publishing.port_mapping_add(container=web, container_port=5432, name="db")
     ssh = web.port_mappings.get(name="ssh").external_port
     apply(gw_site)
     assert https(local_gateway, "web.apps.example.test").status == 200
@@ -184,9 +184,9 @@ def test_route_and_port_adds_racing_a_delete_leave_nothing_behind(
                 time.sleep(0.002)  # SQLite's busy wait is unfair: let the delete get in
                 try:
                     if k % 2:
-                        services.route_add(container=box, name=f"r{i}-{k}", backend_port=8000)
+                        publishing.route_add(container=box, name=f"r{i}-{k}", backend_port=8000)
                     else:
-                        services.port_mapping_add(
+                        publishing.port_mapping_add(
                             container=box, container_port=1 + i * 4000 + k, name=f"p{i}-{k}"
                         )
                     added.append(f"{i}-{k}")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from networking import services
+from networking import publishing
 from tests.networking.conftest import apply, create, http, https, resolve, tcp_exchange
 
 pytestmark = [pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
 def serve(stand_ins: Any, container: Any, **route: Any) -> None:
     """A stand-in web server on the container's address, and its route pointed at it."""
     port = stand_ins.http(container.ip, container.hostname)
-    services.route_update(route=container.routes.get(name=""), backend_port=port, **route)
+    publishing.route_update(route=container.routes.get(name=""), backend_port=port, **route)
 
 
 def test_each_host_reaches_its_own_container_and_unknown_hosts_get_the_friendly_404(
@@ -107,7 +107,7 @@ def test_tcp_reaches_a_banner_first_server_through_the_stream_proxy(
 ) -> None:
     web = create(gw_site, "web")
     sshd = stand_ins.ssh(web.ip, b"SSH-2.0-OpenSSH_9.2 stand-in\r\n")
-    mapping = services.port_mapping_add(container=web, container_port=sshd, name="sshd")
+    mapping = publishing.port_mapping_add(container=web, container_port=sshd, name="sshd")
     assert apply(gw_site).status == "applied"
     banner, echo = tcp_exchange(
         local_gateway.settings["GATEWAY_STREAM_BIND"], mapping.external_port, b"hello"

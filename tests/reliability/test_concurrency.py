@@ -14,7 +14,7 @@ from django.db import close_old_connections, connection
 from containers import services
 from containers.models import Container, ContainerStatus, Job, JobStatus
 from networking.models import ConfigRevision, PortMapping, Route
-from networking.services import port_mapping_add, route_add
+from networking.publishing import port_mapping_add, route_add
 from portal.errors import PortalError
 from tests.conftest import IN_CI, wait_job
 from tests.factories import UserFactory

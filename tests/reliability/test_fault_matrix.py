@@ -382,8 +382,8 @@ def gateway_killed_mid_apply(c: Case) -> Job:
     import hashlib
     import json
 
-    from networking.gateway import wait_for_apply
-    from networking.services import request_apply, route_add
+    from networking.publishing import route_add
+    from networking.services import request_apply, wait_for_apply
 
     paths = c.request.getfixturevalue("local_gateway").paths()
     ct = c.ready("gw-victim")

@@ -20,7 +20,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from auth import services as auth_services
+from auth import sshkeys
+from auth import tokens as auth_tokens
 from tests.factories import make_access_world, make_failed_create
 from tests.reliability.figures import count_5xx
 
@@ -114,8 +115,8 @@ def _public_key() -> str:
 def world() -> dict[str, Any]:
     w = make_access_world()
     container, owner = w["container"], w["owner"]
-    key = auth_services.ssh_key_add(user=owner, key=_public_key(), name="laptop")
-    token, _ = auth_services.token_create(user=owner, name="ci", scope="read")
+    key = sshkeys.ssh_key_add(user=owner, key=_public_key(), name="laptop")
+    token, _ = auth_tokens.token_create(user=owner, name="ci", scope="read")
     return {
         "cid": container.pk,
         "tid": w["site"].templates.get().pk,

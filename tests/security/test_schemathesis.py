@@ -21,10 +21,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from auth import quota_decisions
-from auth import services as auth_services
+from auth import tokens as auth_tokens
 from auth.models import Collaborator
-from containers import services
+from containers import resource_requests, services
 from tests.factories import UserFactory, make_site
 from tests.reliability.figures import count_5xx
 
@@ -66,7 +65,7 @@ def callers(live_server: Any, worker_env: dict[str, str]) -> dict[str, str]:
     staff = UserFactory(username="staff", is_staff=True)
     job = services.container_create(owner=owner, hostname="app", template=site.templates.get())
     Collaborator.objects.create(container=job.container, user=collab, added_by=owner)
-    quota_decisions.resource_request_create(
+    resource_requests.resource_request_create(
         user=owner, kind="quota", reason="room for a course project", limits={"max_containers": 8}
     )
     tokens = {}
@@ -75,7 +74,7 @@ def callers(live_server: Any, worker_env: dict[str, str]) -> dict[str, str]:
         ("staff", staff, "write"),
         ("read", owner, "read"),
     ):
-        _, tokens[caller] = auth_services.token_create(user=user, name=f"st-{caller}", scope=scope)
+        _, tokens[caller] = auth_tokens.token_create(user=user, name=f"st-{caller}", scope=scope)
     return tokens
 
 

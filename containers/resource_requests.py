@@ -1,90 +1,32 @@
-"""Quota decisions: overrides granted by staff, and the resource requests users make for
-more quota or a bigger container (approved, denied or cancelled here).
+"""Resource requests: a user asks staff for more quota, or for one container to grow.
 
-Keyword-only, typed, atomic, domain errors only; each write records its audit entry here.
+Staff approve (which grants the quota override and, for a container, starts its resize),
+or deny; the author may cancel while it waits. Keyword-only, typed, atomic, domain errors
+only; each write records its audit entry here.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from auth.audit import audit_record
+from auth.models import RequestKind, RequestStatus, ResourceRequest, limits_text
+from auth.quota_overrides import quota_override_create
+from auth.selectors import require_container_permission, require_staff
 from portal.errors import Conflict, InvalidState, NotFound, ValidationFailed
 
-from .audit import audit_record
-from .models import (
-    QUOTA_FIELDS,
-    QUOTA_VALUE_MAX,
-    QuotaOverride,
-    RequestKind,
-    RequestStatus,
-    ResourceRequest,
-    limits_text,
-)
-from .selectors import require_container_permission, require_staff
+from . import quotas
+from .resources import Resources
+from .services import container_resize
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-    from containers.models import Container
-
-
-# -- quotas and resource requests ----------------------------------------------------------------
-def quota_override_create(
-    *,
-    user: User,
-    actor: User | None,
-    reason: str,
-    expires_at: Any = None,
-    limits: dict[str, int],
-    request: ResourceRequest | None = None,
-) -> QuotaOverride:
-    """Give one user more quota (the limits named; the rest unchanged)."""
-    require_staff(actor, "grant quota")
-    unknown = set(limits) - set(QUOTA_FIELDS)
-    if unknown or not limits:
-        raise ValidationFailed(
-            f"name at least one limit of {', '.join(QUOTA_FIELDS)}", field="limits"
-        )
-    for field, value in limits.items():
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or not 0 <= value <= QUOTA_VALUE_MAX
-        ):
-            raise ValidationFailed(
-                f"{field} must be a whole number from 0 to {QUOTA_VALUE_MAX}", field=field
-            )
-    with transaction.atomic():
-        override = QuotaOverride.objects.create(
-            user=user, reason=reason[:500], granted_by=actor, expires_at=expires_at, **limits
-        )
-        audit_record(
-            actor=actor,
-            action="quota.override",
-            obj=override,
-            summary=f"granted {user.get_username()} "
-            + ", ".join(f"{k}={v}" for k, v in sorted(limits.items()))
-            + (f" (request #{request.pk})" if request else ""),
-            changes={"user": user.get_username(), **limits},
-        )
-    return override
-
-
-def quota_override_revoke(*, override: QuotaOverride, actor: User | None) -> None:
-    """Take a grant back (the admin's Delete); the user's quota is the group's again."""
-    require_staff(actor, "revoke quota")
-    with transaction.atomic():
-        audit_record(
-            actor=actor,
-            action="quota.revoke",
-            obj=override,
-            summary=f"revoked override #{override.pk} of {override.user.get_username()}",
-            changes={"user": override.user.get_username()},
-        )
-        override.delete()
+    from .models import Container
 
 
 def resource_request_create(
@@ -134,8 +76,6 @@ def resource_request_create(
         disk_gib=disk_gib,
         reason=reason[:5000],
     )
-    from django.core.exceptions import ValidationError
-
     try:
         row.full_clean()
     except ValidationError as exc:
@@ -192,10 +132,6 @@ def resource_request_approve(
     *, request: ResourceRequest, actor: User, note: str = ""
 ) -> ResourceRequest:
     """Approve and apply: a quota override, and for a resize also the resize job."""
-    from containers.services import container_resize
-
-    from .quotas import effective_limits, usage_for
-
     require_staff(actor, "decide resource requests")
     with transaction.atomic():
         _decide(request, RequestStatus.APPROVED, actor, note)
@@ -215,29 +151,14 @@ def resource_request_approve(
             c = request.container
             if c is None or not c.is_live:
                 raise InvalidState("the container of this request is gone", code="invalid_state")
-            new = {
-                "cores": request.cores or c.cores,
-                "memory_mib": request.memory_mib or c.memory_mib,
-                "swap_mib": c.swap_mib if request.swap_mib is None else request.swap_mib,
-                "disk_gib": request.disk_gib or c.disk_gib,
-            }
-            usage, sizes = usage_for(c.owner)
-            limits = effective_limits(c.owner)
-            old = sizes.get(c.pk)
-            raise_to: dict[str, int] = {}
-            for measure, total_f, one_f in (
-                ("cores", "max_cores", "max_container_cores"),
-                ("memory_mib", "max_memory_mib", "max_container_memory_mib"),
-                ("swap_mib", "max_swap_mib", "max_container_swap_mib"),
-                ("disk_gib", "max_disk_gib", "max_container_disk_gib"),
-            ):
-                value = new[measure]
-                before = getattr(old, measure) if old else 0
-                total = getattr(usage, measure) - before + value
-                if limits[total_f].value is not None and total > limits[total_f].value:
-                    raise_to[total_f] = total
-                if limits[one_f].value is not None and value > limits[one_f].value:  # type: ignore[operator]
-                    raise_to[one_f] = value
+            new = Resources.of(c).replaced(
+                cores=request.cores or None,
+                memory_mib=request.memory_mib or None,
+                swap_mib=request.swap_mib,
+                disk_gib=request.disk_gib or None,
+            )
+            # What the resize needs that the owner's quota does not allow, raised for them.
+            raise_to = {e.limit: e.needed for e in quotas.excess(c.owner, new=new, current=c)}
             if raise_to:
                 request.override = quota_override_create(
                     user=c.owner,
@@ -247,7 +168,7 @@ def resource_request_approve(
                     request=request,
                 )
                 outcome.append(f"your quota now allows {limits_text(raise_to)}")
-            job = container_resize(container=c, actor=actor, **new)
+            job = container_resize(container=c, actor=actor, **new.as_params())
             request.job = job
             outcome.append(f"{c.hostname} is being resized")
         request.outcome = ("approved: " + "; ".join(outcome))[:500]

@@ -25,7 +25,7 @@ from ldap3.core import exceptions as lx
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
-from portal.errors import UpstreamError, UpstreamUnavailable
+from portal.errors import ErrorCode, UpstreamError, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,13 @@ OWNER_MARK = re.compile(r"cluster-portal container (\d+)\b")
 class DirectoryUnavailable(UpstreamUnavailable):
     """The directory cannot be reached, timed out, or is busy: worth retrying."""
 
-    code = "directory_unavailable"
+    code = ErrorCode.DIRECTORY_UNAVAILABLE
 
 
 class DirectoryError(UpstreamError):
     """The directory refused an operation for good (access rights, schema, ...)."""
 
-    code = "directory_error"
+    code = ErrorCode.DIRECTORY_ERROR
 
 
 _TRANSIENT = (

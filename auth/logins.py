@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import transaction
 
-from portal.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
+from portal.errors import ErrorCode, InvalidState, NotFound, PermissionDenied, ValidationFailed
 
 from .audit import audit_record
 from .models import AuthenticatorDevice, RecoveryCode, RecoveryCodeDevice
@@ -112,7 +112,7 @@ def confirm_identity(*, user: User, proof: str, request: HttpRequest, doing: str
         )
     else:
         message = "That is not right: give your password."
-    raise ValidationFailed(message, code="reauthentication_failed", field=PROOF_FIELD)
+    raise ValidationFailed(message, code=ErrorCode.REAUTHENTICATION_FAILED, field=PROOF_FIELD)
 
 
 def totp_enrol_start(*, user: User) -> AuthenticatorDevice:
@@ -151,7 +151,7 @@ def totp_enrol_confirm(
         if not device.verify_token((code or "").strip().replace(" ", "")):
             raise ValidationFailed(
                 "that code is not right; check the clock of the device and try the next code",
-                code="invalid_code",
+                code=ErrorCode.INVALID_CODE,
                 field="code",
             )
         AuthenticatorDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()

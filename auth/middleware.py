@@ -9,6 +9,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from portal.errors import ErrorCode
+
 from .audit import client_address, request_address
 
 # Paths a user who must finish 2FA may still reach.
@@ -49,7 +51,7 @@ class OtpRequiredMiddleware:
             if request.path.startswith("/api/"):
                 return JsonResponse(
                     {
-                        "code": "otp_required",
+                        "code": ErrorCode.OTP_REQUIRED,
                         "message": "staff accounts must use two-factor authentication; "
                         "set it up at /accounts/2fa/",
                         "detail": {},

@@ -68,12 +68,11 @@ def require_container_permission(
         return
     role = container_role(actor, container)
     if role is None:
-        raise NotFound(f"no container {container.hostname}", code="not_found")
+        raise NotFound(f"no container {container.hostname}")
     if role not in CONTAINER_ACTIONS[action]:
         verb = action.replace("_", " ")
         raise PermissionDenied(
             f"a collaborator may not {verb} {container.hostname}; ask its owner",
-            code="permission_denied",
         )
 
 

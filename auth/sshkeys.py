@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from portal.errors import Conflict, NotFound, ValidationFailed
+from portal.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 
 from .audit import audit_record
 from .models import SshKey
@@ -141,7 +141,7 @@ def ssh_key_add(*, user: User, key: str, name: str = "", actor: User | None = No
         except IntegrityError as exc:
             raise Conflict(
                 f"this key (SHA256:{fingerprint}) is already in the profile",
-                code="duplicate_key",
+                code=ErrorCode.DUPLICATE_KEY,
                 field="key",
             ) from exc
         audit_record(

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from portal.errors import NotFound, ValidationFailed
+from portal.errors import ErrorCode, NotFound, ValidationFailed
 
 from .models import RealmSync
 
@@ -44,7 +44,9 @@ def user_by_username(username: str) -> User:
             user = PortalLDAPBackend().populate_user(uid)
     if user is None or not user.is_active:
         raise NotFound(
-            f"no user named '{name}' can be given access", code="user_not_found", field="username"
+            f"no user named '{name}' can be given access",
+            code=ErrorCode.USER_NOT_FOUND,
+            field="username",
         )
     return user
 

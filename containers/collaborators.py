@@ -15,7 +15,7 @@ from auth.audit import audit_record
 from auth.models import Collaborator
 from auth.selectors import require_container_permission
 from auth.users import user_by_username
-from portal.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from portal.errors import Conflict, ErrorCode, InvalidState, NotFound, ValidationFailed
 
 from .models import ACTIVE_JOB_STATUSES, ContainerStatus, JobKind
 from .services import job_create
@@ -35,14 +35,13 @@ def _require_access_change(container: Container) -> None:
     ):
         raise InvalidState(
             f"cannot change who may use {container.hostname} while it is {container.status}",
-            code="invalid_state",
         )
     active = container.jobs.filter(status__in=ACTIVE_JOB_STATUSES).first()
     if active is not None:
         raise Conflict(
             f"{container.hostname} already has a {active.kind} job ({active.id}) in progress; "
             "wait for it to finish",
-            code="job_in_progress",
+            code=ErrorCode.JOB_IN_PROGRESS,
         )
 
 
@@ -68,7 +67,9 @@ def collaborator_add(*, container: Container, username: str, actor: User | None)
         raise
     if user.pk == container.owner_id:
         raise ValidationFailed(
-            f"{user.username} owns {container.hostname} already", code="is_owner", field="username"
+            f"{user.username} owns {container.hostname} already",
+            code=ErrorCode.IS_OWNER,
+            field="username",
         )
     try:
         with transaction.atomic():
@@ -84,7 +85,7 @@ def collaborator_add(*, container: Container, username: str, actor: User | None)
     except IntegrityError as exc:
         raise Conflict(
             f"{user.username} is already a collaborator on {container.hostname}",
-            code="already_collaborator",
+            code=ErrorCode.ALREADY_COLLABORATOR,
             field="username",
         ) from exc
     return job
@@ -103,7 +104,7 @@ def collaborator_remove(*, container: Container, username: str, actor: User | No
         if row is None:
             raise NotFound(
                 f"{username} is not a collaborator on {container.hostname}",
-                code="not_collaborator",
+                code=ErrorCode.NOT_COLLABORATOR,
                 field="username",
             )
         name = row.user.username

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from auth.audit import audit_record
 from networking.models import Node, NodeState
+from portal.errors import ErrorCode
 
 from .models import Job, JobStatus
 from .proxmox import ProxmoxClient, ProxmoxError, ProxmoxUnavailable
@@ -38,7 +39,7 @@ WAIT_MESSAGE = "waiting for {node}: it is not answering ({reason}) since {since}
 class NodeUnavailable(ProxmoxUnavailable):
     """A job gave up on a node that stayed down; the message names it."""
 
-    code = "node_unavailable"
+    code = ErrorCode.NODE_UNAVAILABLE
 
 
 def is_node_down(exc: BaseException) -> bool:

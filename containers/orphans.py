@@ -26,7 +26,13 @@ from networking.allocation import choose_ip, mac_for
 from networking.models import Site
 from networking.services import container_network_allocate
 from networking.validators import validate_hostname
-from portal.errors import InvalidState, PermissionDenied, UpstreamError, UpstreamUnavailable
+from portal.errors import (
+    ErrorCode,
+    InvalidState,
+    PermissionDenied,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 
 from .models import (
     LIVE,
@@ -55,32 +61,31 @@ def _open_orphan(finding: ReconcileFinding, actor: User) -> tuple[Node, dict[str
     if not actor.is_staff:
         raise PermissionDenied("only staff may act on a reconcile report")
     if finding.kind != FindingKind.ORPHAN or finding.vmid is None:
-        raise InvalidState("only an orphan can be adopted or destroyed", code="invalid_state")
+        raise InvalidState("only an orphan can be adopted or destroyed")
     if finding.resolved_at is not None:
-        raise InvalidState(f"already settled: {finding.resolution}", code="invalid_state")
+        raise InvalidState(f"already settled: {finding.resolution}")
     site = finding.run.site
     node = site.nodes.filter(name=finding.node).first()
     if node is None:
-        raise InvalidState(f"{site.name} has no node {finding.node} now", code="invalid_state")
+        raise InvalidState(f"{site.name} has no node {finding.node} now")
     vmid = finding.vmid
     try:
         config = ProxmoxClient.for_node(node).container_config(node.name, vmid)
     except ProxmoxNotFound as exc:
-        raise InvalidState(f"CT {vmid} is no longer on {node.name}", code="invalid_state") from exc
+        raise InvalidState(f"CT {vmid} is no longer on {node.name}") from exc
     except UpstreamError as exc:
         raise UpstreamUnavailable(
             f"cannot read CT {vmid} on {node.name} ({exc.message}); nothing changed",
-            code="proxmox_unavailable",
+            code=ErrorCode.PROXMOX_UNAVAILABLE,
         ) from exc
     if not is_managed(config.get("tags")):
         raise InvalidState(
             f"CT {vmid} no longer carries the tag {settings.PROXMOX_MANAGED_TAG}",
-            code="invalid_state",
         )
     if config.get("lock"):
-        raise InvalidState(f"CT {vmid} is locked ({config['lock']})", code="invalid_state")
+        raise InvalidState(f"CT {vmid} is locked ({config['lock']})")
     if Container.objects.filter(LIVE, site=site, vmid=vmid).exists():
-        raise InvalidState(f"a live container holds VMID {vmid} now", code="invalid_state")
+        raise InvalidState(f"a live container holds VMID {vmid} now")
     return node, config
 
 
@@ -95,7 +100,9 @@ def _template_for(site: Site, config: dict[str, Any]) -> Template:
     templates = Template.objects.filter(site=site, enabled=True).order_by("name")
     template = templates.filter(os_type=str(config.get("ostype", ""))).first() or templates.first()
     if template is None:
-        raise InvalidState(f"{site.name} offers no template to record it under", code="no_template")
+        raise InvalidState(
+            f"{site.name} offers no template to record it under", code=ErrorCode.NO_TEMPLATE
+        )
     return template
 
 
@@ -108,7 +115,9 @@ def _hostname_for(site: Site, config: dict[str, Any], vmid: int, held: set[str])
     if not name or name in held:
         name = f"ct{vmid}"
     if name in held:
-        raise InvalidState(f"no free name for CT {vmid}: {name} is taken", code="hostname_taken")
+        raise InvalidState(
+            f"no free name for CT {vmid}: {name} is taken", code=ErrorCode.HOSTNAME_TAKEN
+        )
     return name
 
 

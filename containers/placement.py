@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeVar
 
-from portal.errors import ResourceExhausted
+from portal.errors import ErrorCode, ResourceExhausted
 
 
 class PlacedNode(Protocol):
@@ -33,7 +33,7 @@ def check_slots(nodes: Sequence[PlacedNode]) -> None:
     if slots != list(range(len(nodes))):
         raise ResourceExhausted(
             f"the site's node slots must be 0..{len(nodes) - 1}, found {slots}; an operator must fix them",
-            code="placement_misconfigured",
+            code=ErrorCode.PLACEMENT_MISCONFIGURED,
         )
 
 
@@ -42,12 +42,12 @@ def choose_vmid(
 ) -> tuple[int, N]:
     """The smallest free VMID >= vmid_min that maps to an active node, and that node."""
     if not nodes:
-        raise ResourceExhausted("the site has no nodes", code="no_nodes")
+        raise ResourceExhausted("the site has no nodes", code=ErrorCode.NO_NODES)
     check_slots(nodes)
     by_slot = {n.slot: n for n in nodes}
     if not any(n.is_active for n in nodes):
         raise ResourceExhausted(
-            "no node of the site is active; try again later", code="no_active_node"
+            "no node of the site is active; try again later", code=ErrorCode.NO_ACTIVE_NODE
         )
     taken = set(used)
     count = len(nodes)
@@ -58,5 +58,5 @@ def choose_vmid(
             return vmid, node
         vmid += 1
     raise ResourceExhausted(
-        f"no free VMID left between {vmid_min} and {vmid_max}", code="vmid_exhausted"
+        f"no free VMID left between {vmid_min} and {vmid_max}", code=ErrorCode.VMID_EXHAUSTED
     )

@@ -22,7 +22,7 @@ from proxmoxer import ProxmoxAPI
 from proxmoxer.core import AuthenticationError, ResourceException
 from requests.adapters import HTTPAdapter
 
-from portal.errors import NotFound, UpstreamError, UpstreamUnavailable
+from portal.errors import ErrorCode, NotFound, UpstreamError, UpstreamUnavailable
 
 from .taskwatch import durations, watch_for
 
@@ -50,7 +50,7 @@ NODE_DOWN_STATUSES = (595, 596)
 class ProxmoxError(UpstreamError):
     """Proxmox refused a call for good (bad parameter, no space, missing template...)."""
 
-    code = "proxmox_error"
+    code = ErrorCode.PROXMOX_ERROR
 
     def __init__(
         self, message: str, *, status: int = 0, errors: dict[str, str] | None = None, **extra: Any
@@ -68,7 +68,7 @@ class ProxmoxUnavailable(UpstreamUnavailable):
     (containers.health). `reason` is the short cause ("595 Connection refused").
     """
 
-    code = "proxmox_unavailable"
+    code = ErrorCode.PROXMOX_UNAVAILABLE
 
     def __init__(
         self, message: str, *, unreachable: bool = False, reason: str = "", **extra: Any
@@ -79,19 +79,19 @@ class ProxmoxUnavailable(UpstreamUnavailable):
 
 
 class ProxmoxNotFound(ProxmoxError, NotFound):
-    code = "proxmox_not_found"
+    code = ErrorCode.PROXMOX_NOT_FOUND
 
 
 class VmidTaken(ProxmoxError):
     """The VMID is used by a guest on Proxmox: take another one."""
 
-    code = "vmid_taken"
+    code = ErrorCode.VMID_TAKEN
 
 
 class TaskFailed(ProxmoxError):
     """A Proxmox task ended with an error; `message` is Proxmox's own text."""
 
-    code = "proxmox_task_failed"
+    code = ErrorCode.PROXMOX_TASK_FAILED
 
     def __init__(self, message: str, *, upid: str, **extra: Any) -> None:
         super().__init__(message, **extra)
@@ -99,7 +99,7 @@ class TaskFailed(ProxmoxError):
 
 
 class TaskFailedTransient(ProxmoxUnavailable):
-    code = "proxmox_task_retryable"
+    code = ErrorCode.PROXMOX_TASK_RETRYABLE
 
     def __init__(self, message: str, *, upid: str, **extra: Any) -> None:
         super().__init__(message, **extra)

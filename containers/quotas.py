@@ -247,4 +247,4 @@ def check_publish(user: User, *, container: Container, kind: str) -> None:
 
 
 def _exceeded(f: str, message: str, **extra: Any) -> QuotaExceeded:
-    return QuotaExceeded(message, code="quota_exceeded", limit=f, field=MEASURES[f][0], **extra)
+    return QuotaExceeded(message, limit=f, field=MEASURES[f][0], **extra)

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from auth.audit import audit_record
 from auth.selectors import require_container_permission
-from portal.errors import InvalidState, UpstreamError, UpstreamUnavailable
+from portal.errors import ErrorCode, InvalidState, UpstreamError, UpstreamUnavailable
 
 from .models import POWER_STATES, Container, ContainerStatus, Job, JobKind, JobStatus
 from .services import container_set_status, job_create, lock_for_delete
@@ -33,13 +33,12 @@ def container_reconcile(*, container: Container, actor: User | None) -> str:
 
     container.refresh_from_db()
     if container.status == ContainerStatus.DELETED:
-        raise InvalidState(f"{container.hostname} is deleted", code="invalid_state")
+        raise InvalidState(f"{container.hostname} is deleted")
     active = container.jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
     if active is not None:
         raise InvalidState(
             f"{container.hostname} has a {active.kind} job ({active.pk}) in progress; "
             "reconcile once it has finished",
-            code="invalid_state",
         )
     if container.status == ContainerStatus.ERROR and create_never_finished(container):
         return _reconcile_unfinished_create(container, actor)
@@ -65,7 +64,6 @@ def container_reconcile(*, container: Container, actor: User | None) -> str:
         raise InvalidState(
             f"{container.hostname} is {before} and Proxmox says {state}; "
             f"the portal cannot move it to {target}",
-            code="invalid_state",
         )
     outcome = f"{container.hostname}: {state} on Proxmox" + (
         f", {before} -> {target}" if target != before else ", unchanged"
@@ -108,7 +106,7 @@ def _reconcile_unfinished_create(container: Container, actor: User | None) -> st
         raise UpstreamUnavailable(
             f"{container.hostname}: the portal could not check whether CT {vmid} exists on "
             f"{node} ({exc}); nothing changed, it keeps its name and address",
-            code="proxmox_unavailable",
+            code=ErrorCode.PROXMOX_UNAVAILABLE,
         ) from exc
     if config is not None and is_ours(config, container):
         with transaction.atomic():

@@ -17,7 +17,7 @@ from auth.audit import audit_record
 from auth.models import RequestKind, RequestStatus, ResourceRequest, limits_text
 from auth.quota_overrides import quota_override_create
 from auth.selectors import require_container_permission, require_staff
-from portal.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from portal.errors import Conflict, ErrorCode, InvalidState, NotFound, ValidationFailed
 
 from . import quotas
 from .resources import Resources
@@ -85,7 +85,7 @@ def resource_request_create(
             user=user, status=RequestStatus.PENDING, kind=kind, container=container
         ).exists():
             raise Conflict(
-                "a request like this is already waiting for staff", code="request_pending"
+                "a request like this is already waiting for staff", code=ErrorCode.REQUEST_PENDING
             )
         row.save(force_insert=True)
         audit_record(
@@ -124,7 +124,7 @@ def _decide(request: ResourceRequest, status: str, actor: User, note: str) -> No
     )
     if not updated:
         request.refresh_from_db()
-        raise InvalidState(f"this request was already {request.status}", code="invalid_state")
+        raise InvalidState(f"this request was already {request.status}")
     request.refresh_from_db()
 
 
@@ -150,7 +150,7 @@ def resource_request_approve(
         else:
             c = request.container
             if c is None or not c.is_live:
-                raise InvalidState("the container of this request is gone", code="invalid_state")
+                raise InvalidState("the container of this request is gone")
             new = Resources.of(c).replaced(
                 cores=request.cores or None,
                 memory_mib=request.memory_mib or None,

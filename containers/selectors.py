@@ -53,7 +53,7 @@ def container_get(
             return qs.get(pk=pk)
         return qs.get(hostname=hostname)
     except (Container.DoesNotExist, Container.MultipleObjectsReturned, ValueError):
-        raise NotFound(f"no container {hostname or pk}", code="not_found") from None
+        raise NotFound(f"no container {hostname or pk}") from None
 
 
 def deleted_container_get(user: User | AnonymousUser, *, pk: int) -> Container:
@@ -65,7 +65,7 @@ def deleted_container_get(user: User | AnonymousUser, *, pk: int) -> Container:
         .first()
     )
     if found is None:
-        raise NotFound(f"no container {pk}", code="not_found")
+        raise NotFound(f"no container {pk}")
     return found
 
 

@@ -19,6 +19,7 @@ from networking.models import RouteAccess, Site
 from networking.services import container_network_allocate, container_network_release
 from portal.errors import (
     Conflict,
+    ErrorCode,
     FieldErrors,
     InvalidState,
     PermissionDenied,
@@ -153,7 +154,7 @@ def job_create(
         what = f"a {active.kind} job ({active.id})" if active else "another job"
         raise Conflict(
             f"{container.hostname} already has {what} in progress; wait for it to finish",
-            code="job_in_progress",
+            code=ErrorCode.JOB_IN_PROGRESS,
         ) from exc
     job_id = str(job.id)
     transaction.on_commit(lambda: enqueue_job(job_id))
@@ -232,7 +233,8 @@ def container_create(
     except IntegrityError as exc:
         # The lock makes this unreachable in practice; never let it reach a user raw.
         raise Conflict(
-            "another request took the same name or address; try again", code="allocation_conflict"
+            "another request took the same name or address; try again",
+            code=ErrorCode.ALLOCATION_CONFLICT,
         ) from exc
 
 
@@ -261,7 +263,7 @@ def _allocate(
     if any(name == hostname for name, _, _ in held):
         raise Conflict(
             f"hostname '{hostname}' is already taken on {site.name}",
-            code="hostname_taken",
+            code=ErrorCode.HOSTNAME_TAKEN,
             field="hostname",
         )
     quotas.check(owner, new=res)
@@ -359,7 +361,6 @@ def require_status(container: Container, allowed: tuple[str, ...], action: str) 
     if container.status not in allowed:
         raise InvalidState(
             f"cannot {action} {container.hostname} while it is {container.status}",
-            code="invalid_state",
         )
 
 
@@ -417,13 +418,13 @@ def container_resize(
     if res.disk_gib < container.disk_gib and not errors.has("disk_gib"):
         errors.add(
             f"disks only grow: {container.hostname} has {container.disk_gib} GiB, {res.disk_gib} GiB asked",
-            code="invalid_resources",
+            code=ErrorCode.INVALID_RESOURCES,
             field="disk_gib",
         )
     errors.raise_if_any()
     if res == current:
         raise ValidationFailed(
-            "nothing to change: these are the current resources", code="no_change"
+            "nothing to change: these are the current resources", code=ErrorCode.NO_CHANGE
         )
     with transaction.atomic():
         quotas.check(
@@ -488,9 +489,7 @@ def container_delete(*, container: Container, actor: User | None) -> Job:
     with transaction.atomic():
         lock_for_delete(container)
         if container.status in (ContainerStatus.DELETED, ContainerStatus.DELETING):
-            raise InvalidState(
-                f"{container.hostname} is already {container.status}", code="invalid_state"
-            )
+            raise InvalidState(f"{container.hostname} is already {container.status}")
         job = job_create(kind=JobKind.DELETE, container=container, actor=actor)
         container_set_status(container=container, to=ContainerStatus.DELETING)
         audit_record(
@@ -531,12 +530,13 @@ def container_create_idempotent(*, key: str, owner: User, **kwargs: Any) -> tupl
             return None
         if found.fingerprint != fingerprint:
             raise Conflict(
-                "this Idempotency-Key was used with other parameters", code="idempotency_key_reused"
+                "this Idempotency-Key was used with other parameters",
+                code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
             )
         if found.job is None:
             raise Conflict(
                 "the request with this Idempotency-Key failed; use a new key",
-                code="idempotency_key_reused",
+                code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
             )
         return found.job, False
 
@@ -563,12 +563,10 @@ def job_retry(*, job: Job, actor: User | None) -> Job:
     from .jobs import kind_of
 
     if job.status != JobStatus.FAILED:
-        raise InvalidState(
-            f"only a failed job can be retried; job {job.pk} is {job.status}", code="invalid_state"
-        )
+        raise InvalidState(f"only a failed job can be retried; job {job.pk} is {job.status}")
     container = job.container
     if container is None:
-        raise InvalidState(f"job {job.pk} has no container to retry it on", code="invalid_state")
+        raise InvalidState(f"job {job.pk} has no container to retry it on")
     container.refresh_from_db()
     kind = kind_of(job.kind)
     require_container_permission(actor, container, kind.permission)

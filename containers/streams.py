@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from portal.errors import Busy, TooMany
+from portal.errors import Busy, ErrorCode, TooMany
 
 from .api.serializers import JobLogEntrySerializer, JobSerializer
 from .models import Job, JobLogEntry
@@ -78,7 +78,7 @@ def stream_acquire(*, user_id: int) -> StreamLease:
     if not slot_key:
         raise TooMany(
             f"you have {per_user} event streams open already; close one or wait",
-            code="too_many_streams",
+            code=ErrorCode.TOO_MANY_STREAMS,
             retry_after=RETRY_AFTER_USER,
         )
     with _local_lock:
@@ -88,7 +88,7 @@ def stream_acquire(*, user_id: int) -> StreamLease:
     cache.delete(slot_key)
     raise Busy(
         "the server is serving as many event streams as it may; try again shortly",
-        code="streams_busy",
+        code=ErrorCode.STREAMS_BUSY,
         retry_after=RETRY_AFTER_BUSY,
     )
 

@@ -17,7 +17,7 @@ from auth.selectors import ssh_keys_text
 from auth.sshkeys import parse_keys
 from networking.models import RouteAccess, Site
 from networking.validators import validate_hostname
-from portal.errors import FieldErrors, ValidationFailed
+from portal.errors import ErrorCode, FieldErrors, ValidationFailed
 
 from .models import (
     LIVE,
@@ -75,14 +75,14 @@ def normalise_hostname(value: str) -> str:
         # Said outright, never cut: a shorter name would be another name.
         raise ValidationFailed(
             f"hostname: {len(value)} characters is too long; a hostname has at most {HOSTNAME_MAX}",
-            code="invalid_hostname",
+            code=ErrorCode.INVALID_HOSTNAME,
             field="hostname",
         )
     try:
         validate_hostname(value)
     except ValidationError as exc:
         raise ValidationFailed(
-            f"hostname: {exc.messages[0]}", code="invalid_hostname", field="hostname"
+            f"hostname: {exc.messages[0]}", code=ErrorCode.INVALID_HOSTNAME, field="hostname"
         ) from exc
     return value
 
@@ -94,12 +94,14 @@ def check_resources(template: Template, res: Resources) -> None:
         value = getattr(res, field)
         name, unit = _WORDS[field]
         if not isinstance(value, int) or isinstance(value, bool):
-            errors.add(f"{name} must be a whole number", code="invalid_resources", field=field)
+            errors.add(
+                f"{name} must be a whole number", code=ErrorCode.INVALID_RESOURCES, field=field
+            )
         elif value < low or value > high:
             errors.add(
                 f"{name} {value}{unit} is outside {low}-{high}{unit} allowed for template "
                 f"{template.name}",
-                code="invalid_resources",
+                code=ErrorCode.INVALID_RESOURCES,
                 field=field,
             )
     errors.raise_if_any()

@@ -25,7 +25,7 @@ from networking.models import RouteAccess
 from portal import formstash
 from portal.actors import acting_user
 from portal.api.base import parse_id
-from portal.errors import NotFound, PortalError, ValidationFailed
+from portal.errors import ErrorCode, NotFound, PortalError, ValidationFailed
 
 from . import failed_creates, resource_requests, selectors, services
 from .forms import (
@@ -187,7 +187,7 @@ def hostname_check(request: HttpRequest) -> JsonResponse:
         message = "template must be a template id"
         body = {
             "ok": False,
-            "code": "invalid",
+            "code": ErrorCode.INVALID,
             "message": message,
             "detail": {"template": [message]},
         }

@@ -10,7 +10,7 @@ import bisect
 import ipaddress
 from collections.abc import Iterable
 
-from portal.errors import ResourceExhausted
+from portal.errors import ErrorCode, ResourceExhausted
 
 
 def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -38,7 +38,7 @@ def choose_ip(
             candidate = blocked[i][1] + 1
             continue
         return str(ipaddress.IPv4Address(candidate))
-    raise ResourceExhausted(f"no free address left in {network}", code="ip_exhausted")
+    raise ResourceExhausted(f"no free address left in {network}", code=ErrorCode.IP_EXHAUSTED)
 
 
 def mac_for(site_id: int, ip: str) -> str:
@@ -57,4 +57,4 @@ def choose_port(low: int, high: int, *, used: Iterable[int], blocked: Iterable[i
     for port in range(low, high + 1):
         if port not in taken:
             return port
-    raise ResourceExhausted(f"no free port left in {low}-{high}", code="ports_exhausted")
+    raise ResourceExhausted(f"no free port left in {low}-{high}", code=ErrorCode.PORTS_EXHAUSTED)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from containers.quotas import check_publish
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from auth.audit import audit_record
 from auth.selectors import require_container_permission
 from containers.models import Container, ContainerStatus
-from portal.errors import Conflict, InvalidState, ValidationFailed
+from containers.quotas import check_publish
+from portal.errors import Conflict, ErrorCode, InvalidState, ValidationFailed
 
 from .models import PortMapping, PortProtocol, Route, RouteAccess, RouteProtocol
 from .services import (
@@ -71,7 +71,6 @@ def lock_changeable_container(container: Container) -> None:
         raise InvalidState(
             f"cannot change the routes or ports of {container.hostname} while it is "
             f"{status or ContainerStatus.DELETED}",
-            code="invalid_state",
         )
 
 
@@ -98,7 +97,7 @@ def route_add(
     except ValidationError as exc:
         raise ValidationFailed(
             f"service name: {exc.messages[0]} ('{subdomain}')",
-            code="invalid_service_name",
+            code=ErrorCode.INVALID_SERVICE_NAME,
             field="name",
         ) from exc
     with transaction.atomic():
@@ -108,7 +107,7 @@ def route_add(
         if Route.objects.filter(container=container, name=name).exists():
             raise Conflict(
                 f"{container.hostname} already has a service '{name}'",
-                code="service_exists",
+                code=ErrorCode.SERVICE_EXISTS,
                 field="name",
             )
         require_free_subdomain(site, subdomain)
@@ -167,7 +166,7 @@ def route_delete(*, route: Route, actor: User | None = None) -> None:
     if not route.name:
         raise ValidationFailed(
             "the default route goes with its container; disable it instead",
-            code="default_route",
+            code=ErrorCode.DEFAULT_ROUTE,
             field="route",
         )
     with transaction.atomic():
@@ -197,7 +196,7 @@ def port_mapping_add(
             raise Conflict(
                 f"{protocol.upper()} port {container_port} of {container.hostname} "
                 "is already published",
-                code="port_published",
+                code=ErrorCode.PORT_PUBLISHED,
                 field="container_port",
             )
         mapping = PortMapping(
@@ -221,7 +220,7 @@ def port_mapping_delete(*, mapping: PortMapping, actor: User | None = None) -> N
     _require_network_permission(actor, mapping.container)
     if mapping.name == "ssh" and mapping.container_port == 22:
         raise ValidationFailed(
-            "the SSH port goes with its container", code="default_port", field="mapping"
+            "the SSH port goes with its container", code=ErrorCode.DEFAULT_PORT, field="mapping"
         )
     with transaction.atomic():
         lock_changeable_container(mapping.container)

@@ -23,6 +23,7 @@ from django.db.models import F
 from portal.errors import (
     ApplyFailed,
     Conflict,
+    ErrorCode,
     ResourceExhausted,
     UpstreamError,
     UpstreamUnavailable,
@@ -84,7 +85,7 @@ def clean_row(obj: Route | PortMapping) -> None:
             exclude=["site", "container"], validate_unique=False, validate_constraints=False
         )
     except ValidationError as exc:
-        raise ValidationFailed("; ".join(exc.messages), code="invalid") from exc
+        raise ValidationFailed("; ".join(exc.messages)) from exc
 
 
 def choose_external_port(site: Site, protocol: str, *, ssh: bool) -> int:
@@ -107,7 +108,7 @@ def choose_external_port(site: Site, protocol: str, *, ssh: bool) -> int:
         raise ResourceExhausted(
             f"no free {protocol.upper()} {kind} port left on {site.name} ({low}-{high}); "
             "an operator can widen the site's port range",
-            code="ports_exhausted",
+            code=ErrorCode.PORTS_EXHAUSTED,
         ) from exc
 
 
@@ -118,7 +119,7 @@ def require_free_subdomain(site: Site, subdomain: str, *, exclude_pk: int | None
     if taken.exists():
         raise Conflict(
             f"the name '{subdomain}' is already used on {site.name}",
-            code="subdomain_taken",
+            code=ErrorCode.SUBDOMAIN_TAKEN,
             field="subdomain",
         )
 
@@ -131,7 +132,8 @@ def save_row(obj: Route | PortMapping) -> None:
     except IntegrityError as exc:
         # The site lock makes this unreachable; never let it reach a user raw.
         raise Conflict(
-            "another request took the same name or port; try again", code="allocation_conflict"
+            "another request took the same name or port; try again",
+            code=ErrorCode.ALLOCATION_CONFLICT,
         ) from exc
 
 
@@ -252,13 +254,15 @@ def wait_for_apply(
         if failed is not None:
             message = f"the gateway of {site.name} could not apply the change: {failed.error}"
             if failed.error_code in ApplyFailed.TRANSIENT:
-                raise UpstreamUnavailable(message, code="gateway_unavailable", revision=failed.pk)
-            raise UpstreamError(message, code="gateway_failed", revision=failed.pk)
+                raise UpstreamUnavailable(
+                    message, code=ErrorCode.GATEWAY_UNAVAILABLE, revision=failed.pk
+                )
+            raise UpstreamError(message, code=ErrorCode.GATEWAY_FAILED, revision=failed.pk)
         if time.monotonic() > deadline:
             raise UpstreamUnavailable(
                 f"the gateway of {site.name} has not applied the change within {timeout:.0f} s; "
                 f"is its worker (queue gateway.{site.slug}) running?",
-                code="gateway_timeout",
+                code=ErrorCode.GATEWAY_TIMEOUT,
             )
         if on_poll:
             on_poll()

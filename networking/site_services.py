@@ -105,9 +105,7 @@ def _validate(obj: Site | Node) -> None:
         obj.full_clean()
     except ValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
-        raise ValidationFailed(
-            f"{field}: {' '.join(messages)}", field=field, code="invalid"
-        ) from exc
+        raise ValidationFailed(f"{field}: {' '.join(messages)}", field=field) from exc
 
 
 def _shown(obj: Site | Node, changed: list[str]) -> dict[str, Any]:
@@ -183,7 +181,6 @@ def node_update(*, node: Node, actor: User | None, values: Mapping[str, Any]) ->
         if "site" in changed and locked.containers.exists():
             raise InvalidState(
                 f"{locked.name} holds containers: it cannot move to another site",
-                code="invalid_state",
             )
         _validate(locked)
         fields = [*changed, "updated_at"]

@@ -12,6 +12,8 @@ import re
 import idna
 from django.core.exceptions import ValidationError
 
+from portal.errors import ErrorCode
+
 DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # A domain: dot-separated DNS labels, at least two.
 DOMAIN_RE = re.compile(
@@ -113,43 +115,49 @@ def validate_dns_label(value: str) -> None:
         raise ValidationError(
             "must be a DNS label: 1-63 lowercase letters, digits or hyphens, "
             "starting and ending with a letter or digit",
-            code="invalid_hostname",
+            code=ErrorCode.INVALID_HOSTNAME,
         )
     if not is_a_label_ok(value):
-        raise ValidationError(f"'{value}' {_BAD_PUNYCODE}", code="invalid_hostname")
+        raise ValidationError(f"'{value}' {_BAD_PUNYCODE}", code=ErrorCode.INVALID_HOSTNAME)
 
 
 def validate_hostname(value: str) -> None:
     validate_dns_label(value)
     if value in RESERVED_HOSTNAMES:
-        raise ValidationError(f"'{value}' is reserved by the portal", code="reserved_hostname")
+        raise ValidationError(
+            f"'{value}' is reserved by the portal", code=ErrorCode.RESERVED_HOSTNAME
+        )
     if value.isdigit():
-        raise ValidationError("must not be only digits", code="invalid_hostname")
+        raise ValidationError("must not be only digits", code=ErrorCode.INVALID_HOSTNAME)
 
 
 def validate_domain(value: str) -> None:
     if not isinstance(value, str) or not value.isascii() or not DOMAIN_RE.fullmatch(value):
         raise ValidationError(
-            "must be a domain name such as apps.example.org", code="invalid_domain"
+            "must be a domain name such as apps.example.org", code=ErrorCode.INVALID_DOMAIN
         )
     for label in value.split("."):
         if not is_a_label_ok(label):
-            raise ValidationError(f"'{label}' {_BAD_PUNYCODE}", code="invalid_domain")
+            raise ValidationError(f"'{label}' {_BAD_PUNYCODE}", code=ErrorCode.INVALID_DOMAIN)
 
 
 def validate_slug(value: str) -> None:
     if not SLUG_RE.fullmatch(value or ""):
-        raise ValidationError("1-32 lowercase letters, digits or hyphens", code="invalid_slug")
+        raise ValidationError(
+            "1-32 lowercase letters, digits or hyphens", code=ErrorCode.INVALID_SLUG
+        )
 
 
 def validate_ipv4_network(value: str) -> None:
     try:
         net = ipaddress.IPv4Network(value, strict=True)
     except ValueError as exc:
-        raise ValidationError(f"not an IPv4 network: {exc}", code="invalid_network") from exc
+        raise ValidationError(
+            f"not an IPv4 network: {exc}", code=ErrorCode.INVALID_NETWORK
+        ) from exc
     if net.prefixlen > 30:
         raise ValidationError(
-            "the subnet must have room for hosts (/30 or larger)", code="invalid_network"
+            "the subnet must have room for hosts (/30 or larger)", code=ErrorCode.INVALID_NETWORK
         )
 
 
@@ -173,7 +181,9 @@ def parse_ranges(text: str) -> list[tuple[int, int]]:
                 ip = int(ipaddress.IPv4Address(item))
                 ranges.append((ip, ip))
         except ValueError as exc:
-            raise ValidationError(f"bad range '{item}': {exc}", code="invalid_range") from exc
+            raise ValidationError(
+                f"bad range '{item}': {exc}", code=ErrorCode.INVALID_RANGE
+            ) from exc
     return ranges
 
 
@@ -203,10 +213,12 @@ def parse_forwarders(text: str) -> list[str]:
         except ValueError as exc:
             raise ValidationError(
                 f"bad DNS forwarder '{item}': an IP address, optionally with #port",
-                code="invalid_forwarder",
+                code=ErrorCode.INVALID_FORWARDER,
             ) from exc
         if port and (not port.isdigit() or not 1 <= int(port) <= MAX_PORT):
-            raise ValidationError(f"bad DNS forwarder port in '{item}'", code="invalid_forwarder")
+            raise ValidationError(
+                f"bad DNS forwarder port in '{item}'", code=ErrorCode.INVALID_FORWARDER
+            )
         out.append(f"{ip}#{int(port)}" if port else str(ip))
     return out
 

@@ -14,11 +14,108 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Any
 
 
+class ErrorCode(StrEnum):
+    """Every code an error can carry: what scripts match on, so each is written once here.
+
+    A StrEnum: each member is its string, in JSON, in the database and in comparisons.
+    """
+
+    # The classes' own codes (below): raise the class and the code comes with it.
+    ERROR = "error"
+    INVALID = "invalid"
+    NOT_FOUND = "not_found"
+    PERMISSION_DENIED = "permission_denied"
+    CONFLICT = "conflict"
+    INVALID_STATE = "invalid_state"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    TOO_MANY = "too_many"
+    BUSY = "busy"
+    UPSTREAM_ERROR = "upstream_error"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    APPLY_FAILED = "apply_failed"
+    INVALID_TOKEN = "invalid_token"
+    # Input that is refused (ValidationFailed).
+    INVALID_CODE = "invalid_code"
+    INVALID_DOMAIN = "invalid_domain"
+    INVALID_FORWARDER = "invalid_forwarder"
+    INVALID_HOSTNAME = "invalid_hostname"
+    INVALID_JOB_KIND = "invalid_job_kind"
+    INVALID_NETWORK = "invalid_network"
+    INVALID_RANGE = "invalid_range"
+    INVALID_RESOURCES = "invalid_resources"
+    INVALID_SERVICE_NAME = "invalid_service_name"
+    INVALID_SLUG = "invalid_slug"
+    RESERVED_HOSTNAME = "reserved_hostname"
+    NO_CHANGE = "no_change"
+    NO_TEMPLATE = "no_template"
+    IS_OWNER = "is_owner"
+    DEFAULT_ROUTE = "default_route"
+    DEFAULT_PORT = "default_port"
+    REAUTHENTICATION_FAILED = "reauthentication_failed"
+    # Something else holds what was asked for (Conflict).
+    ALLOCATION_CONFLICT = "allocation_conflict"
+    ALREADY_COLLABORATOR = "already_collaborator"
+    DUPLICATE_KEY = "duplicate_key"
+    HOSTNAME_TAKEN = "hostname_taken"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    JOB_IN_PROGRESS = "job_in_progress"
+    PORT_PUBLISHED = "port_published"
+    REQUEST_PENDING = "request_pending"
+    SERVICE_EXISTS = "service_exists"
+    SUBDOMAIN_TAKEN = "subdomain_taken"
+    VMID_TAKEN = "vmid_taken"
+    # Nothing left to hand out (ResourceExhausted).
+    IP_EXHAUSTED = "ip_exhausted"
+    PORTS_EXHAUSTED = "ports_exhausted"
+    VMID_EXHAUSTED = "vmid_exhausted"
+    NO_ACTIVE_NODE = "no_active_node"
+    NO_NODES = "no_nodes"
+    PLACEMENT_MISCONFIGURED = "placement_misconfigured"
+    # Not there (NotFound).
+    USER_NOT_FOUND = "user_not_found"
+    NOT_COLLABORATOR = "not_collaborator"
+    # Too much at once (TooMany, Busy).
+    TOO_MANY_STREAMS = "too_many_streams"
+    STREAMS_BUSY = "streams_busy"
+    # Outside systems: Proxmox, a node, the directory, the gateway.
+    PROXMOX_ERROR = "proxmox_error"
+    PROXMOX_UNAVAILABLE = "proxmox_unavailable"
+    PROXMOX_NOT_FOUND = "proxmox_not_found"
+    PROXMOX_TASK_FAILED = "proxmox_task_failed"
+    PROXMOX_TASK_RETRYABLE = "proxmox_task_retryable"
+    NODE_UNAVAILABLE = "node_unavailable"
+    DIRECTORY_ERROR = "directory_error"
+    DIRECTORY_UNAVAILABLE = "directory_unavailable"
+    GATEWAY_FAILED = "gateway_failed"
+    GATEWAY_TIMEOUT = "gateway_timeout"
+    GATEWAY_UNAVAILABLE = "gateway_unavailable"
+    # The step of a gateway apply that failed (ApplyFailed; stored on the revision).
+    RENDER = "render"
+    VALIDATE = "validate"
+    RELOAD = "reload"
+    SERVER_DOWN = "server_down"
+    # The API's answers for what DRF or Django refuse before a service runs.
+    NOT_AUTHENTICATED = "not_authenticated"
+    AUTHENTICATION_FAILED = "authentication_failed"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    NOT_ACCEPTABLE = "not_acceptable"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    THROTTLED = "throttled"
+    PARSE_ERROR = "parse_error"
+    BAD_REQUEST = "bad_request"
+    SERVER_ERROR = "server_error"
+    TOKEN_SCOPE = "token_scope"
+    TOKEN_NEEDS_SESSION = "token_needs_session"
+    OTP_REQUIRED = "otp_required"
+
+
 class PortalError(Exception):
-    code = "error"
+    code: str = ErrorCode.ERROR
     http_status = 400
 
     def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
@@ -46,7 +143,7 @@ class ValidationFailed(PortalError):
     """Input that the portal will not accept; `extra["field"]` names the field, or
     `extra["fields"]` maps several fields to their messages (see `FieldErrors`)."""
 
-    code = "invalid"
+    code = ErrorCode.INVALID
     http_status = 400
 
 
@@ -122,58 +219,58 @@ class FieldErrors:
 
 
 class NotFound(PortalError):
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND
     http_status = 404
 
 
 class PermissionDenied(PortalError):
-    code = "permission_denied"
+    code = ErrorCode.PERMISSION_DENIED
     http_status = 403
 
 
 class Conflict(PortalError):
-    code = "conflict"
+    code = ErrorCode.CONFLICT
     http_status = 409
 
 
 class InvalidState(Conflict):
-    code = "invalid_state"
+    code = ErrorCode.INVALID_STATE
 
 
 class QuotaExceeded(Conflict):
-    code = "quota_exceeded"
+    code = ErrorCode.QUOTA_EXCEEDED
 
 
 class ResourceExhausted(Conflict):
-    code = "resource_exhausted"
+    code = ErrorCode.RESOURCE_EXHAUSTED
 
 
 class TooMany(PortalError):
     """Too many at once for this caller (open event streams); `extra["retry_after"]`
     is the seconds to wait, sent as the Retry-After header too."""
 
-    code = "too_many"
+    code = ErrorCode.TOO_MANY
     http_status = 429
 
 
 class Busy(PortalError):
     """The server has no room for this now (its event stream threads are taken)."""
 
-    code = "busy"
+    code = ErrorCode.BUSY
     http_status = 503
 
 
 class UpstreamError(PortalError):
     """An outside system (Proxmox, LDAP, the gateway) refused for good."""
 
-    code = "upstream_error"
+    code = ErrorCode.UPSTREAM_ERROR
     http_status = 502
 
 
 class UpstreamUnavailable(UpstreamError):
     """An outside system is unreachable or busy for now; worth retrying."""
 
-    code = "upstream_unavailable"
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
     http_status = 503
 
 
@@ -184,12 +281,12 @@ class ApplyFailed(UpstreamError):
     ones (a server down, a reload that did not take) are worth another try.
     """
 
-    code = "apply_failed"
-    TRANSIENT = frozenset({"server_down", "reload"})
+    code = ErrorCode.APPLY_FAILED
+    TRANSIENT = frozenset({ErrorCode.SERVER_DOWN, ErrorCode.RELOAD})
 
 
 class TokenInvalid(PortalError):
     """Why a bearer token was refused (the message is safe to show)."""
 
-    code = "invalid_token"
+    code = ErrorCode.INVALID_TOKEN
     http_status = 401

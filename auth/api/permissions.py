@@ -7,6 +7,8 @@ from typing import Any
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
+from portal.errors import ErrorCode
+
 from ..models import ApiToken, TokenScope
 
 
@@ -15,7 +17,7 @@ class TokenScopePermission(BasePermission):
     read-scoped token may only GET, HEAD and OPTIONS."""
 
     message = "this token is read-only; create a write token for changes"
-    code = "token_scope"
+    code = ErrorCode.TOKEN_SCOPE
 
     def has_permission(self, request: Request, view: Any) -> bool:
         token = request.auth
@@ -41,7 +43,7 @@ class TokenManagementPermission(BasePermission):
         "API tokens are created and managed from a signed-in session (the profile page); "
         "a token may only see and revoke itself"
     )
-    code = "token_needs_session"
+    code = ErrorCode.TOKEN_NEEDS_SESSION
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if not isinstance(request.auth, ApiToken):

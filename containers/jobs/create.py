@@ -8,7 +8,7 @@ from containers import services
 from containers.models import Container, ContainerStatus, Job, JobKind, LogLevel
 from containers.proxmox import ProxmoxNotFound, VmidTaken
 from containers.tags import is_ours, managed_tags
-from portal.errors import InvalidState, ResourceExhausted, UpstreamError
+from portal.errors import ErrorCode, InvalidState, ResourceExhausted, UpstreamError
 
 from . import access
 from .context import JobContext
@@ -39,7 +39,6 @@ class CreateJob(JobKindBase):
             raise InvalidState(
                 f"the failed create of {container.hostname} left nothing behind (it is deleted); "
                 "create the container again instead",
-                code="invalid_state",
             )
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
@@ -128,7 +127,7 @@ def _create_ct(ctx: JobContext, st: dict[str, Any]) -> None:
             return
     raise ResourceExhausted(
         "Proxmox kept refusing the VMIDs offered; an operator should check the cluster",
-        code="vmid_exhausted",
+        code=ErrorCode.VMID_EXHAUSTED,
     )
 
 

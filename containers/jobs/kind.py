@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from portal.errors import InvalidState
+from portal.errors import ErrorCode, InvalidState
 
 if TYPE_CHECKING:
     from containers.models import Container, Job
@@ -71,7 +71,7 @@ def kind_of(name: str) -> JobKindBase:
     try:
         return _REGISTRY[name]()
     except KeyError:
-        raise InvalidState(f"no job kind {name!r}", code="invalid_job_kind") from None
+        raise InvalidState(f"no job kind {name!r}", code=ErrorCode.INVALID_JOB_KIND) from None
 
 
 def kinds() -> dict[str, type[JobKindBase]]:

@@ -25,7 +25,7 @@ from containers import health, services
 from containers.models import ContainerStatus, Job, JobStatus, LogLevel
 from containers.proxmox import ProxmoxUnavailable
 from portal.celery import backoff as celery_backoff
-from portal.errors import PortalError, UpstreamUnavailable
+from portal.errors import ErrorCode, PortalError, UpstreamUnavailable
 
 from .context import JobContext, LeaseLost, RetryLater, _iso
 from .kind import kind_of, kinds
@@ -109,7 +109,7 @@ def run(job_id: str, *, worker: str) -> None:
         Job.objects.filter(pk=job.pk).update(
             status=JobStatus.FAILED,
             error=unknown or "its container is gone",
-            error_code="invalid_job_kind" if unknown else "not_found",
+            error_code=ErrorCode.INVALID_JOB_KIND if unknown else "not_found",
             finished_at=timezone.now(),
         )
         return

@@ -22,7 +22,7 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from portal.errors import ApplyFailed
+from portal.errors import ApplyFailed, ErrorCode
 
 from ..models import ConfigRevision, GatewayState, RevisionStatus, Site
 from ..render import (
@@ -244,7 +244,7 @@ def _apply(run: ApplyRun) -> ConfigRevision:
             summary=_summary(rendered, live.manifest if live.files else None),
         )
     raise ApplyFailed(
-        code="validate",
+        code=ErrorCode.VALIDATE,
         message=f"still invalid after leaving out {len(run.exclude)} entries in "
         f"{MAX_ROUNDS} rounds; the live files are unchanged",
     )
@@ -278,7 +278,7 @@ def _render(run: ApplyRun, state: SiteState) -> Rendered:
             return render(state, run.options, exclude=run.exclude)
     except (RenderError, UnsafeValue) as exc:
         raise ApplyFailed(
-            code="render", message=f"the configuration cannot be rendered: {exc}"
+            code=ErrorCode.RENDER, message=f"the configuration cannot be rendered: {exc}"
         ) from exc
 
 
@@ -304,7 +304,7 @@ def _check_live_servers(
 def _require_running(missing: bool, name: str, pid_file: Path) -> None:
     if missing:
         raise ApplyFailed(
-            code="server_down",
+            code=ErrorCode.SERVER_DOWN,
             message=f"{name} is not running on the gateway host (no live PID in {pid_file})",
         )
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from portal.errors import ApplyFailed
+from portal.errors import ApplyFailed, ErrorCode
 
 from ..render import GatewayOptions, Rendered
 from .servers import Dnsmasq, Nginx, dnsmasq_test, nginx_test, worker_retired
@@ -112,7 +112,7 @@ def validate_stage(
         owners = blame(output, rendered, stage, where)
         if not owners:
             raise ApplyFailed(
-                code="validate",
+                code=ErrorCode.VALIDATE,
                 message=f"{name} rejected the configuration; the live files keep serving:\n{output}",
             )
         blamed.update({owner: f"{name}: {why}" for owner, why in owners.items()})
@@ -147,7 +147,7 @@ def reload_servers(
                     if blamed:
                         return blamed
                     raise ApplyFailed(
-                        code="reload",
+                        code=ErrorCode.RELOAD,
                         message="nginx did not load the new configuration within "
                         f"{settings.GATEWAY_RELOAD_TIMEOUT:.0f} s; its log "
                         f"says:\n{text[-2000:] or '(nothing)'}",

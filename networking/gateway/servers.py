@@ -18,7 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from portal.errors import ApplyFailed
+from portal.errors import ApplyFailed, ErrorCode
 from portal.procs import find_binary, pid_alive, stop_pid, wait_until
 
 from ..render import GatewayOptions
@@ -43,7 +43,7 @@ def nginx_test(conf: Path, prefix: Path) -> tuple[bool, str]:
     binary = find_binary(settings.GATEWAY_NGINX_BIN)
     if not binary:
         raise ApplyFailed(
-            code="validate",
+            code=ErrorCode.VALIDATE,
             message=f"nginx ({settings.GATEWAY_NGINX_BIN}) is not installed on "
             "the gateway host; install nginx and libnginx-mod-stream",
         )
@@ -55,7 +55,7 @@ def dnsmasq_test(conf: Path) -> tuple[bool, str]:
     binary = find_binary(settings.GATEWAY_DNSMASQ_BIN)
     if not binary:
         raise ApplyFailed(
-            code="validate",
+            code=ErrorCode.VALIDATE,
             message=f"dnsmasq ({settings.GATEWAY_DNSMASQ_BIN}) is not "
             "installed on the gateway host; install dnsmasq-base",
         )
@@ -127,13 +127,14 @@ class Nginx:
             out = _run(shlex.split(settings.GATEWAY_NGINX_RELOAD_COMMAND))
             if out.returncode:
                 raise ApplyFailed(
-                    code="reload", message=f"the nginx reload command failed: {out.stderr.strip()}"
+                    code=ErrorCode.RELOAD,
+                    message=f"the nginx reload command failed: {out.stderr.strip()}",
                 )
             return
         pid = self.pid()
         if pid is None:
             raise ApplyFailed(
-                code="server_down",
+                code=ErrorCode.SERVER_DOWN,
                 message="nginx is not running on the gateway host "
                 f"(no live PID in {self.paths.nginx_pid_file})",
             )
@@ -166,14 +167,14 @@ class Dnsmasq:
             out = _run(shlex.split(settings.GATEWAY_DNSMASQ_RELOAD_COMMAND))
             if out.returncode:
                 raise ApplyFailed(
-                    code="reload",
+                    code=ErrorCode.RELOAD,
                     message=f"the dnsmasq reload command failed: {out.stderr.strip()}",
                 )
             return
         pid = self.pid()
         if pid is None:
             raise ApplyFailed(
-                code="server_down",
+                code=ErrorCode.SERVER_DOWN,
                 message="dnsmasq is not running on the gateway host "
                 f"(no live PID in {self.paths.dnsmasq_pid_file})",
             )
@@ -184,7 +185,7 @@ class Dnsmasq:
             out = _run(shlex.split(settings.GATEWAY_DNSMASQ_RESTART_COMMAND))
             if out.returncode:
                 raise ApplyFailed(
-                    code="reload",
+                    code=ErrorCode.RELOAD,
                     message=f"the dnsmasq restart command failed: {out.stderr.strip()}",
                 )
             return
@@ -198,7 +199,9 @@ class Dnsmasq:
         # dnsmasq daemonises and writes its pid file; it is stopped by that PID.
         out = _run([binary, f"--conf-file={self.paths.dnsmasq_conf}"])
         if out.returncode:
-            raise ApplyFailed(code="reload", message=f"dnsmasq did not start: {out.stderr.strip()}")
+            raise ApplyFailed(
+                code=ErrorCode.RELOAD, message=f"dnsmasq did not start: {out.stderr.strip()}"
+            )
         wait_until(lambda: self.pid() is not None, timeout=10, what="dnsmasq")
 
     def stop(self) -> None:

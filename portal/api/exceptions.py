@@ -11,7 +11,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from portal.errors import NON_FIELD, PortalError
+from portal.errors import NON_FIELD, ErrorCode, PortalError
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -28,15 +28,15 @@ class ErrorSerializer(serializers.Serializer):
 
 
 DRF_CODES = {
-    exceptions.NotAuthenticated: "not_authenticated",
-    exceptions.AuthenticationFailed: "authentication_failed",
-    exceptions.PermissionDenied: "permission_denied",
-    exceptions.NotFound: "not_found",
-    exceptions.MethodNotAllowed: "method_not_allowed",
-    exceptions.NotAcceptable: "not_acceptable",
-    exceptions.UnsupportedMediaType: "unsupported_media_type",
-    exceptions.Throttled: "throttled",
-    exceptions.ParseError: "parse_error",
+    exceptions.NotAuthenticated: ErrorCode.NOT_AUTHENTICATED,
+    exceptions.AuthenticationFailed: ErrorCode.AUTHENTICATION_FAILED,
+    exceptions.PermissionDenied: ErrorCode.PERMISSION_DENIED,
+    exceptions.NotFound: ErrorCode.NOT_FOUND,
+    exceptions.MethodNotAllowed: ErrorCode.METHOD_NOT_ALLOWED,
+    exceptions.NotAcceptable: ErrorCode.NOT_ACCEPTABLE,
+    exceptions.UnsupportedMediaType: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    exceptions.Throttled: ErrorCode.THROTTLED,
+    exceptions.ParseError: ErrorCode.PARSE_ERROR,
 }
 
 
@@ -88,7 +88,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
-    code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "error")
+    code: str = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), ErrorCode.ERROR)
     own = getattr(exc.detail, "code", None)
     if isinstance(own, str) and own != exc.default_code:
         code = own  # a permission's own code, e.g. token_scope, token_needs_session
@@ -114,24 +114,26 @@ def _json_error(code: str, message: str, http_status: int) -> JsonResponse:
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return _json_error("bad_request", "the request was refused: too large or malformed", 400)
+        return _json_error(
+            ErrorCode.BAD_REQUEST, "the request was refused: too large or malformed", 400
+        )
     return defaults.bad_request(request, exception)
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return _json_error("permission_denied", "you may not do this", 403)
+        return _json_error(ErrorCode.PERMISSION_DENIED, "you may not do this", 403)
     return defaults.permission_denied(request, exception)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """An /api/ path no route matches (an unknown endpoint, or an id of the wrong form)."""
     if _is_api(request):
-        return _json_error("not_found", "no such endpoint or object", 404)
+        return _json_error(ErrorCode.NOT_FOUND, "no such endpoint or object", 404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
-        return _json_error("server_error", "the portal failed; the error was logged", 500)
+        return _json_error(ErrorCode.SERVER_ERROR, "the portal failed; the error was logged", 500)
     return defaults.server_error(request)

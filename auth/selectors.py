@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
 from portal.errors import NotFound, PermissionDenied
 
-from .models import ApiToken, AuditEntry, Collaborator, RequestStatus, ResourceRequest, SshKey
+from .models import (
+    ApiToken,
+    AuditEntry,
+    AuthenticatorDevice,
+    Collaborator,
+    RecoveryCode,
+    RequestStatus,
+    ResourceRequest,
+    SshKey,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -142,3 +152,29 @@ def require_staff(actor: User | None, what: str) -> None:
 def pending_request_count() -> int:
     """How many resource requests wait for staff (the navigation's badge): one COUNT."""
     return ResourceRequest.objects.filter(status=RequestStatus.PENDING).count()
+
+
+# -- the profile pages ---------------------------------------------------------------------------
+def active_user(pk: int) -> User | None:
+    return get_user_model().objects.filter(pk=pk, is_active=True).first()
+
+
+def recovery_codes_left(user: User) -> int:
+    return RecoveryCode.objects.filter(device__user=user, used_at__isnull=True).count()
+
+
+def unconfirmed_device(user: User) -> AuthenticatorDevice | None:
+    """The authenticator being enrolled (the latest not yet confirmed)."""
+    return AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+
+
+def own_ssh_key(user: User, pk: int) -> SshKey | None:
+    return SshKey.objects.filter(pk=pk, user=user).first()
+
+
+def own_token(user: User, pk: int) -> ApiToken | None:
+    return ApiToken.objects.filter(pk=pk, user=user).first()
+
+
+def own_resource_request(user: User, pk: int) -> ResourceRequest | None:
+    return ResourceRequest.objects.filter(pk=pk, user=user).first()

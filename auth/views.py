@@ -14,7 +14,7 @@ from typing import Any
 import django_otp
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import authenticate, get_user_model, login, logout
+from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -46,7 +46,10 @@ from .forms import (
     TokenForm,
 )
 from .gateway_access import credentials_revoke_for_session
-from .models import ApiToken, AuthenticatorDevice, RecoveryCode, ResourceRequest, SshKey
+from .models import (
+    AuthenticatorDevice,
+    RequestKind,
+)
 from .otp import qr_svg
 
 PENDING = "accounts_otp_pending"
@@ -166,7 +169,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
         request.session.pop(PENDING, None)
         messages.info(request, "Log in again: the time to enter the code ran out.")
         return redirect("accounts:login")
-    user = get_user_model().objects.filter(pk=pending["user"], is_active=True).first()
+    user = selectors.active_user(pending["user"])
     if user is None:
         request.session.pop(PENDING, None)
         return redirect("accounts:login")
@@ -297,7 +300,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
                 return redirect("accounts:2fa")
             status = 400
     enrolled = logins.otp_enrolled(user)
-    remaining = RecoveryCode.objects.filter(device__user=user, used_at__isnull=True).count()
+    remaining = selectors.recovery_codes_left(user)
     return render(
         request,
         "accounts/two_factor.html",
@@ -318,7 +321,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def two_factor_enrol(request: HttpRequest) -> HttpResponse:
     user = acting_user(request)
-    device = AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    device = selectors.unconfirmed_device(user)
     if device is None:
         device = logins.totp_enrol_start(user=user)
     replacing = logins.otp_enrolled(user)
@@ -396,7 +399,7 @@ def ssh_keys(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["POST"])
 def ssh_key_remove(request: HttpRequest, pk: int) -> HttpResponse:
     user = acting_user(request)
-    key = SshKey.objects.filter(pk=pk, user=user).first()
+    key = selectors.own_ssh_key(user, pk)
     if key is None:
         raise Http404("no such SSH key")
     sshkeys.ssh_key_remove(key=key, actor=user)
@@ -442,7 +445,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["POST"])
 def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     user = acting_user(request)
-    token = ApiToken.objects.filter(pk=pk, user=user).first()
+    token = selectors.own_token(user, pk)
     if token is None:
         raise Http404("no such token")
     auth_tokens.token_revoke(token=token, actor=user)
@@ -458,7 +461,10 @@ def resource_requests(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             row = requests_service.resource_request_create(
-                user=user, kind="quota", reason=form.cleaned_data["reason"], limits=form.limits()
+                user=user,
+                kind=RequestKind.QUOTA,
+                reason=form.cleaned_data["reason"],
+                limits=form.limits(),
             )
         except PortalError as exc:
             _field_error(form, exc)
@@ -482,7 +488,7 @@ def resource_requests(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["POST"])
 def resource_request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     user = acting_user(request)
-    row = ResourceRequest.objects.filter(pk=pk, user=user).first()
+    row = selectors.own_resource_request(user, pk)
     if row is None:
         raise Http404("no such request")
     try:

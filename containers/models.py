@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import ClassVar
 
 from django.conf import settings
@@ -12,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from networking.models import Node, Site
+from networking.models import Node, PortProtocol, Site
 from networking.validators import validate_hostname, validate_slug
 
 # Hard limits, whatever a template allows (Proxmox's own bounds where it has them).
@@ -198,7 +199,7 @@ class Container(models.Model):
         Reads `port_mappings.all()`, so a list that prefetches `port_mappings` stays flat.
         """
         for mapping in self.port_mappings.all():
-            if mapping.name == "ssh" and mapping.protocol == "tcp":
+            if mapping.name == "ssh" and mapping.protocol == PortProtocol.TCP:
                 return int(mapping.external_port)
         return None
 
@@ -239,6 +240,19 @@ class JobStatus(models.TextChoices):
 
 
 ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class StepState(StrEnum):
+    """The state of one step of a job (`Job.steps[i]["state"]`); a step's function returns
+    SKIPPED (or None: DONE)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
 FINAL_JOB_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 

@@ -36,6 +36,7 @@ from portal.errors import (
 
 from .models import (
     LIVE,
+    POWER_STATES,
     Container,
     ContainerStatus,
     FindingKind,
@@ -153,7 +154,7 @@ def orphan_adopt(*, finding: ReconcileFinding, actor: User) -> Job:
             ip=ip,
             mac=mac_for(site.pk, ip),
             description=f"adopted CT {vmid}",
-            status=ContainerStatus.RUNNING if status == "running" else ContainerStatus.STOPPED,
+            status=POWER_STATES.get(status, ContainerStatus.STOPPED),
         )
         container_network_allocate(container=container)
         job = job_create(

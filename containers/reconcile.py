@@ -17,7 +17,15 @@ from auth.audit import audit_record
 from auth.selectors import require_container_permission
 from portal.errors import ErrorCode, InvalidState, UpstreamError, UpstreamUnavailable
 
-from .models import POWER_STATES, Container, ContainerStatus, Job, JobKind, JobStatus
+from .models import (
+    ACTIVE_JOB_STATUSES,
+    POWER_STATES,
+    Container,
+    ContainerStatus,
+    Job,
+    JobKind,
+    JobStatus,
+)
 from .services import container_set_status, job_create, lock_for_delete
 from .tags import is_ours
 
@@ -34,7 +42,7 @@ def container_reconcile(*, container: Container, actor: User | None) -> str:
     container.refresh_from_db()
     if container.status == ContainerStatus.DELETED:
         raise InvalidState(f"{container.hostname} is deleted")
-    active = container.jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+    active = container.jobs.filter(status__in=ACTIVE_JOB_STATUSES).first()
     if active is not None:
         raise InvalidState(
             f"{container.hostname} has a {active.kind} job ({active.pk}) in progress; "

@@ -8,10 +8,21 @@ from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 
 from auth.selectors import visible_container_q
+from networking.models import Route
 from portal.errors import NotFound
 
 from . import quotas
-from .models import LIVE, Container, ContainerStatus, Job, JobKind, JobLogEntry, JobStatus
+from .models import (
+    ACTIVE_JOB_STATUSES,
+    LIVE,
+    Container,
+    ContainerStatus,
+    Job,
+    JobKind,
+    JobLogEntry,
+    JobStatus,
+    Template,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -128,3 +139,56 @@ def failed_create_get(user: User | AnonymousUser, *, pk: int) -> Container:
 def user_quota(user: User) -> QuotaStatus:
     """Usage and limits (with where each limit comes from), before anything is submitted."""
     return quotas.quota_status(user)
+
+
+# -- the GUI's pages -------------------------------------------------------------------------------
+def dashboard_containers(
+    user: User, *, q: str = "", status: str = "", node: str = "", owner: str = ""
+) -> QuerySet[Container]:
+    """The dashboard's rows: what the user may see (deleted ones only when `status` asks
+    for them), filtered, in the partial unique index's order, with each one's active job
+    and ports in two more queries whatever the page size. `owner` filters for staff only."""
+    active = Prefetch(
+        "jobs", queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES), to_attr="active_jobs"
+    )
+    qs = (
+        containers_visible_to(user, include_deleted=status == ContainerStatus.DELETED)
+        .prefetch_related(active, "port_mappings")
+        .order_by("site_id", "hostname")
+    )
+    if q:
+        qs = qs.filter(hostname__icontains=q)
+    if status in ContainerStatus.values:
+        qs = qs.filter(status=status)
+    if node:
+        qs = qs.filter(node__name=node)
+    if owner and user.is_staff:
+        qs = qs.filter(owner__username=owner)
+    return qs
+
+
+def templates_enabled() -> list[Template]:
+    return list(Template.objects.filter(enabled=True).order_by("name"))
+
+
+def template_by_id(pk: int) -> Template | None:
+    return Template.objects.filter(pk=pk).select_related("site").first()
+
+
+def recent_jobs(container: Container, *, limit: int = 10) -> list[Job]:
+    return list(container.jobs.select_related("actor").order_by("-created_at")[:limit])
+
+
+def container_route(container: Container, route_id: int) -> Route | None:
+    """One of the container's routes (None if the id is another container's)."""
+    return container.routes.select_related("site", "container").filter(pk=route_id).first()
+
+
+def route_serving(label: str, domain: str) -> Route | None:
+    """The enabled route of a live container that answers for <label>.<domain>."""
+    return (
+        Route.objects.select_related("container", "container__owner")
+        .filter(subdomain=label, site__domain=domain, enabled=True)
+        .exclude(container__status=ContainerStatus.DELETED)
+        .first()
+    )

@@ -15,7 +15,7 @@ from django.utils import timezone
 from auth.audit import audit_record
 from auth.selectors import require_container_permission
 from networking.allocation import choose_ip, mac_for
-from networking.models import RouteAccess, Site
+from networking.models import NodeState, RouteAccess, Site
 from networking.services import container_network_allocate, container_network_release
 from portal.errors import (
     Conflict,
@@ -29,6 +29,7 @@ from portal.errors import (
 
 from . import quotas
 from .models import (
+    ACTIVE_JOB_STATUSES,
     CONTAINER_TRANSITIONS,
     LIVE,
     Container,
@@ -67,7 +68,7 @@ def proxmox_used_vmids(site: Site) -> frozenset[int]:
         hit = _foreign_cache.get(site.pk)
         if hit and now - hit[0] < FOREIGN_CACHE_SECONDS:
             return hit[1]
-    node = site.nodes.filter(state="active").order_by("slot").first()
+    node = site.nodes.filter(state=NodeState.ACTIVE).order_by("slot").first()
     if node is None:
         return frozenset()
     try:
@@ -150,7 +151,7 @@ def job_create(
         with transaction.atomic():
             job.save(force_insert=True)
     except IntegrityError as exc:
-        active = container.jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+        active = container.jobs.filter(status__in=ACTIVE_JOB_STATUSES).first()
         what = f"a {active.kind} job ({active.id})" if active else "another job"
         raise Conflict(
             f"{container.hostname} already has {what} in progress; wait for it to finish",

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from auth.audit import audit_record
 from auth.selectors import require_staff
+from networking.models import NodeState
 from portal.errors import InvalidState, ValidationFailed
 
 from .models import Template
@@ -97,7 +98,7 @@ def templates_import(*, site: Site, storage: str = "local") -> list[Template]:
     """Add the vztmpl templates found on the site's first active node as portal templates."""
     from .proxmox import ProxmoxClient
 
-    node = site.nodes.filter(state="active").order_by("slot").first()
+    node = site.nodes.filter(state=NodeState.ACTIVE).order_by("slot").first()
     if node is None:
         raise InvalidState(f"{site.name} has no active node to read templates from")
     found = ProxmoxClient.for_node(node).templates(node.name, storage)

@@ -10,13 +10,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from auth import selectors as accounts_selectors
+from auth.models import RequestKind
 from auth.selectors import CONTAINER_ACTIONS
 from containers import collaborators
 from networking import publishing as network
@@ -37,7 +37,7 @@ from .forms import (
     ResizeRequestForm,
     add_portal_error,
 )
-from .models import ACTIVE_JOB_STATUSES, Container, ContainerStatus, Job, Template
+from .models import Container, ContainerStatus, Job, Template
 from .validation import container_create_check, hostname_taken, normalise_hostname
 
 PAGE_SIZE = 50
@@ -53,29 +53,8 @@ def _filter_text(value: str) -> str:
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = acting_user(request)
-    active = Prefetch(
-        "jobs", queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES), to_attr="active_jobs"
-    )
-    qs = (
-        selectors.containers_visible_to(user)
-        .prefetch_related(active, "port_mappings")
-        .order_by("site_id", "hostname")  # the partial unique index: a page in index order
-    )
     filters = {k: _filter_text(request.GET.get(k, "")) for k in ("q", "status", "node", "owner")}
-    if filters["status"] == ContainerStatus.DELETED:  # the history, on request only
-        qs = (
-            selectors.containers_visible_to(user, include_deleted=True)
-            .prefetch_related(active, "port_mappings")
-            .order_by("site_id", "hostname")
-        )
-    if filters["q"]:
-        qs = qs.filter(hostname__icontains=filters["q"])
-    if filters["status"] in ContainerStatus.values:
-        qs = qs.filter(status=filters["status"])
-    if filters["node"]:
-        qs = qs.filter(node__name=filters["node"])
-    if filters["owner"] and user.is_staff:
-        qs = qs.filter(owner__username=filters["owner"])
+    qs = selectors.dashboard_containers(user, **filters)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -104,7 +83,7 @@ def container_create(request: HttpRequest) -> HttpResponse:
             assert job.container is not None
             messages.success(request, f"Creating {job.container.hostname}: follow it below.")
             return redirect("container-detail", pk=job.container.pk)
-    templates = list(Template.objects.filter(enabled=True).order_by("name"))
+    templates = selectors.templates_enabled()
     resource_fields = [form[name] for name in RESOURCE_FIELDS]
     context = {
         "form": form,
@@ -194,7 +173,7 @@ def hostname_check(request: HttpRequest) -> JsonResponse:
         return JsonResponse(body, status=400)
     template = None
     if template_id is not None:
-        template = Template.objects.filter(pk=template_id).select_related("site").first()
+        template = selectors.template_by_id(template_id)
     if hostname_taken(template.site if template else None, name):
         return JsonResponse({"ok": False, "message": f"hostname '{name}' is already taken"})
     return JsonResponse({"ok": True, "hostname": name})
@@ -265,7 +244,7 @@ def _page_forms(request: HttpRequest, container: Container, may: dict[str, bool]
 def _detail(request: HttpRequest, container: Container) -> HttpResponse:
     role = accounts_selectors.container_role(acting_user(request), container)
     may = {action: role in CONTAINER_ACTIONS[action] for action in CONTAINER_ACTIONS}
-    jobs = list(container.jobs.select_related("actor").order_by("-created_at")[:10])
+    jobs = selectors.recent_jobs(container)
     routes = [
         (route, container.site.app_url(route.subdomain))
         for route in container.routes.order_by("name")
@@ -368,7 +347,7 @@ def collaborator_remove(request: HttpRequest, pk: int) -> HttpResponse:
 def route_access(request: HttpRequest, pk: int, route_id: int) -> HttpResponse:
     """Change who may open one of the container's routes (owner or staff)."""
     container = _get(request, pk)
-    route = container.routes.select_related("site", "container").filter(pk=route_id).first()
+    route = selectors.container_route(container, route_id)
     if route is None:
         raise Http404("no such route")
     access = request.POST.get("access", "")
@@ -446,7 +425,7 @@ def _act(action: str, container: Container, user: User, data: dict[str, Any]) ->
     elif action == "request-resize":
         resource_requests.resource_request_create(
             user=user,
-            kind="resize",
+            kind=RequestKind.RESIZE,
             container=container,
             reason=data["reason"],
             **{k: v for k, v in data.items() if k != "reason"},

@@ -25,6 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from portal.gateway_defaults import GATEWAY_DEFAULTS as _DEFAULTS
 from portal.gateway_defaults import public_port
 
+from .models import PortProtocol
 from .render_state import (  # noqa: F401 - re-exported: callers import the state from here
     HostEntry,
     MappingEntry,
@@ -392,7 +393,7 @@ def _mappings(
                 f"{m.protocol.upper()}:{m.external_port}",
                 f"{m.ip}:{m.container_port}",
                 m.external_port,
-                m.protocol == "udp",
+                m.protocol == PortProtocol.UDP,
                 m.id,
             )
         )

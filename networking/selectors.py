@@ -24,3 +24,8 @@ def nodes_down(*, node: Node | None = None) -> list[Node]:
     if node is not None:
         qs = qs.filter(pk=node.pk)
     return list(qs)
+
+
+def site_for_domain(domain: str) -> Site | None:
+    """The site whose routes live under `domain` (only its public port is read)."""
+    return Site.objects.filter(domain=domain).only("public_port").first()

@@ -23,8 +23,10 @@ from auth.gateway_access import (
     private_cookie_names,
     strip_cookies,
 )
+from containers import selectors as container_selectors
 
-from .models import Route, RouteAccess, Site
+from . import selectors as networking_selectors
+from .models import Route, RouteAccess
 
 EXCHANGE_PATH = "/.cluster-portal/session"
 
@@ -33,12 +35,7 @@ def route_for_host(host: str) -> Route | None:
     label, _, domain = host.lower().rstrip(".").partition(".")
     if not label or not domain:
         return None
-    return (
-        Route.objects.select_related("container", "container__owner")
-        .filter(subdomain=label, site__domain=domain, enabled=True)
-        .exclude(container__status="deleted")
-        .first()
-    )
+    return container_selectors.route_serving(label, domain)
 
 
 @never_cache
@@ -86,7 +83,7 @@ def _route_target(raw: str) -> tuple[str, str] | None:
         return None
     host = (url.hostname or "").lower()
     label, _, domain = host.partition(".")
-    site = Site.objects.filter(domain=domain).only("public_port").first() if label else None
+    site = networking_selectors.site_for_domain(domain) if label else None
     if site is None or url.scheme != "https" or port not in (None, site.public_port):
         return None
     public_port = site.public_port  # the site's, not this web host's gateway settings

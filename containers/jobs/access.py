@@ -20,7 +20,7 @@ from auth import users as auth_users
 from auth.directory import DirectoryError, get_directory
 from auth.models import RealmSync
 from auth.selectors import access_usernames
-from containers.models import LIVE, Container, ContainerStatus, JobKind, LogLevel
+from containers.models import LIVE, Container, ContainerStatus, JobKind, LogLevel, StepState
 from containers.proxmox import ProxmoxError
 
 from .kind import JobKindBase, register
@@ -49,7 +49,7 @@ def _no_directory(ctx: JobContext) -> str:
     # Once per job, as information: a portal without a directory is a choice (the demo
     # without slapd says so once, in its banner), and each access step would repeat it.
     ctx.log_once(NO_DIRECTORY)
-    return "skipped"
+    return StepState.SKIPPED
 
 
 def _directory_members(ctx: JobContext) -> list[str] | None:
@@ -131,7 +131,7 @@ def access_group_remove(ctx: JobContext, st: dict[str, Any]) -> str | None:
 def _proxmox_off(ctx: JobContext) -> str | None:
     if not settings.PROXMOX_ACCESS_ENABLED:
         ctx.log("Proxmox access grants are turned off on this portal")
-        return "skipped"
+        return StepState.SKIPPED
     return None
 
 
@@ -165,7 +165,7 @@ def realm_sync_step(ctx: JobContext, st: dict[str, Any]) -> str | None:
     new = [m for m in members if m not in synced]
     if not new and not st.get("upid"):
         ctx.log(f"Proxmox already knows {', '.join(members) or 'everyone'}")
-        return "skipped"
+        return StepState.SKIPPED
     _realm_sync(ctx, st, new or members)
     return None
 
@@ -239,7 +239,7 @@ def proxmox_acl_revoke_all(ctx: JobContext, st: dict[str, Any]) -> str | None:
         ctx.log(f"revoked {role} on {path} from {userid}")
     if not granted:
         ctx.log(f"nobody holds {role} on {path}")
-        return "skipped"
+        return StepState.SKIPPED
     return None
 
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from containers.models import Container, Job, JobLogEntry, JobStatus, LogLevel
+from containers.models import Container, Job, JobLogEntry, JobStatus, LogLevel, StepState
 from containers.proxmox import ProxmoxClient
 
 
@@ -88,7 +88,7 @@ class JobContext:
 
     def _progress(self) -> int:
         steps = self.job.steps
-        done = sum(1 for s in steps if s["state"] in ("done", "skipped"))
+        done = sum(1 for s in steps if s["state"] in (StepState.DONE, StepState.SKIPPED))
         return int(100 * done / len(steps)) if steps else 0
 
     def flush(self, **fields: Any) -> None:
@@ -131,15 +131,15 @@ class JobContext:
     def run_step(self, name: str, fn: Callable[[dict[str, Any]], str | None]) -> None:
         """Run one step unless an earlier attempt finished it; fn may return 'skipped'."""
         st = self.step(name)
-        if st["state"] in ("done", "skipped"):
+        if st["state"] in (StepState.DONE, StepState.SKIPPED):
             return
         self.current_step = st
-        resumed = st["state"] == "running"
-        st.update(state="running", started_at=st.get("started_at") or _iso(timezone.now()))
+        resumed = st["state"] == StepState.RUNNING
+        st.update(state=StepState.RUNNING, started_at=st.get("started_at") or _iso(timezone.now()))
         self._dirty = True
         self.log(f"{st['title']} (resumed)" if resumed else st["title"])
         outcome = fn(st)
-        st.update(state=outcome or "done", finished_at=_iso(timezone.now()))
+        st.update(state=outcome or StepState.DONE, finished_at=_iso(timezone.now()))
         self._dirty = True
         self.current_step = None
 

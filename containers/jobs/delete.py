@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from containers import services
-from containers.models import Container, ContainerStatus, Job, JobKind, LogLevel
+from containers.models import Container, ContainerStatus, Job, JobKind, LogLevel, StepState
 from containers.proxmox import ProxmoxError, ProxmoxNotFound
 from containers.tags import is_ours
 
@@ -48,18 +48,18 @@ class DeleteJob(JobKindBase):
             if config is None:
                 ctx.log(f"CT {c.vmid} is not on Proxmox (already gone)")
                 gone["value"] = True
-                return "skipped"
+                return StepState.SKIPPED
             if not is_ours(config, c):
                 ctx.log(
                     f"CT {c.vmid} on Proxmox is not this container; leaving it alone",
                     level=LogLevel.WARNING,
                 )
                 gone["value"] = True
-                return "skipped"
+                return StepState.SKIPPED
             if config.get("lock"):
                 wait_unlocked(ctx, lock=str(config["lock"]))
             if read_state(ctx) != "running":
-                return "skipped"
+                return StepState.SKIPPED
             try:
                 ctx.wait(ctx.client.stop(ctx.node, c.vmid))
             except ProxmoxError as exc:
@@ -69,7 +69,7 @@ class DeleteJob(JobKindBase):
 
         def destroy(st: dict[str, Any]) -> str | None:
             if gone["value"]:
-                return "skipped"
+                return StepState.SKIPPED
             try:
                 ctx.wait(ctx.client.delete_container(ctx.node, c.vmid, purge=True, force=True))
             except ProxmoxNotFound:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from containers.models import StepState
 from portal.errors import ErrorCode, InvalidState
 
 if TYPE_CHECKING:
@@ -53,7 +54,9 @@ class JobKindBase:
 
     @classmethod
     def plan(cls) -> list[dict[str, Any]]:
-        return [{"name": name, "title": title, "state": "pending"} for name, title in cls.steps]
+        return [
+            {"name": name, "title": title, "state": StepState.PENDING} for name, title in cls.steps
+        ]
 
 
 _REGISTRY: dict[str, type[JobKindBase]] = {}

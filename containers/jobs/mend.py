@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from containers.models import ContainerStatus, JobKind
+from containers.models import ContainerStatus, JobKind, StepState
 from containers.proxmox import ProxmoxUnavailable
 from containers.tags import config_changes
 
@@ -57,7 +57,7 @@ def _mend(ctx: JobContext) -> dict[str, Any]:
         changes = config_changes(c, current)
         if not changes:
             ctx.log("Proxmox already holds the portal's values")
-            return "skipped"
+            return StepState.SKIPPED
         ctx.client.update_config(ctx.node, c.vmid, digest=current.get("digest"), **changes)
         changed.extend(sorted(changes))
         ctx.log("put back " + ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from containers import quotas, services
-from containers.models import Container, ContainerStatus, Job, JobKind
+from containers.models import Container, ContainerStatus, Job, JobKind, StepState
 from containers.resources import Resources
 
 from .context import JobContext
@@ -39,7 +39,7 @@ class ResizeJob(JobKindBase):
 
         def disk(st: dict[str, Any]) -> str | None:
             if p["disk_gib"] <= c.disk_gib:
-                return "skipped"
+                return StepState.SKIPPED
             size = f"{p['disk_gib']}G"
             ctx.run_task(
                 st, lambda: ctx.client.resize_disk(ctx.node, c.vmid, disk="rootfs", size=size)

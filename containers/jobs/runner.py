@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from containers import health, services
-from containers.models import ContainerStatus, Job, JobStatus, LogLevel
+from containers.models import ContainerStatus, Job, JobStatus, LogLevel, StepState
 from containers.proxmox import ProxmoxUnavailable
 from portal.celery import backoff as celery_backoff
 from portal.errors import ErrorCode, PortalError, UpstreamUnavailable
@@ -67,7 +67,7 @@ def _finish(ctx: JobContext, result: dict[str, Any]) -> None:
 
 def _fail(ctx: JobContext, code: str, message: str) -> None:
     if ctx.current_step:
-        ctx.current_step.update(state="failed", finished_at=_iso(timezone.now()))
+        ctx.current_step.update(state=StepState.FAILED, finished_at=_iso(timezone.now()))
         ctx.job.steps = [
             s if s["name"] != ctx.current_step["name"] else ctx.current_step for s in ctx.job.steps
         ]
@@ -139,7 +139,7 @@ def run(job_id: str, *, worker: str) -> None:
                     level=LogLevel.WARNING,
                 )
                 if ctx.current_step:
-                    ctx.current_step["state"] = "pending"
+                    ctx.current_step["state"] = StepState.PENDING
                 _wait_for_node(ctx, float(settings.NODE_PROBE_INTERVAL))
                 return
             # Named from here on: a job that gives up says which node failed it.
@@ -152,7 +152,7 @@ def run(job_id: str, *, worker: str) -> None:
                 level=LogLevel.WARNING,
             )
             if ctx.current_step:
-                ctx.current_step["state"] = "pending"
+                ctx.current_step["state"] = StepState.PENDING
             _requeue(ctx)
             raise RetryLater(countdown) from exc
         _give_up(ctx, exc)

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 
 from containers import services
-from containers.models import POWER_STATES, LogLevel
+from containers.models import POWER_STATES, LogLevel, StepState
 from containers.proxmox import ProxmoxError, ProxmoxNotFound, ProxmoxUnavailable
 from networking.services import request_apply, wait_for_apply
 from portal.errors import UpstreamUnavailable
@@ -93,7 +93,7 @@ def gateway_step(ctx: JobContext) -> None:
             ctx.log(
                 f"asked the gateway for generation {generation}; this portal does not wait for it"
             )
-            return "skipped"
+            return StepState.SKIPPED
         revision = wait_for_apply(site, generation, on_poll=ctx.heartbeat)
         if revision is None:
             ctx.log(f"gateway generation {generation} applied")

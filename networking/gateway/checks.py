@@ -18,6 +18,7 @@ from django.conf import settings
 
 from portal.errors import ApplyFailed, ErrorCode
 
+from ..models import PortProtocol
 from ..render import GatewayOptions, Rendered
 from .servers import Dnsmasq, Nginx, dnsmasq_test, nginx_test, worker_retired
 
@@ -56,7 +57,7 @@ def port_in_use(bind: str, port: int, protocol: str) -> str | None:
     """Why `bind:port` cannot be listened on here, or None (nginx -t ignores EADDRINUSE)."""
     host = bind.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+    kind = socket.SOCK_DGRAM if protocol == PortProtocol.UDP else socket.SOCK_STREAM
     with socket.socket(family, kind) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

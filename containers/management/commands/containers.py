@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from containers import selectors, services
-from containers.models import Container, Template
+from containers.models import Container, ContainerStatus, Template
 from networking.models import RouteAccess, Site
 from portal.errors import PortalError
 
@@ -88,7 +88,7 @@ class Command(BaseCommand):
         return sites[0]
 
     def _container(self, opts: dict[str, Any]) -> Container:
-        qs = Container.objects.filter(hostname=opts["name"]).exclude(status="deleted")
+        qs = Container.objects.filter(hostname=opts["name"]).exclude(status=ContainerStatus.DELETED)
         if opts.get("site"):
             qs = qs.filter(site__slug=opts["site"])
         found = list(qs.select_related("site", "node", "template")[:2])

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from networking.models import ConfigRevision, GatewayState, PortMapping, Route, Site
+from networking.models import ConfigRevision, GatewayState, PortMapping, RevisionStatus, Route, Site
 
 
 class Command(BaseCommand):
@@ -80,7 +80,9 @@ class Command(BaseCommand):
             self.stdout.write("never applied")
             return
         self._revision(last)
-        good = ConfigRevision.objects.filter(site=site).exclude(status="failed").first()
+        good = (
+            ConfigRevision.objects.filter(site=site).exclude(status=RevisionStatus.FAILED).first()
+        )
         if good and good.pk != last.pk:
             self.stdout.write(
                 f"last good revision: #{good.pk} at {good.created_at:%Y-%m-%d %H:%M:%S}"

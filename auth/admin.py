@@ -11,7 +11,7 @@ from portal.actors import acting_user
 from portal.admin_tools import ServiceAdmin
 from portal.errors import PortalError
 
-from . import logins, quota_overrides, sshkeys
+from . import quota_overrides, sshkeys, two_factor
 from . import tokens as auth_tokens
 from .admin_audit import AuditedModelAdmin
 from .models import (
@@ -331,8 +331,8 @@ class AuthenticatorDeviceAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: AuthenticatorDevice) -> None:
-        logins.otp_disable(user=obj.user, actor=acting_user(request))
+        two_factor.otp_disable(user=obj.user, actor=acting_user(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for device in queryset.select_related("user"):
-            logins.otp_disable(user=device.user, actor=acting_user(request))
+            two_factor.otp_disable(user=device.user, actor=acting_user(request))

@@ -33,6 +33,7 @@ from portal.errors import PortalError
 
 from . import logins, selectors, sshkeys
 from . import tokens as auth_tokens
+from . import two_factor as twofa
 from .audit import audit_record
 from .backends import directory_was_down
 from .forms import (
@@ -72,7 +73,7 @@ def _finish_login(
     if device is not None:
         django_otp.login(request, device)
     logins.login_record_success(user=user, method=method)
-    if logins.otp_required(user) and not logins.otp_enrolled(user):
+    if twofa.otp_required(user) and not twofa.otp_enrolled(user):
         messages.warning(request, "Staff accounts must set up two-factor authentication.")
         return redirect(f"{reverse('accounts:2fa')}?required=1")
     return redirect(next_url)
@@ -138,7 +139,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
                 else "Wrong username or password."
             )
             status = 401
-        elif logins.otp_enrolled(user):
+        elif twofa.otp_enrolled(user):
             request.session[PENDING] = {
                 "user": user.pk,
                 "backend": getattr(user, "backend", ""),
@@ -176,7 +177,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
     form = OtpCodeForm(request.POST or None)
     error, status = "", 200
     if request.method == "POST" and form.is_valid():
-        device = logins.otp_verify(user=user, code=form.cleaned_data["code"])
+        device = twofa.otp_verify(user=user, code=form.cleaned_data["code"])
         if device is not None:
             request.session.pop(PENDING, None)
             user.backend = pending["backend"]  # type: ignore[attr-defined]
@@ -247,7 +248,7 @@ def account(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "largest": largest,
             "groups": sorted(user.groups.values_list("name", flat=True)),
-            "has_2fa": logins.otp_enrolled(user),
+            "has_2fa": twofa.otp_enrolled(user),
             "ssh_key_count": selectors.ssh_keys_of(user).count(),
             "token_count": selectors.tokens_of(user).filter(revoked_at__isnull=True).count(),
         },
@@ -276,20 +277,20 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         action = request.POST.get("action")
         try:
             if action == "start":
-                logins.totp_enrol_start(user=user)
+                twofa.totp_enrol_start(user=user)
                 return redirect("accounts:2fa-enrol")
             if action in ("codes", "disable"):
                 form = OtpProofForm(request.POST)
                 if not form.is_valid():
                     status = 400
                 elif action == "codes":
-                    codes = logins.recovery_codes_regenerate(
+                    codes = twofa.recovery_codes_regenerate(
                         user=user, proof=form.cleaned_data["proof"], request=request
                     )
                     form = OtpProofForm()
                     messages.success(request, "New recovery codes; the old ones no longer work.")
                 else:
-                    logins.otp_disable(
+                    twofa.otp_disable(
                         user=user, actor=user, proof=form.cleaned_data["proof"], request=request
                     )
                     messages.success(request, "Two-factor authentication is off.")
@@ -299,14 +300,14 @@ def two_factor(request: HttpRequest) -> HttpResponse:
                 messages.error(request, exc.message)
                 return redirect("accounts:2fa")
             status = 400
-    enrolled = logins.otp_enrolled(user)
+    enrolled = twofa.otp_enrolled(user)
     remaining = selectors.recovery_codes_left(user)
     return render(
         request,
         "accounts/two_factor.html",
         {
             "enrolled": enrolled,
-            "required": logins.otp_required(user),
+            "required": twofa.otp_required(user),
             "remaining": remaining,
             "codes": codes,
             "form": form,
@@ -323,8 +324,8 @@ def two_factor_enrol(request: HttpRequest) -> HttpResponse:
     user = acting_user(request)
     device = selectors.unconfirmed_device(user)
     if device is None:
-        device = logins.totp_enrol_start(user=user)
-    replacing = logins.otp_enrolled(user)
+        device = twofa.totp_enrol_start(user=user)
+    replacing = twofa.otp_enrolled(user)
     form_class = OtpReplaceForm if replacing else OtpConfirmForm
     form = form_class(request.POST or None)
     error, status = "", 200
@@ -332,7 +333,7 @@ def two_factor_enrol(request: HttpRequest) -> HttpResponse:
         status = 400
         if form.is_valid():
             try:
-                codes = logins.totp_enrol_confirm(
+                codes = twofa.totp_enrol_confirm(
                     user=user,
                     device=device,
                     code=form.cleaned_data["code"],

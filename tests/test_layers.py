@@ -36,9 +36,7 @@ def test_the_code_keeps_its_layers() -> None:
 
 def test_an_import_that_runs_upwards_breaks_the_contract(tmp_path: Path) -> None:
     for name in PACKAGES:
-        shutil.copytree(
-            ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__")
-        )
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
     allocation = tmp_path / "networking" / "allocation.py"
     allocation.write_text(allocation.read_text() + "\nfrom containers import services\n")

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from auth import logins, selectors
+from auth import selectors, two_factor
 from auth import tokens as auth_tokens
 from auth.models import ApiToken, AuditEntry, ResourceRequest
 from containers import resource_requests
@@ -52,7 +52,7 @@ class MeView(APIView):
             "groups": sorted(user.groups.values_list("name", flat=True)),
             "quota": container_selectors.user_quota(user).as_dict(),
             "ssh_keys": SshKeySerializer(selectors.ssh_keys_of(user), many=True).data,
-            "otp_enrolled": logins.otp_enrolled(user),
+            "otp_enrolled": two_factor.otp_enrolled(user),
         }
         return Response(MeSerializer(body).data)
 

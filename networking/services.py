@@ -216,11 +216,11 @@ def request_apply(site: Site | int, *, reason: str = "") -> int:
 def enqueue_apply(site_id: int, *, slug: str | None = None) -> None:
     """Queue the site's apply on its gateway's queue, by task name: the apply lives in
     the gateway layer above this one (networking/tasks.py)."""
-    from portal.celery import app, gateway_queue
+    from portal.celery import gateway_queue, send_by_name
 
     if slug is None:
         slug = Site.objects.values_list("slug", flat=True).get(pk=site_id)
-    app.send_task(APPLY_TASK, args=(site_id,), queue=gateway_queue(slug))
+    send_by_name(APPLY_TASK, args=(site_id,), queue=gateway_queue(slug))
 
 
 def wait_for_apply(

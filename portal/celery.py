@@ -84,6 +84,17 @@ def _on_configure(sender: Celery, **kwargs: object) -> None:
 app.autodiscover_tasks()
 
 
+def send_by_name(name: str, *, args: tuple[object, ...], queue: str) -> None:
+    """Queue a task by its name: how a lower layer asks for work a higher one does.
+
+    The configuration is read first, as `Task.apply_async` does: `send_task` builds the
+    broker side before it reads it, and a configuration loaded after that makes
+    `_on_configure` recurse.
+    """
+    app.conf.task_default_queue  # noqa: B018 - loads the configuration (see above)
+    app.send_task(name, args=args, queue=queue)
+
+
 def gateway_queue(site_slug: str) -> str:
     """The queue a site's gateway worker consumes (it runs on the gateway host)."""
     return f"gateway.{site_slug}"

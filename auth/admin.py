@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from containers import resource_requests
 from portal.actors import acting_user
-from portal.admin_tools import ServiceAdmin
+from portal.admin_tools import ReadOnlyAdmin, ServiceAdmin
 from portal.errors import PortalError
 
 from . import quota_overrides, sshkeys, two_factor
@@ -67,7 +67,7 @@ LIMIT_FIELDS = (
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     """Read-only and filterable: the audit log is written by services, never by hand."""
 
     list_display = ("created_at", "actor_name", "action", "object_repr", "address", "summary")
@@ -87,15 +87,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
         "summary",
         "changes",
     )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(GroupPolicy)

@@ -14,41 +14,23 @@ from django.utils.html import format_html
 
 from networking.models import Site
 from portal.actors import acting_user
-from portal.admin_tools import run_each
+from portal.admin_tools import ReadOnlyAdmin, run_each
 
 from . import orphans, reconciler
 from .models import FindingKind, ReconcileFinding, ReconcileRun
 
 
-class _ReadOnly(admin.ModelAdmin):
+class _ReadOnly(ReadOnlyAdmin, admin.ModelAdmin):
     """Reports are written by the reconciler alone."""
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class FindingInline(admin.TabularInline):
+class FindingInline(ReadOnlyAdmin, admin.TabularInline):
     model = ReconcileFinding
     fields = ("kind", "action", "node", "vmid", "container", "message", "resolution")
     readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ReconcileForm(forms.Form):

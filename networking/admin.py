@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from auth.audit import audit_record
 from portal.actors import acting_user
-from portal.admin_tools import ServiceAdmin, run_each
+from portal.admin_tools import ReadOnlyAdmin, ServiceAdmin, run_each
 from portal.errors import PortalError
 
 from . import publishing, services, site_services
@@ -35,7 +35,7 @@ class NodeForm(forms.ModelForm):
         return value
 
 
-class NodeInline(admin.TabularInline):
+class NodeInline(ReadOnlyAdmin, admin.TabularInline):
     """Shown, not edited: a node is changed on its own page, through node_update."""
 
     model = Node
@@ -44,15 +44,6 @@ class NodeInline(admin.TabularInline):
     readonly_fields = fields
     show_change_link = True
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Site)

@@ -34,6 +34,20 @@ def run_each(
             model_admin.message_user(request, text, messages.SUCCESS)
 
 
+class ReadOnlyAdmin:
+    """Mixed into an admin or inline that shows rows the portal alone writes (reports,
+    the audit log, a site's nodes on its page): no add, change or delete."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ServiceAdmin(admin.ModelAdmin):
     """A ModelAdmin whose form saves call a service (`save_model` is overridden by each).
 

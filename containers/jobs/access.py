@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from auth import users as auth_users
-from auth.directory import DirectoryError, get_directory
+from auth.directory import AccessGroup, Directory, DirectoryError, get_directory
 from auth.models import RealmSync
 from auth.selectors import access_usernames
 from containers.models import LIVE, Container, ContainerStatus, JobKind, LogLevel, StepState
@@ -68,14 +68,23 @@ def _directory_members(ctx: JobContext) -> list[str] | None:
 
 
 # -- the directory group ----------------------------------------------------------------------
-def access_group_sync(ctx: JobContext, st: dict[str, Any]) -> str | None:
-    """Create or update `cn=ct-<hostname>`: exactly the owner and the collaborators."""
+def _group(ctx: JobContext) -> tuple[Directory, str, AccessGroup | None] | None:
+    """The directory, the container's group name and the group's entry if it has one
+    (None: no directory is configured)."""
     directory = get_directory()
     if directory is None:
+        return None
+    name = directory.group_name(ctx.container.hostname)
+    return directory, name, directory.group_get(name)
+
+
+def access_group_sync(ctx: JobContext, st: dict[str, Any]) -> str | None:
+    """Create or update `cn=ct-<hostname>`: exactly the owner and the collaborators."""
+    found = _group(ctx)
+    if found is None:
         return _no_directory(ctx)
+    directory, name, existing = found
     c = ctx.container
-    name = directory.group_name(c.hostname)
-    existing = directory.group_get(name)
     if existing is not None and existing.container_id is not None and existing.container_id != c.pk:
         other = Container.objects.filter(LIVE, pk=existing.container_id).first()
         if other is not None:
@@ -107,12 +116,11 @@ def access_group_sync(ctx: JobContext, st: dict[str, Any]) -> str | None:
 
 
 def access_group_remove(ctx: JobContext, st: dict[str, Any]) -> str | None:
-    directory = get_directory()
-    if directory is None:
+    found = _group(ctx)
+    if found is None:
         return _no_directory(ctx)
+    directory, name, existing = found
     c = ctx.container
-    name = directory.group_name(c.hostname)
-    existing = directory.group_get(name)
     if existing is None:
         ctx.log(f"{directory.group_dn(name)} is not in the directory (already gone)")
         return None

@@ -22,19 +22,22 @@ document.addEventListener("DOMContentLoaded", () => {
   const input = document.querySelector("input[data-check-url]");
   if (input) {
     const out = document.getElementById(input.getAttribute("aria-describedby").split(" ")[0]);
+    const check = async () => {
+      if (!input.value) { out.textContent = ""; return; }
+      const url = input.dataset.checkUrl + "?hostname=" + encodeURIComponent(input.value) +
+        "&template=" + encodeURIComponent((document.getElementById("id_template") || {}).value || "");
+      const r = await fetch(url, { headers: { "Accept": "application/json" } });
+      const body = await r.json();
+      out.textContent = body.ok ? `${body.hostname} is available` : body.message;
+      out.className = body.ok ? "help" : "error";
+    };
     let timer = null;
     input.addEventListener("input", () => {
       clearTimeout(timer);
-      timer = setTimeout(async () => {
-        if (!input.value) { out.textContent = ""; return; }
-        const url = input.dataset.checkUrl + "?hostname=" + encodeURIComponent(input.value) +
-          "&template=" + encodeURIComponent((document.getElementById("id_template") || {}).value || "");
-        const r = await fetch(url, { headers: { "Accept": "application/json" } });
-        const body = await r.json();
-        out.textContent = body.ok ? `${body.hostname} is available` : body.message;
-        out.className = body.ok ? "help" : "error";
-      }, 250);
+      timer = setTimeout(check, 250);
     });
+    // A name typed (or restored by the browser) before this script ran is checked too.
+    if (input.value) check();
   }
 
   // Live job progress: Server-Sent Events from the API, resuming where it left off.

@@ -1,4 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both set everything up.
+# `make unit` runs tests/unit alone (no component started, no lint first) while developing.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ LOCK_HASH := $(shell cat requirements.lock pyproject.toml 2>/dev/null | sha1sum 
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: demo test check bench install system-deps clean
+.PHONY: demo test unit check bench install system-deps clean
 
 install: $(STAMP)
 
@@ -32,6 +33,9 @@ check: $(STAMP)
 
 test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

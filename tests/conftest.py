@@ -2,6 +2,10 @@
 
 Each is started on loopback in a private directory and stopped by its PID. In CI
 (CI=true) a missing component fails the test; elsewhere it skips it.
+
+The suite has two rooms: tests/unit (no component: tests/unit/conftest.py refuses a test
+there that asks for one) and tests/functional (everything that starts one). Fixtures
+both rooms need are plugins in tests/fixtures, listed in `pytest_plugins` below.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from django.conf import settings
 
 from portal.procs import CeleryWorker, RedisServer, find_binary
 from tests.testenv import TEST_ENV
+
+pytest_plugins = ["tests.fixtures.networking", "tests.fixtures.standing"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -266,7 +272,7 @@ CHROMIUM_FLAGS = [
     "--disable-quic",
     "--no-first-run",
     "--no-default-browser-check",
-    # The test gateway's routes (tests/networking) resolve to loopback, as DNS would send
+    # The test gateway's routes (tests/functional/networking) resolve to loopback, as DNS would send
     # them to the gateway.
     "--host-resolver-rules=MAP *.apps.example.test 127.0.0.1",
 ]

@@ -30,7 +30,7 @@ TEST_ENV = {
     # wait for the gateway as in production (tests/conftest.py: worker_env).
     "GATEWAY_JOB_WAIT": "false",
     # No default quota in tests (tests that create many containers per user); the quota
-    # tests in tests/accounts set their own policies.
+    # tests in tests/unit/accounts set their own policies.
     **{
         f"QUOTA_DEFAULT_{name}": ""
         for name in (

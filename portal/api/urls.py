@@ -8,7 +8,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from auth.api.views import ApiTokenViewSet, AuditEntryViewSet, MeView, ResourceRequestViewSet
+from auth.api.views import (
+    ApiTokenViewSet,
+    AuditEntryViewSet,
+    MeView,
+    ResourceRequestViewSet,
+    TokenLoginView,
+)
 from containers.api.views import ContainerViewSet, JobViewSet, TemplateViewSet
 from networking.api.views import NodeViewSet, SiteViewSet
 
@@ -31,6 +37,7 @@ router.register("audit", AuditEntryViewSet, basename="audit")
 urlpatterns = [
     path("", include(router.urls)),
     path("me/", MeView.as_view(), name="me"),
+    path("auth/token/", TokenLoginView.as_view(), name="token-login"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Neither docs page runs inline script (CSP). Both draw icons from data: URIs; Redoc
     # also builds its styles at run time and searches in a blob: worker. Both work offline:

@@ -1,0 +1,120 @@
+"""Running a deploy's steps in a container over SSH (LaunchPad, issue #15).
+
+The system's OpenSSH client, with the portal's deploy key, as `root` at the container's
+address: no password, no agent, no forwarding, a host key learnt on first contact and
+held to after that (one known-hosts file per container). A step's standard input carries
+what must not be on a command line (the env, a unit file, the source archive); its
+output comes back line by line as it is written, for the job log.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from portal.errors import ErrorCode, UpstreamError, UpstreamUnavailable
+from portal.procs import find_binary
+
+from .deploy_key import deploy_key_path
+
+LINE_MAX = 2000  # a longer output line is cut in the log
+
+
+@dataclass(frozen=True)
+class Remote:
+    address: str
+    known_hosts: Path
+    user: str = "root"
+    port: int = 22
+    connect_timeout: float = 5.0
+
+    @classmethod
+    def for_container(cls, address: str, container_id: int) -> Remote:
+        directory = Path(settings.DEPLOY_KEY_DIR) / "known_hosts"
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return cls(address=address, known_hosts=directory / f"container-{container_id}")
+
+    def argv(self, command: str) -> list[str]:
+        ssh = find_binary("ssh")
+        if ssh is None:
+            raise UpstreamError("the worker has no ssh client (install openssh-client)")
+        return [
+            ssh,
+            "-i", str(deploy_key_path()),
+            "-p", str(self.port),
+            "-o", "BatchMode=yes",
+            "-o", "IdentitiesOnly=yes",
+            "-o", "StrictHostKeyChecking=accept-new",
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", f"ConnectTimeout={int(self.connect_timeout)}",
+            "-o", "ForwardAgent=no",
+            "-o", "ClearAllForwardings=yes",
+            "-o", "LogLevel=ERROR",
+            f"{self.user}@{self.address}",
+            "--",
+            command,
+        ]  # fmt: skip
+
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes = b"",
+        on_line: Callable[[str], None] = lambda line: None,
+        timeout: float = 600.0,
+    ) -> int:
+        """Run `command` (a shell line) and return its exit status; each line of its output
+        (stdout and stderr together) goes to `on_line` as it comes. 255 is ssh's own:
+        the container could not be reached or refused the key."""
+        proc = subprocess.Popen(
+            self.argv(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        pipe_in, pipe_out = proc.stdin, proc.stdout
+        if pipe_in is None or pipe_out is None:  # pragma: no cover - both are PIPE above
+            raise RuntimeError("ssh started without its pipes")
+
+        def feed() -> None:
+            try:
+                pipe_in.write(stdin)
+                pipe_in.close()
+            except OSError:
+                pass  # the command ended without reading it all
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            for raw in pipe_out:
+                on_line(raw.decode(errors="replace").rstrip("\n")[:LINE_MAX])
+            code = proc.wait()
+        finally:
+            timer.cancel()
+            writer.join(timeout=5)
+        if code < 0:
+            raise UpstreamUnavailable(
+                f"the command in {self.address} did not end within {timeout:.0f} s",
+                code=ErrorCode.GATEWAY_TIMEOUT,
+            )
+        return code
+
+    def wait_ready(self, *, timeout: float = 120.0, poll: float = 1.0) -> None:
+        """Until the container answers over SSH (its sshd starts after it boots)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.run("true", timeout=self.connect_timeout + 5) == 0:
+                return
+            if time.monotonic() > deadline:
+                raise UpstreamUnavailable(
+                    f"{self.address} did not answer over SSH within {timeout:.0f} s"
+                )
+            time.sleep(poll)

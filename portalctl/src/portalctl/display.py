@@ -73,12 +73,11 @@ class RichSteps:
 
         self.current: dict[str, Any] = {}
         self.began = time.monotonic()
-        self.live: Live = Live(
-            self._render(), console=err(), refresh_per_second=8, transient=False
-        )
+        # Live renders this object on every refresh (__rich__): the clock keeps moving.
+        self.live: Live = Live(self, console=err(), refresh_per_second=8, transient=False)
         self.live.start()
 
-    def _render(self) -> RenderableType:
+    def __rich__(self) -> RenderableType:
         from rich.console import Group
         from rich.markup import escape
         from rich.spinner import Spinner
@@ -104,7 +103,7 @@ class RichSteps:
 
     def job(self, job: dict[str, Any]) -> None:
         self.current = job
-        self.live.update(self._render())
+        self.live.refresh()
 
     def log(self, entry: dict[str, Any]) -> None:
         from rich.markup import escape
@@ -114,7 +113,7 @@ class RichSteps:
         self.live.console.print(f"[{style}]{escape(log_line(entry))}[/]")
 
     def close(self) -> None:
-        self.live.update(self._render())
+        self.live.refresh()
         self.live.stop()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import IntEnum
 from typing import Any
 
@@ -43,17 +44,20 @@ class ApiError(CliError):
 
     def __init__(self, status: int, code: str, message: str, detail: Any) -> None:
         self.status, self.code, self.detail = status, code, detail
-        super().__init__(message or f"HTTP {status}", exit_for_status(status), _details(detail))
+        message = message or f"HTTP {status}"
+        super().__init__(message, exit_for_status(status), _details(detail, message))
 
 
-def _details(detail: Any) -> list[str]:
-    """The API's field errors, one line each: `field: message`."""
+def _details(detail: Any, message: str) -> list[str]:
+    """The API's field errors (or extra facts), one line each: `field: message`; those the
+    message already says (it sums the first of each up) are left out."""
     if not isinstance(detail, dict):
         return []
     lines: list[str] = []
     for field, value in detail.items():
-        messages = value if isinstance(value, list) else [value]
-        for message in messages:
-            text = message if isinstance(message, str) else str(message)
+        for item in value if isinstance(value, list) else [value]:
+            text = item if isinstance(item, str) else json.dumps(item)
+            if text in message:
+                continue
             lines.append(text if field == "non_field_errors" else f"{field}: {text}")
     return lines

@@ -16,18 +16,25 @@ if TYPE_CHECKING:
 Column = tuple[str, str | Callable[[dict[str, Any]], Any]]
 
 
+# Piped or redirected, a table is not folded to 80 columns.
+PIPE_WIDTH = 200
+
+
 @cache
 def out() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=True, width=PIPE_WIDTH)
+    return console
 
 
 @cache
 def err() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(obj: Any) -> None:
@@ -67,8 +74,8 @@ def table(rows: Iterable[dict[str, Any]], columns: Sequence[Column], *, empty: s
         err().print(empty)
         return
     grid = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for header, _ in columns:
-        grid.add_column(header, overflow="fold")
+    for n, (header, _) in enumerate(columns):
+        grid.add_column(header, overflow="fold", no_wrap=n == 0)  # the first one names it
     for row in items:
         grid.add_row(*(escape(_cell(row, getter)) for _, getter in columns))
     out().print(grid)

@@ -31,12 +31,11 @@ def _password_login(api: Api, body: dict[str, Any], otp: str | None) -> dict[str
     return dict(api.post("auth/token/", body))
 
 
-def _token_identity(api: Api) -> tuple[str, str]:
-    """(username, token id) of the token the client sends."""
+def _token_identity(api: Api) -> tuple[str, dict[str, Any]]:
+    """The username and the token (as the API lists it) that the client sends."""
     me = api.get("me/")
-    tokens = api.get("tokens/")
-    items = tokens.get("results", []) if isinstance(tokens, dict) else tokens
-    return str(me["username"]), str(items[0]["id"]) if items else ""
+    items = list(api.pages("tokens/"))  # called with a token: that token alone
+    return str(me["username"]), items[0] if items else {}
 
 
 def _revoke_quietly(profile: config.Profile) -> None:
@@ -86,8 +85,8 @@ def login(
         if not profile.token:
             raise CliError("--with-token reads the token from stdin, and stdin was empty", Exit.USAGE)
         api = Api(url, profile.token, ca_bundle=profile.ca_bundle)
-        profile.username, profile.token_id = _token_identity(api)
-        created: dict[str, Any] = {"id": profile.token_id}
+        profile.username, created = _token_identity(api)
+        profile.token_id = str(created.get("id", ""))
     else:
         api = Api(url, ca_bundle=profile.ca_bundle)
         user = username or read_line("Username")
@@ -129,7 +128,7 @@ def logout(json_: JsonOpt = False) -> None:
     api = SESSION.api()
     revoked: dict[str, Any] | None = None
     try:
-        token_id = profile.token_id or _token_identity(api)[1]
+        token_id = profile.token_id or _token_identity(api)[1].get("id")
         revoked = api.delete(f"tokens/{token_id}/")
     except ApiError as exc:
         if exc.status != 401:

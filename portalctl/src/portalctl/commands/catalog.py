@@ -4,21 +4,40 @@ from __future__ import annotations
 
 from typing import Any
 
+import typer
+
 from ..output import print_json, table, text, when
 from ..state import SESSION
 from ._common import JsonOpt
 
 GIB = 1024**3
 
+templates = typer.Typer(no_args_is_help=True, help="The templates containers are made from.")
+nodes = typer.Typer(no_args_is_help=True, help="The hypervisors (staff).")
+
+
+# A callback keeps each a group of its own (`templates list`), as Typer would otherwise
+# make a one-command app that command itself.
+@templates.callback()
+def _templates() -> None:
+    """The templates containers are made from."""
+
+
+@nodes.callback()
+def _nodes() -> None:
+    """The hypervisors (staff)."""
+
 
 def _sizes(t: dict[str, Any], prefix: str) -> str:
+    """cores / memory MiB / swap MiB / disk GiB, as `1c 1024M 512M 8G`."""
     return (
-        f"{t.get(f'{prefix}_cores')} cores, {t.get(f'{prefix}_memory_mib')} MiB, "
-        f"{t.get(f'{prefix}_swap_mib')} MiB swap, {t.get(f'{prefix}_disk_gib')} GiB"
+        f"{t.get(f'{prefix}_cores')}c {t.get(f'{prefix}_memory_mib')}M "
+        f"{t.get(f'{prefix}_swap_mib')}M {t.get(f'{prefix}_disk_gib')}G"
     )
 
 
-def templates(json_: JsonOpt = False) -> None:
+@templates.command("list")
+def templates_list(json_: JsonOpt = False) -> None:
     """The templates you can create containers from, with their default and largest sizes."""
     rows = list(SESSION.api().pages("templates/"))
     if json_:
@@ -45,7 +64,8 @@ def _gib(used: Any, total: Any) -> str:
     return f"{(used or 0) / GIB:.0f}/{total / GIB:.0f} GiB"
 
 
-def nodes(json_: JsonOpt = False) -> None:
+@nodes.command("list")
+def nodes_list(json_: JsonOpt = False) -> None:
     """The hypervisors, their state and capacity (staff only)."""
     rows = list(SESSION.api().pages("nodes/"))
     if json_:

@@ -112,6 +112,8 @@ class ErrorCode(StrEnum):
     TOKEN_SCOPE = "token_scope"
     TOKEN_NEEDS_SESSION = "token_needs_session"
     OTP_REQUIRED = "otp_required"
+    OTP_INVALID = "otp_invalid"
+    LOCKED_OUT = "locked_out"
 
 
 class PortalError(Exception):
@@ -223,9 +225,23 @@ class NotFound(PortalError):
     http_status = 404
 
 
+class LoginFailed(PortalError):
+    """Credentials that do not sign anyone in: a wrong password, or a second factor that
+    is missing (`otp_required`) or wrong (`otp_invalid`)."""
+
+    code = ErrorCode.AUTHENTICATION_FAILED
+    http_status = 401
+
+
 class PermissionDenied(PortalError):
     code = ErrorCode.PERMISSION_DENIED
     http_status = 403
+
+
+class LockedOut(PermissionDenied):
+    """Too many failed logins from this user and address (django-axes)."""
+
+    code = ErrorCode.LOCKED_OUT
 
 
 class Conflict(PortalError):

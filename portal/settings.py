@@ -435,6 +435,8 @@ QUOTA_EXEMPT_STAFF = env.bool("QUOTA_EXEMPT_STAFF", default=True)
 
 # API tokens (Authorization: Bearer <token>).
 API_TOKEN_THROTTLE_RATE = env.str("API_TOKEN_THROTTLE_RATE", default="600/minute")
+# Password logins for a token (portalctl login), per client address.
+API_LOGIN_THROTTLE_RATE = env.str("API_LOGIN_THROTTLE_RATE", default="10/minute")
 API_TOKEN_LAST_USED_INTERVAL = env.int("API_TOKEN_LAST_USED_INTERVAL", default=60)
 API_TOKEN_MAX_PER_USER = env.int("API_TOKEN_MAX_PER_USER", default=50)
 REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [

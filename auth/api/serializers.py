@@ -83,6 +83,25 @@ class ApiTokenCreateSerializer(serializers.Serializer):
     )
 
 
+class TokenLoginSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=1024, trim_whitespace=False)
+    otp = serializers.CharField(
+        max_length=32,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The authenticator app's code, or a recovery code, when the account has 2FA.",
+    )
+    name = serializers.CharField(max_length=100, default="portalctl")
+    scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.WRITE)
+    expires_in_days = serializers.ChoiceField(
+        choices=[(d, str(d)) for d in (7, 30, 90, 365)],
+        default=30,
+        help_text="7, 30, 90 or 365: a token for a password always expires",
+    )
+
+
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
     token = serializers.SerializerMethodField(
         help_text="The token itself: shown this once, never again."

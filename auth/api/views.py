@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from auth import selectors, two_factor
+from auth import logins, selectors, two_factor
 from auth import tokens as auth_tokens
 from auth.models import ApiToken, AuditEntry, ResourceRequest
 from containers import resource_requests
@@ -31,10 +31,39 @@ from .serializers import (
     ResourceRequestCreateSerializer,
     ResourceRequestSerializer,
     SshKeySerializer,
+    TokenLoginSerializer,
 )
+from .throttling import LoginRateThrottle
 
 ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409, 429)}
 READ_ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (401, 403, 404, 429)}
+
+
+class TokenLoginView(APIView):
+    """A token for a username and password: the CLI's `login`. No session, no CSRF."""
+
+    authentication_classes = ()
+    permission_classes = (permissions.AllowAny,)
+    throttle_classes = (LoginRateThrottle,)
+
+    @extend_schema(
+        summary="Log in with a password: a new token, shown once",
+        description="The same checks as the web login: a locked-out user and address is 403 "
+        "`locked_out`, a wrong password 401 `authentication_failed`; an account with "
+        "two-factor authentication needs `otp` (401 `otp_required`, or `otp_invalid` when "
+        "wrong). The token is scoped, always expires, and its creation is audited. "
+        "Throttled per address (429).",
+        request=TokenLoginSerializer,
+        responses={201: ApiTokenCreatedSerializer, **ERRORS},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        ser = TokenLoginSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        token, plaintext = logins.token_login(request=request._request, **ser.validated_data)
+        return Response(
+            ApiTokenCreatedSerializer(token, context={"plaintext": plaintext}).data, status=201
+        )
 
 
 class MeView(APIView):

@@ -9,7 +9,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from auth.api.sshkeys import SshKeyViewSet
-from auth.api.views import ApiTokenViewSet, AuditEntryViewSet, MeView, ResourceRequestViewSet
+from auth.api.views import (
+    ApiTokenViewSet,
+    AuditEntryViewSet,
+    MeView,
+    ResourceRequestViewSet,
+    TokenLoginView,
+)
 from containers.api.views import ContainerViewSet, JobViewSet, TemplateViewSet
 from networking.api.views import NodeViewSet, SiteViewSet
 
@@ -33,6 +39,7 @@ router.register("ssh-keys", SshKeyViewSet, basename="ssh-key")
 urlpatterns = [
     path("", include(router.urls)),
     path("me/", MeView.as_view(), name="me"),
+    path("auth/token/", TokenLoginView.as_view(), name="token-login"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Neither docs page runs inline script (CSP). Both draw icons from data: URIs; Redoc
     # also builds its styles at run time and searches in a blob: worker. Both work offline:

@@ -25,7 +25,7 @@ def _retry_wait(response: httpx.Response | None, attempt: int) -> float:
     header = response.headers.get("Retry-After", "") if response is not None else ""
     if header.isdigit():
         return min(float(header), MAX_RETRY_WAIT)
-    return min(0.25 * 2**attempt, MAX_RETRY_WAIT)
+    return min(0.25 * 2.0**attempt, MAX_RETRY_WAIT)
 
 
 def error_from(response: httpx.Response) -> ApiError:
@@ -59,9 +59,7 @@ class Api:
         import httpx
 
         if not url:
-            raise CliError(
-                "no portal URL: run `portalctl login URL`, or set PORTAL_URL", Exit.AUTH
-            )
+            raise CliError("no portal URL: run `portalctl login URL`, or set PORTAL_URL", Exit.AUTH)
         if not url.startswith(("http://", "https://")):
             raise CliError(f"the portal URL must start with https:// (got {url!r})", Exit.USAGE)
         headers = {"User-Agent": f"portalctl/{__version__}", "Accept": "application/json"}

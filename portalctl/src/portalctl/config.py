@@ -60,8 +60,10 @@ def load(name: str | None) -> Profile:
     """The profile to use, with the environment laid over it."""
     name = name or os.environ.get("PORTALCTL_PROFILE") or DEFAULT_PROFILE
     parser = read_file()
-    stored = dict(parser[name]) if parser.has_section(name) else {}
-    profile = Profile(name=name, **{k: v for k, v in stored.items() if k in KEYS})
+    stored = parser[name] if parser.has_section(name) else {}
+    profile = Profile(name=name)
+    for key in KEYS:
+        setattr(profile, key, stored.get(key, ""))
     env_url, env_token = os.environ.get("PORTAL_URL"), os.environ.get("PORTAL_TOKEN")
     if env_url:
         profile.url, profile.from_env = env_url, True

@@ -90,7 +90,9 @@ class RichSteps:
         for step in job.get("steps") or []:
             state = str(step.get("state"))
             title = escape(str(step.get("title", step.get("name"))))
-            icon: Any = Spinner("dots", style="cyan") if state == "running" else ICONS.get(state, "")
+            icon: Any = (
+                Spinner("dots", style="cyan") if state == "running" else ICONS.get(state, "")
+            )
             grid.add_row(icon, title if state != "pending" else f"[dim]{title}[/]")
         status = escape(str(job.get("status", "…")))
         head = (

@@ -32,7 +32,9 @@ def exit_for_status(status: int) -> Exit:
 class CliError(Exception):
     """An error to print (one line, then any details) and an exit code."""
 
-    def __init__(self, message: str, exit_code: Exit = Exit.ERROR, details: list[str] | None = None):
+    def __init__(
+        self, message: str, exit_code: Exit = Exit.ERROR, details: list[str] | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code

@@ -15,13 +15,13 @@ class Event:
 
 
 def events(lines: Iterable[str]) -> Iterator[Event]:
-    name, data, event_id = "message", [], None
+    name, data, event_id = "message", list[str](), None
     for raw in lines:
         line = raw.rstrip("\r\n")
         if not line:
             if data:
                 yield Event(name, "\n".join(data), event_id)
-            name, data, event_id = "message", [], None
+            name, data, event_id = "message", list[str](), None
             continue
         if line.startswith(":"):
             continue

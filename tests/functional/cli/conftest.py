@@ -4,6 +4,7 @@ simulator behind it. One server per module; each test has its own config directo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -195,20 +196,16 @@ class Proxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cut(self) -> None:
         """Every open connection dropped at once, mid-stream."""
         with self._lock:
             conns, self.open = self.open, []
         for s in conns:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
         self.cuts += 1
 

@@ -75,5 +75,7 @@ def test_portalctl_alone_in_a_fresh_venv_runs_against_the_server(
         cwd=tmp_path,
     )
     assert json.loads(done.stdout)["container"]["status"] == "running"
-    listed = json.loads(run([portalctl, "containers", "list", "--json"], env=env, cwd=tmp_path).stdout)
+    listed = json.loads(
+        run([portalctl, "containers", "list", "--json"], env=env, cwd=tmp_path).stdout
+    )
     assert [c["hostname"] for c in listed] == ["fresh"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import stat
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,9 @@ def totp(device: Any) -> str:
     from django_otp.oath import TOTP
 
     device.refresh_from_db()
-    return f"{TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).token():06d}"
+    return (
+        f"{TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).token():06d}"
+    )
 
 
 def as_user(cli: Cli, token: str) -> Cli:
@@ -62,7 +63,9 @@ def test_create_with_wait_to_running_then_list_json_and_exists(
     _, token = user_with_token("alice")
     as_user(cli, token)
     assert cli("containers", "exists", "web").returncode == 1
-    done = cli.ok("containers", "create", "web", "--template", TEMPLATE, "--memory", "512M", "--wait")
+    done = cli.ok(
+        "containers", "create", "web", "--template", TEMPLATE, "--memory", "512M", "--wait"
+    )
     assert done.stdout.startswith("web is running: VMID ")
     assert "step 1/" in done.stderr  # plain progress lines: stderr is not a terminal
 
@@ -121,9 +124,7 @@ def test_jobs_logs_follow_resumes_across_a_dropped_connection(
     # A job that no worker takes: the test writes its log and ends it.
     monkeypatch.setattr("containers.tasks.enqueue_job", lambda job_id: None)
     owner, token = user_with_token("dora")
-    job = services.container_create(
-        owner=owner, hostname="slow", template=cluster.templates.get()
-    )
+    job = services.container_create(owner=owner, hostname="slow", template=cluster.templates.get())
     cli.env.update(PORTAL_URL=f"http://127.0.0.1:{proxy.port}", PORTAL_TOKEN=token)
     follower = cli.popen("jobs", "logs", str(job.pk), "-f")
     job.log_entries.create(message="first line")
@@ -144,8 +145,9 @@ def test_jobs_logs_follow_resumes_across_a_dropped_connection(
 
 
 def test_exit_codes(cli: Cli, cluster: Any, sim: Any) -> None:
-    from auth.models import GroupPolicy, QuotaOverride  # noqa: F401
     from django.contrib.auth.models import Group
+
+    from auth.models import GroupPolicy
 
     eve, token = user_with_token("eve")
     as_user(cli, token)

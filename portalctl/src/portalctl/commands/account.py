@@ -83,7 +83,9 @@ def login(
     if with_token:
         profile.token = sys.stdin.readline().strip()
         if not profile.token:
-            raise CliError("--with-token reads the token from stdin, and stdin was empty", Exit.USAGE)
+            raise CliError(
+                "--with-token reads the token from stdin, and stdin was empty", Exit.USAGE
+            )
         api = Api(url, profile.token, ca_bundle=profile.ca_bundle)
         profile.username, created = _token_identity(api)
         profile.token_id = str(created.get("id", ""))
@@ -178,7 +180,13 @@ def whoami(json_: JsonOpt = False) -> None:
     ]
     table(
         rows,
-        [("LIMIT", "limit"), ("VALUE", "value"), ("USED", _used), ("LEFT", "left"), ("FROM", "source")],
+        [
+            ("LIMIT", "limit"),
+            ("VALUE", "value"),
+            ("USED", _used),
+            ("LEFT", "left"),
+            ("FROM", "source"),
+        ],
         empty="no quota limits",
     )
 

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import CliError, Exit
 from ..follow import follow, outcome
-from ..output import fields, print_json, result, say, table, text, when
+from ..output import Column, fields, print_json, result, say, table, text, when
 from ..resolve import container, container_path, find_container, ssh_login, ssh_port
 from ..state import SESSION
 from ._common import JsonOpt, NameArg, WaitOpt, confirm
@@ -18,7 +18,7 @@ from .jobs_common import job_done_line
 
 app = typer.Typer(no_args_is_help=True, help="Create, list, change and delete containers.")
 
-LIST_COLUMNS = [
+LIST_COLUMNS: list[Column] = [
     ("NAME", "hostname"),
     ("VMID", "vmid"),
     ("SITE", "site"),
@@ -40,7 +40,9 @@ def size_mib(value: str | None, what: str) -> int | None:
     digits = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = raw[len(digits) :]
     if not digits.isdigit() or unit not in SIZE_UNITS:
-        raise CliError(f"{what} is a size in MiB, or with a unit: 512M, 2G (got {value!r})", Exit.USAGE)
+        raise CliError(
+            f"{what} is a size in MiB, or with a unit: 512M, 2G (got {value!r})", Exit.USAGE
+        )
     return int(digits) * SIZE_UNITS[unit]
 
 
@@ -99,7 +101,10 @@ def show(name: NameArg, json_: JsonOpt = False) -> None:
     fields(
         [
             ("name", c.get("hostname")),
-            ("status", c["status"] + (f" ({c['status_message']})" if c.get("status_message") else "")),
+            (
+                "status",
+                c["status"] + (f" ({c['status_message']})" if c.get("status_message") else ""),
+            ),
             ("vmid", f"{c.get('vmid')} on {text(c.get('node'))} (site {c.get('site')})"),
             ("owner", c.get("owner")),
             ("template", c.get("template")),
@@ -301,7 +306,5 @@ def create(
     body = {k: v for k, v in body.items() if v is not None}
     key = idempotency_key or str(uuid.uuid4())
     # The key makes a retry safe: the portal answers a repeat with the first job.
-    accepted = SESSION.api().post(
-        "containers/", body, headers={"Idempotency-Key": key}, retry=True
-    )
+    accepted = SESSION.api().post("containers/", body, headers={"Idempotency-Key": key}, retry=True)
     finish(accepted, wait=wait, json_=json_, verb="Creating")

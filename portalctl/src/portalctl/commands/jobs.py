@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..display import log_line
+from ..display import LogLines, log_line
 from ..follow import Follower, outcome
-from ..display import LogLines
 from ..output import fields, out, print_json, table, text, when
 from ..resolve import container
 from ..state import SESSION
@@ -25,9 +24,13 @@ def list_(
     container_name: Annotated[
         str | None, typer.Option("--container", "-c", help="One container's jobs.")
     ] = None,
-    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed...")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="queued, running, succeeded, failed...")
+    ] = None,
     kind: Annotated[str | None, typer.Option(help="create, start, stop, resize...")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=200, help="At most this many, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option(min=1, max=200, help="At most this many, newest first.")
+    ] = 20,
     json_: JsonOpt = False,
 ) -> None:
     """Jobs of your containers, newest first."""

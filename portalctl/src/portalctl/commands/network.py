@@ -9,7 +9,7 @@ import typer
 
 from ..client import Api
 from ..errors import CliError, Exit
-from ..output import print_json, say, table
+from ..output import Column, print_json, say, table
 from ..resolve import container, container_path
 from ..state import SESSION
 from ._common import JsonOpt, NameArg
@@ -18,7 +18,7 @@ routes = typer.Typer(no_args_is_help=True, help="A container's web addresses (HT
 ports = typer.Typer(no_args_is_help=True, help="A container's published TCP/UDP ports.")
 
 ACCESS = ("users", "owner", "public")
-ROUTE_COLUMNS = [
+ROUTE_COLUMNS: list[Column] = [
     ("ID", "id"),
     ("NAME", lambda r: r.get("name") or "(default)"),
     ("URL", "url"),
@@ -27,7 +27,7 @@ ROUTE_COLUMNS = [
     ("ACCESS", "access"),
     ("ENABLED", "enabled"),
 ]
-PORT_COLUMNS = [
+PORT_COLUMNS: list[Column] = [
     ("ID", "id"),
     ("NAME", "name"),
     ("PROTOCOL", "protocol"),
@@ -36,7 +36,9 @@ PORT_COLUMNS = [
 ]
 
 
-def _pick(items: list[dict[str, Any]], ref: str, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
+def _pick(
+    items: list[dict[str, Any]], ref: str, what: str, keys: tuple[str, ...]
+) -> dict[str, Any]:
     """An item by its id (digits) or one of its names."""
     for item in items:
         if (ref.isdigit() and str(item.get("id")) == ref) or any(
@@ -69,7 +71,9 @@ def routes_list(name: NameArg, json_: JsonOpt = False) -> None:
 @routes.command("add")
 def routes_add(
     name: NameArg,
-    service: Annotated[str, typer.Argument(help="The service's name: served at <service>-<hostname>.")],
+    service: Annotated[
+        str, typer.Argument(help="The service's name: served at <service>-<hostname>.")
+    ],
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="The container's port.")],
     protocol: Annotated[str, typer.Option(help="http or https (to the container).")] = "http",
     access: Annotated[str, typer.Option(help="users, owner or public.")] = "users",

@@ -55,7 +55,9 @@ def _limits(pairs: list[str] | None) -> dict[str, int]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not value.strip().isdigit():
-            raise CliError(f"--limit is NAME=NUMBER, e.g. max_memory_mib=16384 (got {pair!r})", Exit.USAGE)
+            raise CliError(
+                f"--limit is NAME=NUMBER, e.g. max_memory_mib=16384 (got {pair!r})", Exit.USAGE
+            )
         limits[key.strip()] = int(value)
     return limits
 
@@ -65,7 +67,9 @@ def create(
     reason: Annotated[str, typer.Option(help="Why: the operators read this.")],
     limit: Annotated[
         list[str] | None,
-        typer.Option(help="For more quota: a limit wanted, e.g. max_memory_mib=16384 (repeatable)."),
+        typer.Option(
+            help="For more quota: a limit wanted, e.g. max_memory_mib=16384 (repeatable)."
+        ),
     ] = None,
     container_name: Annotated[
         str | None, typer.Option("--container", "-c", help="For a bigger container: which one.")
@@ -82,7 +86,9 @@ def create(
     body: dict[str, Any] = {"reason": reason}
     if container_name:
         if limit:
-            raise CliError("ask for quota (--limit) or a resize (--container), not both", Exit.USAGE)
+            raise CliError(
+                "ask for quota (--limit) or a resize (--container), not both", Exit.USAGE
+            )
         sizes = {
             "cores": cores,
             "memory_mib": size_mib(memory, "--memory"),
@@ -94,7 +100,9 @@ def create(
     elif limit:
         body.update(kind="quota", limits=_limits(limit))
     else:
-        raise CliError("say what you need: --limit NAME=N, or --container NAME with sizes", Exit.USAGE)
+        raise CliError(
+            "say what you need: --limit NAME=N, or --container NAME with sizes", Exit.USAGE
+        )
     row = api.post("resource-requests/", body)
     if json_:
         print_json(row)

@@ -52,4 +52,4 @@ def ssh(
     if binary is None:
         raise CliError("ssh is not installed (openssh-client)", Exit.ERROR)
     SESSION.close()
-    os.execv(binary, argv)
+    os.execv(binary, argv)  # noqa: S606 - ssh replaces portalctl, as `exec ssh` would

@@ -38,7 +38,12 @@ def test_events_are_parsed_as_the_portal_sends_them() -> None:
 
 
 def test_sizes() -> None:
-    assert [size_mib(v, "--memory") for v in ("512", "512M", "2G", "1GiB")] == [512, 512, 2048, 1024]
+    assert [size_mib(v, "--memory") for v in ("512", "512M", "2G", "1GiB")] == [
+        512,
+        512,
+        2048,
+        1024,
+    ]
     assert [size_gib(v, "--disk") for v in ("8", "8G", "10GiB")] == [8, 8, 10]
     assert size_mib(None, "--memory") is None
     for bad in ("2T", "", "1.5G", "-1"):

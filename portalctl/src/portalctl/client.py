@@ -65,7 +65,7 @@ class Api:
         headers = {"User-Agent": f"portalctl/{__version__}", "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self.url = url.rstrip("/")
+        self.url = url.rstrip("/").removesuffix("/api/v1")
         self.has_token = bool(token)
         self._http = httpx.Client(
             base_url=self.url + API_PREFIX,
@@ -111,13 +111,26 @@ class Api:
                 time.sleep(_retry_wait(response, attempt))
                 continue
             if response.is_success:
-                return response.json() if response.content else None
+                return self._decoded(response)
             raise self._refused(response)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _decoded(self, response: httpx.Response) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise CliError(
+                f"{self.url} answered {response.request.url.path} with something other than "
+                "the portal's API (is the URL right?)"
+            ) from None
+
     def _refused(self, response: httpx.Response) -> ApiError:
         error = error_from(response)
-        if response.status_code == 401 and not self.has_token:
+        if response.status_code == 401 and self.has_token:
+            error.details.append("the token was refused (revoked or expired?): portalctl login")
+        elif error.code == "not_authenticated":
             error.details.append("log in first: portalctl login URL (or set PORTAL_TOKEN)")
         return error
 

@@ -79,6 +79,14 @@ def test_create_with_wait_to_running_then_list_json_and_exists(
     shown = json.loads(cli.ok("containers", "show", vmid, "--json").stdout)
     assert shown == listed[0]
 
+    # Shell completion (bash here) offers commands and the user's container names.
+    def complete(words: str) -> list[str]:
+        env = {"COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
+        return cli.ok(env={**env, "_PORTALCTL_COMPLETE": "complete_bash"}).stdout.split()
+
+    assert complete("portalctl containers cr") == ["create"]
+    assert complete("portalctl containers show w") == ["web"]
+
     # ssh execs the system's ssh with the gateway's port for the container and the user.
     stub = have_ssh_stub(tmp_path / "bin")
     path = f"{stub.parent}:/usr/bin:/bin"

@@ -124,9 +124,13 @@ def show(name: NameArg, json_: JsonOpt = False) -> None:
 
 
 @app.command()
-def exists(name: NameArg) -> None:
-    """Exit 0 if the container exists (and you may see it), 1 if not. Prints nothing."""
-    if find_container(SESSION.api(), name) is None:
+def exists(name: NameArg, json_: JsonOpt = False) -> None:
+    """Exit 0 if the container exists (and you may see it), 1 if not. Prints nothing
+    (with --json: the container, or null)."""
+    found = find_container(SESSION.api(), name)
+    if json_:
+        print_json(found)
+    if found is None:
         raise typer.Exit(1)
 
 

@@ -46,10 +46,16 @@ class PlainSteps:
         sys.stderr.flush()
 
     def job(self, job: dict[str, Any]) -> None:
-        if job.get("status") != self.status:
-            self.status = str(job.get("status"))
-            self._print(f"{job_label(job)}: {self.status}")
-        steps = job.get("steps") or []
+        status = str(job.get("status"))
+        final = status in ("succeeded", "failed", "cancelled")
+        if status != self.status and not final:
+            self._print(f"{job_label(job)}: {status}")
+        self._steps(job.get("steps") or [])
+        if status != self.status and final:  # the last steps first, then how it ended
+            self._print(f"{job_label(job)}: {status}")
+        self.status = status
+
+    def _steps(self, steps: list[dict[str, Any]]) -> None:
         for n, step in enumerate(steps, 1):
             state = str(step.get("state"))
             if self.states.get(step.get("name", "")) == state or state == "pending":

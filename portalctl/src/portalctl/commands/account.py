@@ -51,6 +51,40 @@ def _revoke_quietly(profile: config.Profile) -> None:
         old.close()
 
 
+def _with_token(profile: config.Profile) -> dict[str, Any]:
+    """The token on stdin, checked: the profile gets it and its user; returns the token
+    as the API lists it."""
+    profile.token = sys.stdin.readline().strip()
+    if not profile.token:
+        raise CliError("--with-token reads the token from stdin, and stdin was empty", Exit.USAGE)
+    api = Api(profile.url, profile.token, ca_bundle=profile.ca_bundle)
+    try:
+        profile.username, listed = _token_identity(api)
+    finally:
+        api.close()
+    profile.token_id = str(listed.get("id", ""))
+    return listed
+
+
+def _with_password(
+    profile: config.Profile, body: dict[str, Any], *, username: str | None, otp: str | None
+) -> dict[str, Any]:
+    """A new token for a username and password (and 2FA code): the profile gets it."""
+    user = username or read_line("Username")
+    body.update(username=user, password=read_secret("Password"))
+    api = Api(profile.url, ca_bundle=profile.ca_bundle)
+    try:
+        created = _password_login(api, body, otp)
+    finally:
+        api.close()
+    profile.token, profile.token_id, profile.username = (
+        str(created["token"]),
+        str(created["id"]),
+        user,
+    )
+    return created
+
+
 def login(
     url: Annotated[
         str | None, typer.Argument(help="The portal, e.g. https://portal.example.org")
@@ -81,31 +115,10 @@ def login(
     url = (url or previous.url or read_line("Portal URL")).rstrip("/")
     profile = config.Profile(name=previous.name, url=url, ca_bundle=ca_bundle or previous.ca_bundle)
     if with_token:
-        profile.token = sys.stdin.readline().strip()
-        if not profile.token:
-            raise CliError(
-                "--with-token reads the token from stdin, and stdin was empty", Exit.USAGE
-            )
-        api = Api(url, profile.token, ca_bundle=profile.ca_bundle)
-        profile.username, created = _token_identity(api)
-        profile.token_id = str(created.get("id", ""))
+        created = _with_token(profile)
     else:
-        api = Api(url, ca_bundle=profile.ca_bundle)
-        user = username or read_line("Username")
-        body = {
-            "username": user,
-            "password": read_secret("Password"),
-            "name": name,
-            "scope": scope,
-            "expires_in_days": expires_in_days,
-        }
-        created = _password_login(api, body, otp)
-        profile.token, profile.token_id, profile.username = (
-            str(created["token"]),
-            str(created["id"]),
-            user,
-        )
-    api.close()
+        body = {"name": name, "scope": scope, "expires_in_days": expires_in_days}
+        created = _with_password(profile, body, username=username, otp=otp)
     if previous.token != profile.token and previous.url == url and not previous.from_env:
         _revoke_quietly(previous)
     path = config.save(profile)

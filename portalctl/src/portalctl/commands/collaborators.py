@@ -36,7 +36,8 @@ def add(name: NameArg, username: UserArg, wait: WaitOpt = False, json_: JsonOpt 
     api = SESSION.api()
     c = container(api, name)
     accepted = api.post(container_path(c, "collaborators/"), {"username": username})
-    finish(accepted, wait=wait, json_=json_, verb=f"Adding {username} to")
+    done = f"{username} may use {c['hostname']} now"
+    finish(accepted, wait=wait, json_=json_, verb=f"Adding {username} to", done=done)
 
 
 @app.command()
@@ -45,4 +46,5 @@ def remove(name: NameArg, username: UserArg, wait: WaitOpt = False, json_: JsonO
     api = SESSION.api()
     c = container(api, name)
     accepted = api.delete(container_path(c, f"collaborators/{quote(username, safe='')}/"))
-    finish(accepted, wait=wait, json_=json_, verb=f"Removing {username} from")
+    done = f"{username} no longer has access to {c['hostname']}"
+    finish(accepted, wait=wait, json_=json_, verb=f"Removing {username} from", done=done)

@@ -135,8 +135,9 @@ def exists(name: NameArg, json_: JsonOpt = False) -> None:
 
 
 # -- jobs ----------------------------------------------------------------------------------
-def finish(accepted: dict[str, Any], *, wait: bool, json_: bool, verb: str) -> None:
-    """Report a 202 (the job and the container), or follow the job first with --wait."""
+def finish(accepted: dict[str, Any], *, wait: bool, json_: bool, verb: str, done: str = "") -> None:
+    """Report a 202 (the job and the container), or follow the job first with --wait;
+    `done` is what to say when it succeeded (else what the job's kind suggests)."""
     api = SESSION.api()
     job, c = accepted["job"], accepted["container"]
     if wait:
@@ -151,7 +152,7 @@ def finish(accepted: dict[str, Any], *, wait: bool, json_: bool, verb: str) -> N
         print_json({"job": job, "container": c})
     elif wait:
         if job.get("status") == "succeeded":
-            result(job_done_line(job, c))
+            result(done or job_done_line(job, c))
     else:
         say(
             f"{verb} {c['hostname']}: job {job['id']} {job['status']}. "

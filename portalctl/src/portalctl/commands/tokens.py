@@ -11,7 +11,7 @@ import typer
 
 from .. import config
 from ..client import Api
-from ..errors import CliError, Exit
+from ..errors import ApiError, CliError, Exit
 from ..output import print_json, result, say, table, when
 from ..state import SESSION
 from ._common import JsonOpt, read_line, read_secret
@@ -86,7 +86,15 @@ def revoke(
     json_: JsonOpt = False,
 ) -> None:
     """Revoke a token (with a token, only that token itself: use logout)."""
-    revoked = SESSION.api().delete(f"tokens/{token_id}/")
+    try:
+        revoked = SESSION.api().delete(f"tokens/{token_id}/")
+    except ApiError as exc:
+        if exc.code == "token_needs_session":
+            exc.details.append(
+                "revoke another token on the profile page, or with that token itself: "
+                "PORTAL_TOKEN=<it> portalctl logout"
+            )
+        raise
     profile = SESSION.profile
     if str(profile.token_id) == str(token_id) and not profile.from_env:
         config.remove_secret(profile.name)

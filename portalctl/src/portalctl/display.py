@@ -121,8 +121,9 @@ class RichSteps:
         self.live.console.print(f"[{style}]{escape(log_line(entry))}[/]")
 
     def close(self) -> None:
-        self.live.refresh()
-        self.live.stop()
+        if self.live.is_started:
+            self.live.refresh()
+            self.live.stop()
 
 
 class LogLines:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import CliError, Exit
+from .output import say
 from .sse import events
 
 if TYPE_CHECKING:
@@ -40,24 +41,31 @@ class Follower:
     def run(self) -> dict[str, Any]:
         """Until the job is final and its log fully shown; returns the final job."""
         self.display.job(self.job)
-        failures = 0
         try:
-            while not self.ended:
-                how = self._stream()
-                if self.ended:
-                    break
-                if how == REFUSED:  # no stream for us now: poll instead
-                    self._poll_until_end()
-                    break
-                failures = failures + 1 if how == UNREACHABLE else 0
-                if failures > MAX_FAILED_CONNECTS:
-                    raise CliError(f"cannot reach {self.api.url} to follow the job; giving up")
-                time.sleep(min(0.2 * 2**failures, 5.0) if failures else 0.05)
+            self._follow()
+        except KeyboardInterrupt:
+            self.display.close()
+            say(f"stopped following job {self.job['id']}: it goes on (jobs logs ID -f)")
+            raise
         finally:
             self.display.close()
         if self.job.get("status") not in FINAL:
             self.job = self.api.get(f"jobs/{self.job['id']}/")
         return self.job
+
+    def _follow(self) -> None:
+        failures = 0
+        while not self.ended:
+            how = self._stream()
+            if self.ended:
+                return
+            if how == REFUSED:  # no stream for us now: poll instead
+                self._poll_until_end()
+                return
+            failures = failures + 1 if how == UNREACHABLE else 0
+            if failures > MAX_FAILED_CONNECTS:
+                raise CliError(f"cannot reach {self.api.url} to follow the job; giving up")
+            time.sleep(min(0.2 * 2**failures, 5.0) if failures else 0.05)
 
     def _stream(self) -> str:
         """Reads the stream until it ends or drops: ENDED, DROPPED, UNREACHABLE or REFUSED

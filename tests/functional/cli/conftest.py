@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
 import queue
 import shutil
 import socket
@@ -113,6 +114,31 @@ class Cli:
             cwd=self.home,
         )
         return Lines(proc)
+
+    def on_terminal(self, *args: str, timeout: float = 60.0) -> tuple[int, str]:
+        """Run with stdout and stderr on a pseudo-terminal, as at a shell: (status, screen)."""
+        primary, secondary = pty.openpty()
+        proc = subprocess.Popen(
+            [portalctl_path(), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=secondary,
+            stderr=secondary,
+            env=self.environ({"TERM": "xterm-256color"}),
+            cwd=self.home,
+        )
+        os.close(secondary)
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(primary)
+        return proc.wait(timeout=10), b"".join(chunks).decode(errors="replace")
 
     @property
     def config(self) -> Path:

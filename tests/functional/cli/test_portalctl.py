@@ -110,8 +110,11 @@ def test_resize_stop_start_and_delete_yes(cli: Cli, cluster: Any) -> None:
 
     stopped = json.loads(cli.ok("containers", "stop", "app", "--wait", "--json").stdout)
     assert stopped["job"]["status"] == "succeeded" and stopped["container"]["status"] == "stopped"
-    started = cli.ok("containers", "start", "app", "--wait")
-    assert started.stdout.startswith("app is running")
+    # On a terminal the steps are drawn live (rich): the job, a mark per step, the outcome.
+    code, screen = cli.on_terminal("containers", "start", "app", "--wait")
+    assert code == 0, screen
+    assert "start app (job" in screen and "✓" in screen and "\x1b[" in screen
+    assert "app is running" in screen and "step 1/" not in screen  # not the plain lines
 
     # Without a terminal, delete needs --yes (a usage error, and nothing is done).
     refused = cli("containers", "delete", "app")

@@ -31,7 +31,7 @@ from typing import Any
 from bench._env import run_dir, setup_django
 
 RUNS = int(os.environ.get("BENCH_CLI_RUNS", "25"))
-CREATES = int(os.environ.get("BENCH_CLI_CREATES", "5"))
+CREATES = int(os.environ.get("BENCH_CLI_CREATES", "10"))
 TASK_SECONDS = float(os.environ.get("BENCH_TASK_SECONDS", "1.0"))
 TASKS_PER_CREATE = 2  # vzcreate, vzstart
 PORTALCTL = str(Path(sys.executable).with_name("portalctl"))

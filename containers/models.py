@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from networking.models import Node, PortProtocol, Site
 from networking.validators import validate_hostname, validate_slug
+from portal.crypto import EncryptedTextField
 
 # Hard limits, whatever a template allows (Proxmox's own bounds where it has them).
 MAX_CORES = 128
@@ -448,3 +449,54 @@ class ReconcileFinding(models.Model):
 
     def __str__(self) -> str:
         return self.message[:80]
+
+
+class DeploymentState(models.TextChoices):
+    QUEUED = "queued", "Queued"  # its container is being made
+    DEPLOYING = "deploying", "Deploying"
+    LIVE = "live", "Live"
+    FAILED = "failed", "Failed"  # the last deploy failed; `serving_commit` may still serve
+    REMOVING = "removing", "Removing"
+    REMOVED = "removed", "Removed"
+
+
+class Deployment(models.Model):
+    """One branch or pull request of a repository, deployed into exactly one container
+    (LaunchPad, issue #15). Removed rows stay for history and free their key."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deployments"
+    )
+    repository = models.CharField(max_length=201, help_text="owner/name on GitHub")
+    ref = models.CharField(max_length=255, help_text="the branch, or pr-<number>")
+    container = models.ForeignKey(
+        Container, null=True, on_delete=models.SET_NULL, related_name="deployments"
+    )
+    commit = models.CharField(max_length=40, help_text="the commit asked for last")
+    committed_at = models.DateTimeField(
+        null=True, blank=True, help_text="its commit time: an older push changes nothing"
+    )
+    serving_commit = models.CharField(max_length=40, blank=True)
+    state = models.CharField(
+        max_length=16, choices=DeploymentState.choices, default=DeploymentState.QUEUED
+    )
+    state_message = models.CharField(max_length=500, blank=True)
+    # install, build and start commands, the HTTP port, the services (no secrets here).
+    app = models.JSONField(default=dict, blank=True)
+    env = EncryptedTextField(blank=True, help_text="JSON object; encrypted, never shown")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering: ClassVar = ["repository", "ref"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["owner", "repository", "ref"],
+                condition=~Q(state=DeploymentState.REMOVED),
+                name="containers_deployment_one_per_ref",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository}@{self.ref}"

@@ -105,3 +105,13 @@ def error(message: str, details: Sequence[str] = ()) -> None:
     err().print(f"[bold red]error:[/] {escape(message)}")
     for line in details:
         err().print(f"  {escape(line)}")
+
+
+def listing(
+    json_: bool, rows: list[dict[str, Any]], columns: Sequence[Column], *, empty: str
+) -> None:
+    """A list command's answer: the API's objects as JSON (`--json`), or a table."""
+    if json_:
+        print_json(rows)
+        return
+    table(rows, columns, empty=empty)

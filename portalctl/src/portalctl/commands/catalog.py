@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from ..output import print_json, table, text, when
+from ..output import listing, text, when
 from ..state import SESSION
 from ._common import JsonOpt
 
@@ -40,10 +40,8 @@ def _sizes(t: dict[str, Any], prefix: str) -> str:
 def templates_list(json_: JsonOpt = False) -> None:
     """The templates you can create containers from, with their default and largest sizes."""
     rows = list(SESSION.api().pages("templates/"))
-    if json_:
-        print_json(rows)
-        return
-    table(
+    listing(
+        json_,
         rows,
         [
             ("NAME", "name"),
@@ -68,10 +66,8 @@ def _gib(used: Any, total: Any) -> str:
 def nodes_list(json_: JsonOpt = False) -> None:
     """The hypervisors, their state and capacity (staff only)."""
     rows = list(SESSION.api().pages("nodes/"))
-    if json_:
-        print_json(rows)
-        return
-    table(
+    listing(
+        json_,
         rows,
         [
             ("NAME", "name"),

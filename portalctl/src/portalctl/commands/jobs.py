@@ -9,7 +9,7 @@ import typer
 
 from ..display import LogLines, log_line
 from ..follow import Follower, outcome
-from ..output import fields, out, print_json, table, text, when
+from ..output import fields, listing, out, print_json, table, text, when
 from ..resolve import container
 from ..state import SESSION
 from ._common import JsonOpt
@@ -38,10 +38,8 @@ def list_(
     cid = container(api, container_name)["id"] if container_name else None
     body = api.get("jobs/", container=cid, status=status, kind=kind, page_size=limit)
     rows = body.get("results", [])
-    if json_:
-        print_json(rows)
-        return
-    table(
+    listing(
+        json_,
         rows,
         [
             ("ID", "id"),

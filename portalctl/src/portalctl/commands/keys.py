@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import CliError, Exit
-from ..output import print_json, say, table, when
+from ..output import listing, print_json, say, when
 from ..state import SESSION
 from ._common import JsonOpt
 
@@ -21,10 +21,8 @@ app = typer.Typer(no_args_is_help=True, help="The SSH keys of your profile.")
 def list_(json_: JsonOpt = False) -> None:
     """Your SSH keys."""
     rows = list(SESSION.api().pages("ssh-keys/"))
-    if json_:
-        print_json(rows)
-        return
-    table(
+    listing(
+        json_,
         rows,
         [
             ("ID", "id"),

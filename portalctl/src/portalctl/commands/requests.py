@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import CliError, Exit
-from ..output import print_json, say, table, text, when
+from ..output import listing, print_json, say, text, when
 from ..resolve import container
 from ..state import SESSION
 from ._common import JsonOpt
@@ -30,10 +30,8 @@ def list_(
 ) -> None:
     """Your resource requests and their outcome (staff: everyone's)."""
     rows = list(SESSION.api().pages("resource-requests/", status=status))
-    if json_:
-        print_json(rows)
-        return
-    table(
+    listing(
+        json_,
         rows,
         [
             ("ID", "id"),

@@ -12,7 +12,7 @@ import typer
 from .. import config
 from ..client import Api
 from ..errors import ApiError, CliError, Exit
-from ..output import print_json, result, say, table, when
+from ..output import listing, print_json, result, say, when
 from ..state import SESSION
 from ._common import JsonOpt, read_line, read_secret
 from .account import EXPIRIES, SCOPES, _password_login
@@ -24,10 +24,8 @@ app = typer.Typer(no_args_is_help=True, help="Your API tokens.")
 def list_(json_: JsonOpt = False) -> None:
     """Your tokens (called with a token, the API shows only that token)."""
     rows = list(SESSION.api().pages("tokens/"))
-    if json_:
-        print_json(rows)
-        return
-    table(
+    listing(
+        json_,
         rows,
         [
             ("ID", "id"),

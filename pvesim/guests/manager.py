@@ -225,7 +225,7 @@ class GuestEmulator:
         try:
             spec = self._prepare_ct(w, created_at)
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
-            log.warning("%s: no SSH server: %s", where, exc)
+            log.warning("%s runs without an SSH server: %s", where, exc)
             return
         proc = subprocess.Popen(
             [sys.executable, "-m", "pvesim.guests.init", str(spec)],
@@ -242,7 +242,7 @@ class GuestEmulator:
             log.info("%s: sshd listening on %s:22 (pid %s)", where, w.ip, status.split()[-1])
         else:
             reason = status.removeprefix("failed ").strip() or "its init exited"
-            log.warning("%s: no SSH server: %s; the CT runs without one", where, reason)
+            log.warning("%s runs without an SSH server: %s", where, reason)
 
     def _prepare_ct(self, w: Want, created_at: float) -> Path:
         """The CT's directory and its sshd's files; returns the init's spec file."""

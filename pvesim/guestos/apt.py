@@ -127,6 +127,9 @@ def version_of(package: str) -> str:
 
 
 def apt_main(argv: list[str], layout: Layout, program: str = "apt-get") -> int:
+    if "--version" in argv or "-v" in argv:
+        print("apt 2.6.1 (amd64)")
+        return 0
     args = parse_apt_args(argv)
     if program == "apt" and not sys.stdout.isatty():
         print(

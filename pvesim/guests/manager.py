@@ -131,6 +131,8 @@ class GuestEmulator:
 
     def shutdown(self) -> None:
         """Stop every CT's processes (the simulator is exiting)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():

@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, SystemExit) as exc:
         print(f"pvesim: cannot listen on {args.listen}: {exc}", file=sys.stderr)
         return 1
-    except (KeyError, ValueError) as exc:
-        print(f"pvesim: --guest-user {args.guest_user}: {exc}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"pvesim: {exc}", file=sys.stderr)
         return 2
     server.start()
     print(f"pvesim ready on {server.url}", flush=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pvesim import guestconf
+from pvesim.api.lxc.shared import static_ips
 from pvesim.guests import sshd
 from pvesim.schema import FormatError
 
@@ -175,8 +176,6 @@ class GuestEmulator:
 
     def _desired(self) -> tuple[dict[int, Want], dict[int, float]]:
         """(the CTs that should have an sshd, created_at of every CT) from the state."""
-        from pvesim.api.lxc.shared import static_ips
-
         state = self.state
         want: dict[int, Want] = {}
         with state.lock:

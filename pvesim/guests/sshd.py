@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pvesim.config import ConfigError
+
 SSHD = "/usr/sbin/sshd"
 SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server")
 PRIVSEP_DIR = Path("/run/sshd")  # Debian's and Ubuntu's sshd chroots its pre-auth child here
@@ -44,11 +46,14 @@ def resolve_account(spec: str) -> Account:
             name, default_gid = uid_s, uid
         gid = int(gid_s) if gid_s.isdigit() else default_gid
     else:
-        entry = pwd.getpwnam(uid_s)  # KeyError: the caller reports it
+        try:
+            entry = pwd.getpwnam(uid_s)
+        except KeyError:
+            raise ConfigError(f"--guest-user {spec}: no such user on this host") from None
         uid, gid, name = entry.pw_uid, entry.pw_gid, entry.pw_name
         gid = int(gid_s) if gid_s.isdigit() else gid
     if uid == 0:
-        raise ValueError("the guest user must not be root")
+        raise ConfigError(f"--guest-user {spec}: the CTs' user must not be root")
     return Account(uid, gid, name, "root", drop=True)
 
 

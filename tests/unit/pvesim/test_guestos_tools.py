@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from pvesim.config import ConfigError
 from pvesim.guestos import apt, journal, systemctl
 from pvesim.guestos.layout import Layout
 from pvesim.guestos.service import ServiceManager
@@ -158,3 +160,17 @@ def test_what_runs_inside_a_ct_imports_only_the_standard_library() -> None:
         names = set(zf.namelist())
     assert "__main__.py" in names
     assert {f"guestos/{p.name}" for p in GUESTOS.glob("*.py")} <= names
+
+
+def test_the_cts_user() -> None:
+    if os.geteuid() != 0:
+        me = sshd.resolve_account("nobody")  # without root: the current user, no drop
+        assert (me.uid, me.drop) == (os.geteuid(), False)
+        return
+    nobody = sshd.resolve_account("nobody")
+    assert nobody.uid != 0 and nobody.login == "root" and nobody.drop
+    numeric = sshd.resolve_account("4242:4343")
+    assert (numeric.uid, numeric.gid) == (4242, 4343)
+    for spec in ("0", "root", "no-such-user-here"):
+        with pytest.raises(ConfigError, match="--guest-user"):
+            sshd.resolve_account(spec)

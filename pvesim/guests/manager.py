@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pvesim.guests")
 
 INIT_STOP_TIMEOUT = 30.0  # the init's own grace is 5 s; this covers a slow machine
-READY_TIMEOUT = 20.0
+READY_TIMEOUT = 90.0  # the init's boot may take 60 s, sshd 10 more
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -238,12 +238,9 @@ class GuestEmulator:
         )
         with self._lock:
             self._running[w.vmid] = Running(w, proc)
-        status = _first_line(proc, READY_TIMEOUT)
-        if status.startswith("ready"):
-            log.info("%s: sshd listening on %s:22 (pid %s)", where, w.ip, status.split()[-1])
-        else:
-            reason = status.removeprefix("failed ").strip() or "its init exited"
-            log.warning("%s runs without an SSH server: %s", where, reason)
+        threading.Thread(
+            target=_report, args=(where, w.ip, proc), name=f"pvesim-ct{w.vmid}", daemon=True
+        ).start()
 
     def _prepare_ct(self, w: Want, created_at: float) -> Path:
         """The CT's directory and its sshd's files; returns the init's spec file."""
@@ -317,13 +314,22 @@ class GuestEmulator:
         self._identity.pop(vmid, None)
 
 
-def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
-    """The init's one status line, or '' when it said nothing in time."""
+def _report(where: str, ip: str, proc: subprocess.Popen[bytes]) -> None:
+    """Log the init's one status line: sshd is up, or why the CT runs without it."""
     assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    if not ready:
-        return ""
-    return proc.stdout.readline().decode(errors="replace").strip()
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT)
+        status = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
+    except (OSError, ValueError):  # the CT was stopped meanwhile
+        return
+    if status.startswith("ready"):
+        log.info("%s: sshd listening on %s:22 (pid %s)", where, ip, status.split()[-1])
+    elif status:
+        log.warning("%s runs without an SSH server: %s", where, status.removeprefix("failed "))
+    elif proc.poll() is None:
+        log.warning("%s: sshd not up after %.0f s (a slow boot?)", where, READY_TIMEOUT)
+    else:
+        log.warning("%s runs without an SSH server: its init exited (%s)", where, proc.returncode)
 
 
 def _init_env() -> dict[str, str]:

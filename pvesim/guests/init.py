@@ -50,7 +50,13 @@ def _prctl(option: int, value: int) -> None:
         raise OSError(ctypes.get_errno(), f"prctl({option})")
 
 
-def _no_new_privs() -> None:
+def _die_with_init() -> None:
+    """In a child before its exec: SIGTERM when the init dies, even by SIGKILL."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _as_ct_user_child() -> None:
+    _die_with_init()
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
@@ -104,12 +110,12 @@ class Init:
 
     def _as_ct_user(self) -> dict[str, Any]:
         if self.uid == os.geteuid():
-            return {}
+            return {"preexec_fn": _die_with_init}
         return {
             "user": self.uid,
             "group": self.gid,
             "extra_groups": [],
-            "preexec_fn": _no_new_privs,
+            "preexec_fn": _as_ct_user_child,
         }
 
     # -- the CT's life -----------------------------------------------------------------------
@@ -153,6 +159,7 @@ class Init:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
+                preexec_fn=_die_with_init,  # safe: the init has one thread
             )
         self.sshd_pid = proc.pid
         deadline = time.monotonic() + READY_TIMEOUT
@@ -221,20 +228,30 @@ class Init:
                 _kill(pid, signal.SIGKILL)
             self.wait(0.05)
 
+    def report(self, status: str) -> None:
+        """The one line for the simulator; if it is gone already, the CT stops."""
+        try:
+            sys.stdout.write(status + "\n")
+            sys.stdout.flush()
+        except OSError:
+            self.stopping = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
     def run(self) -> int:
         self.setup()
         with open(self.private / "init.log", "ab", buffering=0) as log:
             log.write(f"--- CT start {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
-            self.boot(log)
-            status = "failed stopped while starting" if self.stopping else self.start_sshd(log)
-            print(status, flush=True)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)  # the simulator read its one line
-            os.close(devnull)
-            while not self.stopping:
-                self.wait(1.0)
-            self.stop_all()
-            log.write(b"--- CT stopped\n")
+            try:
+                self.boot(log)
+                started = "failed stopped while starting" if self.stopping else None
+                self.report(started or self.start_sshd(log))
+                while not self.stopping:
+                    self.wait(1.0)
+            finally:  # whatever happened, nothing of the CT outlives its init
+                self.stop_all()
+                log.write(b"--- CT stopped\n")
         return 0
 
 

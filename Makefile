@@ -3,7 +3,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-LOCK_HASH := $(shell cat requirements.lock pyproject.toml 2>/dev/null | sha1sum | cut -c1-12)
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml portalctl/pyproject.toml 2>/dev/null | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PYTEST_ARGS ?=
 
@@ -11,12 +11,17 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+# portalctl (the CLI) is installed too; its dependencies and build backend are also kept as
+# wheels in .venv/portalctl-wheels, from which the test that installs it alone in a fresh
+# venv does so offline.
+$(STAMP): requirements.lock pyproject.toml portalctl/pyproject.toml
 	./scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip install -q --no-deps -e ./portalctl
+	$(BIN)/python -m pip wheel -q -c requirements.lock -w $(VENV)/portalctl-wheels ./portalctl "setuptools>=70.1"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -16,6 +16,7 @@ from portal.errors import (
     ErrorCode,
     LockedOut,
     LoginFailed,
+    PermissionDenied,
     UpstreamUnavailable,
     ValidationFailed,
 )
@@ -142,8 +143,10 @@ def _second_factor(user: User, otp: str) -> str:
             )
         return "API token: password + 2FA"
     if two_factor.otp_required(user):
-        raise LoginFailed(
-            "this account must set up two-factor authentication in the portal first",
-            code=ErrorCode.OTP_REQUIRED,
+        # Not a code to ask for: there is none yet (a client would prompt in vain).
+        raise PermissionDenied(
+            "this account must set up two-factor authentication in the portal first "
+            "(/accounts/2fa/)",
+            code=ErrorCode.OTP_SETUP_REQUIRED,
         )
     return "API token: password"

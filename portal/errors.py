@@ -113,6 +113,7 @@ class ErrorCode(StrEnum):
     TOKEN_NEEDS_SESSION = "token_needs_session"
     OTP_REQUIRED = "otp_required"
     OTP_INVALID = "otp_invalid"
+    OTP_SETUP_REQUIRED = "otp_setup_required"
     LOCKED_OUT = "locked_out"
 
 

@@ -71,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node-cpus", type=int, default=16)
     p.add_argument("--node-memory", default="64G", help="memory per node, e.g. 64G")
     p.add_argument("--node-storage", default="512G", help="size of local-lvm per node, e.g. 512G")
+    p.add_argument(
+        "--guest-emulation",
+        action="store_true",
+        help="a running CT whose address is on loopback gets a real OpenSSH server",
+    )
+    p.add_argument(
+        "--guest-user",
+        default="nobody",
+        metavar="USER|UID[:GID]",
+        help="the unprivileged host user a CT's root is, when run as root (default nobody)",
+    )
     p.add_argument("--cluster-name", default="pvesim")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -104,6 +115,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         node_storage=parse_bytes(args.node_storage),
         cluster_name=args.cluster_name,
         access_log=args.access_log,
+        guest_emulation=args.guest_emulation,
+        guest_user=args.guest_user,
     )
 
 
@@ -116,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.access_log:
         logging.getLogger("pvesim.access").setLevel(logging.INFO)
+    # Why a CT has no SSH server is worth a line in the log even without -v.
+    logging.getLogger("pvesim.guests").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         config = config_from_args(args)
     except ConfigError as exc:
@@ -136,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, SystemExit) as exc:
         print(f"pvesim: cannot listen on {args.listen}: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:
+        print(f"pvesim: {exc}", file=sys.stderr)
+        return 2
     server.start()
     print(f"pvesim ready on {server.url}", flush=True)
     while not stop.wait(0.2):

@@ -64,6 +64,8 @@ class SimConfig:
     bridges: list[BridgeSpec] = field(default_factory=list)
     cluster_name: str = "pvesim"
     access_log: bool = False
+    guest_emulation: bool = False  # a running CT on loopback gets a real sshd
+    guest_user: str = "nobody"  # whom a CT's root is on the host (when run as root)
 
     def __post_init__(self) -> None:
         if not self.nodes:

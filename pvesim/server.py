@@ -16,6 +16,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from pvesim.app import PveApp
 from pvesim.config import SimConfig
+from pvesim.guests.manager import GuestEmulator
 from pvesim.state import SimState
 from pvesim.tls import TlsFiles, ensure_tls
 
@@ -34,6 +35,11 @@ class SimServer:
         self.state = state or SimState(config)
         self.state.ssl_fingerprint = self.tls.fingerprint()  # type: ignore[attr-defined]
         self.app = PveApp(self.state, self.tls)
+        self.guests: GuestEmulator | None = None
+        if config.guest_emulation:
+            self.guests = GuestEmulator(self.state, config.guest_user)
+            self.state.guest_emulator = self.guests
+            self.state.on_change = self.guests.wake
         self.httpd = wsgi.Server(
             (config.host, config.port),
             self.app,
@@ -81,6 +87,8 @@ class SimServer:
         self._threads = [serve, tick]
         serve.start()
         tick.start()
+        if self.guests is not None:
+            self.guests.start()
 
     def _ticker(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
@@ -102,6 +110,9 @@ class SimServer:
             if thread is not threading.current_thread():
                 thread.join(timeout=5)
         self.state.tick()
+        if self.guests is not None:
+            self.state.on_change = None
+            self.guests.shutdown()
         self.state.save()
 
     def ssl_client_context(self) -> ssl.SSLContext:

@@ -15,9 +15,10 @@ import random
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pvesim import catalog
 from pvesim.access import AccessData, Realm, TicketAuthority, Token, User
@@ -27,6 +28,9 @@ from pvesim.dhcp import DhcpEmulator
 from pvesim.errors import ApiError, TaskFailure, die
 from pvesim.faults import Faults
 from pvesim.tasks import Task, WorkerBody, WorkerContext, make_upid
+
+if TYPE_CHECKING:
+    from pvesim.guests.manager import GuestEmulator
 
 log = logging.getLogger("pvesim")
 
@@ -86,6 +90,9 @@ class Guest:
     pid: int | None = None
     created_at: float = 0.0
     pool: str | None = None
+    # The create call's ssh-public-keys: not in the config (Proxmox writes them into the
+    # CT's /root/.ssh/authorized_keys); guest emulation seeds the CT's directory with them.
+    ssh_keys: str | None = None
 
     @property
     def conf_path(self) -> str:
@@ -128,6 +135,10 @@ class SimState:
         self._dirty = False
         self._saved_at = 0.0
         self.dhcp = DhcpEmulator(config.dhcp_hosts, config.bridges)
+        # Guest emulation (--guest-emulation): told of every change, asked by the power
+        # workers to stop a CT's processes.
+        self.guest_emulator: GuestEmulator | None = None
+        self.on_change: Callable[[], None] | None = None
         with self.lock:
             self._load()
             self._apply_config()
@@ -302,6 +313,8 @@ class SimState:
 
     def mark_dirty(self) -> None:
         self._dirty = True
+        if self.on_change is not None:
+            self.on_change()
 
     def flush(self) -> None:
         with self.lock:
@@ -323,7 +336,11 @@ class SimState:
         with self.lock:
             text = json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True)
             tmp = self.path.with_name(f".state.json.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(text)
+            # 0600: it holds token secrets and passwords, and with guest emulation the
+            # CTs' user may walk through the state directory.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
             os.replace(tmp, self.path)
             self._dirty = False
             self._saved_at = time.monotonic()

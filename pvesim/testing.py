@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pvesim.config import SimConfig, TokenSpec, UserSpec
+from pvesim.config import SimConfig, TokenSpec, UserSpec, parse_bridge
 
 DEFAULT_TOKEN_ID = "portal@pve!portal"
 
@@ -255,6 +255,8 @@ class _SimBase:
         port: int = 0,
         auth_delay: float = 0.0,
         lock_timeout: float = 10.0,
+        guest_emulation: bool = False,
+        bridges: Iterable[str] = (),
     ) -> None:
         self.state_dir = Path(state_dir)
         self.nodes = tuple(nodes)
@@ -266,6 +268,8 @@ class _SimBase:
         self.port = port
         self.auth_delay = auth_delay
         self.lock_timeout = lock_timeout
+        self.guest_emulation = guest_emulation
+        self.bridges = list(bridges)  # "NAME=FIRST-LAST/PREFIX[,GW]", as --bridge
         self.url = ""
 
     @property
@@ -343,6 +347,10 @@ class SimulatorProcess(_SimBase):
             cmd += ["--user", f"{userid}:{password}"]
         if self.dhcp_hosts:
             cmd += ["--dhcp-hosts", str(self.dhcp_hosts)]
+        for bridge in self.bridges:
+            cmd += ["--bridge", bridge]
+        if self.guest_emulation:
+            cmd.append("--guest-emulation")
         return cmd + self.extra_args
 
     def start(self, timeout: float = 15) -> SimulatorProcess:
@@ -420,6 +428,8 @@ class SimulatorThread(_SimBase):
             dhcp_hosts=self.dhcp_hosts,
             auth_delay=self.auth_delay,
             lock_timeout=self.lock_timeout,
+            bridges=[parse_bridge(b) for b in self.bridges],
+            guest_emulation=self.guest_emulation,
         )
 
     def start(self, timeout: float = 15) -> SimulatorThread:

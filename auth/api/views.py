@@ -51,7 +51,7 @@ class TokenLoginView(APIView):
         description="The same checks as the web login: a locked-out user and address is 403 "
         "`locked_out`, a wrong password 401 `authentication_failed`; an account with "
         "two-factor authentication needs `otp` (401 `otp_required`, or `otp_invalid` when "
-        "wrong). The token is scoped, always expires, and its creation is audited. "
+        "wrong; `403 otp_setup_required` for staff who must set it up first). The token is scoped, always expires, and its creation is audited. "
         "Throttled per address (429).",
         request=TokenLoginSerializer,
         responses={201: ApiTokenCreatedSerializer, **ERRORS},

@@ -8,6 +8,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from auth.api.sshkeys import SshKeyViewSet
 from auth.api.views import (
     ApiTokenViewSet,
     AuditEntryViewSet,
@@ -33,6 +34,7 @@ router.register("nodes", NodeViewSet, basename="node")
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("resource-requests", ResourceRequestViewSet, basename="resource-request")
 router.register("audit", AuditEntryViewSet, basename="audit")
+router.register("ssh-keys", SshKeyViewSet, basename="ssh-key")
 
 urlpatterns = [
     path("", include(router.urls)),

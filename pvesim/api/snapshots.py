@@ -6,7 +6,7 @@ from typing import Any
 
 from pvesim import apidefs
 from pvesim.api.lxc.power import start_steps
-from pvesim.api.lxc.shared import check_lock
+from pvesim.api.lxc.shared import check_lock, stop_guest_processes
 from pvesim.errors import die
 from pvesim.router import Ctx, Perm, route
 from pvesim.state import Guest
@@ -159,10 +159,12 @@ def snapshot_rollback(ctx: Ctx, p: dict[str, Any]) -> str:
         if snap is None:
             raise die(f"snapshot '{snapname}' does not exist")
         check_lock(guest)
+        guest.conf["lock"] = "rollback"
         if guest.status == "running":
             w.log(f"stopping CT {vmid} for rollback")
+            yield from stop_guest_processes(w, vmid)
+            guest = state.load_config(node, vmid)
             guest.status, guest.started_at, guest.pid = "stopped", None, None
-        guest.conf["lock"] = "rollback"
         yield from w.work()
         restored = {k: v for k, v in snap.items() if k not in ("snaptime", "snapstate", "parent")}
         restored["parent"] = snapname

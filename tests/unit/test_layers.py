@@ -2,7 +2,8 @@
 
 `lint-imports` reads `.importlinter`; the second test copies the code, adds one import
 that runs upwards (the networking core importing containers), and expects the contract
-to name it.
+to name it. The third does the same for portalctl, the client, which may import nothing
+of the server.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _lint(where: Path) -> subprocess.CompletedProcess[str]:
 def test_the_code_keeps_its_layers() -> None:
     result = _lint(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert "2 kept, 0 broken" in result.stdout
 
 
 def test_an_import_that_runs_upwards_breaks_the_contract(tmp_path: Path) -> None:
@@ -45,3 +46,21 @@ def test_an_import_that_runs_upwards_breaks_the_contract(tmp_path: Path) -> None
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "networking.allocation -> containers.services" in result.stdout
+
+
+def test_the_client_importing_the_server_breaks_its_contract(tmp_path: Path) -> None:
+    for name in (*PACKAGES, "pvesim"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "portalctl" / "src" / "portalctl",
+        tmp_path / "portalctl",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
+    client = tmp_path / "portalctl" / "client.py"
+    client.write_text(client.read_text() + "\nfrom portal import errors\n")
+
+    result = _lint(tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "portalctl.client -> portal.errors" in result.stdout

@@ -363,8 +363,25 @@ class Command(BaseCommand):
             "From another shell, create a container and watch it reach running:\n"
             f"  PORTAL_DEMO=1 {python} manage.py containers create --owner admin "
             "--hostname hello --template debian-12 --wait\n"
-            f"  PORTAL_DEMO=1 {python} manage.py containers list\n"
-            "Ctrl-C stops everything the demo started."
+            f"  PORTAL_DEMO=1 {python} manage.py containers list"
+        )
+        self._cli_banner(portal, directory)
+        say("Ctrl-C stops everything the demo started.")
+
+    def _cli_banner(self, portal: str, directory: Any) -> None:
+        """How to do the same as a user, with portalctl (docs/cli.md)."""
+        script = Path(sys.executable).with_name("portalctl")
+        if not script.exists():
+            self.stdout.write("The CLI: pip install -e ./portalctl, then portalctl login " + portal)
+            return
+        cli = os.path.relpath(script, BASE_DIR)
+        cli = str(script) if cli.startswith("..") else cli
+        user = "alice" if directory is not None else "admin"
+        self.stdout.write(
+            f"Or as {user}, with the command-line client (docs/cli.md):\n"
+            f"  {cli} login {portal} -u {user}\n"
+            f"  {cli} containers create web --template debian-12 --wait\n"
+            f"  {cli} containers list   (--json for scripts; {cli} --help for the rest)"
         )
 
 

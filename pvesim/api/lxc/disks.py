@@ -108,6 +108,7 @@ def clone_vm(ctx: Ctx, p: dict[str, Any]) -> str:
     state.check_vmid_unused(newid)
     src.conf["lock"] = "disk"
     newguest = Guest(vmid=newid, node=node, conf={"lock": "create"}, created_at=state.now())
+    newguest.ssh_keys = src.ssh_keys  # a clone copies the root filesystem, keys included
     state.guests[newid] = newguest
 
     def undo() -> None:

@@ -19,6 +19,7 @@ from pvesim.api.lxc.shared import (
     check_lock,
     check_protection,
     free_volumes,
+    stop_guest_processes,
     volumes_of,
 )
 from pvesim.errors import ApiError, InjectedFailure, TaskFailure, die, param_error, perm_error
@@ -164,6 +165,7 @@ def create_vm(ctx: Ctx, p: dict[str, Any]) -> str:
         mp_param=mp_param,
         pool=p.get("pool"),
         start_after=bool(p.get("start")),
+        ssh_keys=p.get("ssh-public-keys"),
     )
     return state.fork_worker(node, "vzcreate", str(vmid), ctx.authuser, worker, flock=vmid)
 
@@ -198,6 +200,7 @@ def _create_worker(
     mp_param: dict[str, str],
     pool: str | None,
     start_after: bool,
+    ssh_keys: str | None,
 ) -> WorkerBody:
     node, vmid = guest.node, guest.vmid
 
@@ -223,6 +226,7 @@ def _create_worker(
             raise TaskFailure(f"unable to create CT {vmid} - {text}") from exc
         guest.conf = final
         guest.pool = pool
+        guest.ssh_keys = ssh_keys
         if pool:
             state.pools.add(pool)
         w.release_flock(vmid)
@@ -369,6 +373,8 @@ def destroy_vm(ctx: Ctx, p: dict[str, Any]) -> str:
             if not force:
                 raise die(running_msg)
             w.warn(f"forced to stop CT {vmid} before destroying!")
+            yield from stop_guest_processes(w, vmid)
+            g = state.load_config(node, vmid)
             g.status, g.started_at, g.pid = "stopped", None, None
         g.conf["lock"] = "destroyed"
         vols = volumes_of(g.conf)

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from pvesim import apidefs, guestconf
-from pvesim.api.lxc.shared import MIB, POWER, ROOT, static_ips
+from pvesim.api.lxc.shared import MIB, POWER, ROOT, static_ips, stop_guest_processes
 from pvesim.errors import die, param_error
 from pvesim.router import Ctx, route
 from pvesim.state import Guest, SimState
@@ -98,6 +98,7 @@ def _stop_worker(node: str, vmid: int, skiplock: bool, check_all_locks: bool) ->
         if lock and (check_all_locks or (not skiplock and lock != "mounted")):
             raise die(f"CT is locked ({lock})")
         yield from w.work()
+        yield from stop_guest_processes(w, vmid)
         guest = state.load_config(node, vmid)
         guest.status = "stopped"
         guest.started_at = None
@@ -165,6 +166,7 @@ def vm_reboot(ctx: Ctx, p: dict[str, Any]) -> str:
 
     def worker(w: WorkerContext) -> Worker:
         yield from w.work()
+        yield from stop_guest_processes(w, vmid)
         guest = state.load_config(node, vmid)
         guest.started_at = state.now()
         guest.pid = state.next_pid()

@@ -12,6 +12,7 @@ from pvesim.formats import format_size
 from pvesim.router import Perm
 from pvesim.schema import FormatError
 from pvesim.state import GIB, Guest, SimState
+from pvesim.tasks import Worker, WorkerContext
 
 MIB = 1 << 20
 ROOT = "root@pam"
@@ -25,6 +26,7 @@ CONFIG_PRIVS = (
     "VM.Config.Options",
 )
 NET_KEY = re.compile(r"net\d+")
+GUEST_STOP_WAIT = 30.0  # seconds a stop waits for an emulated CT's processes to end
 
 
 def check_lock(guest: Guest) -> None:
@@ -123,3 +125,17 @@ def static_ips(state: SimState) -> set[str]:
             if NET_KEY.fullmatch(key) and (ip := _static_ip(str(value))):
                 out.add(ip)
     return out
+
+
+def stop_guest_processes(w: WorkerContext, vmid: int) -> Worker:
+    """With guest emulation: end the CT's sshd and units before the CT counts as stopped,
+    as lxc-stop returns once the container's processes are gone. (A frozen clock does
+    not wait: the processes end on their own a moment later.)"""
+    emulator = w.state.guest_emulator
+    if emulator is None:
+        return
+    emulator.request_stop(vmid)
+    waited = 0.0
+    while emulator.alive(vmid) and waited < GUEST_STOP_WAIT and not w.state.clock.manual:
+        yield 0.05
+        waited += 0.05

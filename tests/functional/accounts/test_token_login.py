@@ -73,6 +73,13 @@ def test_an_account_with_2fa_needs_its_code(ldap_settings, settings) -> None:
     assert bad.status_code == 401 and bad.json()["code"] == "authentication_failed"
 
 
+def test_staff_who_must_use_2fa_and_have_none_are_sent_to_set_it_up(ldap_settings) -> None:
+    ldap_settings.OTP_REQUIRED_FOR_STAFF = True
+    refused = token_login(Client(), username="alice", password="alice-pw")  # alice is staff
+    assert refused.status_code == 403 and refused.json()["code"] == "otp_setup_required"
+    assert "/accounts/2fa/" in refused.json()["message"]
+
+
 def test_axes_locks_the_api_out_as_it_does_the_web_login(ldap_settings) -> None:
     ldap_settings.AXES_FAILURE_LIMIT = 3
     attacker = Client(REMOTE_ADDR="198.51.100.9")

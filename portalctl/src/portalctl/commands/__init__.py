@@ -1,0 +1,1 @@
+"""One module per command group; `portalctl.app` imports each only when it runs."""

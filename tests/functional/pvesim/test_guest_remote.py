@@ -1,0 +1,53 @@
+"""The deploy's SSH runner (containers/remote.py) against an emulated guest: the portal's
+deploy key in a CT's keys, the system's ssh client, output line by line, stdin that
+never reaches a command line, and ssh's own status when the key is not accepted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from containers.deploy_key import deploy_public_key
+from containers.remote import Remote
+from pvesim.testing import SimulatorProcess
+from tests.functional.pvesim.helpers import create_ct, seed_keys
+
+from .test_guests import _free_range, _port_open, _wait, base_dir  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.django_db
+
+
+def test_remote_runs_steps_in_a_ct_with_the_deploy_key(
+    base_dir: Path,  # noqa: F811 - the fixture imported above
+    pve_keys: Path,
+    settings,
+) -> None:
+    settings.DEPLOY_KEY_DIR = base_dir / "deploy-key"
+    state_dir = base_dir / "state"
+    seed_keys(pve_keys, state_dir)
+    with SimulatorProcess(
+        state_dir, task_seconds=0.05, guest_emulation=True, bridges=[_free_range()]
+    ) as sim:
+        api = sim.proxmox()
+        create_ct(api, 107, start=1, **{"ssh-public-keys": deploy_public_key() + "\n"})
+        ip = api.nodes("pve1").lxc(107).interfaces.get()[1]["inet"].split("/")[0]
+        _wait(lambda: _port_open(ip, 22), what="sshd")
+        remote = Remote.for_container(ip, container_id=107)
+        remote.wait_ready(timeout=20)
+
+        lines: list[str] = []
+        code = remote.run(
+            'read -r secret; echo "got ${#secret} characters"; echo line two >&2; exit 3',
+            stdin=b"hunter2-not-on-the-command-line\n",
+            on_line=lines.append,
+        )
+        assert code == 3
+        assert lines == ["got 31 characters", "line two"]
+        # The host key was learnt on first contact (one entry, hashed by Debian's ssh).
+        learnt = remote.known_hosts.read_text().splitlines()
+        assert len(learnt) == 1 and " ssh-ed25519 " in learnt[0]
+
+        # Another port on that address has no sshd: ssh's own 255, not the step's status.
+        other = Remote(address=ip, known_hosts=remote.known_hosts, port=2, connect_timeout=2)
+        assert other.run("true") == 255

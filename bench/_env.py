@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def setup_django(run_dir: Path, **extra: str) -> dict[str, str]:
@@ -76,3 +77,35 @@ def process_cpu_seconds(pid: int) -> float:
         fields = fh.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+
+
+def seed_site(sim: Any, secret: str) -> tuple[Any, Any]:
+    """The bench's site on the simulator's two nodes, a small template and its owner."""
+    from django.contrib.auth.models import User
+
+    from containers.models import Template
+    from networking.models import Node, Site
+
+    site = Site.objects.create(
+        name="Bench", slug="bench", domain="apps.bench.test", internal_domain="cluster.bench.test"
+    )
+    for name, slot in (("pve2", 0), ("pve1", 1)):
+        Node.objects.create(
+            site=site,
+            name=name,
+            slot=slot,
+            api_url=sim.url,
+            token_id="portal@pve!portal",
+            token_secret=secret,
+            ca_bundle=str(sim.ca_path),
+        )
+    template = Template.objects.create(
+        site=site,
+        name="debian-12",
+        display_name="Debian 12",
+        volid="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+        # Small, so that every round fits on the simulated nodes' storage and memory.
+        default_memory_mib=128,
+        default_disk_gib=1,
+    )
+    return template, User.objects.create(username="bench")

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench._env import run_dir, setup_django
+from bench._env import run_dir, seed_site, setup_django
 
 RUNS = int(os.environ.get("BENCH_CLI_RUNS", "25"))
 CREATES = int(os.environ.get("BENCH_CLI_CREATES", "10"))
@@ -64,37 +64,11 @@ def startup() -> None:
 
 
 def _seed(sim: Any, secret: str) -> str:
-    """A site on the simulator's nodes, a template, and a user's write token."""
-    from django.contrib.auth.models import User
-
+    """The bench's site and template, and a write token of its user."""
     from auth.tokens import token_create
-    from containers.models import Template
-    from networking.models import Node, Site
 
-    site = Site.objects.create(
-        name="Bench", slug="bench", domain="apps.bench.test", internal_domain="cluster.bench.test"
-    )
-    for name, slot in (("pve2", 0), ("pve1", 1)):
-        Node.objects.create(
-            site=site,
-            name=name,
-            slot=slot,
-            api_url=sim.url,
-            token_id="portal@pve!portal",
-            token_secret=secret,
-            ca_bundle=str(sim.ca_path),
-        )
-    Template.objects.create(
-        site=site,
-        name="debian-12",
-        display_name="Debian 12",
-        volid="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-        default_memory_mib=128,
-        default_disk_gib=1,
-    )
-    _, token = token_create(
-        user=User.objects.create(username="bench"), name="bench", scope="write", expires_in_days=7
-    )
+    _, owner = seed_site(sim, secret)
+    _, token = token_create(user=owner, name="bench", scope="write", expires_in_days=7)
     return token
 
 

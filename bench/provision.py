@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from bench._env import process_cpu_seconds, run_dir, setup_django
+from bench._env import process_cpu_seconds, run_dir, seed_site, setup_django
 
 CONTAINERS = int(os.environ.get("BENCH_CONTAINERS", "100"))
 TASK_SECONDS = float(os.environ.get("BENCH_TASK_SECONDS", "1.0"))
@@ -108,41 +108,6 @@ def one_round(n: int, *, owner: Any, template: Any, workers: list[Any], sim: Any
     )
 
 
-def _seed(sim: Any, secret: str) -> tuple[Any, Any]:
-    """The site, the simulator's two nodes, a small template and the owner."""
-    from django.contrib.auth.models import User
-
-    from containers.models import Template
-    from networking.models import Node, Site
-
-    site = Site.objects.create(
-        name="Bench",
-        slug="bench",
-        domain="apps.bench.test",
-        internal_domain="cluster.bench.test",
-    )
-    for name, slot in (("pve2", 0), ("pve1", 1)):
-        Node.objects.create(
-            site=site,
-            name=name,
-            slot=slot,
-            api_url=sim.url,
-            token_id="portal@pve!portal",
-            token_secret=secret,
-            ca_bundle=str(sim.ca_path),
-        )
-    template = Template.objects.create(
-        site=site,
-        name="debian-12",
-        display_name="Debian 12",
-        volid="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-        # Small, so that every round fits on the simulated nodes' storage and memory.
-        default_memory_mib=128,
-        default_disk_gib=1,
-    )
-    return template, User.objects.create(username="bench")
-
-
 def _warm_up(owner: Any, template: Any) -> None:
     """A running portal's web process is warm: one create (cancelled before a worker
     takes it) loads what the first request loads and opens its connections. The
@@ -199,7 +164,7 @@ def main() -> None:
         env = setup_django(
             rd, CELERY_BROKER_URL=redis.url, JOB_LEASE_SECONDS="60", GATEWAY_JOB_WAIT="false"
         )
-        template, owner = _seed(sim, secret)
+        template, owner = seed_site(sim, secret)
         for i in range(WORKERS):
             workers.append(
                 CeleryWorker(

@@ -11,20 +11,46 @@ both rooms need are plugins in tests/fixtures, listed in `pytest_plugins` below.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 
-from portal.procs import CeleryWorker, RedisServer, find_binary
+from portal.procs import (
+    CeleryWorker,
+    Managed,
+    RedisServer,
+    find_binary,
+    port_open,
+    wait_until,
+)
 from tests.testenv import TEST_ENV
 
 pytest_plugins = ["tests.fixtures.networking", "tests.fixtures.standing"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], *, port: int, log_path: Path) -> Iterator[str]:
+    """The portal under gunicorn with the shipped configuration, on 127.0.0.1:`port`
+    (`env` carries WEB_BIND and the rest); its URL while the block runs."""
+    server = Managed(
+        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "portal.wsgi"],
+        log_path=log_path,
+        env=env,
+    ).start()
+    try:
+        wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what="gunicorn")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 def need_binary(name: str) -> str:

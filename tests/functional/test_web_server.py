@@ -11,7 +11,6 @@ ends at its maximum life and resumes from Last-Event-ID.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,13 +20,12 @@ from typing import Any
 import pytest
 import requests
 
-from portal.procs import Managed, free_port, port_open, wait_until
-from tests.conftest import database_url
+from portal.procs import free_port
+from tests.conftest import database_url, gunicorn
 from tests.testenv import TEST_ENV
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
-CONF = Path(__file__).resolve().parents[2] / "deploy" / "gunicorn.conf.py"
 WORKERS, THREADS, PER_USER, MAX_LIFE = 2, 6, 2, 8
 
 
@@ -63,16 +61,8 @@ def web(cluster: Any, redis_url: str, run_dir: Path) -> Iterator[str]:
         "EVENT_STREAM_MAX_SECONDS": str(MAX_LIFE),
         "WEB_GRACEFUL_TIMEOUT": "2",
     }
-    server = Managed(
-        [sys.executable, "-m", "gunicorn", "-c", str(CONF), "portal.wsgi"],
-        log_path=run_dir / f"gunicorn-{port}.log",
-        env=env,
-    ).start()
-    try:
-        wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what="gunicorn")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with gunicorn(env, port=port, log_path=run_dir / f"gunicorn-{port}.log") as url:
+        yield url
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from portal.procs import Managed, free_port, port_open, wait_until
+from portal.procs import free_port
+from tests.conftest import gunicorn
 
 ROOT = Path(__file__).resolve().parents[3]
-CONF = ROOT / "deploy" / "gunicorn.conf.py"
 
 
 def portalctl_path() -> str:
@@ -53,16 +53,8 @@ def web(worker: Any, worker_env: dict[str, str], redis_url: str, run_dir: Path) 
         "API_LOGIN_THROTTLE_RATE": "1000/minute",
         "OTP_TOTP_THROTTLE_FACTOR": "0",
     }
-    server = Managed(
-        [sys.executable, "-m", "gunicorn", "-c", str(CONF), "portal.wsgi"],
-        log_path=run_dir / f"cli-gunicorn-{port}.log",
-        env=env,
-    ).start()
-    try:
-        wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what="gunicorn")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with gunicorn(env, port=port, log_path=run_dir / f"cli-gunicorn-{port}.log") as url:
+        yield url
 
 
 @dataclass

@@ -9,7 +9,7 @@ import typer
 
 from ..client import Api
 from ..errors import CliError, Exit
-from ..output import Column, print_json, say, table
+from ..output import Column, listing, print_json, say
 from ..resolve import container, container_path
 from ..state import SESSION
 from ._common import JsonOpt, NameArg
@@ -62,10 +62,7 @@ def routes_list(name: NameArg, json_: JsonOpt = False) -> None:
     """The container's routes: its own name and its services at <service>-<hostname>."""
     api = SESSION.api()
     items = api.get(container_path(container(api, name), "routes/"))
-    if json_:
-        print_json(items)
-        return
-    table(items, ROUTE_COLUMNS, empty="no routes")
+    listing(json_, items, ROUTE_COLUMNS, empty="no routes")
 
 
 @routes.command("add")
@@ -133,10 +130,7 @@ def ports_list(name: NameArg, json_: JsonOpt = False) -> None:
     """The container's ports on the gateway (SSH, and any published)."""
     api = SESSION.api()
     items = api.get(container_path(container(api, name), "ports/"))
-    if json_:
-        print_json(items)
-        return
-    table(items, PORT_COLUMNS, empty="no ports")
+    listing(json_, items, PORT_COLUMNS, empty="no ports")
 
 
 @ports.command("add")

@@ -266,7 +266,12 @@ def test_guest_dir_puts_the_cts_outside_a_private_state_directory(
         create_ct(api, 105, start=1, **{"ssh-public-keys": key.with_suffix(".pub").read_text()})
         ip = api.nodes("pve1").lxc(105).interfaces.get()[1]["inet"].split("/")[0]
         _wait(lambda: _port_open(ip, 22), what="sshd")
-        assert Guest(ip, key).run("pwd").strip() == str(guests / "105")
+        guest = Guest(ip, key)
+        assert guest.run("pwd").strip() == str(guests / "105")
+        # The session's pipes are the CT user's, as root's are in a real CT: /dev/stdin
+        # and /dev/stderr reopen them.
+        piped = guest.ssh('. /dev/stdin; echo "$A"; echo oops > /dev/stderr', stdin="A=x\n")
+        assert (piped.returncode, piped.stdout, piped.stderr) == (0, "x\n", "oops\n")
         assert (guests / "105/.ssh/authorized_keys").exists()
         assert (state_dir / "guest-sshd/105/sshd.pid").exists()  # root's part stays private
         assert not (state_dir / "guests").exists()

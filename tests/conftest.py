@@ -152,23 +152,17 @@ def database_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def worker_env(
-    django_db_setup: None, redis_url: str, local_gateway: Any, run_dir: Path
-) -> dict[str, str]:
+def worker_env(django_db_setup: None, redis_url: str, local_gateway: Any) -> dict[str, str]:
     from portal.celery import app
 
     settings.CELERY_BROKER_URL = redis_url
     app.conf.broker_url = redis_url
-    # One deploy key for the session, private to it: the workers log in to containers
-    # with it, and the test process puts its public half in them (LaunchPad).
-    settings.DEPLOY_KEY_DIR = run_dir / "deploy-key"
     return {
-        **TEST_ENV,
+        **TEST_ENV,  # DEPLOY_KEY_DIR and DEPLOY_SOURCE_DIR too: the same as this process's
         **local_gateway.env,  # workers apply into the session's private gateway
         "GATEWAY_JOB_WAIT": "true",
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": redis_url,
-        "DEPLOY_KEY_DIR": str(settings.DEPLOY_KEY_DIR),
         "LOG_LEVEL": "INFO",
     }
 

@@ -20,7 +20,7 @@ BUILD_INFO = HERE / "build-info.txt"
 
 
 def install() -> None:
-    # The release's directory is named after its commit (/srv/releases/<commit>).
+    # In a deployment this is the release's directory, named after its commit.
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     BUILD_INFO.write_text(f"release {HERE.name} installed at {stamp}\n")
     print(f"wrote {BUILD_INFO.name}: {BUILD_INFO.read_text().strip()}")

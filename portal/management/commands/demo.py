@@ -174,8 +174,10 @@ class Command(BaseCommand):
         portal = f"http://127.0.0.1:{port}"
         env = {
             "PORTAL_DEMO": "1",
-            # The worker logs in to deployments' containers with it (LaunchPad).
+            # The worker logs in to deployments' containers with the key; the web server
+            # leaves pushed sources for it (LaunchPad).
             "DEPLOY_KEY_DIR": str(var / "deploy-key"),
+            "DEPLOY_SOURCE_DIR": str(var / "deploy-sources"),
             "GATEWAY_AUTH_URL": f"{portal}/gateway/auth",
             "GATEWAY_PORTAL_URL": portal,
         }

@@ -5,6 +5,9 @@ on the CT's address, and nginx serves it at the container's subdomain."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -102,3 +105,58 @@ def test_a_ct_made_by_the_create_job_serves_its_app_through_nginx(launchpad_stac
         f"create job {created - began:.1f} s, ssh ready after {ssh_ready - created:.1f} s, "
         f"app served after {time.monotonic() - ssh_ready:.1f} s"
     )
+
+
+def _example_commit(repo: Path) -> tuple[str, bytes]:
+    """deploy/launchpad/example as a git repository of its own: (commit, git archive)."""
+    shutil.copytree(EXAMPLE.parent, repo)
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(
+            ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.test", *args],
+            check=True,
+            capture_output=True,
+        ).stdout
+
+    git("init", "-q", "-b", "main")
+    git("add", ".")
+    git("commit", "-q", "-m", "the example")
+    commit = git("rev-parse", "HEAD").decode().strip()
+    return commit, git("archive", "--format=tar.gz", commit)
+
+
+def test_the_deploy_api_serves_the_example_app_through_nginx(
+    launchpad_stack: Any, tmp_path: Path
+) -> None:
+    """The same path through the real thing: POST /api/v1/deployments/, one job."""
+    stack = launchpad_stack
+    _, token = stack.user("erin")
+    auth = {"Authorization": f"Bearer {token}"}
+    commit, archive = _example_commit(tmp_path / "shop")
+    spec = {
+        "repository": "erin/shop",
+        "ref": "main",
+        "commit": commit,
+        "template": "debian-12",
+        "app": {"install": "python3 app.py install", "start": "python3 app.py", "port": 8000},
+        "env": {"GREETING": "Hi from the API"},
+    }
+    answer = requests.post(
+        f"{stack.url}/api/v1/deployments/",
+        headers=auth,
+        data={"spec": json.dumps(spec)},
+        files={"source": ("source.tar.gz", archive, "application/gzip")},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert body["name"] == "erin-shop-main"
+    job = wait_job(body["job"]["id"], timeout=90)
+    log = "\n".join(e.message for e in job.log_entries.order_by("id"))
+    assert job.status == "succeeded", log[-4000:]
+    got = stack.wait_get("erin-shop-main")
+    assert got.status == 200, (got.status, got.body[:300])
+    assert got.body.splitlines()[0] == "Hi from the API from the LaunchPad example app"
+    # The release directory is named after the commit (docs/launchpad.md).
+    assert got.body.splitlines()[1].startswith(f"release {commit[:12]}")
+    assert "Hi from the API" not in log  # env values never reach the job log

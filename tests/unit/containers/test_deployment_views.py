@@ -68,7 +68,7 @@ def test_the_owner_sees_the_list_and_the_page(site: Any) -> None:
     page = client.get("/deployments/").content.decode()
     assert 'href="/deployments/alice-shop-main/"' in page
     assert 'href="https://alice-shop-main.apps.example.test/"' in page
-    assert SHA[:12] in page and OLD[:12] in page
+    assert SHA[:7] in page and OLD[:7] in page
     assert "Failed" in page and "still serves" in page
     assert 'href="/deployments/"' in client.get("/").content.decode()  # the nav link
 

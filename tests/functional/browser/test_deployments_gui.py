@@ -16,6 +16,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.functional.browser.conftest import log_in, make_user
+from tests.functional.browser.test_layout import assert_fits
 
 pytestmark = [
     pytest.mark.browser,
@@ -145,3 +146,43 @@ def test_another_users_deployment_is_404(page: Any, quiet: None) -> None:
     assert response is not None and response.status == 404
     page.goto("/deployments/")
     expect(page.get_by_text("You have no deployments yet.")).to_be_visible()
+
+
+def test_the_pages_fit_a_phone_with_the_longest_name(
+    browser: Any, live_server: Any, quiet: None, screenshot_dir: Path
+) -> None:
+    from containers import services
+    from containers.deploy_names import deployment_name
+    from containers.models import Deployment
+    from tests.factories import make_site
+
+    repository, ref = "acme-corporation/storefront", "feature/a-very-long-branch-name-indeed"
+    name = deployment_name(repository, ref)
+    assert len(name) == 63
+    alice = make_user("alice")
+    job = services.container_create(
+        owner=alice, hostname=name, template=make_site().templates.get()
+    )
+    Deployment.objects.create(
+        owner=alice,
+        repository=repository,
+        ref=ref,
+        container=job.container,
+        commit=SHA,
+        state_message="installing: pip install -r requirements.txt " * 3,
+    )
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        log_in(page, "alice")
+        page.goto("/deployments/")
+        expect(page.locator(f'tr[data-deployment="{name}"]')).to_be_visible()
+        assert_fits(page)
+        page.screenshot(path=str(screenshot_dir / "layout-deployments-phone.png"), full_page=True)
+        page.goto(f"/deployments/{name}/")
+        expect(page.locator("h1")).to_contain_text(name)
+        assert_fits(page)
+        page.screenshot(path=str(screenshot_dir / "layout-deployment-phone.png"), full_page=True)
+    finally:
+        context.close()

@@ -1,8 +1,9 @@
-"""Reads for the LaunchPad pages (docs/launchpad.md): which deployments a user may see,
-one by its name, its deploy history and what of its settings may be shown.
+"""Reads for the LaunchPad pages (docs/launchpad.md), on top of the scoping the API uses
+(`selectors.deployments_visible_to`, `selectors.deployment_get`): the list's rows, the
+deploy history, one job of it, and what of a deployment's settings a page may show.
 
 A user sees only their own deployments; staff see all; anything else is NotFound (the
-pages answer 404, never "forbidden"). A deployment's name is its container's hostname.
+pages answer 404, never "forbidden").
 """
 
 from __future__ import annotations
@@ -11,21 +12,19 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import QuerySet
 
-from portal.errors import NotFound, ValidationFailed
-
-from .deploy_names import deployment_name, is_pull_request
+from . import selectors
+from .deploy_names import is_pull_request
 from .models import Deployment, DeploymentState, Job, JobKind
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
-# The jobs that make up a deployment's history: its container's create, then each deploy
-# ("deploy" is a registered kind, containers/jobs/deploy.py, so JobKind has no member).
-DEPLOY_KIND = "deploy"
-HISTORY_KINDS = (JobKind.CREATE, DEPLOY_KIND)
-# The app settings shown, in this order, with the contract's defaults.
+# The jobs that make up a deployment's history: its container's create, then each deploy.
+HISTORY_KINDS = (JobKind.CREATE, JobKind.DEPLOY)
+# The app settings shown, in this order, with the contract's defaults (an app stored
+# before the service filled them in shows them too).
 APP_DEFAULTS: dict[str, Any] = {
     "install": "",
     "build": "",
@@ -37,59 +36,14 @@ APP_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _visible(user: User | AnonymousUser) -> QuerySet[Deployment]:
-    """Staff see every deployment; others their own. The joins a row needs (its owner, its
-    container and the container's site) come in the same query."""
-    qs = Deployment.objects.select_related("owner", "container", "container__site")
-    if getattr(user, "is_staff", False):
-        return qs
-    if not user.is_authenticated:
-        return qs.none()
-    return qs.filter(owner=user)
-
-
 def deployments_for(user: User | AnonymousUser, *, state: str = "") -> QuerySet[Deployment]:
-    """The list page's rows: one query whatever their number. Removed deployments only
-    when `state` asks for them."""
-    qs = _visible(user)
+    """The list page's rows, with their owners, containers and sites: a fixed number of
+    queries whatever their number. Removed deployments only when `state` asks for them."""
+    removed = state == DeploymentState.REMOVED
+    qs = selectors.deployments_visible_to(user, include_removed=removed)
     if state in DeploymentState.values:
         qs = qs.filter(state=state)
-    else:
-        qs = qs.exclude(state=DeploymentState.REMOVED)
     return qs.order_by("repository", "ref", "-created_at")
-
-
-def deployment_get(user: User | AnonymousUser, name: str) -> Deployment:
-    """The deployment called `name` that the user may see: the current one, or else the
-    newest removed one (its page is its history). With its container's SSH mapping."""
-    found = (
-        _visible(user)
-        .filter(container__hostname=name)
-        .select_related("container__owner")
-        .prefetch_related("container__port_mappings")
-        .annotate(
-            gone=Case(
-                When(state=DeploymentState.REMOVED, then=Value(1)),
-                default=Value(0),
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("gone", "-created_at")
-        .first()
-    )
-    if found is None:
-        raise NotFound(f"no deployment {name}")
-    return found
-
-
-def deployment_name_of(deployment: Deployment) -> str:
-    """Its container's hostname; the rule's name if the container row is gone."""
-    if deployment.container is not None:
-        return deployment.container.hostname
-    try:
-        return deployment_name(deployment.repository, deployment.ref)
-    except ValidationFailed:
-        return f"{deployment.repository}@{deployment.ref}"
 
 
 def deployment_url(deployment: Deployment) -> str:
@@ -116,17 +70,18 @@ def deployment_jobs(deployment: Deployment, *, limit: int = 20) -> list[Job]:
 def deployment_job(deployment: Deployment, job_id: str = "") -> Job | None:
     """One job of its container (`job_id`), or its latest job of any kind (a destroy's
     delete too). None: no such job of this deployment."""
+    if not job_id:
+        return selectors.deployment_latest_job(deployment)
     if deployment.container_id is None:
         return None
-    jobs = Job.objects.filter(container_id=deployment.container_id).select_related(
-        "container", "actor"
-    )
     try:
-        if job_id:
-            return jobs.filter(pk=job_id).first()
-    except (ValidationError, ValueError):
+        return (
+            Job.objects.filter(container_id=deployment.container_id, pk=job_id)
+            .select_related("actor")
+            .first()
+        )
+    except (ValidationError, ValueError):  # not a job id at all
         return None
-    return jobs.order_by("-created_at").first()
 
 
 def deployment_env_names(deployment: Deployment) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -21,8 +22,7 @@ from portal import formstash
 from portal.actors import acting_user
 from portal.errors import NotFound, PortalError
 
-from . import deployment_selectors as selectors
-from . import deployments
+from . import deployment_selectors, deployments, selectors
 from .forms import DeleteForm, ExtendForm, add_portal_error
 from .models import Deployment, DeploymentState
 
@@ -38,7 +38,7 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
     user = acting_user(request)
     state = request.GET.get("state", "")
     state = state if state in DeploymentState.values else ""
-    page = Paginator(selectors.deployments_for(user, state=state), PAGE_SIZE).get_page(
+    page = Paginator(deployment_selectors.deployments_for(user, state=state), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     return render(
@@ -63,28 +63,28 @@ def _stash_name(form: str, deployment: Deployment) -> str:
 @require_GET
 def deployment_detail(request: HttpRequest, name: str) -> HttpResponse:
     deployment = _get(request, name)
-    job = selectors.deployment_job(deployment, request.GET.get("job", ""))
+    job = deployment_selectors.deployment_job(deployment, request.GET.get("job", ""))
     if job is None and request.GET.get("job"):
         raise Http404("no such job of this deployment")
-    name = selectors.deployment_name_of(deployment)
-    container = deployment.container
+    name, container = deployment.name, deployment.container
     return render(
         request,
         "containers/deployment_detail.html",
         {
             "d": deployment,
             "name": name,
-            "url": selectors.deployment_url(deployment),
+            "url": deployment_selectors.deployment_url(deployment),
             "c": container if container is not None and container.is_live else None,
             "container": container,
-            "pull_request": selectors.pull_request_number(deployment),
-            "app": selectors.deployment_app(deployment),
-            "env_names": selectors.deployment_env_names(deployment),
-            "jobs": selectors.deployment_jobs(deployment),
+            "pull_request": deployment_selectors.pull_request_number(deployment),
+            "app": deployment_selectors.deployment_app(deployment),
+            "env_names": deployment_selectors.deployment_env_names(deployment),
+            "jobs": deployment_selectors.deployment_jobs(deployment),
             "job": job,
             "active": deployment.state not in ENDING,
+            "ttl_max": settings.DEPLOY_TTL_MAX_DAYS,
             # The runtime log is the API's (app.js fetches it, or follows it as SSE).
-            "logs_url": f"/api/v1/deployments/{name}/logs/",
+            "logs_url": reverse("api:deployment-logs", args=[name]),
             **_forms(request, deployment, name),
         },
     )

@@ -26,12 +26,6 @@ def ssh_command(container: Container, viewer: Any) -> str:
 
 
 @register.filter
-def deployment_name(deployment: Deployment) -> str:
-    """A deployment's name: its container's hostname (containers.deployment_selectors)."""
-    return deployment_selectors.deployment_name_of(deployment)
-
-
-@register.filter
 def deployment_url(deployment: Deployment) -> str:
     """The app's address while its container lives, else ""."""
     return deployment_selectors.deployment_url(deployment)

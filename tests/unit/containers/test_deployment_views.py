@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from containers import services
-from containers.models import Deployment, DeploymentState, Job, JobStatus
+from containers.models import Container, Deployment, DeploymentState, Job, JobKind, JobStatus
 from tests.factories import UserFactory, make_site
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +45,7 @@ def deployment(site: Any, owner: Any, repository: str = "alice/shop", ref: str =
         owner=owner,
         repository=repository,
         ref=ref,
+        name=name,
         container=job.container,
         commit=SHA,
         serving_commit=OLD,
@@ -201,12 +202,35 @@ def test_destroy_queues_the_containers_delete(site: Any) -> None:
     d = deployment(site, alice)
     client = client_for(alice)
     response = client.post("/deployments/alice-shop-main/destroy/", {"confirm": "alice-shop-main"})
-    assert response.status_code == 302
+    assert response["Location"] == "/deployments/alice-shop-main/#job-h"
     d.refresh_from_db()
-    assert d.state in (DeploymentState.REMOVING, DeploymentState.REMOVED)
-    if d.state == DeploymentState.REMOVING:
-        assert response["Location"] == "/deployments/alice-shop-main/#job-h"
-        delete = Job.objects.filter(container=d.container, kind="delete").get()
-        page = client.get(response["Location"]).content.decode()
-        assert f'data-job-events="/api/v1/jobs/{delete.pk}/events/"' in page
-        assert "Removing" in page
+    assert d.state == DeploymentState.REMOVING
+    delete = Job.objects.get(container=d.container, kind=JobKind.DELETE)
+    page = client.get(response["Location"]).content.decode()
+    assert f'data-job-events="/api/v1/jobs/{delete.pk}/events/"' in page
+    assert "Removing" in page and "Destroy alice-shop-main" not in page
+
+
+def test_destroy_without_a_container_removes_at_once(site: Any) -> None:
+    alice = UserFactory(username="alice")
+    d = deployment(site, alice)
+    Container.objects.filter(pk=d.container_id).update(status="deleted")
+    response = client_for(alice).post(
+        "/deployments/alice-shop-main/destroy/", {"confirm": "alice-shop-main"}
+    )
+    assert response["Location"] == "/deployments/"
+    d.refresh_from_db()
+    assert d.state == DeploymentState.REMOVED
+
+
+def test_an_extend_past_the_limit_says_the_services_words(site: Any, settings: Any) -> None:
+    settings.DEPLOY_TTL_MAX_DAYS = 30
+    alice = UserFactory(username="alice")
+    d = deployment(site, alice)
+    before = d.expires_at
+    client = client_for(alice)
+    response = client.post("/deployments/alice-shop-main/extend/", {"days": "31"})
+    page = client.get(response["Location"]).content.decode()
+    assert 'id="days-error"' in page and "extend by 1 to 30 days" in page
+    d.refresh_from_db()
+    assert d.expires_at == before

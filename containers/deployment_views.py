@@ -22,7 +22,7 @@ from portal import formstash
 from portal.actors import acting_user
 from portal.errors import NotFound, PortalError
 
-from . import deployment_selectors, deployments, selectors
+from . import deployment_selectors, deployments
 from .forms import DeleteForm, ExtendForm, add_portal_error
 from .models import Deployment, DeploymentState
 
@@ -50,7 +50,7 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
 
 def _get(request: HttpRequest, name: str) -> Deployment:
     try:
-        return selectors.deployment_get(acting_user(request), name)
+        return deployment_selectors.deployment_get(acting_user(request), name)
     except NotFound:
         raise Http404("no such deployment") from None
 

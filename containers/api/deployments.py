@@ -16,8 +16,9 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from containers import deploy_logs, deployments, selectors, streams
-from containers.deploy_names import deployment_name, pull_request_number
+from containers import deploy_logs, deployments, streams
+from containers import deployment_selectors as selectors
+from containers.deploy_names import deployment_name
 from containers.models import Deployment
 from portal.actors import acting_user
 from portal.api.renderers import EventStreamRenderer
@@ -62,19 +63,14 @@ class DeploymentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_pull_request(self, d: Deployment) -> int | None:
-        return pull_request_number(d.ref)
-
-    def _live(self, d: Deployment) -> Any:
-        c = d.container
-        return c if c is not None and c.is_live else None
+        return selectors.pull_request_number(d)
 
     def get_url(self, d: Deployment) -> str:
-        c = self._live(d)
-        return c.url if c else ""
+        return selectors.deployment_url(d)
 
     def get_ssh(self, d: Deployment) -> str:
-        c = self._live(d)
-        return c.ssh_command if c else ""
+        c = d.container
+        return c.ssh_command if c is not None and c.is_live else ""
 
     def get_container(self, d: Deployment) -> dict[str, Any] | None:
         c = d.container
@@ -87,7 +83,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
         return JobSerializer(job).data if job else None
 
     def get_env_names(self, d: Deployment) -> list[str]:
-        return sorted(json.loads(d.env or "{}"))  # the names only: never a value
+        return selectors.deployment_env_names(d)  # the names only: never a value
 
     def get_owner(self, d: Deployment) -> str:
         return str(d.owner.get_username())

@@ -9,7 +9,12 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -100,10 +105,23 @@ class DeploySpecSerializer(serializers.Serializer):
     ttl_days = serializers.IntegerField(required=False, allow_null=True)
 
 
+class DestroyAnswerSerializer(serializers.Serializer):
+    job = JobSerializer()
+
+
 class ExtendSerializer(serializers.Serializer):
     days = serializers.IntegerField()
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="Your deployments (staff: all)",
+        responses={200: DeploymentSerializer(many=True), **READ_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="A deployment", responses={200: DeploymentSerializer, **READ_ERRORS}
+    ),
+)
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = DeploymentSerializer
     queryset = Deployment.objects.none()
@@ -172,7 +190,14 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         location = reverse("api:deployment-detail", args=[deployment.name])
         return Response(body, status=code, headers={"Location": location})
 
-    @extend_schema(summary="Remove a deployment and its container", responses=ERRORS)
+    @extend_schema(
+        summary="Remove a deployment and its container",
+        responses={
+            202: DestroyAnswerSerializer,
+            204: OpenApiResponse(description="It had no container left: removed at once."),
+            **ERRORS,
+        },
+    )
     def destroy(self, request: Request, name: str | None = None) -> Response:
         job = deployments.deployment_destroy(
             deployment=self.get_object(), actor=acting_user(request)

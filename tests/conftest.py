@@ -32,7 +32,11 @@ from portal.procs import (
 )
 from tests.testenv import DEPLOY_DIR, TEST_ENV
 
-pytest_plugins = ["tests.fixtures.networking", "tests.fixtures.standing"]
+pytest_plugins = [
+    "tests.fixtures.networking",
+    "tests.fixtures.launchpad",
+    "tests.fixtures.standing",
+]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
@@ -148,17 +152,23 @@ def database_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def worker_env(django_db_setup: None, redis_url: str, local_gateway: Any) -> dict[str, str]:
+def worker_env(
+    django_db_setup: None, redis_url: str, local_gateway: Any, run_dir: Path
+) -> dict[str, str]:
     from portal.celery import app
 
     settings.CELERY_BROKER_URL = redis_url
     app.conf.broker_url = redis_url
+    # One deploy key for the session, private to it: the workers log in to containers
+    # with it, and the test process puts its public half in them (LaunchPad).
+    settings.DEPLOY_KEY_DIR = run_dir / "deploy-key"
     return {
         **TEST_ENV,
         **local_gateway.env,  # workers apply into the session's private gateway
         "GATEWAY_JOB_WAIT": "true",
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": redis_url,
+        "DEPLOY_KEY_DIR": str(settings.DEPLOY_KEY_DIR),
         "LOG_LEVEL": "INFO",
     }
 

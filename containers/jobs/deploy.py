@@ -142,7 +142,7 @@ class _Deploy:
         if code == 255:
             raise UpstreamUnavailable(f"SSH to {self.c.ip} failed during '{st['title']}'")
         if code != 0:
-            raise DeployFailed(f"'{st['title']}' exited with status {code} (its output is above)")
+            raise DeployFailed(f"it exited with status {code}; its output is in the job's log")
         return None
 
     def line(self, text: str) -> None:

@@ -95,14 +95,16 @@ def services_step(os_type: str, services: list[str]) -> Step | None:
 
 
 def env_step(env: dict[str, str]) -> Step:
-    """The env file (KEY="value" lines, systemd's EnvironmentFile syntax), mode 0600."""
+    """The release's env file (KEY="value" lines, systemd's EnvironmentFile syntax), mode
+    0600, written beside the one in use (`.next`): the switch puts it in place."""
     body = "".join(f"{key}={_env_value(value)}\n" for key, value in sorted(env.items()))
     target = f'"$R"{shlex.quote(ENV_FILE)}'
     directory = f'"$R"{shlex.quote(ENV_FILE.rsplit("/", 1)[0])}'
     return Step(
         "env",
         "Write the environment file",
-        f"{_PRELUDE} umask 077; mkdir -p {directory}; cat > {target}.new; mv {target}.new {target}",
+        f"{_PRELUDE} umask 077; mkdir -p {directory}; cat > {target}.new; "
+        f"mv {target}.new {target}.next",
         stdin=body.encode(),
     )
 
@@ -143,26 +145,35 @@ def serving_step() -> Step:
 
 
 def switch_step(release: str, start: str, *, description: str) -> Step:
-    """Point /srv/app at the release, write the app's unit, and (re)start it."""
-    unit = f'"$R"{shlex.quote(f"{UNIT_DIR}/{APP_UNIT}")}'
+    """Point /srv/app at the release, put its env and unit in place (keeping the ones in
+    use as `.previous`), and (re)start the app."""
+    unit, env = _unit_path(), f'"$R"{shlex.quote(ENV_FILE)}'
     return Step(
         "release",
         "Switch to the new release and start it",
-        f'{_PRELUDE} {_link(release)} mkdir -p "$R"{UNIT_DIR}; cat > {unit}.new; '
-        f"mv {unit}.new {unit}; "
+        f'{_PRELUDE} mkdir -p "$R"{UNIT_DIR}; '
+        f'for f in {env} {unit}; do if [ -f "$f" ]; then cp -p "$f" "$f.previous"; fi; done; '
+        f"mv {env}.next {env}; cat > {unit}.new; mv {unit}.new {unit}; {_link(release)} "
         f"systemctl daemon-reload; systemctl enable {APP_UNIT}; systemctl restart {APP_UNIT}",
         stdin=unit_text(start, description=description).encode(),
     )
 
 
 def rollback_step(previous: str) -> Step:
-    """Back to the release that served before (after a failed health check)."""
+    """Back to the release, env and unit that served before (after a failed health check)."""
     release = previous.rsplit("/", 1)[-1]
+    unit, env = _unit_path(), f'"$R"{shlex.quote(ENV_FILE)}'
     return Step(
         "rollback",
         "Go back to the previous release",
-        f"{_PRELUDE} {_link(release)} systemctl restart {APP_UNIT}",
+        f'{_PRELUDE} for f in {env} {unit}; do if [ -f "$f.previous" ]; then '
+        f'mv "$f.previous" "$f"; fi; done; {_link(release)} '
+        f"systemctl daemon-reload; systemctl restart {APP_UNIT}",
     )
+
+
+def _unit_path() -> str:
+    return f'"$R"{shlex.quote(f"{UNIT_DIR}/{APP_UNIT}")}'
 
 
 def stop_step() -> Step:

@@ -38,7 +38,7 @@ def test_the_env_file_is_0600_and_holds_each_value_exactly(tmp_path: Path) -> No
     assert "hunter" not in step.command and "postgres://" not in step.command
     result = run(step, tmp_path)
     assert result.returncode == 0, result.stderr
-    written = tmp_path / "etc" / "cluster-portal" / "app.env"
+    written = tmp_path / "etc" / "cluster-portal" / "app.env.next"  # until the switch
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
     # systemd's EnvironmentFile reading: KEY="value" with backslash escapes, no expansion.
     parsed = {}
@@ -111,17 +111,22 @@ def test_a_release_is_unpacked_switched_to_rolled_back_and_pruned(tmp_path: Path
         assert result.returncode == 0, result.stderr
         assert b"unpacked 1 files" in result.stdout
         serving = run(ds.serving_step(), tmp_path).stdout.decode().strip()
-        result = run(ds.switch_step(release, "python3 app.py", description="x"), tmp_path)
+        assert run(ds.env_step({"RELEASE": release}), tmp_path).returncode == 0
+        result = run(ds.switch_step(release, f"python3 {release}.py", description="x"), tmp_path)
         assert result.returncode == 0, result.stderr
     app = tmp_path / "srv" / "app"
     assert os.readlink(app) == "releases/bbb-2" and (app / "app.py").read_text() == "v1"
     assert serving == "releases/aaa-1"  # what served before the second switch
-    unit = (tmp_path / "etc" / "systemd" / "system" / "app.service").read_text()
-    assert "ExecStart=/bin/sh -c 'python3 app.py'" in unit
+    unit = tmp_path / "etc" / "systemd" / "system" / "app.service"
+    env = tmp_path / "etc" / "cluster-portal" / "app.env"
+    assert "ExecStart=/bin/sh -c 'python3 bbb-2.py'" in unit.read_text()
+    assert env.read_text() == 'RELEASE="bbb-2"\n'
     assert "restart app.service" in (tmp_path / "systemctl.log").read_text()
-    # A failed health check goes back to what served before.
+    # A failed health check goes back to what served before: its tree, env and unit.
     assert run(ds.rollback_step(serving), tmp_path).returncode == 0
     assert os.readlink(app) == "releases/aaa-1"
+    assert "ExecStart=/bin/sh -c 'python3 aaa-1.py'" in unit.read_text()
+    assert env.read_text() == 'RELEASE="aaa-1"\n'
     # Pruning keeps the newest and never the one that serves.
     assert run(ds.source_step("ccc-3"), tmp_path, stdin=packed).returncode == 0
     assert run(ds.prune_step(1), tmp_path).returncode == 0

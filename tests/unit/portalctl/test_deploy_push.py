@@ -1,6 +1,6 @@
-"""The push's retry on 409 `job_in_progress` and the follower's deadline, against an
-httpx MockTransport in place of the portal (the one boundary stubbed; the real server's
-answers are tests/functional/cli/test_deploy.py)."""
+"""The push's retry on 409 `job_in_progress`, the follower's deadline and the app log's
+reconnects, against an httpx MockTransport in place of the portal (the one boundary
+stubbed; the real server's answers are tests/functional/cli/test_deploy.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 
 from portalctl.client import Api
 from portalctl.commands import deploy
+from portalctl.commands.deployments import AppLog
 from portalctl.errors import CliError, Exit
 from portalctl.follow import Follower
 
@@ -133,3 +134,29 @@ def test_following_stops_at_the_deadline_on_a_quiet_stream() -> None:
         follower.run()
     assert caught.value.exit_code == Exit.ERROR and time.monotonic() - began < 3
     assert "portalctl jobs logs -f j1" in caught.value.details[0]
+
+
+def test_the_app_log_reconnects_without_showing_a_line_twice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    journal = ["a", "b", "c"]
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params["lines"])
+        if len(asked) == 3:
+            body = {"code": "not_found", "message": "gone", "detail": {}}
+            return httpx.Response(404, json=body)
+        backlog = journal[-int(request.url.params["lines"]) :]
+        if len(asked) == 2:
+            journal.extend(["d", "b"])  # new lines while it was away; one repeats an old text
+            backlog += ["d", "b"]
+        sse = "retry: 3000\n\n" + "".join(f"event: line\ndata: {x}\n\n" for x in backlog)
+        return httpx.Response(200, content=(sse + "event: end\ndata: {}\n\n").encode())
+
+    with pytest.raises(CliError, match="gone") as caught:
+        AppLog(api_with(handler), "a-b-main", 2, json_=False).run()
+    assert caught.value.exit_code == Exit.NOT_FOUND
+    # First the last 2 lines; after the stream's end, as many as were shown, skipped.
+    assert asked == ["2", "2", "4"]
+    assert capsys.readouterr().out.splitlines() == ["b", "c", "d", "b"]

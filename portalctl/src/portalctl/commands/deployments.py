@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -32,6 +33,8 @@ LIST_COLUMNS: list[Column] = [
     ("EXPIRES", lambda d: when(d.get("expires_at"))),
 ]
 REMOVED = "removed"
+# Lines remembered to recognise those a reconnect sends again (the server's most is 2000).
+RECENT_LINES = 500
 
 
 def complete_deployment(incomplete: str) -> list[str]:
@@ -190,7 +193,7 @@ def extend(
 def logs(
     name: NameArg,
     lines: Annotated[
-        int, typer.Option("--lines", "-n", min=0, help="The last N lines first.")
+        int, typer.Option("--lines", "-n", min=1, max=2000, help="The last N lines first.")
     ] = 100,
     follow_: Annotated[
         bool,
@@ -220,13 +223,14 @@ def _emit(line: str, *, json_: bool) -> None:
 
 class AppLog:
     """The log stream (`event: line`), reconnected when it drops or reaches the server's
-    limit; a reconnect asks for no old lines (or resumes after the last event id, when the
-    server gives ids), so a line is not shown twice."""
+    time limit. The stream has no event ids, so a reconnect asks for as many old lines as
+    were last shown and skips those already printed: no line twice."""
 
     def __init__(self, api: Api, name: str, lines: int, *, json_: bool) -> None:
         self.api, self.name, self.lines, self.json_ = api, name, lines, json_
-        self.last_id: str | None = None
+        self.recent: deque[str] = deque(maxlen=RECENT_LINES)
         self.connected_once = False
+        self.catching_up: list[str] | None = None  # old lines a reconnect sends again
 
     def run(self) -> None:
         failures = 0
@@ -238,9 +242,17 @@ class AppLog:
             time.sleep(wait if wait else min(0.2 * 2**failures, 5.0) if failures else 0.05)
 
     def _path(self) -> str:
-        # The first connection shows the last N lines; a reconnect only new ones.
-        lines = 0 if self.connected_once else self.lines
+        lines = max(1, len(self.recent)) if self.connected_once else self.lines
         return path_of(self.name, f"logs/?lines={lines}&follow=1")
+
+    def _line(self, text: str) -> None:
+        if self.catching_up is not None:
+            if text in self.catching_up:  # shown before the reconnect
+                del self.catching_up[: self.catching_up.index(text) + 1]
+                return
+            self.catching_up = None
+        self.recent.append(text)
+        _emit(text, json_=self.json_)
 
     def _stream(self) -> tuple[str, float]:
         """How the stream ended ("ended", "dropped", "unreachable", "refused") and how long
@@ -249,12 +261,9 @@ class AppLog:
 
         from ..client import error_from
 
-        headers = {"Accept": "text/event-stream"}
-        if self.last_id:
-            headers["Last-Event-ID"] = self.last_id
         connected = False
         try:
-            with self.api.stream(self._path(), headers) as response:
+            with self.api.stream(self._path(), {"Accept": "text/event-stream"}) as response:
                 connected = True
                 if response.status_code in (429, 503):
                     after = response.headers.get("Retry-After", "")
@@ -262,12 +271,12 @@ class AppLog:
                 if not response.is_success:
                     response.read()
                     raise error_from(response)
+                if self.connected_once:
+                    self.catching_up = list(self.recent)
                 self.connected_once = True
                 for event in events(response.iter_lines()):
-                    if event.id:
-                        self.last_id = event.id
                     if event.event == "line":
-                        _emit(event.data, json_=self.json_)
+                        self._line(event.data)
         except (httpx.TransportError, httpx.StreamError):
             return ("dropped" if connected else "unreachable"), 0.0
         return "ended", 0.0

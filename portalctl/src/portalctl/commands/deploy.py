@@ -218,8 +218,9 @@ def finish(api: Api, answer: dict[str, Any], *, wait: bool, json_: bool, deadlin
         try:
             outcome(job, what=lambda j: f"the deploy of {name} (job {j.get('id')})")
         except CliError as exc:
-            if deployment.get("state_message"):
-                exc.details.insert(0, str(deployment["state_message"]))
+            message = str(deployment.get("state_message") or "")
+            if message and message not in exc.message:  # e.g. which commit still serves
+                exc.details.insert(0, message)
             raise
     if deployment.get("state") == "failed":
         raise CliError(

@@ -224,7 +224,10 @@ class Running:
         raise AssertionError(f"no stderr line with {text!r}; saw {self.err}")
 
     def finish(self, timeout: float = 60.0) -> tuple[int, str, str]:
-        stdout, _ = self.proc.communicate(timeout=timeout)
+        # stdout here, stderr by the reader thread (communicate() would race it).
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout.read()
+        self.proc.wait(timeout=timeout)
         while (line := self._lines.get(timeout=5)) is not None:
             self.err.append(line)
         return self.proc.returncode, stdout, "".join(self.err)

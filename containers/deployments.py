@@ -106,7 +106,7 @@ def deployment_put(
             deployment = current or Deployment(owner=actor, repository=repository, ref=ref)
             deployment.name, deployment.commit, deployment.committed_at = name, commit, committed_at
             deployment.app, deployment.env, deployment.ttl_days = app_value, env_text, ttl_days
-            deployment.expires_at = _expiry(ttl_days)
+            deployment.expires_at, deployment.warned_at = _expiry(ttl_days), None
             deployment.state, deployment.state_message = DeploymentState.QUEUED, ""
             deployment.save()
             params = {
@@ -200,9 +200,9 @@ def deployment_failed(*, deployment_id: int, message: str) -> None:
 
 
 # -- the owner's other requests -------------------------------------------------------------
-def deployment_destroy(*, deployment: Deployment, actor: User) -> Job | None:
+def deployment_destroy(*, deployment: Deployment, actor: User, reason: str = "") -> Job | None:
     """Remove the deployment: its container's delete job (route, DNS name, access group go
-    with it), or at once when it has no container left."""
+    with it), or at once when it has no container left. `reason` goes into the audit."""
     _require_owner(actor, deployment)
     with transaction.atomic():
         deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
@@ -215,8 +215,9 @@ def deployment_destroy(*, deployment: Deployment, actor: User) -> Job | None:
         elif container is not None:
             job = container.jobs.filter(kind=JobKind.DELETE).order_by("-created_at").first()
         deployment.state = DeploymentState.REMOVING if container else DeploymentState.REMOVED
-        deployment.save(update_fields=["state", "updated_at"])
-        _audit(actor, "deployment.destroy", deployment)
+        deployment.state_message = reason[:500]
+        deployment.save(update_fields=["state", "state_message", "updated_at"])
+        _audit(actor, "deployment.destroy", deployment, reason=reason)
     return job
 
 
@@ -228,7 +229,8 @@ def deployment_extend(*, deployment: Deployment, actor: User, days: int) -> Depl
     if deployment.state in (DeploymentState.REMOVING, DeploymentState.REMOVED):
         raise InvalidState(f"{deployment.name} is {deployment.state}")
     deployment.expires_at = timezone.now() + timedelta(days=days)
-    deployment.save(update_fields=["expires_at", "updated_at"])
+    deployment.warned_at = None
+    deployment.save(update_fields=["expires_at", "warned_at", "updated_at"])
     audit_record(
         actor=actor,
         action="deployment.extend",
@@ -316,13 +318,14 @@ def _checked_env(env: dict[str, str]) -> str:
     return text
 
 
-def _audit(actor: User, action: str, deployment: Deployment) -> None:
+def _audit(actor: User, action: str, deployment: Deployment, *, reason: str = "") -> None:
     # Never the env: only its names.
     names = sorted(json.loads(deployment.env or "{}"))
+    summary = f"{deployment.name} at {deployment.commit[:12]}"
     audit_record(
         actor=actor,
         action=action,
         obj=deployment,
-        summary=f"{deployment.name} at {deployment.commit[:12]}",
+        summary=f"{summary}: {reason}" if reason else summary,
         changes={"commit": deployment.commit, "env_names": names},
     )

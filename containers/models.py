@@ -491,6 +491,9 @@ class Deployment(models.Model):
     ttl_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="idle days before removal; each push starts them again"
     )
+    warned_at = models.DateTimeField(
+        null=True, blank=True, help_text="when its owner was told it expires soon"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

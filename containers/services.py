@@ -125,7 +125,7 @@ def _deployments_lose(container: Container) -> None:
     (its create failed, or someone deleted the container), and the next push makes another."""
     mine = Deployment.objects.filter(container=container)
     mine.filter(state=DeploymentState.REMOVING).update(
-        state=DeploymentState.REMOVED, state_message="", updated_at=timezone.now()
+        state=DeploymentState.REMOVED, updated_at=timezone.now()
     )
     mine.exclude(state=DeploymentState.REMOVED).update(
         state=DeploymentState.FAILED,

@@ -65,3 +65,12 @@ def destroy_orphan(finding_id: int) -> str:
     from . import orphans
 
     return orphans.destroy_orphan_now(finding_id)
+
+
+@shared_task(name="containers.sweep_deployments", ignore_result=True)
+def sweep_deployments() -> dict[str, list[str]]:
+    """Daily: warn the owners of deployments that expire soon, remove the expired ones."""
+    from .deployment_expiry import deployments_sweep
+
+    report = deployments_sweep()
+    return {"warned": report.warned, "removed": report.removed, "failed": report.failed}

@@ -71,6 +71,7 @@ def configure(app: Celery) -> None:
                 "schedule": float(settings.NODE_PROBE_INTERVAL),
             },
             "prune-audit": {"task": "accounts.prune_audit", "schedule": 86400.0},
+            "sweep-deployments": {"task": "containers.sweep_deployments", "schedule": 86400.0},
         },
         worker_hijack_root_logger=False,
     )

@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USER|UID[:GID]",
         help="the unprivileged host user a CT's root is, when run as root (default nobody)",
     )
+    p.add_argument(
+        "--guest-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the CTs' directories live (default STATE/guests); the CTs' user must be "
+        "able to search every directory above it",
+    )
     p.add_argument("--cluster-name", default="pvesim")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -117,6 +124,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         access_log=args.access_log,
         guest_emulation=args.guest_emulation,
         guest_user=args.guest_user,
+        guest_dir=args.guest_dir,
     )
 
 

@@ -66,6 +66,7 @@ class SimConfig:
     access_log: bool = False
     guest_emulation: bool = False  # a running CT on loopback gets a real sshd
     guest_user: str = "nobody"  # whom a CT's root is on the host (when run as root)
+    guest_dir: Path | None = None  # where the CTs' directories live (default STATE/guests)
 
     def __post_init__(self) -> None:
         if not self.nodes:

@@ -37,7 +37,7 @@ class SimServer:
         self.app = PveApp(self.state, self.tls)
         self.guests: GuestEmulator | None = None
         if config.guest_emulation:
-            self.guests = GuestEmulator(self.state, config.guest_user)
+            self.guests = GuestEmulator(self.state, config.guest_user, config.guest_dir)
             self.state.guest_emulator = self.guests
             self.state.on_change = self.guests.wake
         self.httpd = wsgi.Server(

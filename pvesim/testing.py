@@ -257,6 +257,7 @@ class _SimBase:
         lock_timeout: float = 10.0,
         guest_emulation: bool = False,
         bridges: Iterable[str] = (),
+        guest_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.nodes = tuple(nodes)
@@ -270,6 +271,7 @@ class _SimBase:
         self.lock_timeout = lock_timeout
         self.guest_emulation = guest_emulation
         self.bridges = list(bridges)  # "NAME=FIRST-LAST/PREFIX[,GW]", as --bridge
+        self.guest_dir = Path(guest_dir) if guest_dir else None  # default STATE/guests
         self.url = ""
 
     @property
@@ -351,6 +353,8 @@ class SimulatorProcess(_SimBase):
             cmd += ["--bridge", bridge]
         if self.guest_emulation:
             cmd.append("--guest-emulation")
+        if self.guest_dir:
+            cmd += ["--guest-dir", str(self.guest_dir)]
         return cmd + self.extra_args
 
     def start(self, timeout: float = 15) -> SimulatorProcess:
@@ -430,6 +434,7 @@ class SimulatorThread(_SimBase):
             lock_timeout=self.lock_timeout,
             bridges=[parse_bridge(b) for b in self.bridges],
             guest_emulation=self.guest_emulation,
+            guest_dir=self.guest_dir,
         )
 
     def start(self, timeout: float = 15) -> SimulatorThread:

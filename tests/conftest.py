@@ -32,7 +32,11 @@ from portal.procs import (
 )
 from tests.testenv import DEPLOY_DIR, TEST_ENV
 
-pytest_plugins = ["tests.fixtures.networking", "tests.fixtures.standing"]
+pytest_plugins = [
+    "tests.fixtures.networking",
+    "tests.fixtures.launchpad",
+    "tests.fixtures.standing",
+]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
@@ -154,7 +158,7 @@ def worker_env(django_db_setup: None, redis_url: str, local_gateway: Any) -> dic
     settings.CELERY_BROKER_URL = redis_url
     app.conf.broker_url = redis_url
     return {
-        **TEST_ENV,
+        **TEST_ENV,  # DEPLOY_KEY_DIR and DEPLOY_SOURCE_DIR too: the same as this process's
         **local_gateway.env,  # workers apply into the session's private gateway
         "GATEWAY_JOB_WAIT": "true",
         "DATABASE_URL": database_url(),

@@ -1,4 +1,5 @@
-"""A deployment's name (its container's hostname) as a column, and its TTL in days."""
+"""A deployment's name (its container's hostname) as a column, its TTL in days, and when
+its owner was warned of its expiry."""
 
 from django.db import migrations, models
 
@@ -21,6 +22,13 @@ class Migration(migrations.Migration):
                 blank=True,
                 help_text="idle days before removal; each push starts them again",
                 null=True,
+            ),
+        ),
+        migrations.AddField(
+            model_name="deployment",
+            name="warned_at",
+            field=models.DateTimeField(
+                blank=True, help_text="when its owner was told it expires soon", null=True
             ),
         ),
     ]

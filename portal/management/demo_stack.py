@@ -7,6 +7,7 @@
   demo started. A demo that was killed (SIGKILL, a closed terminal) leaves it behind;
   the next one stops exactly those processes, if they still run the same command.
 - Secrets (the admin's and the directory's passwords) live in `var/demo.json`, 0600.
+- The containers' files live outside var/ (`guest_dir`), recorded in `var/demo.json`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +62,37 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(state, fh, indent=2)
     path.chmod(0o600)
+
+
+# -- the containers' files -----------------------------------------------------------------------
+GUEST_DIR_PREFIX = "cluster-portal-demo-guests-"
+
+
+def guest_dir(var: Path, state: dict[str, Any]) -> Path:
+    """Where the simulator keeps the CTs' directories (pvesim --guest-dir).
+
+    Not under var/: a CT's processes run as `nobody`, which may not pass the home
+    directory a checkout lives in (0700 or 0750). So a directory of mode 0711 under
+    /var/tmp, made once and recorded in demo.json; kept across runs as var/pvesim is, and
+    made anew (the old one removed) when the simulator's state is gone.
+    """
+    recorded = Path(state.get("guest_dir") or "/nonexistent")
+    fresh_sim = not (var / "pvesim" / "state.json").exists()
+    try:
+        info = recorded.lstat()
+        ours = stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
+    except OSError:
+        ours = False
+    if ours and recorded.name.startswith(GUEST_DIR_PREFIX):
+        if not fresh_sim:
+            return recorded
+        shutil.rmtree(recorded, ignore_errors=True)  # its CTs are gone with the state
+    base = Path("/var/tmp")  # noqa: S108 - only as mkdtemp's parent: a fresh private name
+    parent = base if base.is_dir() and os.access(base, os.W_OK) else None
+    made = Path(tempfile.mkdtemp(prefix=GUEST_DIR_PREFIX, dir=parent))
+    made.chmod(0o711)
+    state["guest_dir"] = str(made)
+    return made
 
 
 # -- one demo per directory ----------------------------------------------------------------------

@@ -88,9 +88,11 @@ def loopback_ipv4(state: SimState, guest: Guest, taken: set[str]) -> str | None:
 
 
 class GuestEmulator:
-    def __init__(self, state: SimState, user: str = "nobody") -> None:
+    def __init__(self, state: SimState, user: str = "nobody", root: Path | None = None) -> None:
         self.state = state
-        self.root = state.state_dir / "guests"
+        # The CTs' directories: under the state directory unless told (--guest-dir), e.g.
+        # when that lies below a home directory the CTs' user may not pass.
+        self.root = root or state.state_dir / "guests"
         self.private_root = state.state_dir / "guest-sshd"
         self.account = sshd.resolve_account(user)
         self.python = sshd.host_python()
@@ -106,12 +108,16 @@ class GuestEmulator:
 
     # -- setup ---------------------------------------------------------------------------
     def _prepare(self) -> None:
-        self.root.mkdir(exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         self.private_root.mkdir(mode=0o700, exist_ok=True)
         self.private_root.chmod(0o700)
         if self.account.drop:
-            # The CT's user walks through the state directory (it may not list it).
-            for directory in (self.state.state_dir, self.root):
+            # The CT's user walks through the state directory (it may not list it), when
+            # the CTs' directories are there.
+            walk = [self.root]
+            if self.root.parent == self.state.state_dir:
+                walk.insert(0, self.state.state_dir)
+            for directory in walk:
                 mode = directory.stat().st_mode & 0o7777
                 directory.chmod(mode | 0o111 if directory == self.root else mode | 0o001)
         for entry in self.private_root.iterdir():

@@ -12,8 +12,10 @@ shell when there is none), as sshd itself would.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import stat
 import sys
 
 PR_SET_NO_NEW_PRIVS = 38
@@ -35,6 +37,20 @@ def session_env(ct_dir: str, vmid: str, inherited: dict[str, str]) -> dict[str, 
     }
     env.update({k: inherited[k] for k in KEPT if k in inherited})
     return env
+
+
+def hand_over_stdio(uid: int, gid: int) -> None:
+    """Give the session's pipes to the CT's user. In a real CT they belong to root, who
+    runs the session, so `/dev/stdin` (`. /dev/stdin`, `cat /dev/stdin`) and `> /dev/stderr`
+    reopen them; here they would stay root's and reopening them would be refused."""
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+            with contextlib.suppress(OSError):
+                os.fchown(fd, uid, gid)
 
 
 def drop_privileges(uid: int, gid: int) -> None:
@@ -59,6 +75,7 @@ def main(argv: list[str]) -> int:
         if os.geteuid() != 0:
             print("pvesim session: cannot become the CT's user", file=sys.stderr)
             return 1
+        hand_over_stdio(uid, gid)
         drop_privileges(uid, gid)
     os.umask(0o022)
     try:

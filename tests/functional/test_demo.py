@@ -8,8 +8,10 @@ checking ports, rendered files and PIDs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +25,7 @@ from typing import Any
 import pytest
 
 from portal.management.demo_stack import PREFERRED_PORTS
-from portal.procs import BASE_DIR, free_port, pid_alive
+from portal.procs import BASE_DIR, free_port, pid_alive, port_open
 from tests.conftest import need_binary
 
 pytestmark = [pytest.mark.demo, pytest.mark.timeout(240)]
@@ -151,6 +153,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     d = Demo(var, free_port())
     yield d
     d.stop()
+    # The containers' files live outside var/ (demo_stack.guest_dir), 0711 in /var/tmp.
+    with contextlib.suppress(OSError, KeyError, ValueError):
+        shutil.rmtree(d.state["guest_dir"], ignore_errors=True)
 
 
 def _api(page: Any, path: str) -> Any:
@@ -218,6 +223,14 @@ def test_alice_logs_in_to_the_demo_and_creates_a_container(demo: Demo, browser: 
         box = _wait_for(page, f"/api/v1/containers/{pk}/", lambda c: c["status"] == "running")
         https = demo.run["ports"]["https"]
         assert box["url"] == f"https://alices.apps.localhost:{https}/"
+        # Guest emulation: the CT's sshd listens on its address, though var/ is under a
+        # 0700 directory (the CTs' files are in demo.json's guest_dir).
+        guests = Path(demo.state["guest_dir"])
+        assert guests.stat().st_mode & 0o777 == 0o711
+        deadline = time.monotonic() + 20
+        while not port_open(box["ip"], 22):
+            assert time.monotonic() < deadline, "the demo's CT has no sshd"
+            time.sleep(0.2)
         assert _ldap_group(demo, "ct-alices") == ["alice"]
 
         # bob (only in the directory so far) becomes a collaborator: the group follows.

@@ -14,7 +14,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 
 # Fixtures that start a real component, or need one (tests/conftest.py,
-# tests/fixtures/networking.py, pytest-django's live server).
+# tests/fixtures/networking.py and launchpad.py, pytest-django's live server).
 COMPONENT_FIXTURES = frozenset(
     {
         "redis_url",
@@ -32,6 +32,8 @@ COMPONENT_FIXTURES = frozenset(
         "gw_site",
         "apply_here",
         "stand_ins",
+        "launchpad_procs",
+        "launchpad_stack",
     }
 )
 FUNCTIONAL_MARKERS = frozenset({"e2e", "gateway", "ldap", "browser", "demo", "reliability"})

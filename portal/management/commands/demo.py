@@ -1,6 +1,7 @@
 """`manage.py demo`: the whole portal on one machine, with the simulator as Proxmox.
 
-Starts pvesim (state under var/pvesim), a private slapd with the users alice and bob
+Starts pvesim with guest emulation (state under var/pvesim, the containers' files in a
+directory of /var/tmp recorded in var/demo.json), a private slapd with the users alice and bob
 (var/ldap, when slapd is installed), a private gateway (nginx and dnsmasq on loopback
 high ports, var/gateway), Celery workers on the file broker and the web server; seeds
 the site `local` with pve1 (slot 1) and pve2 (slot 0), the simulator's templates and an
@@ -102,11 +103,15 @@ class Command(BaseCommand):
         started = stack.Started(run_file, ports=ports)
         try:
             sim = self._sim(var, state, ports["sim"])
+            stack.save_state(state_path, state)  # the containers' directory, if new
             started.launch("pvesim", sim, lambda: _pid(sim))
-            say(f"pvesim (Proxmox simulator) on {sim.url}, state in {var / 'pvesim'}")
+            say(
+                f"pvesim (Proxmox simulator) on {sim.url}, state in {var / 'pvesim'}, "
+                f"containers' files in {sim.guest_dir}"
+            )
             directory, new_directory = stack.demo_directory(var, state, ports["ldap"])
             stack.save_state(state_path, state)
-            env = self._portal_env(ports["web"])
+            env = self._portal_env(var, ports["web"])
             if directory is not None:
                 started.launch("slapd", directory, lambda: {"slapd": directory.pid or 0})
                 env.update(directory.settings(staff_group=stack.STAFF_GROUP))
@@ -147,6 +152,8 @@ class Command(BaseCommand):
         dhcp_hosts = var / "gateway" / "dnsmasq" / "dhcp-hosts"
         dhcp_hosts.parent.mkdir(parents=True, exist_ok=True)
         dhcp_hosts.touch()
+        # Guest emulation: a CT gets a real sshd on its 127.15.x.y address (the key its
+        # deploys log in with), and what its units start really listens there.
         return SimulatorProcess(
             var / "pvesim",
             nodes=("pve1", "pve2"),
@@ -154,14 +161,23 @@ class Command(BaseCommand):
             task_seconds=2.0,
             port=port,
             dhcp_hosts=dhcp_hosts,
+            guest_emulation=True,
+            # A CT's first lease, before the gateway serves its reservation: the site's
+            # DHCP range, which the portal never hands out.
+            bridges=["vmbr0=127.15.255.10-127.15.255.254/16,127.15.0.1"],
+            guest_dir=stack.guest_dir(var, state),
         )
 
     @staticmethod
-    def _portal_env(port: int) -> dict[str, str]:
+    def _portal_env(var: Path, port: int) -> dict[str, str]:
         """The settings that depend on --port, for every process the demo starts."""
         portal = f"http://127.0.0.1:{port}"
         env = {
             "PORTAL_DEMO": "1",
+            # The worker logs in to deployments' containers with the key; the web server
+            # leaves pushed sources for it (LaunchPad).
+            "DEPLOY_KEY_DIR": str(var / "deploy-key"),
+            "DEPLOY_SOURCE_DIR": str(var / "deploy-sources"),
             "GATEWAY_AUTH_URL": f"{portal}/gateway/auth",
             "GATEWAY_PORTAL_URL": portal,
         }

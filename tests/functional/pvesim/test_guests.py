@@ -242,3 +242,40 @@ def test_no_sshd_leaves_the_ct_running_and_a_killed_simulator_leaves_nothing(
     finally:
         blocker.close()
         sim.stop()
+
+
+def test_guest_dir_puts_the_cts_outside_a_private_state_directory(
+    base_dir: Path, pve_keys: Path, tmp_path: Path
+) -> None:
+    """--guest-dir: the state stays under a 0700 directory (a checkout in /root, as the
+    demo's var/ may be); only the CTs' directories are where their user can reach."""
+    key, _ = _keys(base_dir)
+    state_dir = tmp_path / "state"  # below pytest's 0700 directory
+    seed_keys(pve_keys, state_dir)
+    state_mode = state_dir.stat().st_mode & 0o7777
+    guests = base_dir / "guests"
+    sim = SimulatorProcess(
+        state_dir,
+        task_seconds=0.05,
+        guest_emulation=True,
+        bridges=[_free_range()],
+        guest_dir=guests,
+    )
+    with sim:
+        api = sim.proxmox()
+        create_ct(api, 105, start=1, **{"ssh-public-keys": key.with_suffix(".pub").read_text()})
+        ip = api.nodes("pve1").lxc(105).interfaces.get()[1]["inet"].split("/")[0]
+        _wait(lambda: _port_open(ip, 22), what="sshd")
+        guest = Guest(ip, key)
+        assert guest.run("pwd").strip() == str(guests / "105")
+        # The session's pipes are the CT user's, as root's are in a real CT: /dev/stdin
+        # and /dev/stderr reopen them.
+        piped = guest.ssh('. /dev/stdin; echo "$A"; echo oops > /dev/stderr', stdin="A=x\n")
+        assert (piped.returncode, piped.stdout, piped.stderr) == (0, "x\n", "oops\n")
+        assert (guests / "105/.ssh/authorized_keys").exists()
+        assert (state_dir / "guest-sshd/105/sshd.pid").exists()  # root's part stays private
+        assert not (state_dir / "guests").exists()
+        assert state_dir.stat().st_mode & 0o7777 == state_mode  # nothing opened up there
+        wait_task(api, api.nodes("pve1").lxc(105).status.stop.post())
+        wait_task(api, api.nodes("pve1").lxc(105).delete())
+        _wait(lambda: not (guests / "105").exists(), what="the CT's directory to go")

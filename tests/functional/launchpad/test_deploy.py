@@ -1,0 +1,170 @@
+"""LaunchPad end to end through the REST API: a push deploys the example app into a new
+container and nginx serves it; a second push updates in place; a failing build keeps
+the old release serving; the env reaches the app and nowhere else; destroy removes the
+container, its route and its DNS name. The worker, the simulator (guest emulation) and
+the gateway are the real ones (tests/fixtures/launchpad.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from containers.models import Container, Deployment, Job, JobLogEntry
+from tests.conftest import wait_job
+
+pytestmark = [pytest.mark.e2e, pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "launchpad" / "example"
+SECRET = "s3cret-value-never-shown"
+APP = {"install": "python3 app.py install", "start": "python3 app.py", "port": 8000}
+
+
+class Repo:
+    """A local git repository holding the example app."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        shutil.copytree(EXAMPLE, path)
+        self.git("init", "-q", "-b", "main")
+        self.commit("the example app")
+
+    def git(self, *args: str) -> str:
+        env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org"}
+        env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+        done = subprocess.run(
+            ["git", "-C", str(self.path), *args],
+            capture_output=True,
+            check=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(self.path), **env},
+        )
+        return done.stdout.decode().strip()
+
+    def commit(self, message: str) -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+    def archive(self, commit: str) -> bytes:
+        return subprocess.run(
+            ["git", "-C", str(self.path), "archive", "--format=tar.gz", commit],
+            capture_output=True,
+            check=True,
+        ).stdout
+
+
+def push(stack: Any, token: str, repo: Repo, commit: str, **spec: Any) -> requests.Response:
+    body = {"repository": "acme/shop", "ref": "main", "commit": commit, "app": APP, **spec}
+    return requests.post(
+        f"{stack.url}/api/v1/deployments/",
+        headers={"Authorization": f"Bearer {token}"},
+        data={"spec": json.dumps(body)},
+        files={"source": ("source.tar.gz", io.BytesIO(repo.archive(commit)), "application/gzip")},
+        timeout=30,
+    )
+
+
+def test_push_update_failed_build_and_destroy(launchpad_stack: Any, tmp_path: Path) -> None:
+    stack = launchpad_stack
+    owner, token = stack.user("dana")
+    auth = {"Authorization": f"Bearer {token}"}
+    repo = Repo(tmp_path / "shop")
+    first = repo.git("rev-parse", "HEAD")
+
+    # The first push: one job creates the container and deploys into it.
+    answer = push(stack, token, repo, first, env={"GREETING": SECRET})
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert body["outcome"] == "created" and body["name"] == "acme-shop-main"
+    assert SECRET not in answer.text and body["env_names"] == ["GREETING"]
+    job = wait_job(body["job"]["id"], timeout=120)
+    assert job.status == "succeeded", _log(job)
+    page = stack.wait_get("acme-shop-main")
+    assert page.status == 200, page
+    assert page.body.startswith(f"{SECRET} from the LaunchPad example app")
+    assert f"release {first[:12]}" in page.body  # the install step ran in its release
+    container = Container.objects.get(hostname="acme-shop-main")
+    vmid = container.vmid
+    shown = requests.get(f"{stack.url}/api/v1/deployments/acme-shop-main/", headers=auth, timeout=10)
+    assert shown.json()["state"] == "live" and shown.json()["serving_commit"] == first
+    assert shown.json()["url"].startswith("https://acme-shop-main.")
+
+    # The env's value is in no log line, no API answer (masked where the app printed it).
+    assert SECRET not in _log(job)
+    assert SECRET not in shown.text
+
+    # A second commit is deployed in place: the same container, the new answer.
+    (repo.path / "app.py").write_text(
+        (repo.path / "app.py").read_text().replace("example app", "example app, v2")
+    )
+    second = repo.commit("v2")
+    answer = push(stack, token, repo, second, env={"GREETING": "Hi"})
+    assert answer.status_code == 200 and answer.json()["outcome"] == "updated", answer.text
+    job = wait_job(answer.json()["job"]["id"], timeout=120)
+    assert job.status == "succeeded", (job.error, _log(job))
+    assert [s["name"] for s in job.steps][0] == "ssh"  # no create: an update
+    page = stack.wait_get("acme-shop-main")
+    assert "Hi from the LaunchPad example app, v2" in page.body, page
+    assert Container.objects.get(hostname="acme-shop-main").vmid == vmid
+    assert Container.objects.filter(hostname="acme-shop-main").count() == 1
+
+    # A failing build leaves the previous release serving, and says so.
+    (repo.path / "NEWS").write_text("this one does not build\n")
+    third = repo.commit("does not build")
+    answer = push(stack, token, repo, third, app={**APP, "build": "echo compiling; exit 3"})
+    job = wait_job(answer.json()["job"]["id"], timeout=120)
+    assert job.status == "failed" and job.error_code == "deploy_failed"
+    assert "at step 'Run the build command': it exited with status 3" in job.error
+    assert f"The previous release ({second[:12]}) still serves" in job.error
+    assert "compiling" in _log(job)
+    deployment = Deployment.objects.get(name="acme-shop-main")
+    assert deployment.state == "failed" and deployment.serving_commit == second
+    assert "example app, v2" in stack.get("acme-shop-main").body
+
+    # Destroy: the container, its route and its DNS name go.
+    gone = requests.delete(
+        f"{stack.url}/api/v1/deployments/acme-shop-main/", headers=auth, timeout=10
+    )
+    assert gone.status_code == 202, gone.text
+    job = wait_job(gone.json()["job"]["id"], timeout=120)
+    assert job.status == "succeeded", job.error
+    deployment.refresh_from_db()
+    assert deployment.state == "removed"
+    stack.apply("after the destroy")
+    assert stack.get("acme-shop-main").status in (404, 421, 502)
+    assert stack.resolve("acme-shop-main") == []
+    assert not Container.objects.filter(hostname="acme-shop-main", status="running").exists()
+
+
+def test_a_failing_health_check_goes_back_to_the_previous_release(
+    launchpad_stack: Any, tmp_path: Path
+) -> None:
+    stack = launchpad_stack
+    _, token = stack.user("erin")
+    repo = Repo(tmp_path / "shop")
+    first = repo.git("rev-parse", "HEAD")
+    job = wait_job(push(stack, token, repo, first).json()["job"]["id"], timeout=120)
+    assert job.status == "succeeded", (job.error, _log(job))
+    assert "Hello from" in stack.wait_get("acme-shop-main").body
+
+    # This commit's app starts but listens on another port: the health check fails, and
+    # the switch is undone.
+    (repo.path / "NEWS").write_text("listens elsewhere\n")
+    second = repo.commit("wrong port")
+    answer = push(stack, token, repo, second, app={**APP, "start": "PORT=8001 python3 app.py"})
+    job = wait_job(answer.json()["job"]["id"], timeout=180)
+    assert job.status == "failed", _log(job)
+    assert "did not answer on port 8000" in job.error
+    assert "The previous release" in job.error and "serves again" in job.error
+    assert "Hello from" in stack.wait_get("acme-shop-main").body
+
+
+def _log(job: Job) -> str:
+    entries = JobLogEntry.objects.filter(job=job).order_by("id")
+    return "\n".join(f"[{e.step}] {e.message}" for e in entries)

@@ -1,10 +1,11 @@
 """portalctl deploy and portalctl deployments against the live portal (gunicorn, Redis, a
 worker, the simulator), run as a subprocess from a real git checkout (LaunchPad, #15).
 
-What needs an app running in the container (a deploy that goes live, the runtime log) is
-the guest emulation's (tests/functional/containers); here: a deploy whose job fails and
-exits 6, `--no-wait`, the 409 wait and resend, the server's validation, list, show,
-extend, destroy and not-found. No env value ever appears in what portalctl prints.
+Without an app running: a deploy whose job fails (exit 6), `--no-wait`, the 409 wait and
+resend, the server's validation and the client's own, list, show, extend, destroy and
+not-found. With one (the guest emulation's stack, tests/fixtures/launchpad.py): a deploy
+that goes live, an update in place, the app's log, destroy. No env value ever appears in
+what portalctl prints.
 """
 
 from __future__ import annotations
@@ -282,3 +283,65 @@ def test_a_push_while_a_job_runs_waits_for_it_and_is_sent_again(
     assert answer["outcome"] == "superseded" and answer["commit"] == "a" * 40
     assert "superseded" in stderr and SECRET not in stdout + stderr
     assert Deployment.objects.get(pk=first.deployment.pk).commit != head
+
+
+# -- a deploy that goes live (guest emulation: tests/fixtures/launchpad.py) -----------------
+EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "launchpad" / "example"
+
+
+@pytest.mark.gateway
+def test_deploy_goes_live_in_place_then_logs_and_destroy(
+    launchpad_stack: Any, tmp_path: Path
+) -> None:
+    import shutil
+
+    from containers.models import Container
+
+    stack = launchpad_stack
+    _, token = stack.user("quinn")
+    cli = Cli(home=tmp_path / "home", url=stack.url, env={"PORTAL_URL": stack.url})
+    cli.env["PORTAL_TOKEN"] = token
+    repo = cli.home / "shop"
+    shutil.copytree(EXAMPLE, repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the example app")
+    git(repo, "remote", "add", "origin", "https://github.com/acme/shop.git")
+    first = git(repo, "rev-parse", "HEAD")
+    env_file = tmp_path / "deploy.env"
+    env_file.write_text(f"GREETING={SECRET}\n")
+    args = ["deploy", "shop", "--install", "python3 app.py install", "--start", "python3 app.py"]
+
+    done = cli(*args, "--env-file", str(env_file))
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in said(done)
+    lines = dict(line.split(None, 1) for line in done.stdout.splitlines())
+    assert lines["url"].startswith("https://acme-shop-main.") and lines["ssh"].startswith("ssh ")
+    assert lines["container"] == "acme-shop-main" and lines["commit"] == first[:12]
+    assert "step 1/" in done.stderr  # the job followed, in plain lines
+    page = stack.wait_get("acme-shop-main")
+    assert page.status == 200 and f"release {first[:12]}" in page.body, page
+    vmid = Container.objects.get(hostname="acme-shop-main").vmid
+
+    # The next commit, in place; --json prints the deployment and nothing else.
+    (repo / "app.py").write_text(
+        (repo / "app.py").read_text().replace("example app", "example app, v2")
+    )
+    git(repo, "commit", "-qam", "v2")
+    second = git(repo, "rev-parse", "HEAD")
+    done = cli(*args, "--env", "GREETING=Hi", "--json")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert (shown["state"], shown["serving_commit"]) == ("live", second)
+    assert "Hi from the LaunchPad example app, v2" in stack.wait_get("acme-shop-main").body
+    assert Container.objects.get(hostname="acme-shop-main").vmid == vmid
+
+    # The app's own log (its journal), masked where it shows a value.
+    logged = cli.ok("deployments", "logs", "acme-shop-main", "-n", "50")
+    assert logged.stdout.strip() and SECRET not in logged.stdout
+
+    removed = cli.ok("deployments", "destroy", "acme-shop-main", "--wait")
+    assert removed.stdout.strip() == "acme-shop-main is removed"
+    shown = json.loads(cli.ok("deployments", "show", "acme-shop-main", "--json").stdout)
+    assert shown["state"] == "removed"  # kept for its history
+    assert json.loads(cli.ok("deployments", "list", "--json").stdout) == []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -121,7 +122,7 @@ def portalctl(argv: list[str], env: Mapping[str, str]) -> Ran:
     """Run portalctl; its stderr (progress, the job's log) is passed to the log line by line
     as it comes and kept for the error message; stdout is the result."""
     binary = os.environ.get("LAUNCHPAD_PORTALCTL") or shutil.which("portalctl") or "portalctl"
-    print(f"$ portalctl {' '.join(argv)}", flush=True)
+    print(f"$ portalctl {shlex.join(argv)}", flush=True)
     proc = subprocess.Popen(
         [binary, *argv],
         stdin=subprocess.DEVNULL,

@@ -54,6 +54,11 @@ def is_pull_request(ref: str) -> bool:
     return bool(_PR.fullmatch(ref))
 
 
+def pull_request_number(ref: str) -> int | None:
+    found = _PR.fullmatch(ref)
+    return int(found.group(1)) if found else None
+
+
 def split_repository(repository: str) -> tuple[str, str]:
     """`owner/name` as GitHub spells it (letters, digits, `-`, `_`, `.`), checked."""
     owner, sep, name = (repository or "").partition("/")

@@ -1,20 +1,24 @@
 """What a deploy runs inside the container, as shell, built from the declared app.
 
-Pure: it reads nothing and runs nothing. The deploy job (issue #15) sends each step over
-SSH and streams its output into the job log. Every value a user declared reaches the
-shell through `shlex.quote`, and the env never appears in a command line: it is written
-from standard input into a file of mode 0600 that the app's unit reads.
+Pure: it reads nothing and runs nothing. The deploy job (containers/jobs/deploy.py) sends
+each step over SSH and streams its output into the job log. Every value a user declared
+reaches the shell through `shlex.quote`, and the env never appears in a command line: it
+is written from standard input into a file of mode 0600 that the app's unit reads.
+
+Layout (docs/launchpad.md): each deploy unpacks into /srv/releases/<release>, installs
+and builds there, and only then is /srv/app switched to it, so a failed install or build
+leaves the previous release serving.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 
 from portal.errors import ValidationFailed
 
 APP_DIR = "/srv/app"
+RELEASES_DIR = "/srv/releases"
 ENV_FILE = "/etc/cluster-portal/app.env"
 UNIT_DIR = "/etc/systemd/system"
 APP_UNIT = "app.service"
@@ -39,6 +43,9 @@ SERVICES: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 PACKAGE_MANAGER = {"debian": "apt", "ubuntu": "apt", "rockylinux": "dnf", "almalinux": "dnf"}
+# Every step starts so: `$R` roots the paths it writes. It is empty in a real container;
+# the simulator's guest emulation roots a CT at a directory (docs/pvesim.md).
+_PRELUDE = 'set -e; R="${PVESIM_GUEST_ROOT:-}";'
 
 
 @dataclass(frozen=True)
@@ -76,44 +83,100 @@ def services_step(os_type: str, services: list[str]) -> Step | None:
     packages = " ".join(shlex.quote(known[s][0]) for s in services)
     units = " ".join(shlex.quote(known[s][1]) for s in services)
     install = (
-        f"DEBIAN_FRONTEND=noninteractive apt-get install -y {packages}"
+        f"export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y {packages}"
         if manager == "apt"
         else f"dnf install -y {packages}"
     )
     return Step(
         "services",
         "Install and start the services",
-        f"set -e; {install}; systemctl enable --now {units}",
+        f"{_PRELUDE} {install}; systemctl enable --now {units}",
     )
 
 
-def env_step(env_json: str) -> Step:
+def env_step(env: dict[str, str]) -> Step:
     """The env file (KEY="value" lines, systemd's EnvironmentFile syntax), mode 0600."""
-    env: dict[str, str] = json.loads(env_json or "{}")
     body = "".join(f"{key}={_env_value(value)}\n" for key, value in sorted(env.items()))
-    directory = shlex.quote(ENV_FILE.rsplit("/", 1)[0])
-    target = shlex.quote(ENV_FILE)
+    target = f'"$R"{shlex.quote(ENV_FILE)}'
+    directory = f'"$R"{shlex.quote(ENV_FILE.rsplit("/", 1)[0])}'
     return Step(
         "env",
         "Write the environment file",
-        f"set -e; umask 077; mkdir -p {directory}; cat > {target}.new; mv {target}.new {target}",
+        f"{_PRELUDE} umask 077; mkdir -p {directory}; cat > {target}.new; mv {target}.new {target}",
         stdin=body.encode(),
     )
 
 
-def command_step(name: str, title: str, command: str, *, env_json: str) -> Step:
-    """A declared install or build command, in the app's directory, with its env.
+def source_step(release: str) -> Step:
+    """Unpack the commit's tree (standard input: the archive) into its release directory."""
+    where = _release_dir(release)
+    return Step(
+        "source",
+        "Bring the source at the commit",
+        f"{_PRELUDE} rm -rf {where}.new; mkdir -p {where}.new; "
+        f"tar -xzf - -C {where}.new --no-same-owner; rm -rf {where}; mv {where}.new {where}; "
+        f"touch {where}; "  # tar gave it the commit's time: prune goes by deploy time
+        f"echo unpacked $(find {where} -type f | wc -l) files into {RELEASES_DIR}/{release}",
+    )
+
+
+def command_step(name: str, title: str, command: str, *, env: dict[str, str], release: str) -> Step:
+    """A declared install or build command, in the release's directory, with its env.
 
     The env arrives on standard input as `export` lines (sh's own quoting), read before
     the command runs: never on a command line, never in the log.
     """
-    env: dict[str, str] = json.loads(env_json or "{}")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     return Step(
         name,
         title,
-        f"set -e; cd {shlex.quote(APP_DIR)}; . /dev/stdin; exec sh -c {shlex.quote(command)}",
+        f"{_PRELUDE} cd {_release_dir(release)}; . /dev/stdin; exec sh -c {shlex.quote(command)}",
         stdin=exports.encode(),
+    )
+
+
+def serving_step() -> Step:
+    """What /srv/app points at now (nothing on a first deploy): the release to go back to."""
+    return Step("serving", "Which release serves", f'{_PRELUDE} readlink "$R"{APP_DIR} || true')
+
+
+def switch_step(release: str, start: str, *, description: str) -> Step:
+    """Point /srv/app at the release, write the app's unit, and (re)start it."""
+    unit = f'"$R"{shlex.quote(f"{UNIT_DIR}/{APP_UNIT}")}'
+    return Step(
+        "release",
+        "Switch to the new release and start it",
+        f'{_PRELUDE} {_link(release)} mkdir -p "$R"{UNIT_DIR}; cat > {unit}.new; '
+        f"mv {unit}.new {unit}; "
+        f"systemctl daemon-reload; systemctl enable {APP_UNIT}; systemctl restart {APP_UNIT}",
+        stdin=unit_text(start, description=description).encode(),
+    )
+
+
+def rollback_step(previous: str) -> Step:
+    """Back to the release that served before (after a failed health check)."""
+    release = previous.rsplit("/", 1)[-1]
+    return Step(
+        "rollback",
+        "Go back to the previous release",
+        f"{_PRELUDE} {_link(release)} systemctl restart {APP_UNIT}",
+    )
+
+
+def stop_step() -> Step:
+    """A first deploy that failed its health check: nothing else to go back to."""
+    return Step("stop", "Stop the app", f"{_PRELUDE} systemctl stop {APP_UNIT} || true")
+
+
+def prune_step(keep: int) -> Step:
+    """Remove all but the `keep` newest releases, never the one that serves."""
+    releases = f'"$R"{RELEASES_DIR}'
+    return Step(
+        "prune",
+        "Remove old releases",
+        f'{_PRELUDE} cd {releases}; serving=$(basename "$(readlink "$R"{APP_DIR})"); '
+        f"ls -1t | tail -n +{keep + 1} | while read -r old; do "
+        f'[ "$old" = "$serving" ] || rm -rf -- "$old"; done',
     )
 
 
@@ -135,15 +198,21 @@ def unit_text(start: str, *, description: str) -> str:
     )
 
 
-def unit_step(start: str, *, description: str) -> Step:
-    target = shlex.quote(f"{UNIT_DIR}/{APP_UNIT}")
-    return Step(
-        "unit",
-        "Start the app",
-        f"set -e; cat > {target}; systemctl daemon-reload; systemctl enable {APP_UNIT}; "
-        f"systemctl restart {APP_UNIT}",
-        stdin=unit_text(start, description=description).encode(),
-    )
+def release_name(commit: str, job_id: str) -> str:
+    """A release's directory name: unique per deploy, so a redeploy of one commit never
+    unpacks over the tree that serves."""
+    return f"{commit[:12]}-{job_id.replace('-', '')[:8]}"
+
+
+def _release_dir(release: str) -> str:
+    return f'"$R"{shlex.quote(f"{RELEASES_DIR}/{release}")}'
+
+
+def _link(release: str) -> str:
+    # A relative link, so it resolves the same wherever the tree is rooted; renamed into
+    # place so /srv/app always points at a whole release.
+    target = shlex.quote(f"releases/{release}")
+    return f'ln -sfn {target} "$R"{APP_DIR}.new; mv -Tf "$R"{APP_DIR}.new "$R"{APP_DIR};'
 
 
 def _env_value(value: str) -> str:

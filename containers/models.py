@@ -230,6 +230,7 @@ class JobKind(models.TextChoices):
     RESIZE = "resize", "Resize"
     ACCESS = "access", "Access"  # collaborators changed: directory group and Proxmox ACLs
     MEND = "mend", "Mend"  # the reconciler puts back the portal's values (or adopts a CT)
+    DEPLOY = "deploy", "Deploy"  # LaunchPad: a commit into a deployment's container
 
 
 class JobStatus(models.TextChoices):
@@ -469,6 +470,8 @@ class Deployment(models.Model):
     )
     repository = models.CharField(max_length=201, help_text="owner/name on GitHub")
     ref = models.CharField(max_length=255, help_text="the branch, or pr-<number>")
+    # Its container's hostname, from containers.deploy_names: the key in the API and the GUI.
+    name = models.CharField(max_length=63, db_index=True)
     container = models.ForeignKey(
         Container, null=True, on_delete=models.SET_NULL, related_name="deployments"
     )
@@ -485,6 +488,9 @@ class Deployment(models.Model):
     app = models.JSONField(default=dict, blank=True)
     env = EncryptedTextField(blank=True, help_text="JSON object; encrypted, never shown")
     expires_at = models.DateTimeField(null=True, blank=True)
+    ttl_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="idle days before removal; each push starts them again"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -9,12 +9,15 @@ output comes back line by line as it is written, for the job log.
 
 from __future__ import annotations
 
+import os
+import selectors
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 
@@ -24,6 +27,8 @@ from portal.procs import find_binary
 from .deploy_key import deploy_key_path
 
 LINE_MAX = 2000  # a longer output line is cut in the log
+CHUNK = 64 * 1024
+TICK = 1.0  # seconds between on_tick calls while a command is quiet
 
 
 @dataclass(frozen=True)
@@ -65,13 +70,16 @@ class Remote:
         self,
         command: str,
         *,
-        stdin: bytes = b"",
+        stdin: bytes | Path = b"",
         on_line: Callable[[str], None] = lambda line: None,
+        on_tick: Callable[[], None] = lambda: None,
         timeout: float = 600.0,
     ) -> int:
         """Run `command` (a shell line) and return its exit status; each line of its output
-        (stdout and stderr together) goes to `on_line` as it comes. 255 is ssh's own:
-        the container could not be reached or refused the key."""
+        (stdout and stderr together) goes to `on_line` as it comes, and `on_tick` is called
+        at least every TICK seconds while it runs (a job's heartbeat). `stdin` is bytes, or
+        a file sent in chunks. 255 is ssh's own: the container could not be reached or
+        refused the key."""
         proc = subprocess.Popen(
             self.argv(command),
             stdin=subprocess.PIPE,
@@ -81,25 +89,20 @@ class Remote:
         pipe_in, pipe_out = proc.stdin, proc.stdout
         if pipe_in is None or pipe_out is None:  # pragma: no cover - both are PIPE above
             raise RuntimeError("ssh started without its pipes")
-
-        def feed() -> None:
-            try:
-                pipe_in.write(stdin)
-                pipe_in.close()
-            except OSError:
-                pass  # the command ended without reading it all
-
-        writer = threading.Thread(target=feed, daemon=True)
+        writer = threading.Thread(target=_feed, args=(pipe_in, stdin), daemon=True)
         writer.start()
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
+        deadline = time.monotonic() + timeout
         try:
-            for raw in pipe_out:
-                on_line(raw.decode(errors="replace").rstrip("\n")[:LINE_MAX])
-            code = proc.wait()
+            _read_lines(pipe_out, on_line, on_tick, deadline)
+            code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            code = -1
         finally:
-            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
             writer.join(timeout=5)
+            pipe_out.close()
         if code < 0:
             raise UpstreamUnavailable(
                 f"the command in {self.address} did not end within {timeout:.0f} s",
@@ -107,14 +110,65 @@ class Remote:
             )
         return code
 
-    def wait_ready(self, *, timeout: float = 120.0, poll: float = 1.0) -> None:
+    def wait_ready(
+        self,
+        *,
+        timeout: float = 120.0,
+        poll: float = 1.0,
+        on_tick: Callable[[], None] = lambda: None,
+    ) -> None:
         """Until the container answers over SSH (its sshd starts after it boots)."""
         deadline = time.monotonic() + timeout
         while True:
-            if self.run("true", timeout=self.connect_timeout + 5) == 0:
+            if self.run("true", timeout=self.connect_timeout + 5, on_tick=on_tick) == 0:
                 return
+            on_tick()
             if time.monotonic() > deadline:
                 raise UpstreamUnavailable(
                     f"{self.address} did not answer over SSH within {timeout:.0f} s"
                 )
             time.sleep(poll)
+
+
+def _feed(pipe: IO[bytes], stdin: bytes | Path) -> None:
+    try:
+        if isinstance(stdin, Path):
+            with stdin.open("rb") as source:
+                while chunk := source.read(CHUNK):
+                    pipe.write(chunk)
+        else:
+            pipe.write(stdin)
+        pipe.close()
+    except OSError:
+        pass  # the command ended without reading it all
+
+
+def _read_lines(
+    pipe: IO[bytes],
+    on_line: Callable[[str], None],
+    on_tick: Callable[[], None],
+    deadline: float,
+) -> None:
+    """Hand each output line to on_line as it comes, ticking while the command is quiet."""
+    fd = pipe.fileno()
+    pending = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            ready = selector.select(timeout=TICK)
+            on_tick()
+            if not ready:
+                continue
+            chunk = os.read(fd, CHUNK)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                on_line(raw.decode(errors="replace").rstrip("\r")[:LINE_MAX])
+            if len(pending) > LINE_MAX * 4:  # a very long line without an end: cut it
+                on_line(pending.decode(errors="replace")[:LINE_MAX])
+                pending = b""
+        else:
+            raise subprocess.TimeoutExpired("ssh", 0)
+    if pending:
+        on_line(pending.decode(errors="replace").rstrip("\r")[:LINE_MAX])

@@ -34,6 +34,8 @@ from .models import (
     LIVE,
     Container,
     ContainerStatus,
+    Deployment,
+    DeploymentState,
     Job,
     JobKind,
     JobStatus,
@@ -105,6 +107,7 @@ def container_set_status(*, container: Container, to: str, message: str = "") ->
         if updated and to == ContainerStatus.DELETED:
             # Its routes and ports go with it (and the gateway is asked to drop them).
             container_network_release(container=container)
+            _deployments_lose(container)
     if updated:
         container.status = to
         container.status_message = message[:500]
@@ -115,6 +118,21 @@ def container_set_status(*, container: Container, to: str, message: str = "") ->
         if container.status != to:
             log.warning("container %s: no transition %s -> %s", container.pk, container.status, to)
     return bool(updated)
+
+
+def _deployments_lose(container: Container) -> None:
+    """A deleted container's deployment: removed when that was asked for; otherwise failed
+    (its create failed, or someone deleted the container), and the next push makes another."""
+    mine = Deployment.objects.filter(container=container)
+    mine.filter(state=DeploymentState.REMOVING).update(
+        state=DeploymentState.REMOVED, state_message="", updated_at=timezone.now()
+    )
+    mine.exclude(state=DeploymentState.REMOVED).update(
+        state=DeploymentState.FAILED,
+        serving_commit="",
+        state_message=f"its container {container.hostname} was deleted; the next push makes another",
+        updated_at=timezone.now(),
+    )
 
 
 # -- jobs --------------------------------------------------------------------------------
@@ -139,7 +157,7 @@ def job_create(
         container=container,
         actor=actor,
         params=params or {},
-        steps=kind_of(kind).plan(),
+        steps=kind_of(kind).plan(params or {}),
         heartbeat_at=timezone.now(),
     )
     if new_container:
@@ -192,8 +210,12 @@ def container_create(
     description: str = "",
     route_access: str = RouteAccess.USERS,
     actor: User | None = None,
+    deploy: dict[str, Any] | None = None,
 ) -> Job:
     """Validate, place and allocate a new container, and queue the job that builds it.
+
+    `deploy`: the params of a LaunchPad deploy (containers.deployments) that the same job
+    carries out once the container runs: one job, the create's steps then the deploy's.
 
     Every input error is reported at once (validation.container_create_check). The
     owner's quota is checked in the same transaction; without SSH keys, the owner's
@@ -228,7 +250,9 @@ def container_create(
                 description=description,
                 foreign=foreign,
             )
-            return _queue_build(container, checked=checked, owner=owner, actor=actor or owner)
+            return _queue_build(
+                container, checked=checked, owner=owner, actor=actor or owner, deploy=deploy
+            )
     except ValidationError as exc:
         raise ValidationFailed("; ".join(exc.messages)) from exc
     except IntegrityError as exc:
@@ -303,19 +327,29 @@ def _allocate(
     return container
 
 
-def _queue_build(container: Container, *, checked: CreateInput, owner: User, actor: User) -> Job:
-    """The new container's create job, and its audit entry."""
+def _queue_build(
+    container: Container,
+    *,
+    checked: CreateInput,
+    owner: User,
+    actor: User,
+    deploy: dict[str, Any] | None = None,
+) -> Job:
+    """The new container's create (or create-and-deploy) job, and its audit entry."""
     res = checked.resources
+    # route_access: a retry of a failed create keeps the owner's choice.
+    params: dict[str, Any] = {
+        "hostname": container.hostname,
+        "route_access": checked.route_access,
+    }
+    params.update(res.as_params())
+    if deploy is not None:
+        params.update(deploy, create=True)
     job = job_create(
-        kind=JobKind.CREATE,
+        kind=JobKind.DEPLOY if deploy is not None else JobKind.CREATE,
         container=container,
         actor=actor,
-        # route_access: a retry of a failed create keeps the owner's choice.
-        params={
-            "hostname": container.hostname,
-            "route_access": checked.route_access,
-            **res.as_params(),
-        },
+        params=params,
         new_container=True,
     )
     audit_record(

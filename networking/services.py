@@ -24,6 +24,7 @@ from portal.errors import (
     ApplyFailed,
     Conflict,
     ErrorCode,
+    InvalidState,
     ResourceExhausted,
     UpstreamError,
     UpstreamUnavailable,
@@ -181,6 +182,26 @@ def container_network_allocate(
     # before Proxmox boots the container.
     request_apply(site, reason=f"create {container.hostname}")
     return ContainerNetwork(route=route, ssh=ssh)
+
+
+def container_route_point(*, container: Container, backend_port: int, access: str) -> int | None:
+    """Point a container's default route at `backend_port`, open to `access`, and queue an
+    apply when that changes anything. For a deploy, which publishes the app's port.
+
+    The gateway generation to wait for, or None when the route was already so.
+    """
+    with transaction.atomic():
+        route = Route.objects.select_for_update().filter(container=container, name="").first()
+        if route is None:
+            raise InvalidState(f"{container.hostname} has no web address to publish")
+        if (route.backend_port, route.access, route.enabled) == (backend_port, access, True):
+            return None
+        route.backend_port, route.access, route.enabled = backend_port, access, True
+        clean_row(route)
+        route.save(update_fields=["backend_port", "access", "enabled", "updated_at"])
+        return request_apply(
+            container.site_id, reason=f"publish {container.hostname}:{backend_port}"
+        )
 
 
 def container_network_release(*, container: Container) -> tuple[int, int]:

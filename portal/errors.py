@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     APPLY_FAILED = "apply_failed"
+    DEPLOY_FAILED = "deploy_failed"
     INVALID_TOKEN = "invalid_token"
     # Input that is refused (ValidationFailed).
     INVALID_CODE = "invalid_code"
@@ -64,6 +65,7 @@ class ErrorCode(StrEnum):
     HOSTNAME_TAKEN = "hostname_taken"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     JOB_IN_PROGRESS = "job_in_progress"
+    NAME_MISMATCH = "name_mismatch"
     PORT_PUBLISHED = "port_published"
     REQUEST_PENDING = "request_pending"
     SERVICE_EXISTS = "service_exists"
@@ -300,6 +302,14 @@ class ApplyFailed(UpstreamError):
 
     code = ErrorCode.APPLY_FAILED
     TRANSIENT = frozenset({ErrorCode.SERVER_DOWN, ErrorCode.RELOAD})
+
+
+class DeployFailed(PortalError):
+    """A deploy's own step failed in the container (its install, build, start or health
+    check): the app's doing, not the portal's, so it is not retried."""
+
+    code = ErrorCode.DEPLOY_FAILED
+    http_status = 422
 
 
 class TokenInvalid(PortalError):

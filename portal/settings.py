@@ -439,6 +439,17 @@ API_TOKEN_THROTTLE_RATE = env.str("API_TOKEN_THROTTLE_RATE", default="600/minute
 API_LOGIN_THROTTLE_RATE = env.str("API_LOGIN_THROTTLE_RATE", default="10/minute")
 # The deploy key of LaunchPad (containers/deploy_key.py): made here on first use.
 DEPLOY_KEY_DIR = Path(env.str("DEPLOY_KEY_DIR", default=str(VAR_DIR / "deploy-key")))
+# LaunchPad (docs/launchpad.md). A push's source archive waits here for the worker that
+# deploys it (web and workers on several hosts share this directory), then is removed.
+DEPLOY_SOURCE_DIR = Path(env.str("DEPLOY_SOURCE_DIR", default=str(VAR_DIR / "deploy-sources")))
+DEPLOY_SOURCE_MAX_BYTES = env.int("DEPLOY_SOURCE_MAX_BYTES", default=100 * 1024 * 1024)
+DEPLOY_PREVIEW_TTL_DAYS = env.int("DEPLOY_PREVIEW_TTL_DAYS", default=7)
+DEPLOY_TTL_MAX_DAYS = env.int("DEPLOY_TTL_MAX_DAYS", default=90)
+DEPLOY_DEFAULT_TEMPLATE = env.str("DEPLOY_DEFAULT_TEMPLATE", default="")
+DEPLOY_SSH_WAIT_SECONDS = env.float("DEPLOY_SSH_WAIT_SECONDS", default=120.0)
+DEPLOY_STEP_TIMEOUT = env.float("DEPLOY_STEP_TIMEOUT", default=1200.0)
+DEPLOY_HEALTH_SECONDS = env.float("DEPLOY_HEALTH_SECONDS", default=60.0)
+DEPLOY_RELEASES_KEPT = env.int("DEPLOY_RELEASES_KEPT", default=3)
 API_TOKEN_LAST_USED_INTERVAL = env.int("API_TOKEN_LAST_USED_INTERVAL", default=60)
 API_TOKEN_MAX_PER_USER = env.int("API_TOKEN_MAX_PER_USER", default=50)
 REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [

@@ -11,6 +11,7 @@ both rooms need are plugins in tests/fixtures, listed in `pytest_plugins` below.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from portal.procs import (
     port_open,
     wait_until,
 )
-from tests.testenv import TEST_ENV
+from tests.testenv import DEPLOY_DIR, TEST_ENV
 
 pytest_plugins = ["tests.fixtures.networking", "tests.fixtures.standing"]
 
@@ -62,6 +63,10 @@ def need_binary(name: str) -> str:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    shutil.rmtree(DEPLOY_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,11 @@ TEST_ENV = {
 TEST_ENV["TEST_SQLITE_NAME"] = os.path.join(
     tempfile.gettempdir(), f"cluster-portal-test-{os.getpid()}.sqlite3"
 )
+# The deploy key and pushed sources (LaunchPad): one private directory per test run, shared
+# by the test process and its workers (tests/conftest.py removes it at the end).
+DEPLOY_DIR = os.path.join(tempfile.gettempdir(), f"cluster-portal-test-{os.getpid()}-deploy")
+TEST_ENV["DEPLOY_KEY_DIR"] = os.path.join(DEPLOY_DIR, "key")
+TEST_ENV["DEPLOY_SOURCE_DIR"] = os.path.join(DEPLOY_DIR, "sources")
 
 for key, value in TEST_ENV.items():
     os.environ.setdefault(key, value)

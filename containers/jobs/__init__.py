@@ -12,7 +12,7 @@ the import line below.
 
 from __future__ import annotations
 
-from . import access, create, delete, mend, power, resize  # noqa: F401 - each registers its kind
+from . import access, create, delete, deploy, mend, power, resize  # noqa: F401 - each registers
 from .context import JobContext, LeaseLost, RetryLater
 from .kind import JobKindBase, kind_of, kinds, register
 from .runner import backoff, claim, run, stale_jobs

@@ -52,8 +52,12 @@ class JobKindBase:
         """After a failure: put right what the job left half-made; say what was done."""
         return ""
 
+    def failed(self, job: Job, message: str) -> None:
+        """Once the job is recorded failed with `message` (the user's words for it)."""
+
     @classmethod
-    def plan(cls) -> list[dict[str, Any]]:
+    def plan(cls, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The job's steps, pending. A kind whose steps depend on its params overrides it."""
         return [
             {"name": name, "title": title, "state": StepState.PENDING} for name, title in cls.steps
         ]

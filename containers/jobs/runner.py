@@ -208,6 +208,7 @@ def _handle_failure(ctx: JobContext, code: str, message: str) -> None:
     if outcome:
         text += f". {outcome[0].upper()}{outcome[1:]}"
     _fail(ctx, code, text)
+    kind.failed(ctx.job, text)
 
 
 def stale_jobs() -> list[Job]:

@@ -16,6 +16,7 @@ from auth.api.views import (
     ResourceRequestViewSet,
     TokenLoginView,
 )
+from containers.api.deployments import DeploymentViewSet
 from containers.api.views import ContainerViewSet, JobViewSet, TemplateViewSet
 from networking.api.views import NodeViewSet, SiteViewSet
 
@@ -35,6 +36,7 @@ router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("resource-requests", ResourceRequestViewSet, basename="resource-request")
 router.register("audit", AuditEntryViewSet, basename="audit")
 router.register("ssh-keys", SshKeyViewSet, basename="ssh-key")
+router.register("deployments", DeploymentViewSet, basename="deployment")
 
 urlpatterns = [
     path("", include(router.urls)),

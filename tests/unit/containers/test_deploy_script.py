@@ -1,9 +1,9 @@
 """The deploy's shell: declared values are quoted, the env travels on standard input and
-lands in a 0600 file, and the generated commands run as written (in a real `sh`)."""
+lands in a 0600 file, and the generated commands run as written (in a real `sh`, with the
+container's root moved under a temporary directory as the guest emulation does)."""
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
@@ -17,26 +17,28 @@ from portal.errors import ValidationFailed
 TRICKY = {"DATABASE_URL": "postgres://u:p@h/db?x=1&y=2", "QUOTE": 'it\'s "quoted" $HOME `id` \\n'}
 
 
-def run(step: ds.Step, root: Path) -> subprocess.CompletedProcess[str]:
-    """Run a step's command in a real sh, with the container's paths moved under `root`."""
-    command = step.command.replace(ds.APP_DIR, str(root / "app")).replace(
-        "/etc/cluster-portal", str(root / "etc")
-    )
+def run(step: ds.Step, root: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a step's command in a real sh, with the container's root at `root`."""
+    bin_dir = root / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    systemctl = bin_dir / "systemctl"  # records what it is asked
+    systemctl.write_text(f'#!/bin/sh\necho "$@" >> {root}/systemctl.log\n')
+    systemctl.chmod(0o755)
     return subprocess.run(
-        ["sh", "-c", command],
-        input=step.stdin.decode(),
+        ["sh", "-c", step.command],
+        input=stdin if stdin is not None else step.stdin,
         capture_output=True,
-        text=True,
         check=False,
+        env={**os.environ, "PVESIM_GUEST_ROOT": str(root), "PATH": f"{bin_dir}:/usr/bin:/bin"},
     )
 
 
 def test_the_env_file_is_0600_and_holds_each_value_exactly(tmp_path: Path) -> None:
-    step = ds.env_step(json.dumps(TRICKY))
+    step = ds.env_step(TRICKY)
     assert "hunter" not in step.command and "postgres://" not in step.command
     result = run(step, tmp_path)
     assert result.returncode == 0, result.stderr
-    written = tmp_path / "etc" / "app.env"
+    written = tmp_path / "etc" / "cluster-portal" / "app.env"
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
     # systemd's EnvironmentFile reading: KEY="value" with backslash escapes, no expansion.
     parsed = {}
@@ -49,30 +51,33 @@ def test_the_env_file_is_0600_and_holds_each_value_exactly(tmp_path: Path) -> No
 def test_a_declared_command_sees_the_env_and_nothing_leaks_into_its_command_line(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "app").mkdir()
+    (tmp_path / "srv" / "releases" / "r1").mkdir(parents=True)
     step = ds.command_step(
         "install",
         "Install",
         'printf "%s|%s" "$DATABASE_URL" "$QUOTE" > out',
-        env_json=json.dumps(TRICKY),
+        env=TRICKY,
+        release="r1",
     )
     assert "postgres://" not in step.command
     result = run(step, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "app" / "out").read_text() == f"{TRICKY['DATABASE_URL']}|{TRICKY['QUOTE']}"
+    out = tmp_path / "srv" / "releases" / "r1" / "out"
+    assert out.read_text() == f"{TRICKY['DATABASE_URL']}|{TRICKY['QUOTE']}"
 
 
 def test_a_failing_command_fails_the_step(tmp_path: Path) -> None:
-    (tmp_path / "app").mkdir()
-    step = ds.command_step("build", "Build", "echo building; exit 7", env_json="{}")
+    (tmp_path / "srv" / "releases" / "r1").mkdir(parents=True)
+    step = ds.command_step("build", "Build", "echo building; exit 7", env={}, release="r1")
     result = run(step, tmp_path)
-    assert result.returncode == 7 and result.stdout == "building\n"
+    assert result.returncode == 7 and result.stdout == b"building\n"
 
 
 def test_services_map_to_the_distributions_packages_and_units() -> None:
     apt = ds.services_step("debian", ["postgresql", "redis"])
     assert apt is not None
     assert "apt-get install -y postgresql redis-server" in apt.command
+    assert "apt-get update" in apt.command
     assert apt.command.endswith("systemctl enable --now postgresql redis-server")
     dnf = ds.services_step("rockylinux", ["mongodb"])
     assert dnf is not None and "dnf install -y mongodb-org" in dnf.command
@@ -93,12 +98,32 @@ def test_the_unit_runs_the_start_command_in_the_app_directory() -> None:
         ds.unit_text("one\ntwo", description="x")
 
 
-def test_the_unit_step_writes_its_unit_from_stdin(tmp_path: Path) -> None:
-    step = ds.unit_step("python3 -m http.server", description="acme/shop@main")
-    assert step.stdin.decode() == ds.unit_text(
-        "python3 -m http.server", description="acme/shop@main"
-    )
-    assert (
-        os.path.basename(ds.UNIT_DIR) in step.command
-        and "systemctl restart app.service" in step.command
-    )
+def test_a_release_is_unpacked_switched_to_rolled_back_and_pruned(tmp_path: Path) -> None:
+    """The release steps, run in order as a deploy runs them, then a rollback."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "app.py").write_text("v1")
+    packed = subprocess.run(
+        ["tar", "-czf", "-", "-C", str(tree), "."], capture_output=True, check=True
+    ).stdout
+    for release in ("aaa-1", "bbb-2"):
+        result = run(ds.source_step(release), tmp_path, stdin=packed)
+        assert result.returncode == 0, result.stderr
+        assert b"unpacked 1 files" in result.stdout
+        serving = run(ds.serving_step(), tmp_path).stdout.decode().strip()
+        result = run(ds.switch_step(release, "python3 app.py", description="x"), tmp_path)
+        assert result.returncode == 0, result.stderr
+    app = tmp_path / "srv" / "app"
+    assert os.readlink(app) == "releases/bbb-2" and (app / "app.py").read_text() == "v1"
+    assert serving == "releases/aaa-1"  # what served before the second switch
+    unit = (tmp_path / "etc" / "systemd" / "system" / "app.service").read_text()
+    assert "ExecStart=/bin/sh -c 'python3 app.py'" in unit
+    assert "restart app.service" in (tmp_path / "systemctl.log").read_text()
+    # A failed health check goes back to what served before.
+    assert run(ds.rollback_step(serving), tmp_path).returncode == 0
+    assert os.readlink(app) == "releases/aaa-1"
+    # Pruning keeps the newest and never the one that serves.
+    assert run(ds.source_step("ccc-3"), tmp_path, stdin=packed).returncode == 0
+    assert run(ds.prune_step(1), tmp_path).returncode == 0
+    left = sorted(p.name for p in (tmp_path / "srv" / "releases").iterdir())
+    assert left == ["aaa-1", "ccc-3"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -52,6 +53,7 @@ from lp_report import (
 
 DEFAULT_API = "https://api.github.com"
 EXIT_NOT_FOUND = 3  # portalctl's exit code for "no such deployment" (docs/cli.md)
+_REMOVED = re.compile(r"([a-z0-9-]{1,63}) is removed")
 _FLAGS = ("template", "install", "build", "start", "port", "health", "access", "ttl")
 
 
@@ -376,6 +378,9 @@ def run_destroy(ctx: Context, target: Target) -> int:
     if ran.code == EXIT_NOT_FOUND:
         notice(f"no deployment of {target.ref} on the portal: nothing to remove")
     else:
+        # portalctl says `NAME is removed`: the portal's name wins over the guess.
+        said = _REMOVED.fullmatch(ran.stdout.strip())
+        environment = said.group(1) if said else environment
         notice(f"the deployment of {target.ref} ({environment}) was removed")
     ctx.reporter.destroyed(environment)
     outcome = Outcome(REMOVED, target.ref, name=environment, log_url=ctx.log_url)

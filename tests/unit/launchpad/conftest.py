@@ -43,6 +43,8 @@ FAKE = textwrap.dedent(
         print(line, file=sys.stderr)
     if "stdout" in answer:
         print(json.dumps(answer["stdout"]))
+    if "text" in answer:
+        print(answer["text"])
     sys.exit(answer.get("code", 0))
     '''
 )

@@ -162,7 +162,11 @@ def test_a_pull_request_opened_synchronized_and_closed(
     assert f"`{head2[:7]}` is live" in comment["body"]
 
     fake_portalctl.answer(
-        "deployments destroy", {"stderr": ["Removing alice-shop-pr-7...", "removed"]}
+        "deployments destroy",
+        {
+            "stderr": ["removing alice-shop-pr-7: job 9f0c queued"],
+            "text": "alice-shop-pr-7 is removed",
+        },
     )
     closed = run("pull_request", "pull_request-closed")
     assert closed.code == 0, closed.log

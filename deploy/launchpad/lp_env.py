@@ -143,7 +143,9 @@ def _double_quoted(rest: str, where: str) -> tuple[str, int]:
     while i < len(rest):
         ch = rest[i]
         if ch == '"':
-            return "".join(out), i + 1
+            # \ud83d\ude80 (JSON's way to write one character past U+FFFF) is one character.
+            text = "".join(out).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            return text, i + 1
         if ch != "\\":
             out.append(ch)
             i += 1

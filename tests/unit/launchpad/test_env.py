@@ -3,6 +3,8 @@ repeats a value."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from lp_env import EnvError, parse_env
 
@@ -81,3 +83,14 @@ def test_bad_input_is_an_error_that_does_not_repeat_the_value(text: str, message
         parse_env(text)
     assert SECRET not in str(caught.value)
     assert "s3cr3t" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["a: b # c", "line one\nline two\n", 'quote " and \\ backslash', "tab\tand ü and 🚀", "#x"],
+)
+def test_a_secret_put_in_with_to_json_comes_back_exactly(secret: str) -> None:
+    """`NAME: ${{ toJSON(secrets.NAME) }}` (the README's advice): GitHub writes the value
+    as a JSON string, which the YAML reading takes as a double-quoted value."""
+    for to_json in (json.dumps(secret), json.dumps(secret, ensure_ascii=False)):
+        assert parse_env(f"SECRET: {to_json}\nOTHER: x\n") == {"SECRET": secret, "OTHER": "x"}

@@ -123,14 +123,16 @@ def source_step(release: str) -> Step:
 def command_step(name: str, title: str, command: str, *, env: dict[str, str], release: str) -> Step:
     """A declared install or build command, in the release's directory, with its env.
 
-    The env arrives on standard input as `export` lines (sh's own quoting), read before
-    the command runs: never on a command line, never in the log.
+    The env arrives on standard input as `export` lines (sh's own quoting), read by `cat`
+    (a session may not reopen /dev/stdin) and evaluated before the command runs: never on
+    a command line, never in the log.
     """
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     return Step(
         name,
         title,
-        f"{_PRELUDE} cd {_release_dir(release)}; . /dev/stdin; exec sh -c {shlex.quote(command)}",
+        f'{_PRELUDE} cd {_release_dir(release)}; eval "$(cat)"; '
+        f"exec sh -c {shlex.quote(command)} </dev/null",
         stdin=exports.encode(),
     )
 

@@ -154,3 +154,14 @@ class CollaboratorForm(forms.Form):
         help_text="Their directory (LDAP) login name.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
+
+
+class ExtendForm(forms.Form):
+    """A deployment's new expiry, in days from now (the service checks the upper bound)."""
+
+    days = forms.IntegerField(
+        min_value=1,
+        initial=7,
+        label="Days from now",
+        widget=forms.NumberInput(attrs={"min": 1, "inputmode": "numeric"}),
+    )

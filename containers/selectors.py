@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 
 from auth.selectors import visible_container_q
 from networking.models import Route
-from portal.errors import NotFound, ValidationFailed
+from portal.errors import NotFound
 
 from . import quotas
 from .models import (
@@ -18,8 +17,6 @@ from .models import (
     LIVE,
     Container,
     ContainerStatus,
-    Deployment,
-    DeploymentState,
     Job,
     JobKind,
     JobLogEntry,
@@ -195,51 +192,3 @@ def route_serving(label: str, domain: str) -> Route | None:
         .exclude(container__status=ContainerStatus.DELETED)
         .first()
     )
-
-
-# -- deployments (LaunchPad) ---------------------------------------------------------------
-def deployments_visible_to(
-    user: User | AnonymousUser, *, include_removed: bool = False
-) -> QuerySet[Deployment]:
-    """Staff see every deployment; others their own. One query, however many there are."""
-    qs = Deployment.objects.select_related(
-        "owner", "container__site", "container__node", "container__owner"
-    ).prefetch_related("container__port_mappings")
-    if not include_removed:
-        qs = qs.exclude(state=DeploymentState.REMOVED)
-    if getattr(user, "is_staff", False):
-        return qs
-    if not user.is_authenticated:
-        return qs.none()
-    return qs.filter(owner=user)
-
-
-def deployment_get(user: User | AnonymousUser, name: str) -> Deployment:
-    """The deployment `name` the user may see: the current one, else its latest removed one."""
-    qs = deployments_visible_to(user, include_removed=True).filter(name=name)
-    found = qs.exclude(state=DeploymentState.REMOVED).first() or qs.order_by("-updated_at").first()
-    if found is None:
-        raise NotFound(f"no deployment '{name}'")
-    return found
-
-
-def deployment_latest_job(deployment: Deployment) -> Job | None:
-    if deployment.container_id is None:
-        return None
-    return Job.objects.filter(container_id=deployment.container_id).order_by("-created_at").first()
-
-
-def template_for_deploy(name: str | int | None) -> Template:
-    """The template a push names (its name or id), or the portal's default for deploys."""
-    qs = Template.objects.select_related("site").filter(enabled=True)
-    wanted = name or settings.DEPLOY_DEFAULT_TEMPLATE
-    if isinstance(wanted, int) or (isinstance(wanted, str) and wanted.isdigit()):
-        found = qs.filter(pk=int(wanted)).first()
-    elif wanted:
-        found = qs.filter(name=wanted).order_by("site_id").first()
-    else:
-        found = qs.order_by("site_id", "name").first()
-    if found is None:
-        names = ", ".join(qs.values_list("name", flat=True).distinct()) or "none"
-        raise ValidationFailed(f"no template '{wanted}' (available: {names})", field="template")
-    return found

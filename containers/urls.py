@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import deployment_views, views
 
 urlpatterns = [
     path(
@@ -28,4 +28,20 @@ urlpatterns = [
         name="failed-create-action",
     ),
     path("containers/<int:pk>/<slug:action>/", views.container_action, name="container-action"),
+    path("deployments/", deployment_views.deployment_list, name="deployment-list"),
+    path(
+        "deployments/<slug:name>/",
+        deployment_views.deployment_detail,
+        name="deployment-detail",
+    ),
+    path(
+        "deployments/<slug:name>/extend/",
+        deployment_views.deployment_extend,
+        name="deployment-extend",
+    ),
+    path(
+        "deployments/<slug:name>/destroy/",
+        deployment_views.deployment_destroy,
+        name="deployment-destroy",
+    ),
 ]

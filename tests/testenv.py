@@ -61,6 +61,8 @@ TEST_ENV["TEST_SQLITE_NAME"] = os.path.join(
 DEPLOY_DIR = os.path.join(tempfile.gettempdir(), f"cluster-portal-test-{os.getpid()}-deploy")
 TEST_ENV["DEPLOY_KEY_DIR"] = os.path.join(DEPLOY_DIR, "key")
 TEST_ENV["DEPLOY_SOURCE_DIR"] = os.path.join(DEPLOY_DIR, "sources")
+TEST_ENV["DEPLOY_HEALTH_SECONDS"] = "5"
+TEST_ENV["DEPLOY_SSH_WAIT_SECONDS"] = "30"
 
 for key, value in TEST_ENV.items():
     os.environ.setdefault(key, value)

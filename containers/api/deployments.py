@@ -9,15 +9,21 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from containers import deploy_logs, deployments, selectors, streams
-from containers.deploy_names import deployment_name, pull_request_number
+from containers import deploy_logs, deployments, streams
+from containers import deployment_selectors as selectors
+from containers.deploy_names import deployment_name
 from containers.models import Deployment
 from portal.actors import acting_user
 from portal.api.renderers import EventStreamRenderer
@@ -62,19 +68,14 @@ class DeploymentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_pull_request(self, d: Deployment) -> int | None:
-        return pull_request_number(d.ref)
-
-    def _live(self, d: Deployment) -> Any:
-        c = d.container
-        return c if c is not None and c.is_live else None
+        return selectors.pull_request_number(d)
 
     def get_url(self, d: Deployment) -> str:
-        c = self._live(d)
-        return c.url if c else ""
+        return selectors.deployment_url(d)
 
     def get_ssh(self, d: Deployment) -> str:
-        c = self._live(d)
-        return c.ssh_command if c else ""
+        c = d.container
+        return c.ssh_command if c is not None and c.is_live else ""
 
     def get_container(self, d: Deployment) -> dict[str, Any] | None:
         c = d.container
@@ -87,7 +88,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
         return JobSerializer(job).data if job else None
 
     def get_env_names(self, d: Deployment) -> list[str]:
-        return sorted(json.loads(d.env or "{}"))  # the names only: never a value
+        return selectors.deployment_env_names(d)  # the names only: never a value
 
     def get_owner(self, d: Deployment) -> str:
         return str(d.owner.get_username())
@@ -104,10 +105,23 @@ class DeploySpecSerializer(serializers.Serializer):
     ttl_days = serializers.IntegerField(required=False, allow_null=True)
 
 
+class DestroyAnswerSerializer(serializers.Serializer):
+    job = JobSerializer()
+
+
 class ExtendSerializer(serializers.Serializer):
     days = serializers.IntegerField()
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="Your deployments (staff: all)",
+        responses={200: DeploymentSerializer(many=True), **READ_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="A deployment", responses={200: DeploymentSerializer, **READ_ERRORS}
+    ),
+)
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = DeploymentSerializer
     queryset = Deployment.objects.none()
@@ -176,7 +190,14 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         location = reverse("api:deployment-detail", args=[deployment.name])
         return Response(body, status=code, headers={"Location": location})
 
-    @extend_schema(summary="Remove a deployment and its container", responses=ERRORS)
+    @extend_schema(
+        summary="Remove a deployment and its container",
+        responses={
+            202: DestroyAnswerSerializer,
+            204: OpenApiResponse(description="It had no container left: removed at once."),
+            **ERRORS,
+        },
+    )
     def destroy(self, request: Request, name: str | None = None) -> Response:
         job = deployments.deployment_destroy(
             deployment=self.get_object(), actor=acting_user(request)

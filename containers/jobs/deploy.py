@@ -142,7 +142,7 @@ class _Deploy:
         if code == 255:
             raise UpstreamUnavailable(f"SSH to {self.c.ip} failed during '{st['title']}'")
         if code != 0:
-            raise DeployFailed(f"'{st['title']}' exited with status {code} (its output is above)")
+            raise DeployFailed(f"it exited with status {code}; its output is in the job's log")
         return None
 
     def line(self, text: str) -> None:
@@ -230,8 +230,15 @@ def _undo_release(ctx: JobContext) -> str:
     """After a failed deploy step: the previous release serves, whatever failed."""
     st = ctx.step("release")
     previous = st.get("previous", "")
+    serving = (
+        Deployment.objects.filter(pk=ctx.job.params["deployment"])
+        .values_list("serving_commit", flat=True)
+        .first()
+    )
     if not st.get("switched"):
-        return "the previous release still serves" if previous else "nothing was started"
+        if serving:
+            return f"the previous release ({serving[:12]}) still serves"
+        return "nothing was started"
     remote = Remote.for_container(ctx.container.ip, container_id=ctx.container.pk)
     step = script.rollback_step(previous) if previous else script.stop_step()
     code = remote.run(step.command, on_line=ctx.log, timeout=60)

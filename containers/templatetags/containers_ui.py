@@ -6,7 +6,8 @@ from typing import Any
 
 from django import template
 
-from containers.models import Container
+from containers import deployment_selectors
+from containers.models import Container, Deployment
 
 register = template.Library()
 
@@ -22,3 +23,15 @@ def ssh_command(container: Container, viewer: Any) -> str:
     if not username or (getattr(viewer, "is_staff", False) and container.owner_id != viewer.pk):
         username = container.owner.get_username()
     return container.ssh_command_for(username)
+
+
+@register.filter
+def deployment_url(deployment: Deployment) -> str:
+    """The app's address while its container lives, else ""."""
+    return deployment_selectors.deployment_url(deployment)
+
+
+@register.filter
+def pull_request(deployment: Deployment) -> int | None:
+    """The pull request's number when the deployment is of one (ref `pr-<n>`)."""
+    return deployment_selectors.pull_request_number(deployment)

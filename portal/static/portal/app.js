@@ -1,4 +1,5 @@
-// Cluster Portal's own JavaScript: copy buttons, the live hostname check, live job progress.
+// Cluster Portal's own JavaScript: copy buttons, the live hostname check, live job progress,
+// a deployment's runtime log.
 "use strict";
 
 document.addEventListener("click", async (event) => {
@@ -43,6 +44,9 @@ document.addEventListener("DOMContentLoaded", () => {
   // Live job progress: Server-Sent Events from the API, resuming where it left off.
   const box = document.querySelector("[data-job-events]");
   if (box) follow(box);
+
+  const runtime = document.querySelector("[data-runtime-log]");
+  if (runtime) runtimeLog(runtime);
 });
 
 // The server ends a stream after a while (EVENT_STREAM_MAX_SECONDS): EventSource then
@@ -104,7 +108,10 @@ function durationOf(step) {
 // After a job ends, show the container's new status without reloading the page.
 async function refreshContainer() {
   const el = document.querySelector("[data-container-url]");
-  if (!el) return;
+  if (!el) {  // a page about something else (a deployment): its live sections only
+    refreshSections();
+    return;
+  }
   const r = await fetch(el.dataset.containerUrl, { headers: { "Accept": "application/json" } });
   if (r.status === 404) {  // deleted: its page now says so, with no actions
     location.reload();
@@ -131,5 +138,82 @@ async function refreshSections() {
     if (el.contains(document.activeElement)) return;  // never yank what the user is typing in
     const fresh = doc.getElementById(el.id);
     if (fresh) el.replaceWith(fresh); else el.replaceChildren();
+  });
+}
+
+// A deployment's runtime log (the journal of its app's units), only when asked for: the
+// last lines from the API, or followed as Server-Sent Events (`event: line`, one line of
+// text in `data`). Each connection starts with the last lines again, so a reconnect
+// (the server ends a stream after a while) shows them afresh rather than twice.
+const RUNTIME_LINES = 200;
+const RUNTIME_KEEP = 2000;  // lines kept on the page while following
+
+function runtimeLog(box) {
+  const base = box.dataset.runtimeLog;
+  const log = box.querySelector(".log");
+  const status = box.querySelector("[data-runtime-status]");
+  const followButton = box.querySelector("[data-runtime-follow]");
+  let source = null;
+
+  const say = (text, error = false) => {
+    status.textContent = text;
+    status.className = error ? "error" : "help";
+  };
+  const line = (text) => {
+    const div = document.createElement("div");
+    div.textContent = text;
+    return div;
+  };
+  const stop = () => {
+    if (source) source.close();
+    source = null;
+    followButton.setAttribute("aria-pressed", "false");
+    followButton.textContent = "Follow";
+  };
+
+  box.querySelector("[data-runtime-load]").addEventListener("click", async () => {
+    stop();
+    say("Reading the log…");
+    const r = await fetch(`${base}?lines=${RUNTIME_LINES}`, { headers: { "Accept": "application/json" } });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) {
+      say(body.message || `The log could not be read (HTTP ${r.status}).`, true);
+      return;
+    }
+    const lines = body.lines || [];
+    log.hidden = false;
+    log.replaceChildren(...lines.map(line));
+    log.scrollTop = log.scrollHeight;
+    say(lines.length ? `The last ${lines.length} line${lines.length === 1 ? "" : "s"}.` : "The log is empty.");
+  });
+
+  followButton.addEventListener("click", () => {
+    if (source) {
+      stop();
+      say("Stopped following.");
+      return;
+    }
+    followButton.setAttribute("aria-pressed", "true");
+    followButton.textContent = "Stop following";
+    say("Connecting…");
+    source = new EventSource(`${base}?lines=${RUNTIME_LINES}&follow=1`);
+    source.addEventListener("open", () => {
+      log.hidden = false;
+      log.replaceChildren();
+      say("Following: new lines appear as the app writes them.");
+    });
+    source.addEventListener("line", (e) => {
+      log.appendChild(line(e.data));
+      while (log.childElementCount > RUNTIME_KEEP) log.firstElementChild.remove();
+      log.scrollTop = log.scrollHeight;
+    });
+    source.addEventListener("end", () => { stop(); say("The log stream ended."); });
+    source.addEventListener("error", () => {
+      // A refused stream (404, 429, 503) is closed for good; an ended one reconnects.
+      if (source && source.readyState === EventSource.CLOSED) {
+        stop();
+        say("The log could not be followed; try again shortly.", true);
+      }
+    });
   });
 }

@@ -3,6 +3,7 @@ summary, and the pull request comment's text. Pure functions and file appends on
 
 from __future__ import annotations
 
+import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -137,6 +138,13 @@ def _headline(o: Outcome) -> str:
     return f"❌ The deploy of `{short(o.commit)}` failed"
 
 
+def _when(stamp: str) -> str:
+    """The API's UTC timestamp to the minute: 2026-03-09 10:00 UTC."""
+    if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d.*(Z|\+00:00)", stamp):
+        return f"{stamp[:10]} {stamp[11:16]} UTC"
+    return stamp
+
+
 def _rows(o: Outcome) -> list[tuple[str, str]]:
     rows = []
     if o.url and o.state != REMOVED:
@@ -148,7 +156,7 @@ def _rows(o: Outcome) -> list[tuple[str, str]]:
     if o.serving_commit and o.state in (FAILED, SUPERSEDED) and o.serving_commit != o.commit:
         rows.append(("Still serving", _code(short(o.serving_commit))))
     if o.expires_at and o.state != REMOVED:
-        rows.append(("Expires", o.expires_at))
+        rows.append(("Expires", _when(o.expires_at)))
     return rows
 
 

@@ -39,7 +39,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 GREETING = "hello from the action"
 SECRET = "correct-horse-battery-staple"
 ENV_YAML = f"GREETING: {GREETING}\nSECRET_KEY: '{SECRET}'\n"
-APP = {"start": "python3 app.py", "port": "8000"}
+APP = {"install": "sh install.sh", "start": "python3 app.py", "port": "8000"}
 
 
 def portalctl_bin() -> str:
@@ -160,7 +160,7 @@ def assert_live(action: Action, done: ActionRun, name: str, answer: str) -> None
     assert done.outputs["url"] in done.summary and done.outputs["ssh"] in done.summary
     got = action.stack.wait_get(name)
     assert got.status == 200, got.body
-    assert f"{answer} greeting={GREETING}" in got.body
+    assert f"{answer} greeting={GREETING} install=done" in got.body
     # The env's values reached the app, and never the log (the job's lines are in it).
     assert SECRET not in done.stdout.replace(f"::add-mask::{SECRET}", "")
     assert SECRET not in done.stderr
@@ -249,7 +249,7 @@ def test_a_failing_deploy_fails_the_step_with_the_portals_message(
     assert deployment["state"] == "failed"
     assert deployment["state_message"].split("\n")[0][:40] in message.replace("%0A", "\n")
     job_log = [ln for ln in done.stdout.splitlines() if not ln.startswith(("$ ", "::"))]
-    assert any("Run the build command" in ln for ln in job_log)  # the job's log, live
+    assert any("the build broke" in ln for ln in job_log)  # the job's log, live
     record = only_deployment(github, "alice-shop-pr-7")
     assert github.states(record["id"]) == ["in_progress", "failure"]
     (comment,) = bot_comments(github)

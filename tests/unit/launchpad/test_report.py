@@ -25,7 +25,7 @@ LIVE_BODY = {
     "url": "https://alice-shop-pr-7.apps.example.org/",
     "ssh": "ssh -p 10003 root@gw.example.org",
     "serving_commit": "b" * 40,
-    "expires_at": "2026-03-09T10:00:00Z",
+    "expires_at": "2026-03-09T10:00:12.705458Z",
 }
 
 
@@ -35,7 +35,7 @@ def test_the_comment_starts_with_its_marker_and_shows_url_and_ssh() -> None:
     assert "`bbbbbbb` is live" in body
     assert "| URL | https://alice-shop-pr-7.apps.example.org/ |" in body
     assert "| SSH | `ssh -p 10003 root@gw.example.org` |" in body
-    assert "| Expires | 2026-03-09T10:00:00Z |" in body
+    assert "| Expires | 2026-03-09 10:00 UTC |" in body
 
 
 def test_a_failure_quotes_the_portal_and_says_what_still_serves() -> None:

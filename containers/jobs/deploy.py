@@ -199,7 +199,7 @@ class _Deploy:
         )
         if generation is not None and settings.GATEWAY_JOB_WAIT:
             wait_for_apply(self.c.site, generation, on_poll=self.ctx.heartbeat)
-        self.ctx.log(f"https://{self.c.hostname}.{self.c.site.domain}/ -> port {self.app['port']}")
+        self.ctx.log(f"{self.c.url} -> port {self.app['port']}")
         code = self.remote.run(
             script.prune_step(settings.DEPLOY_RELEASES_KEPT).command, on_line=self.line
         )

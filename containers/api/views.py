@@ -23,7 +23,7 @@ from rest_framework.response import Response
 
 from auth.api.serializers import CollaboratorListSerializer, CollaboratorSerializer
 from auth.selectors import collaborator_usernames
-from containers import selectors, services, streams
+from containers import idempotent, selectors, services, streams
 from containers.collaborators import collaborator_add, collaborator_remove
 from containers.models import ACTIVE_JOB_STATUSES, Container, Job, Template
 from containers.validation import container_create_check
@@ -188,7 +188,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         kwargs.update(description=data.get("description", ""), actor=request.user)
         key = request.headers.get("Idempotency-Key")
         if key is not None:
-            job, _ = services.container_create_idempotent(
+            job, _ = idempotent.container_create_idempotent(
                 key=key, owner=acting_user(request), **kwargs
             )
         else:

@@ -10,6 +10,7 @@ import io
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,39 @@ def test_a_failing_health_check_goes_back_to_the_previous_release(
 def _log(job: Job) -> str:
     entries = JobLogEntry.objects.filter(job=job).order_by("id")
     return "\n".join(f"[{e.step}] {e.message}" for e in entries)
+
+
+def test_five_concurrent_pushes_of_one_branch_give_one_container(
+    launchpad_stack: Any, tmp_path: Path
+) -> None:
+    """Through the web server and the database's locks: one push creates, the others are
+    told a job is running (the CLI waits for it and sends its push again)."""
+    stack = launchpad_stack
+    _, token = stack.user("finn")
+    repo = Repo(tmp_path / "shop")
+    commits = [repo.git("rev-parse", "HEAD")]
+    for n in range(4):
+        (repo.path / "NEWS").write_text(f"change {n}\n")
+        commits.append(repo.commit(f"change {n}"))
+    start = threading.Barrier(5)
+    answers: list[requests.Response] = []
+
+    def one(commit: str) -> None:
+        start.wait()
+        answers.append(push(stack, token, repo, commit))
+
+    threads = [threading.Thread(target=one, args=(c,)) for c in commits]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201, 409, 409, 409, 409], [a.text for a in answers]
+    created = next(a.json() for a in answers if a.status_code == 201)
+    busy = [a.json() for a in answers if a.status_code == 409]
+    assert all(b["code"] == "job_in_progress" for b in busy)
+    assert all(b["detail"]["job"] == created["job"]["id"] for b in busy)
+    assert Container.objects.filter(hostname="acme-shop-main").count() == 1
+    assert Deployment.objects.count() == 1
+    job = wait_job(created["job"]["id"], timeout=120)
+    assert job.status == "succeeded", _log(job)

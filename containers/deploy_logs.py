@@ -18,7 +18,7 @@ from django.conf import settings
 
 from portal.errors import InvalidState, UpstreamUnavailable
 
-from .deploy_script import APP_UNIT
+from .deploy_script import logs_command, unit_names
 from .models import ContainerStatus, Deployment
 from .remote import LINE_MAX, Remote
 
@@ -49,8 +49,8 @@ class Masker:
         return line
 
 
-def _command(lines: int, *, follow: bool) -> str:
-    return f"journalctl -u {APP_UNIT} -n {lines} --no-pager" + (" -f" if follow else "")
+def _command(deployment: Deployment, lines: int, *, follow: bool) -> str:
+    return logs_command(unit_names(deployment.app or {}), lines=lines, follow=follow)
 
 
 def app_log(deployment: Deployment, *, lines: int = 200) -> list[str]:
@@ -59,7 +59,7 @@ def app_log(deployment: Deployment, *, lines: int = 200) -> list[str]:
     remote, mask = _remote(deployment), _masker(deployment)
     out: list[str] = []
     code = remote.run(
-        _command(lines, follow=False), on_line=lambda s: out.append(mask(s)), timeout=30
+        _command(deployment, lines, follow=False), on_line=lambda s: out.append(mask(s)), timeout=30
     )
     if code == 255:
         raise UpstreamUnavailable(f"{deployment.name} did not answer over SSH")
@@ -72,7 +72,7 @@ def app_log_events(deployment: Deployment, *, lines: int = 200) -> Iterator[str]
     lines = max(1, min(lines, MAX_LINES))
     remote, mask = _remote(deployment), _masker(deployment)
     proc = subprocess.Popen(
-        remote.argv(_command(lines, follow=True)),
+        remote.argv(_command(deployment, lines, follow=True)),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -12,8 +12,11 @@ leaves the previous release serving.
 
 from __future__ import annotations
 
+import io
 import shlex
+import tarfile
 from dataclasses import dataclass
+from typing import Any
 
 from portal.errors import ValidationFailed
 
@@ -21,7 +24,8 @@ APP_DIR = "/srv/app"
 RELEASES_DIR = "/srv/releases"
 ENV_FILE = "/etc/cluster-portal/app.env"
 UNIT_DIR = "/etc/systemd/system"
-APP_UNIT = "app.service"
+APP = "app"  # the app's unit; each other declared process is app-<name>
+UNITS_FILE = "/etc/cluster-portal/units"  # the names of the units that serve now
 
 # service -> (package, unit) by package manager. A distribution without the service
 # (MongoDB left Debian and Ubuntu's archives) gets a clear refusal, not a failed apt run.
@@ -46,6 +50,7 @@ PACKAGE_MANAGER = {"debian": "apt", "ubuntu": "apt", "rockylinux": "dnf", "almal
 # Every step starts so: `$R` roots the paths it writes. It is empty in a real container;
 # the simulator's guest emulation roots a CT at a directory (docs/pvesim.md).
 _PRELUDE = 'set -e; R="${PVESIM_GUEST_ROOT:-}";'
+_PATHS = f'U="$R"{UNIT_DIR}; M="$R"{UNITS_FILE}; E="$R"{ENV_FILE};'
 
 
 @dataclass(frozen=True)
@@ -144,41 +149,81 @@ def serving_step() -> Step:
     return Step("serving", "Which release serves", f'{_PRELUDE} readlink "$R"{APP_DIR} || true')
 
 
-def switch_step(release: str, start: str, *, description: str) -> Step:
-    """Point /srv/app at the release, put its env and unit in place (keeping the ones in
-    use as `.previous`), and (re)start the app."""
-    unit, env = _unit_path(), f'"$R"{shlex.quote(ENV_FILE)}'
+def unit_names(app: dict[str, Any]) -> list[str]:
+    """The app's units: `app` for its start command, `app-<name>` for each other process."""
+    return [APP] + [f"{APP}-{name}" for name in sorted(app.get("processes") or {})]
+
+
+def unit_files(app: dict[str, Any], *, description: str) -> dict[str, str]:
+    """Each unit's file, by unit name."""
+    commands = {APP: app["start"]}
+    commands |= {f"{APP}-{n}": c for n, c in (app.get("processes") or {}).items()}
+    return {
+        name: unit_text(command, description=f"{description}: {name}")
+        for name, command in commands.items()
+    }
+
+
+def switch_step(release: str, units: dict[str, str]) -> Step:
+    """Point /srv/app at the release and put its env and units in place, keeping what
+    served as `.previous` (the unit list too); stop the units it no longer has; (re)start.
+
+    The unit files arrive on standard input as a tar archive: nothing a user declared is
+    on the command line.
+    """
+    names = " ".join(sorted(units))
     return Step(
         "release",
         "Switch to the new release and start it",
-        f'{_PRELUDE} mkdir -p "$R"{UNIT_DIR}; '
-        f'for f in {env} {unit}; do if [ -f "$f" ]; then cp -p "$f" "$f.previous"; fi; done; '
-        f"mv {env}.next {env}; cat > {unit}.new; mv {unit}.new {unit}; {_link(release)} "
-        f"systemctl daemon-reload; systemctl enable {APP_UNIT}; systemctl restart {APP_UNIT}",
-        stdin=unit_text(start, description=description).encode(),
+        f'{_PRELUDE} {_PATHS} mkdir -p "$U" "$(dirname "$M")"; '
+        f'old=$(cat "$M" 2>/dev/null || true); printf "%s\\n" $old > "$M.previous"; '
+        f'if [ -f "$E" ]; then cp -p "$E" "$E.previous"; fi; '
+        f'for u in $old; do if [ -f "$U/$u.service" ]; then '
+        f'cp -p "$U/$u.service" "$U/$u.service.previous"; fi; done; '
+        f'for u in $old; do case " {names} " in *" $u "*) ;; *) '
+        f'systemctl disable --now "$u.service" || true; rm -f "$U/$u.service";; esac; done; '
+        f'mv "$E.next" "$E"; tar -xf - -C "$U" --no-same-owner; {_link(release)} '
+        f'printf "%s\\n" {names} > "$M"; systemctl daemon-reload; '
+        f'for u in {names}; do systemctl enable "$u.service"; systemctl restart "$u.service"; '
+        f"done",
+        stdin=_tar({f"{name}.service": text for name, text in units.items()}),
     )
 
 
 def rollback_step(previous: str) -> Step:
-    """Back to the release, env and unit that served before (after a failed health check)."""
-    release = previous.rsplit("/", 1)[-1]
-    unit, env = _unit_path(), f'"$R"{shlex.quote(ENV_FILE)}'
+    """Back to the release, env and units that served before (after a failed switch or
+    health check). With nothing before (a first deploy), the new units are stopped."""
+    link = _link(previous.rsplit("/", 1)[-1]) if previous else ""
     return Step(
         "rollback",
         "Go back to the previous release",
-        f'{_PRELUDE} for f in {env} {unit}; do if [ -f "$f.previous" ]; then '
-        f'mv "$f.previous" "$f"; fi; done; {_link(release)} '
-        f"systemctl daemon-reload; systemctl restart {APP_UNIT}",
+        f"{_PRELUDE} {_PATHS} "
+        f'new=$(cat "$M" 2>/dev/null || true); old=$(cat "$M.previous" 2>/dev/null || true); '
+        f'for u in $new; do case " $(echo $old) " in *" $u "*) ;; *) '
+        f'systemctl disable --now "$u.service" || true; rm -f "$U/$u.service";; esac; done; '
+        f'for u in $old; do if [ -f "$U/$u.service.previous" ]; then '
+        f'mv "$U/$u.service.previous" "$U/$u.service"; fi; done; '
+        f'if [ -f "$E.previous" ]; then mv "$E.previous" "$E"; fi; '
+        f'printf "%s\\n" $old > "$M"; {link} systemctl daemon-reload; '
+        f'for u in $old; do systemctl enable "$u.service"; systemctl restart "$u.service"; done',
     )
 
 
-def _unit_path() -> str:
-    return f'"$R"{shlex.quote(f"{UNIT_DIR}/{APP_UNIT}")}'
+def logs_command(units: list[str], *, lines: int, follow: bool) -> str:
+    """The journal of the app's units (journalctl merges them in time order)."""
+    selected = " ".join(f"-u {shlex.quote(u + '.service')}" for u in units)
+    return f"journalctl {selected} -n {int(lines)} --no-pager" + (" -f" if follow else "")
 
 
-def stop_step() -> Step:
-    """A first deploy that failed its health check: nothing else to go back to."""
-    return Step("stop", "Stop the app", f"{_PRELUDE} systemctl stop {APP_UNIT} || true")
+def _tar(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, text in sorted(files.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def prune_step(keep: int) -> Step:
@@ -194,9 +239,10 @@ def prune_step(keep: int) -> Step:
 
 
 def unit_text(start: str, *, description: str) -> str:
-    """The app's systemd unit: its start command in its directory, its env file, restarts."""
+    """A unit of the app: a command in the app's directory, with its env file, restarted
+    when it fails."""
     if "\n" in start or "\n" in description:
-        raise ValidationFailed("the start command is one line", field="app")
+        raise ValidationFailed("a command is one line", field="app")
     return (
         "[Unit]\n"
         f"Description={description}\n"

@@ -31,6 +31,7 @@ APP_DEFAULTS: dict[str, Any] = {
     "install": "",
     "build": "",
     "start": "",
+    "processes": {},
     "port": 8000,
     "health": "/",
     "services": [],

@@ -12,6 +12,7 @@ is older than the one recorded changes nothing.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,7 +55,11 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 ENV_MAX_BYTES = 64 * 1024
-APP_KEYS = frozenset({"install", "build", "start", "port", "health", "services", "access"})
+APP_KEYS = frozenset(
+    {"install", "build", "start", "processes", "port", "health", "services", "access"}
+)
+PROCESS_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+MAX_PROCESSES = 8
 DEFAULT_PORT = 8000
 COMMAND_MAX = 4000
 
@@ -281,6 +286,7 @@ def _checked_app(app: dict[str, Any], template: Template) -> dict[str, Any]:
         value[key] = command.strip()
     if not value["start"]:
         raise ValidationFailed("the app needs a start command", field="app")
+    processes = _checked_processes(app.get("processes") or {})
     port = app.get("port", DEFAULT_PORT)
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ValidationFailed("the app's HTTP port is 1 to 65535", field="app")
@@ -298,7 +304,32 @@ def _checked_app(app: dict[str, Any], template: Template) -> dict[str, Any]:
     access = app.get("access") or RouteAccess.PUBLIC
     if access not in RouteAccess.values:
         raise ValidationFailed(f"access is one of {', '.join(RouteAccess.values)}", field="app")
-    return {**value, "port": port, "health": health, "services": services, "access": access}
+    return {
+        **value,
+        "processes": processes,
+        "port": port,
+        "health": health,
+        "services": services,
+        "access": access,
+    }
+
+
+def _checked_processes(processes: dict[str, Any]) -> dict[str, str]:
+    """Other processes of the app (a worker, a scheduler): a unit each, `app-<name>`."""
+    if not isinstance(processes, dict) or len(processes) > MAX_PROCESSES:
+        raise ValidationFailed(
+            f"processes is an object of at most {MAX_PROCESSES} names and commands", field="app"
+        )
+    for name, command in processes.items():
+        if not isinstance(name, str) or not PROCESS_NAME.match(name):
+            raise ValidationFailed(
+                f"process name {name!r}: a-z, 0-9 and -, starting with a letter", field="app"
+            )
+        if not isinstance(command, str) or not command.strip() or "\n" in command:
+            raise ValidationFailed(f"process {name}: its command is one line", field="app")
+        if "\x00" in command or len(command) > COMMAND_MAX:
+            raise ValidationFailed(f"process {name}: its command is not valid", field="app")
+    return {name: command.strip() for name, command in sorted(processes.items())}
 
 
 def _checked_env(env: dict[str, str]) -> str:

@@ -165,13 +165,11 @@ class _Deploy:
         if "previous" not in st:
             self.remote.run(script.serving_step().command, on_line=serving.append)
             st["previous"] = serving[0].strip() if serving else ""
-            self.ctx.save_steps()
-        description = f"{self.p['repository']} at {self.p['commit'][:12]} (Cluster Portal)"
         st["switched"] = True  # from here on, a failure goes back to `previous`
         self.ctx.save_steps()
-        self.sh(
-            script.switch_step(self.p["release"], self.app["start"], description=description), st
-        )
+        description = f"{self.p['repository']} at {self.p['commit'][:12]} (Cluster Portal)"
+        units = script.unit_files(self.app, description=description)
+        self.sh(script.switch_step(self.p["release"], units), st)
 
     def health(self, st: dict[str, Any]) -> None:
         url = f"http://{self.c.ip}:{self.app['port']}{self.app.get('health') or '/'}"
@@ -185,8 +183,9 @@ class _Deploy:
                 return
             time.sleep(0.5)
         self.ctx.log("the app's last log lines:", level=LogLevel.WARNING)
+        units = script.unit_names(self.app)
         self.remote.run(
-            f"journalctl -u {script.APP_UNIT} -n 20 --no-pager", on_line=self.line, timeout=20
+            script.logs_command(units, lines=20, follow=False), on_line=self.line, timeout=20
         )
         raise DeployFailed(
             f"the app did not answer on port {self.app['port']} within "
@@ -240,8 +239,7 @@ def _undo_release(ctx: JobContext) -> str:
             return f"the previous release ({serving[:12]}) still serves"
         return "nothing was started"
     remote = Remote.for_container(ctx.container.ip, container_id=ctx.container.pk)
-    step = script.rollback_step(previous) if previous else script.stop_step()
-    code = remote.run(step.command, on_line=ctx.log, timeout=60)
+    code = remote.run(script.rollback_step(previous).command, on_line=ctx.log, timeout=60)
     if code != 0:
         ctx.log(f"going back exited with status {code}", level=LogLevel.ERROR)
         return "going back to the previous release failed too; see the log"

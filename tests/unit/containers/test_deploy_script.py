@@ -99,36 +99,67 @@ def test_the_unit_runs_the_start_command_in_the_app_directory() -> None:
 
 
 def test_a_release_is_unpacked_switched_to_rolled_back_and_pruned(tmp_path: Path) -> None:
-    """The release steps, run in order as a deploy runs them, then a rollback."""
+    """The release steps, run in order as a deploy runs them, then a rollback: the second
+    release adds a worker process, the rollback stops it and puts the first back."""
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "app.py").write_text("v1")
     packed = subprocess.run(
         ["tar", "-czf", "-", "-C", str(tree), "."], capture_output=True, check=True
     ).stdout
-    for release in ("aaa-1", "bbb-2"):
+    apps = {
+        "aaa-1": {"start": "python3 aaa-1.py"},
+        "bbb-2": {"start": "python3 bbb-2.py", "processes": {"worker": "python3 work.py"}},
+    }
+    for release, app in apps.items():
         result = run(ds.source_step(release), tmp_path, stdin=packed)
         assert result.returncode == 0, result.stderr
         assert b"unpacked 1 files" in result.stdout
         serving = run(ds.serving_step(), tmp_path).stdout.decode().strip()
         assert run(ds.env_step({"RELEASE": release}), tmp_path).returncode == 0
-        result = run(ds.switch_step(release, f"python3 {release}.py", description="x"), tmp_path)
+        units = ds.unit_files(app, description="acme/shop")
+        result = run(ds.switch_step(release, units), tmp_path)
         assert result.returncode == 0, result.stderr
-    app = tmp_path / "srv" / "app"
-    assert os.readlink(app) == "releases/bbb-2" and (app / "app.py").read_text() == "v1"
+    app_dir = tmp_path / "srv" / "app"
+    assert os.readlink(app_dir) == "releases/bbb-2" and (app_dir / "app.py").read_text() == "v1"
     assert serving == "releases/aaa-1"  # what served before the second switch
-    unit = tmp_path / "etc" / "systemd" / "system" / "app.service"
+    units_dir = tmp_path / "etc" / "systemd" / "system"
     env = tmp_path / "etc" / "cluster-portal" / "app.env"
-    assert "ExecStart=/bin/sh -c 'python3 bbb-2.py'" in unit.read_text()
+    listed = tmp_path / "etc" / "cluster-portal" / "units"
+    assert "ExecStart=/bin/sh -c 'python3 bbb-2.py'" in (units_dir / "app.service").read_text()
+    worker = units_dir / "app-worker.service"
+    assert "ExecStart=/bin/sh -c 'python3 work.py'" in worker.read_text()
+    assert listed.read_text().split() == ["app", "app-worker"]
     assert env.read_text() == 'RELEASE="bbb-2"\n'
-    assert "restart app.service" in (tmp_path / "systemctl.log").read_text()
-    # A failed health check goes back to what served before: its tree, env and unit.
+    log = (tmp_path / "systemctl.log").read_text()
+    assert "restart app.service" in log and "restart app-worker.service" in log
+    # A failed health check goes back to what served before: tree, env and units.
     assert run(ds.rollback_step(serving), tmp_path).returncode == 0
-    assert os.readlink(app) == "releases/aaa-1"
-    assert "ExecStart=/bin/sh -c 'python3 aaa-1.py'" in unit.read_text()
+    assert os.readlink(app_dir) == "releases/aaa-1"
+    assert "ExecStart=/bin/sh -c 'python3 aaa-1.py'" in (units_dir / "app.service").read_text()
+    assert not worker.exists() and listed.read_text().split() == ["app"]
+    assert "disable --now app-worker.service" in (tmp_path / "systemctl.log").read_text()
     assert env.read_text() == 'RELEASE="aaa-1"\n'
     # Pruning keeps the newest and never the one that serves.
     assert run(ds.source_step("ccc-3"), tmp_path, stdin=packed).returncode == 0
     assert run(ds.prune_step(1), tmp_path).returncode == 0
     left = sorted(p.name for p in (tmp_path / "srv" / "releases").iterdir())
     assert left == ["aaa-1", "ccc-3"]
+
+
+def test_a_first_deploy_that_fails_is_rolled_back_to_nothing(tmp_path: Path) -> None:
+    (tmp_path / "srv" / "releases" / "r1").mkdir(parents=True)
+    assert run(ds.env_step({}), tmp_path).returncode == 0
+    units = ds.unit_files({"start": "x"}, description="d")
+    assert run(ds.switch_step("r1", units), tmp_path).returncode == 0
+    assert run(ds.rollback_step(""), tmp_path).returncode == 0
+    assert not (tmp_path / "etc" / "systemd" / "system" / "app.service").exists()
+    assert "disable --now app.service" in (tmp_path / "systemctl.log").read_text()
+
+
+def test_the_runtime_log_reads_every_unit_of_the_app() -> None:
+    units = ds.unit_names({"start": "x", "processes": {"worker": "y", "beat": "z"}})
+    assert units == ["app", "app-beat", "app-worker"]
+    assert ds.logs_command(units, lines=50, follow=True) == (
+        "journalctl -u app.service -u app-beat.service -u app-worker.service -n 50 --no-pager -f"
+    )

@@ -164,6 +164,9 @@ def test_bad_input_is_refused_whole(no_jobs: None) -> None:
         (SHA, None, {**APP, "services": ["mongodb"]}),  # not in Debian's archive
         (SHA, None, {**APP, "access": "everyone"}),
         (SHA, None, {**APP, "start": "a\nb"}),
+        (SHA, None, {**APP, "processes": {"Bad Name": "x"}}),
+        (SHA, None, {**APP, "processes": {"worker": ""}}),
+        (SHA, None, {**APP, "processes": ["worker"]}),
     ):
         with pytest.raises(ValidationFailed):
             deployment_put(commit=commit, env=env, app=app, source=archive(), **base)

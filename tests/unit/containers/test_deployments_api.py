@@ -78,6 +78,7 @@ def test_a_push_answers_201_with_the_deployment_and_its_one_job(alice: Client) -
         "install": "",
         "build": "",
         "start": "python3 app.py",
+        "processes": {},
         "port": 8000,
         "health": "/",
         "services": [],

@@ -87,6 +87,16 @@ def check_inputs(inputs: Inputs) -> None:
         value = inputs.get(name)
         if value and (not value.isdigit() or not low <= int(value) <= high):
             raise InputError(f"the {name} input must be a whole number from {low} to {high}")
+    processes(inputs.get("processes"))
+
+
+def processes(text: str) -> list[str]:
+    """`worker: celery -A app worker`, one a line (or a JSON object): --process arguments."""
+    try:
+        found = parse_env(text)
+    except EnvError as exc:
+        raise InputError(f"the processes input: {exc}") from None
+    return [f"{name}={command}" for name, command in found.items()]
 
 
 def services(text: str) -> str:
@@ -182,6 +192,8 @@ def deploy_argv(target: Target, inputs: Inputs, source: str, envfile: str | None
             argv += [f"--{name}", value]
     if listed := services(inputs.get("services")):
         argv += ["--services", listed]
+    for process in processes(inputs.get("processes")):
+        argv += ["--process", process]
     if envfile:
         argv += ["--env-file", envfile]
     return [*argv, "--json"]

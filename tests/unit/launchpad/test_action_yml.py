@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import launchpad
+import pytest
 import yaml
 
 from tests.fixtures.launchpad_action import ROOT
@@ -46,3 +48,13 @@ def test_outputs_are_the_scripts() -> None:
     for name in ("url", "ssh", "container"):
         assert ACTION["outputs"][name]["value"] == "${{ steps.launchpad.outputs." + name + " }}"
         assert re.search(rf'"{name}":', SCRIPT)
+
+
+def test_processes_become_process_options() -> None:
+    inputs = launchpad.Inputs({"processes": "worker: celery -A app worker\nbeat: celery beat"})
+    assert launchpad.processes(inputs.get("processes")) == [
+        "worker=celery -A app worker",
+        "beat=celery beat",
+    ]
+    with pytest.raises(launchpad.InputError, match="the processes input"):
+        launchpad.processes("- a list, not a mapping")

@@ -30,6 +30,12 @@ def test_app_has_only_what_was_given() -> None:
     with pytest.raises(CliError) as caught:
         app_spec(access="everyone")
     assert caught.value.exit_code == Exit.USAGE
+    assert app_spec(processes=["worker=celery -A app worker", "beat = celery beat"]) == {
+        "processes": {"worker": "celery -A app worker", "beat": "celery beat"}
+    }
+    with pytest.raises(CliError) as caught:
+        app_spec(processes=["no-command"])
+    assert caught.value.exit_code == Exit.USAGE
 
 
 def test_spec() -> None:

@@ -83,11 +83,25 @@ def services_list(value: str | None) -> list[str] | None:
     return [s.strip() for s in value.split(",") if s.strip()]
 
 
+def processes_map(items: list[str] | None) -> dict[str, str] | None:
+    """`--process worker='python3 worker.py'` (repeatable) as {name: command}."""
+    if not items:
+        return None
+    found: dict[str, str] = {}
+    for item in items:
+        name, sep, command = item.partition("=")
+        if not sep or not name.strip() or not command.strip():
+            raise CliError(f"--process is NAME=COMMAND (got {item!r})", Exit.USAGE)
+        found[name.strip()] = command.strip()
+    return found
+
+
 def app_spec(
     *,
     install: str | None = None,
     build: str | None = None,
     start: str | None = None,
+    processes: list[str] | None = None,
     port: int | None = None,
     health: str | None = None,
     services: str | None = None,
@@ -100,6 +114,7 @@ def app_spec(
         "install": install,
         "build": build,
         "start": start,
+        "processes": processes_map(processes),
         "port": port,
         "health": health,
         "services": services_list(services),
@@ -265,6 +280,12 @@ def deploy(
     install: Annotated[str | None, typer.Option(help="The install command.")] = None,
     build: Annotated[str | None, typer.Option(help="The build command.")] = None,
     start: Annotated[str | None, typer.Option(help="The command that runs the app.")] = None,
+    process: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--process", help="NAME=COMMAND: another process, a unit app-NAME (repeatable)."
+        ),
+    ] = None,
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Its HTTP port (default 8000).")
     ] = None,
@@ -295,6 +316,7 @@ def deploy(
         install=install,
         build=build,
         start=start,
+        processes=process,
         port=port,
         health=health,
         services=services,

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,38 @@ def test_five_concurrent_pushes_of_one_branch_give_one_container(
     assert Deployment.objects.count() == 1
     job = wait_job(created["job"]["id"], timeout=120)
     assert job.status == "succeeded", _log(job)
+
+
+def test_declared_services_and_processes_run_and_their_logs_are_read(
+    launchpad_stack: Any, tmp_path: Path
+) -> None:
+    stack = launchpad_stack
+    stack.template.os_type = "debian"  # what Proxmox's Debian template reports
+    stack.template.save(update_fields=["os_type"])
+    _, token = stack.user("gail")
+    auth = {"Authorization": f"Bearer {token}"}
+    repo = Repo(tmp_path / "shop")
+    (repo.path / "worker.sh").write_text('while :; do echo "worker saw $GREETING"; sleep 1; done\n')
+    commit = repo.commit("a worker")
+    app = {**APP, "services": ["redis"], "processes": {"worker": "sh worker.sh"}}
+    answer = push(stack, token, repo, commit, app=app, env={"GREETING": SECRET})
+    job = wait_job(answer.json()["job"]["id"], timeout=120)
+    assert job.status == "succeeded", _log(job)
+    assert "redis-server" in _log(job)  # apt's own lines, streamed
+    container = Container.objects.get(hostname="acme-shop-main")
+    remote = stack.remote(container)
+    states: list[str] = []
+    code = remote.run(
+        "systemctl is-active redis-server app.service app-worker.service", on_line=states.append
+    )
+    assert (code, states) == (0, ["active", "active", "active"])
+    # The runtime log: the journal of every unit of the app, the env's values masked.
+    url = f"{stack.url}/api/v1/deployments/acme-shop-main/logs/?lines=50"
+    for _ in range(20):
+        lines = requests.get(url, headers=auth, timeout=30).json()["lines"]
+        if any("worker saw" in line for line in lines):
+            break
+        time.sleep(0.5)
+    assert any(line.endswith("worker saw ***") for line in lines), lines
+    assert not any(SECRET in line for line in lines)
+    assert any("listening on http://" in line for line in lines)

@@ -197,4 +197,4 @@ class JobAdmin(admin.ModelAdmin):
         )
 
 
-from . import admin_reconcile  # noqa: E402,F401 - registers the reconciler's reports
+from . import admin_deployments, admin_reconcile  # noqa: E402,F401 - each registers its admin

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import __version__
 from .errors import ApiError, CliError, Exit
@@ -19,6 +19,7 @@ PAGE_SIZE = 200
 ATTEMPTS = 4
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_RETRY_WAIT = 10.0
+UPLOAD_TIMEOUT = 300.0
 
 
 def _retry_wait(response: httpx.Response | None, attempt: int) -> float:
@@ -145,6 +146,23 @@ class Api:
 
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
+
+    def upload(
+        self, path: str, *, fields: dict[str, str], files: dict[str, tuple[str, BinaryIO, str]]
+    ) -> Any:
+        """A multipart/form-data POST (a deploy's spec and source), sent once: a file's
+        stream is read as it is sent, so it is never retried here."""
+        import httpx
+
+        # The server reads and checks the whole archive before it answers.
+        timeout = httpx.Timeout(UPLOAD_TIMEOUT, connect=10.0)
+        try:
+            response = self._http.post(path.lstrip("/"), data=fields, files=files, timeout=timeout)
+        except httpx.TransportError as exc:
+            raise CliError(f"cannot reach {self.url}: {_reason(exc)}") from exc
+        if response.is_success:
+            return self._decoded(response)
+        raise self._refused(response)
 
     def pages(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
         """Every object of a list endpoint, page after page."""

@@ -37,9 +37,10 @@ def log_line(entry: dict[str, Any]) -> str:
 class PlainSteps:
     """One line per change: the job's status, each step as it starts and ends, warnings."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, all_logs: bool = False) -> None:
         self.states: dict[str, str] = {}
         self.status = ""
+        self.all_logs = all_logs  # every log line, not only warnings and errors
 
     def _print(self, line: str) -> None:
         sys.stderr.write(line + "\n")
@@ -64,7 +65,7 @@ class PlainSteps:
             self._print(f"  step {n}/{len(steps)} {state}: {step.get('title', step.get('name'))}")
 
     def log(self, entry: dict[str, Any]) -> None:
-        if str(entry.get("level", "")).lower() in ("warning", "error"):
+        if self.all_logs or str(entry.get("level", "")).lower() in ("warning", "error"):
             self._print("  " + log_line(entry))
 
     def close(self) -> None:
@@ -145,7 +146,7 @@ class LogLines:
         pass
 
 
-def make_display(*, logs_to_stdout: bool) -> Display:
+def make_display(*, logs_to_stdout: bool, all_logs: bool = False) -> Display:
     if logs_to_stdout:
         return LogLines()
-    return RichSteps() if err().is_terminal else PlainSteps()
+    return RichSteps() if err().is_terminal else PlainSteps(all_logs=all_logs)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import CliError, Exit
@@ -15,6 +15,8 @@ from .output import say
 from .sse import events
 
 if TYPE_CHECKING:
+    import httpx
+
     from .client import Api
 
 FINAL = ("succeeded", "failed", "cancelled")
@@ -33,10 +35,13 @@ class Display(Protocol):
 class Follower:
     """Feeds one job's log entries (each once, in order) and states to a display."""
 
-    def __init__(self, api: Api, job: dict[str, Any], display: Display) -> None:
+    def __init__(
+        self, api: Api, job: dict[str, Any], display: Display, *, deadline: float | None = None
+    ) -> None:
         self.api, self.job, self.display = api, job, display
         self.after = 0  # the last log entry id shown
         self.ended = False
+        self.deadline = deadline  # time.monotonic() to give up at (the job goes on)
 
     def run(self) -> dict[str, Any]:
         """Until the job is final and its log fully shown; returns the final job."""
@@ -56,6 +61,7 @@ class Follower:
     def _follow(self) -> None:
         failures = 0
         while not self.ended:
+            self._check_deadline()
             how = self._stream()
             if self.ended:
                 return
@@ -86,13 +92,29 @@ class Follower:
                     from .client import error_from
 
                     raise error_from(response)
-                for event in events(response.iter_lines()):
+                for event in events(self._lines(response)):
                     self._event(event.event, event.data)
                     if self.ended:
                         break
         except (httpx.TransportError, httpx.StreamError):
             return DROPPED if connected else UNREACHABLE
         return ENDED
+
+    def _lines(self, response: httpx.Response) -> Iterator[str]:
+        """The stream's lines; its keep-alives (every few seconds) let the deadline bite."""
+        for line in response.iter_lines():
+            self._check_deadline()
+            yield line
+
+    def _check_deadline(self) -> None:
+        if self.deadline is None or time.monotonic() < self.deadline:
+            return
+        job_id = self.job.get("id")
+        raise CliError(
+            f"gave up waiting: job {job_id} is still {self.job.get('status')} after the timeout",
+            Exit.ERROR,
+            [f"it goes on; follow it with: portalctl jobs logs -f {job_id}"],
+        )
 
     def _event(self, name: str, data: str) -> None:
         body = json.loads(data) if data else {}
@@ -126,14 +148,24 @@ class Follower:
                     self._log(entry)
                 self.ended = True
                 return
+            self._check_deadline()
             time.sleep(POLL_SECONDS)
 
 
-def follow(api: Api, job: dict[str, Any], *, logs_to_stdout: bool = False) -> dict[str, Any]:
-    """Follow a job with the display that suits where the output goes."""
+def follow(
+    api: Api,
+    job: dict[str, Any],
+    *,
+    logs_to_stdout: bool = False,
+    all_logs: bool = False,
+    deadline: float | None = None,
+) -> dict[str, Any]:
+    """Follow a job with the display that suits where the output goes; `all_logs` shows
+    every log line in plain output too (a deploy's log is its build's output)."""
     from .display import make_display
 
-    return Follower(api, job, make_display(logs_to_stdout=logs_to_stdout)).run()
+    display = make_display(logs_to_stdout=logs_to_stdout, all_logs=all_logs)
+    return Follower(api, job, display, deadline=deadline).run()
 
 
 def outcome(job: dict[str, Any], *, what: Callable[[dict[str, Any]], str] | None = None) -> None:

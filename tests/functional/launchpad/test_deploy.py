@@ -72,7 +72,7 @@ def push(stack: Any, token: str, repo: Repo, commit: str, **spec: Any) -> reques
 
 def test_push_update_failed_build_and_destroy(launchpad_stack: Any, tmp_path: Path) -> None:
     stack = launchpad_stack
-    owner, token = stack.user("dana")
+    _, token = stack.user("dana")
     auth = {"Authorization": f"Bearer {token}"}
     repo = Repo(tmp_path / "shop")
     first = repo.git("rev-parse", "HEAD")
@@ -91,7 +91,9 @@ def test_push_update_failed_build_and_destroy(launchpad_stack: Any, tmp_path: Pa
     assert f"release {first[:12]}" in page.body  # the install step ran in its release
     container = Container.objects.get(hostname="acme-shop-main")
     vmid = container.vmid
-    shown = requests.get(f"{stack.url}/api/v1/deployments/acme-shop-main/", headers=auth, timeout=10)
+    shown = requests.get(
+        f"{stack.url}/api/v1/deployments/acme-shop-main/", headers=auth, timeout=10
+    )
     assert shown.json()["state"] == "live" and shown.json()["serving_commit"] == first
     assert shown.json()["url"].startswith("https://acme-shop-main.")
 
@@ -108,7 +110,7 @@ def test_push_update_failed_build_and_destroy(launchpad_stack: Any, tmp_path: Pa
     assert answer.status_code == 200 and answer.json()["outcome"] == "updated", answer.text
     job = wait_job(answer.json()["job"]["id"], timeout=120)
     assert job.status == "succeeded", (job.error, _log(job))
-    assert [s["name"] for s in job.steps][0] == "ssh"  # no create: an update
+    assert job.steps[0]["name"] == "ssh"  # no create: an update
     page = stack.wait_get("acme-shop-main")
     assert "Hi from the LaunchPad example app, v2" in page.body, page
     assert Container.objects.get(hostname="acme-shop-main").vmid == vmid

@@ -146,6 +146,7 @@ def _create(deployment: Deployment, *, template: Template, params: dict[str, Any
         ssh_public_keys=keys,
         description=f"LaunchPad: {deployment.repository} at {deployment.ref}",
         route_access=params["app"]["access"],
+        route_port=params["app"]["port"],  # the publish step then has nothing to apply
         actor=owner,
         deploy=params,
     )

@@ -9,12 +9,16 @@ output comes back line by line as it is written, for the job log.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import selectors
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -29,6 +33,9 @@ from .deploy_key import deploy_key_path
 LINE_MAX = 2000  # a longer output line is cut in the log
 CHUNK = 64 * 1024
 TICK = 1.0  # seconds between on_tick calls while a command is quiet
+# A shared connection's master stays this long after its last session (a quiet spell,
+# such as a long health check, only costs a new handshake).
+CONTROL_PERSIST = 60
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class Remote:
     user: str = "root"
     port: int = 22
     connect_timeout: float = 5.0
+    control_path: Path | None = None  # set by shared(): sessions share one connection
 
     @classmethod
     def for_container(cls, address: str, container_id: int) -> Remote:
@@ -49,8 +57,16 @@ class Remote:
         ssh = find_binary("ssh")
         if ssh is None:
             raise UpstreamError("the worker has no ssh client (install openssh-client)")
+        mux = []
+        if self.control_path is not None:
+            mux = [
+                "-o", "ControlMaster=auto",
+                "-o", f"ControlPath={self.control_path}",
+                "-o", f"ControlPersist={CONTROL_PERSIST}",
+            ]  # fmt: skip
         return [
             ssh,
+            *mux,
             "-i", str(deploy_key_path()),
             "-p", str(self.port),
             "-o", "BatchMode=yes",
@@ -128,6 +144,36 @@ class Remote:
                     f"{self.address} did not answer over SSH within {timeout:.0f} s"
                 )
             time.sleep(poll)
+
+
+@contextlib.contextmanager
+def shared(remote: Remote) -> Iterator[Remote]:
+    """`remote` whose sessions share one SSH connection (OpenSSH's ControlMaster).
+
+    Each session over a connection of its own pays the handshake and login again; a deploy
+    runs six or more, one after another. The first session opens the connection (and
+    stays its master in the background), the next ones are channels on it; one that finds
+    no master opens a connection of its own, as before. Its socket is in a private
+    directory of this worker's (0700, short: a socket path is at most ~100 bytes), and the
+    master is told to exit when the block ends.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="portal-ssh-"))
+    mux = dataclasses.replace(remote, control_path=directory / "c")
+    try:
+        yield mux
+    finally:
+        if (directory / "c").exists():
+            ssh = find_binary("ssh") or "ssh"
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    [ssh, "-o", f"ControlPath={directory / 'c'}", "-O", "exit", "-p",
+                     str(remote.port), f"{remote.user}@{remote.address}"],
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    timeout=5,
+                    check=False,
+                )  # fmt: skip
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _feed(pipe: IO[bytes], stdin: bytes | Path) -> None:

@@ -209,6 +209,7 @@ def container_create(
     ssh_public_keys: str = "",
     description: str = "",
     route_access: str = RouteAccess.USERS,
+    route_port: int = 80,
     actor: User | None = None,
     deploy: dict[str, Any] | None = None,
 ) -> Job:
@@ -220,8 +221,9 @@ def container_create(
     Every input error is reported at once (validation.container_create_check). The
     owner's quota is checked in the same transaction; without SSH keys, the owner's
     profile keys are used. Its web address is for `route_access` (signed-in portal
-    users unless the owner chose otherwise). Only staff may create a container for
-    someone else.
+    users unless the owner chose otherwise), to its port `route_port` (a deploy's app
+    port, so that publishing the app changes nothing and needs no second gateway
+    apply). Only staff may create a container for someone else.
     """
     if actor is not None and actor.pk != owner.pk and not actor.is_staff:
         raise PermissionDenied("only staff may create a container for someone else")
@@ -249,6 +251,7 @@ def container_create(
                 checked=checked,
                 description=description,
                 foreign=foreign,
+                route_port=route_port,
             )
             return _queue_build(
                 container, checked=checked, owner=owner, actor=actor or owner, deploy=deploy
@@ -271,6 +274,7 @@ def _allocate(
     checked: CreateInput,
     description: str,
     foreign: frozenset[int],
+    route_port: int = 80,
 ) -> Container:
     """Lock the site's row, check the name and the quota, choose the new container's
     VMID, node, address and MAC, and insert it with its default route and SSH port.
@@ -323,7 +327,9 @@ def _allocate(
     )
     container.save(force_insert=True)
     # Its default route and SSH port, under the same site lock.
-    container_network_allocate(container=container, access=checked.route_access)
+    container_network_allocate(
+        container=container, access=checked.route_access, http_port=route_port
+    )
     return container
 
 

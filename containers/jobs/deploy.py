@@ -24,7 +24,7 @@ from containers import deploy_script as script
 from containers import deployments
 from containers.deploy_sources import source_discard, source_path
 from containers.models import ContainerStatus, Deployment, Job, JobKind, LogLevel, StepState
-from containers.remote import Remote
+from containers.remote import Remote, shared
 from networking.services import container_route_point, wait_for_apply
 from portal.errors import DeployFailed, InvalidState, UpstreamUnavailable
 
@@ -45,6 +45,9 @@ DEPLOY_STEPS = (
 )
 FLUSH_EVERY = 0.5  # seconds: how fresh the live log is while a command writes
 MASK = "***"
+# The health check asks again after 0.1 s, then 0.2, 0.4, 0.5, ...: an app is often
+# listening a moment after its restart, and a fixed 0.5 s made every deploy wait for it.
+HEALTH_FIRST_PAUSE, HEALTH_PAUSE = 0.1, 0.5
 
 
 @register
@@ -107,6 +110,12 @@ class _Deploy:
         self._flushed = time.monotonic()
 
     def run(self) -> None:
+        # One SSH connection for every step (the first one's handshake and login only).
+        with shared(self.remote) as remote:
+            self.remote = remote
+            self._steps()
+
+    def _steps(self) -> None:
         ctx, app, release = self.ctx, self.app, self.p["release"]
         ctx.run_step("ssh", self.wait_for_ssh)
         ctx.run_step("source", lambda st: self.sh(script.source_step(release), st))
@@ -174,14 +183,15 @@ class _Deploy:
     def health(self, st: dict[str, Any]) -> None:
         url = f"http://{self.c.ip}:{self.app['port']}{self.app.get('health') or '/'}"
         deadline = time.monotonic() + settings.DEPLOY_HEALTH_SECONDS
-        last = ""
+        last, pause = "", HEALTH_FIRST_PAUSE
         while time.monotonic() < deadline:
             status, last = _probe(url)
             self.tick()
             if status and status < 500:
                 self.ctx.log(f"{url} answered {status}")
                 return
-            time.sleep(0.5)
+            time.sleep(pause)
+            pause = min(pause * 2, HEALTH_PAUSE)
         self.ctx.log("the app's last log lines:", level=LogLevel.WARNING)
         units = script.unit_names(self.app)
         self.remote.run(

@@ -188,3 +188,29 @@ def test_a_deployment_over_quota_fails_with_the_quotas_own_message(no_jobs: None
             app=APP,
         )
     assert not Deployment.objects.exists()
+
+
+def test_a_new_deployment_s_web_address_points_at_the_app_s_port_from_the_start(
+    no_jobs: None,
+) -> None:
+    """Its route is made for the app's port and access when the container is, so the
+    deploy's publish step finds nothing to change: the create's gateway apply is the
+    only one (bench.launchpad: a second apply cost ~0.4 s of every first push)."""
+    from networking.models import Route
+    from networking.services import container_route_point
+
+    site = make_site(None)
+    owner = UserFactory(username="dana")
+    result = deployment_put(
+        actor=owner,
+        repository="acme/shop",
+        ref="main",
+        commit=SHA,
+        template=site.templates.get(),
+        source=archive(),
+        app={**APP, "port": 8123, "access": "public"},
+    )
+    container = result.deployment.container
+    route = Route.objects.get(container=container, name="")
+    assert (route.backend_port, route.access, route.enabled) == (8123, "public", True)
+    assert container_route_point(container=container, backend_port=8123, access="public") is None

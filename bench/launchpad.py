@@ -1,0 +1,550 @@
+"""LaunchPad: from a push to its URL answering, against Proxmox's own time plus the install.
+
+The stack is the real one, on loopback in a private directory: a Redis, the simulator
+with guest emulation (a CT that runs has a real sshd on its 127.15.T.x address and the
+app really listens there), the gateway's nginx and dnsmasq (LocalGateway; the
+simulator's DHCP reservations are dnsmasq's dhcp-hosts), one Celery worker (jobs and
+applies), and gunicorn serving the REST API. Every Proxmox task takes
+BENCH_TASK_SECONDS (1.0); the app is the example app (deploy/launchpad/example) in a
+git repository of its own, whose install command sleeps BENCH_INSTALL_SLEEP (2) seconds
+first. The install command's own time is measured once, locally, before the rounds.
+
+Each of BENCH_ROUNDS (3) rounds, on a branch of its own:
+1. first push: POST /api/v1/deployments/ with the archive, until
+   https://<name>.<domain>/ through nginx serves the commit. Ideal: the Proxmox tasks
+   the push caused (read from the simulator's task list) plus the install time; the
+   overhead (measured - ideal) should be under 2 s.
+2. update in place: a new commit, pushed the same way. Target: under install + 1 s.
+3. the previous system's update: DELETE the deployment, wait for its job, push the new
+   commit as a new deployment (a new container). Set against 2 as a ratio.
+The job's steps (mean seconds) show where the time goes.
+
+    python -m bench launchpad
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench._env import run_dir, setup_django
+
+TASK_SECONDS = float(os.environ.get("BENCH_TASK_SECONDS", "1.0"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+INSTALL_SLEEP = float(os.environ.get("BENCH_INSTALL_SLEEP", "2"))
+DOMAIN = "apps.bench.test"
+EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "launchpad" / "example"
+GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
+INSTALL = f"sleep {INSTALL_SLEEP:g} && python3 app.py install"
+APP = {
+    "install": INSTALL,
+    "start": "python3 app.py",
+    "port": 8000,
+}
+# The CTs' /24: 127.15.T.0/24 with T in 3-19, which neither the demo (0-2, 255) nor the
+# tests (20-99 LaunchPad, 100-250 pvesim) use.
+THIRDS = range(3, 20)
+POLL = 0.05  # seconds between the client's looks at the URL (and at a job)
+
+
+@dataclass
+class Stack:
+    url: str  # gunicorn
+    token: str
+    sim: Any
+    gateway: Any
+    site: Any
+
+
+@dataclass
+class Push:
+    """One timed push (or delete-and-push), to its URL serving the commit."""
+
+    seconds: float
+    job_ids: list[str]
+    proxmox: dict[str, int] = field(default_factory=dict)  # task type -> count
+    request: float = 0.0  # the POST's own round trip
+    tail: float = 0.0  # URL answering, after the job's recorded end (may be negative)
+
+    @property
+    def proxmox_seconds(self) -> float:
+        return sum(self.proxmox.values()) * TASK_SECONDS
+
+
+@dataclass
+class Round:
+    first: Push
+    update: Push
+    recreate: Push
+    steps_first: dict[str, float]
+    steps_update: dict[str, float]
+
+
+class Repo:
+    """The example app in a git repository of its own; every commit changes its answer
+    (the install step writes the release's directory, named after the commit)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        shutil.copytree(EXAMPLE, path)
+        self.git("init", "-q", "-b", "main")
+
+    def git(self, *args: str) -> str:
+        who = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.org"}
+        who |= {"GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.org"}
+        done = subprocess.run(
+            ["git", "-C", str(self.path), *args],
+            capture_output=True,
+            check=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(self.path), **who},
+        )
+        return done.stdout.decode().strip()
+
+    def commit(self, message: str) -> str:
+        (self.path / "NEWS").write_text(f"{message}\n")
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+    def archive(self, commit: str) -> bytes:
+        return subprocess.run(
+            ["git", "-C", str(self.path), "archive", "--format=tar.gz", commit],
+            capture_output=True,
+            check=True,
+        ).stdout
+
+
+# -- the client's side: push, look at the URL ------------------------------------------------
+def _fetch(stack: Stack, name: str) -> str:
+    """GET https://<name>.<domain>/ through the gateway's nginx (SNI, Host, its CA), on a
+    new connection each time (a keep-alive one could outlive an nginx reload)."""
+    import urllib3
+
+    host = f"{name}.{DOMAIN}"
+    pool = urllib3.HTTPSConnectionPool(
+        "127.0.0.1",
+        stack.gateway.ports["https"],
+        server_hostname=host,
+        assert_hostname=host,
+        ca_certs=str(stack.gateway.ca),
+        cert_reqs="CERT_REQUIRED",
+        retries=False,
+        timeout=5,
+    )
+    try:
+        answer = pool.request("GET", "/", headers={"Host": host}, redirect=False)
+        return answer.data.decode(errors="replace") if answer.status == 200 else ""
+    except urllib3.exceptions.HTTPError:
+        return ""
+    finally:
+        pool.close()
+
+
+def _wait_serving(stack: Stack, name: str, commit: str, timeout: float = 120.0) -> float:
+    """Until the URL serves `commit`'s release; the wall clock (time.time()) then."""
+    want = f"release {commit[:12]}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if want in _fetch(stack, name):
+            return time.time()
+        time.sleep(POLL)
+    raise RuntimeError(f"https://{name}.{DOMAIN}/ did not serve {commit[:12]} in {timeout:.0f} s")
+
+
+def _post(stack: Stack, repo: Repo, ref: str, commit: str) -> dict[str, Any]:
+    import requests
+
+    spec = {"repository": "acme/shop", "ref": ref, "commit": commit, "app": APP}
+    spec["template"] = "debian-12"
+    answer = requests.post(
+        f"{stack.url}/api/v1/deployments/",
+        headers={"Authorization": f"Bearer {stack.token}"},
+        data={"spec": json.dumps(spec)},
+        files={"source": ("source.tar.gz", io.BytesIO(repo.archive(commit)), "application/gzip")},
+        timeout=30,
+    )
+    if answer.status_code not in (200, 201):
+        raise RuntimeError(f"the push answered {answer.status_code}: {answer.text}")
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def _delete(stack: Stack, name: str) -> str:
+    import requests
+
+    answer = requests.delete(
+        f"{stack.url}/api/v1/deployments/{name}/",
+        headers={"Authorization": f"Bearer {stack.token}"},
+        timeout=30,
+    )
+    if answer.status_code != 202:
+        raise RuntimeError(f"the delete answered {answer.status_code}: {answer.text}")
+    return str(answer.json()["job"]["id"])
+
+
+def _wait_job(job_id: str, timeout: float = 120.0) -> Any:
+    from containers.models import Job
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = Job.objects.get(pk=job_id)
+        if job.is_final:
+            if job.status != "succeeded":
+                raise RuntimeError(f"job {job_id} ({job.kind}) {job.status}: {job.error}")
+            return job
+        time.sleep(POLL)
+    raise RuntimeError(f"job {job_id} did not end within {timeout:.0f} s")
+
+
+def _task_ids(stack: Stack) -> dict[str, str]:
+    return {t["upid"]: t["type"] for t in stack.sim.admin.state()["tasks"]}
+
+
+def _new_tasks(before: dict[str, str], after: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for upid, kind in after.items():
+        if upid not in before:
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def timed_push(stack: Stack, repo: Repo, ref: str, commit: str) -> Push:
+    """POST the commit; the time until its URL serves it."""
+    tasks = _task_ids(stack)
+    began = time.time()
+    body = _post(stack, repo, ref, commit)
+    request = time.time() - began
+    served = _wait_serving(stack, body["name"], commit)
+    job = _wait_job(body["job"]["id"])
+    return Push(
+        seconds=served - began,
+        job_ids=[str(job.pk)],
+        proxmox=_new_tasks(tasks, _task_ids(stack)),
+        request=request,
+        tail=served - job.finished_at.timestamp(),
+    )
+
+
+def timed_recreate(stack: Stack, repo: Repo, ref: str, name: str, commit: str) -> Push:
+    """The previous system's update: delete, wait until it is gone, push as new."""
+    tasks = _task_ids(stack)
+    began = time.time()
+    deleted = _wait_job(_delete(stack, name))
+    pushed = time.time()
+    body = _post(stack, repo, ref, commit)
+    if body["outcome"] != "created":
+        raise RuntimeError(f"the push after the delete was {body['outcome']}, not created")
+    request = time.time() - pushed
+    served = _wait_serving(stack, body["name"], commit)
+    job = _wait_job(body["job"]["id"])
+    return Push(
+        seconds=served - began,
+        job_ids=[str(deleted.pk), str(job.pk)],
+        proxmox=_new_tasks(tasks, _task_ids(stack)),
+        request=request,
+        tail=served - job.finished_at.timestamp(),
+    )
+
+
+def job_steps(job_id: str) -> dict[str, float]:
+    """Seconds queued and in each step that ran, of one job."""
+    from containers.models import Job
+
+    job = Job.objects.get(pk=job_id)
+    started, finished = job.started_at, job.finished_at
+    assert started is not None  # the job ended
+    assert finished is not None
+    steps = {"queued": (started - job.created_at).total_seconds()}
+    for st in job.steps:
+        if st.get("started_at") and st.get("finished_at") and st["state"] == "done":
+            took = datetime.fromisoformat(st["finished_at"]) - datetime.fromisoformat(
+                st["started_at"]
+            )
+            steps[st["name"]] = took.total_seconds()
+    steps["job end"] = (finished - started).total_seconds() - sum(
+        v for k, v in steps.items() if k != "queued"
+    )  # what the job did between and after its steps (status, saves)
+    return steps
+
+
+def one_round(n: int, stack: Stack, repo: Repo) -> Round:
+    ref, name = f"bench-{n}", f"acme-shop-bench-{n}"
+    first = timed_push(stack, repo, ref, repo.commit(f"round {n}: first push"))
+    update = timed_push(stack, repo, ref, repo.commit(f"round {n}: an update"))
+    recreate = timed_recreate(stack, repo, ref, name, repo.commit(f"round {n}: recreated"))
+    _wait_job(_delete(stack, name))  # untimed: leave the simulator as it was
+    return Round(
+        first=first,
+        update=update,
+        recreate=recreate,
+        steps_first=job_steps(first.job_ids[0]),
+        steps_update=job_steps(update.job_ids[0]),
+    )
+
+
+# -- the report ------------------------------------------------------------------------------
+def install_seconds() -> float:
+    """The install command's own time, run once here in a copy of the app."""
+    where = Path(tempfile.mkdtemp(prefix="bench-launchpad-install-"))
+    try:
+        shutil.copytree(EXAMPLE, where / "app")
+        began = time.monotonic()
+        subprocess.run(["sh", "-c", INSTALL], cwd=where / "app", check=True, capture_output=True)
+        return time.monotonic() - began
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def _mean_steps(rows: list[dict[str, float]]) -> dict[str, float]:
+    names: list[str] = []
+    for row in rows:
+        names += [k for k in row if k not in names]
+    return {k: statistics.fmean(r.get(k, 0.0) for r in rows) for k in names}
+
+
+def _print_round(n: int, r: Round, install: float) -> None:
+    ideal = r.first.proxmox_seconds + install
+    tasks = ", ".join(f"{k} x{v}" for k, v in sorted(r.first.proxmox.items()))
+    print(
+        f"round {n}: first push {r.first.seconds:.2f} s (ideal {ideal:.2f}: proxmox "
+        f"{r.first.proxmox_seconds:.2f} [{tasks}] + install {install:.2f}; overhead "
+        f"{r.first.seconds - ideal:+.2f}) | update {r.update.seconds:.2f} s | "
+        f"delete-and-recreate {r.recreate.seconds:.2f} s "
+        f"(proxmox {r.recreate.proxmox_seconds:.2f}) | ratio "
+        f"{r.recreate.seconds / r.update.seconds:.2f}"
+    )
+
+
+def _print_steps(title: str, steps: dict[str, float], pushes: list[Push]) -> None:
+    request = statistics.fmean(p.request for p in pushes)
+    tail = statistics.fmean(p.tail for p in pushes)
+    print(
+        f"   {title}, mean s: push request {request:.3f}, "
+        + ", ".join(f"{k} {v:.3f}" for k, v in steps.items())
+        + f", URL answering after the job's end {tail:+.3f}"
+    )
+
+
+def report(rounds: list[Round], install: float) -> None:
+    first = statistics.median(r.first.seconds for r in rounds)
+    proxmox = statistics.median(r.first.proxmox_seconds for r in rounds)
+    update = statistics.median(r.update.seconds for r in rounds)
+    recreate = statistics.median(r.recreate.seconds for r in rounds)
+    ratio = statistics.median(r.recreate.seconds / r.update.seconds for r in rounds)
+    print("where the time goes (job steps; 'queued' is from the job's creation to a worker):")
+    _print_steps(
+        "first push", _mean_steps([r.steps_first for r in rounds]), [r.first for r in rounds]
+    )
+    _print_steps(
+        "update", _mean_steps([r.steps_update for r in rounds]), [r.update for r in rounds]
+    )
+    ideal = proxmox + install
+    print(
+        f"first push -> URL     {first:.2f} s median; ideal {ideal:.2f} s (proxmox "
+        f"{proxmox:.2f} + install {install:.2f}); overhead {first - ideal:.2f} s "
+        f"(target < 2 s)"
+    )
+    print(
+        f"update -> URL         {update:.2f} s median; install + 1 s = {install + 1:.2f} s "
+        f"(target: under it); overhead {update - install:.2f} s"
+    )
+    print(f"delete-and-recreate   {recreate:.2f} s median; {ratio:.2f} x the update in place")
+
+
+# -- the stack -------------------------------------------------------------------------------
+def _free_third() -> int:
+    """A 127.15.T.0/24 where no sshd listens (the demo or another run might)."""
+
+    def open_(ip: str) -> bool:
+        with socket.socket() as s:
+            s.settimeout(0.3)
+            return s.connect_ex((ip, 22)) == 0
+
+    for third in random.sample(list(THIRDS), len(THIRDS)):
+        if not any(open_(f"127.15.{third}.{h}") for h in (10, 11, 200)):
+            return third
+    raise RuntimeError("no free 127.15.T.0/24 for the bench's containers")
+
+
+def _site(sim: Any, secret: str, third: int, gateway: Any) -> Any:
+    from containers.models import Template
+    from networking.models import Node, Site
+
+    site = Site.objects.create(
+        name="Bench",
+        slug="bench",
+        domain=DOMAIN,
+        internal_domain="cluster.bench.test",
+        subnet="127.15.0.0/16",
+        gateway_ip="127.15.0.1",
+        reserved_ranges=f"127.15.0.0-127.15.{third}.9",
+        dhcp_range_start=f"127.15.{third}.200",
+        dhcp_range_end=f"127.15.{third}.250",
+        public_port=gateway.ports["https"],
+    )
+    for name, slot in (("pve2", 0), ("pve1", 1)):
+        Node.objects.create(
+            site=site,
+            name=name,
+            slot=slot,
+            api_url=sim.url,
+            token_id="portal@pve!portal",
+            token_secret=secret,
+            ca_bundle=str(sim.ca_path),
+        )
+    Template.objects.create(
+        site=site,
+        name="debian-12",
+        display_name="Debian 12",
+        volid="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+        os_type="debian",
+        default_memory_mib=256,
+        default_disk_gib=2,
+    )
+    return site
+
+
+def _gunicorn(rd: Path, env: dict[str, str]) -> tuple[Any, str]:
+    from portal.procs import Managed, free_port, port_open, wait_until
+
+    port = free_port()
+    web = Managed(
+        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "portal.wsgi"],
+        log_path=rd / "gunicorn.log",
+        env={
+            **os.environ,
+            **env,
+            "CACHE_URL": env["CELERY_BROKER_URL"].rsplit("/", 1)[0] + "/1",
+            "WEB_BIND": f"127.0.0.1:{port}",
+            "WEB_CONCURRENCY": "2",
+            "WEB_THREADS": "4",
+            "WEB_GRACEFUL_TIMEOUT": "2",
+            "WEB_ACCESS_LOG": "",
+        },
+    ).start()
+    wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what="gunicorn")
+    return web, f"http://127.0.0.1:{port}"
+
+
+def _start(rd: Path, guests: Path, stack: ExitStack) -> Stack:
+    from portal.procs import CeleryWorker, RedisServer
+    from pvesim.testing import SimulatorProcess
+
+    redis = RedisServer(rd / "redis").start()
+    stack.callback(redis.stop)
+    env = setup_django(
+        rd,
+        CELERY_BROKER_URL=redis.url,
+        ALLOWED_HOSTS="127.0.0.1",
+        DEPLOY_KEY_DIR=str(rd / "deploy-key"),
+        DEPLOY_SOURCE_DIR=str(rd / "deploy-sources"),
+        GATEWAY_JOB_WAIT="true",
+    )
+    from networking.gateway import LocalGateway  # needs Django set up
+
+    rnd = random.Random()
+    gateway = LocalGateway(
+        rd / "gateway",
+        domains=[DOMAIN],
+        stream_bind=f"127.{rnd.randint(100, 250)}.{rnd.randint(1, 250)}.1",
+    )
+    env = {**env, **gateway.env}
+    stack.callback(gateway.stop)
+    gateway.start()
+    third, secret = _free_third(), str(uuid.uuid4())
+    sim = SimulatorProcess(
+        rd / "pvesim",
+        nodes=("pve1", "pve2"),
+        tokens={"portal@pve!portal": secret},
+        task_seconds=TASK_SECONDS,
+        dhcp_hosts=gateway.paths().root / "dnsmasq" / "dhcp-hosts",
+        guest_emulation=True,
+        bridges=[f"vmbr0=127.15.{third}.200-127.15.{third}.250/16,127.15.0.1"],
+        guest_dir=guests,
+    )
+    stack.callback(sim.stop)
+    sim.start()
+    site = _site(sim, secret, third, gateway)
+    worker = CeleryWorker(
+        log_path=rd / "worker.log", env=env, queues="proxmox,gateway.bench", concurrency=4
+    )
+    stack.callback(worker.stop)
+    worker.start()
+    web, url = _gunicorn(rd, env)
+    stack.callback(web.stop)
+    return Stack(url=url, token=_token(), sim=sim, gateway=gateway, site=site)
+
+
+def _warm_up(stack: Stack) -> None:
+    """A running portal's web processes are warm: a few API requests load what a push's
+    first request would (both gunicorn workers)."""
+    import requests
+
+    for _ in range(6):
+        requests.get(
+            f"{stack.url}/api/v1/deployments/",
+            headers={"Authorization": f"Bearer {stack.token}"},
+            timeout=30,
+        ).raise_for_status()
+
+
+def _token() -> str:
+    from django.contrib.auth.models import User
+
+    from auth.tokens import token_create
+
+    owner = User.objects.create(username="acme")
+    _, token = token_create(user=owner, name="bench", scope="write", expires_in_days=7)
+    return str(token)
+
+
+def main() -> None:
+    from portal.procs import find_binary
+
+    missing = [
+        b for b in ("/usr/sbin/sshd", "ssh", "nginx", "dnsmasq", "git") if not find_binary(b)
+    ]
+    if missing:
+        print(f"not installed: {', '.join(missing)} (openssh-server, nginx, dnsmasq-base, git)")
+        return
+    rd = run_dir("launchpad")
+    # The CTs' directories must be reachable by their user (nobody): mkdtemp, mode 0711.
+    guests = Path(tempfile.mkdtemp(prefix="bench-launchpad-guests-"))
+    guests.chmod(0o711)
+    with ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, rd, ignore_errors=True)
+        cleanup.callback(shutil.rmtree, guests, ignore_errors=True)
+        began = time.monotonic()
+        stack = _start(rd, guests, cleanup)
+        install = install_seconds()
+        repo = Repo(rd / "shop")
+        _warm_up(stack)
+        print(
+            f"stack started in {time.monotonic() - began:.1f} s; proxmox task time "
+            f"{TASK_SECONDS:.2f} s; install command '{INSTALL}' takes {install:.2f} s "
+            f"(measured here); {ROUNDS} rounds"
+        )
+        rounds = []
+        for n in range(1, ROUNDS + 1):
+            rounds.append(one_round(n, stack, repo))
+            _print_round(n, rounds[-1], install)
+        report(rounds, install)
+
+
+if __name__ == "__main__":
+    main()

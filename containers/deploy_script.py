@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import shlex
 import tarfile
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ ENV_FILE = "/etc/cluster-portal/app.env"
 UNIT_DIR = "/etc/systemd/system"
 APP = "app"  # the app's unit; each other declared process is app-<name>
 UNITS_FILE = "/etc/cluster-portal/units"  # the names of the units that serve now
+PREVIOUS_FILE = "/etc/cluster-portal/release.previous"  # what /srv/app was before the switch
 
 # service -> (package, unit) by package manager. A distribution without the service
 # (MongoDB left Debian and Ubuntu's archives) gets a clear refusal, not a failed apt run.
@@ -50,7 +52,7 @@ PACKAGE_MANAGER = {"debian": "apt", "ubuntu": "apt", "rockylinux": "dnf", "almal
 # Every step starts so: `$R` roots the paths it writes. It is empty in a real container;
 # the simulator's guest emulation roots a CT at a directory (docs/pvesim.md).
 _PRELUDE = 'set -e; R="${PVESIM_GUEST_ROOT:-}";'
-_PATHS = f'U="$R"{UNIT_DIR}; M="$R"{UNITS_FILE}; E="$R"{ENV_FILE};'
+_PATHS = f'U="$R"{UNIT_DIR}; M="$R"{UNITS_FILE}; E="$R"{ENV_FILE}; P="$R"{PREVIOUS_FILE};'
 
 
 @dataclass(frozen=True)
@@ -99,21 +101,6 @@ def services_step(os_type: str, services: list[str]) -> Step | None:
     )
 
 
-def env_step(env: dict[str, str]) -> Step:
-    """The release's env file (KEY="value" lines, systemd's EnvironmentFile syntax), mode
-    0600, written beside the one in use (`.next`): the switch puts it in place."""
-    body = "".join(f"{key}={_env_value(value)}\n" for key, value in sorted(env.items()))
-    target = f'"$R"{shlex.quote(ENV_FILE)}'
-    directory = f'"$R"{shlex.quote(ENV_FILE.rsplit("/", 1)[0])}'
-    return Step(
-        "env",
-        "Write the environment file",
-        f"{_PRELUDE} umask 077; mkdir -p {directory}; cat > {target}.new; "
-        f"mv {target}.new {target}.next",
-        stdin=body.encode(),
-    )
-
-
 def source_step(release: str) -> Step:
     """Unpack the commit's tree (standard input: the archive) into its release directory."""
     where = _release_dir(release)
@@ -144,11 +131,6 @@ def command_step(name: str, title: str, command: str, *, env: dict[str, str], re
     )
 
 
-def serving_step() -> Step:
-    """What /srv/app points at now (nothing on a first deploy): the release to go back to."""
-    return Step("serving", "Which release serves", f'{_PRELUDE} readlink "$R"{APP_DIR} || true')
-
-
 def unit_names(app: dict[str, Any]) -> list[str]:
     """The app's units: `app` for its start command, `app-<name>` for each other process."""
     return [APP] + [f"{APP}-{name}" for name in sorted(app.get("processes") or {})]
@@ -164,36 +146,45 @@ def unit_files(app: dict[str, Any], *, description: str) -> dict[str, str]:
     }
 
 
-def switch_step(release: str, units: dict[str, str]) -> Step:
-    """Point /srv/app at the release and put its env and units in place, keeping what
-    served as `.previous` (the unit list too); stop the units it no longer has; (re)start.
+def switch_step(release: str, units: dict[str, str], env: dict[str, str]) -> Step:
+    """Put the release's env (mode 0600) and units in place and point /srv/app at it,
+    keeping what served as `.previous` (the env, the units, their list and the release);
+    stop the units it no longer has; (re)start its units.
 
-    The unit files arrive on standard input as a tar archive: nothing a user declared is
-    on the command line.
+    The env and the unit files arrive on standard input as a tar archive: no value a user
+    declared is on a command line. The first line of output names the release that served
+    before (nothing on a first deploy).
     """
     names = " ".join(sorted(units))
+    services = " ".join(f"{name}.service" for name in sorted(units))
+    body = "".join(f"{key}={_env_value(value)}\n" for key, value in sorted(env.items()))
+    files = {f"{name}.service": text for name, text in units.items()} | {"app.env": body}
     return Step(
         "release",
-        "Switch to the new release and start it",
-        f'{_PRELUDE} {_PATHS} mkdir -p "$U" "$(dirname "$M")"; '
+        "Write its env and units, switch to the new release and start it",
+        f"{_PRELUDE} {_PATHS} umask 077; "
+        f't=$(mktemp -d); tar -xf - -C "$t" --no-same-owner; mkdir -p "$U" "$(dirname "$M")"; '
+        f'readlink "$R"{APP_DIR} > "$P" || : > "$P"; echo "serving before: $(cat "$P")"; '
         f'old=$(cat "$M" 2>/dev/null || true); printf "%s\\n" $old > "$M.previous"; '
         f'if [ -f "$E" ]; then cp -p "$E" "$E.previous"; fi; '
         f'for u in $old; do if [ -f "$U/$u.service" ]; then '
         f'cp -p "$U/$u.service" "$U/$u.service.previous"; fi; done; '
         f'for u in $old; do case " {names} " in *" $u "*) ;; *) '
         f'systemctl disable --now "$u.service" || true; rm -f "$U/$u.service";; esac; done; '
-        f'mv "$E.next" "$E"; tar -xf - -C "$U" --no-same-owner; {_link(release)} '
-        f'printf "%s\\n" {names} > "$M"; systemctl daemon-reload; '
-        f'for u in {names}; do systemctl enable "$u.service"; systemctl restart "$u.service"; '
-        f"done",
-        stdin=_tar({f"{name}.service": text for name, text in units.items()}),
+        f'changed=; for u in {names}; do cmp -s "$t/$u.service" "$U/$u.service" || changed=1; '
+        f'chmod 644 "$t/$u.service"; mv "$t/$u.service" "$U/$u.service"; done; '
+        f'chmod 600 "$t/app.env"; mv "$t/app.env" "$E"; rmdir "$t"; {_link(release)} printf "%s\\n" {names} > "$M"; '
+        # Only a changed unit needs systemd to read it again (and to enable it).
+        f'if [ -n "$changed" ]; then systemctl daemon-reload; systemctl enable {services}; fi; '
+        f"systemctl restart {services}",
+        stdin=_tar(files, private=frozenset({"app.env"})),
     )
 
 
-def rollback_step(previous: str) -> Step:
+def rollback_step() -> Step:
     """Back to the release, env and units that served before (after a failed switch or
-    health check). With nothing before (a first deploy), the new units are stopped."""
-    link = _link(previous.rsplit("/", 1)[-1]) if previous else ""
+    health check). With nothing before (a first deploy), the new units are stopped. Its
+    last line of output names the release that serves again (nothing: none)."""
     return Step(
         "rollback",
         "Go back to the previous release",
@@ -204,8 +195,11 @@ def rollback_step(previous: str) -> Step:
         f'for u in $old; do if [ -f "$U/$u.service.previous" ]; then '
         f'mv "$U/$u.service.previous" "$U/$u.service"; fi; done; '
         f'if [ -f "$E.previous" ]; then mv "$E.previous" "$E"; fi; '
-        f'printf "%s\\n" $old > "$M"; {link} systemctl daemon-reload; '
-        f'for u in $old; do systemctl enable "$u.service"; systemctl restart "$u.service"; done',
+        f'printf "%s\\n" $old > "$M"; previous=$(cat "$P" 2>/dev/null || true); '
+        f'if [ -n "$previous" ]; then ln -sfn "$previous" "$R"{APP_DIR}.new; '
+        f'mv -Tf "$R"{APP_DIR}.new "$R"{APP_DIR}; fi; systemctl daemon-reload; '
+        f'for u in $old; do systemctl enable "$u.service"; systemctl restart "$u.service"; done; '
+        f'echo "serving again: $previous"',
     )
 
 
@@ -215,13 +209,15 @@ def logs_command(units: list[str], *, lines: int, follow: bool) -> str:
     return f"journalctl {selected} -n {int(lines)} --no-pager" + (" -f" if follow else "")
 
 
-def _tar(files: dict[str, str]) -> bytes:
+def _tar(files: dict[str, str], *, private: frozenset[str] = frozenset()) -> bytes:
+    """Files as a tar archive: those named in `private` mode 0600, the others 0644."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name, text in sorted(files.items()):
             data = text.encode()
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
+            info.size, info.mtime = len(data), int(time.time())
+            info.mode = 0o600 if name in private else 0o644
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 

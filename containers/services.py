@@ -244,7 +244,7 @@ def container_create(
     foreign = proxmox_used_vmids(site)  # outside the lock: it is a network call
     try:
         with transaction.atomic():
-            container = _allocate(
+            container, generation = _allocate(
                 site,
                 owner=owner,
                 template=template,
@@ -254,7 +254,12 @@ def container_create(
                 route_port=route_port,
             )
             return _queue_build(
-                container, checked=checked, owner=owner, actor=actor or owner, deploy=deploy
+                container,
+                checked=checked,
+                owner=owner,
+                actor=actor or owner,
+                deploy=deploy,
+                generation=generation,
             )
     except ValidationError as exc:
         raise ValidationFailed("; ".join(exc.messages)) from exc
@@ -275,9 +280,10 @@ def _allocate(
     description: str,
     foreign: frozenset[int],
     route_port: int = 80,
-) -> Container:
+) -> tuple[Container, int]:
     """Lock the site's row, check the name and the quota, choose the new container's
-    VMID, node, address and MAC, and insert it with its default route and SSH port.
+    VMID, node, address and MAC, and insert it with its default route and SSH port;
+    the container and the gateway generation that publishes it.
     Inside the create's transaction.
 
     The site's row lock serialises allocation for the site: VMIDs, addresses and names
@@ -327,10 +333,10 @@ def _allocate(
     )
     container.save(force_insert=True)
     # Its default route and SSH port, under the same site lock.
-    container_network_allocate(
+    network = container_network_allocate(
         container=container, access=checked.route_access, http_port=route_port
     )
-    return container
+    return container, network.generation
 
 
 def _queue_build(
@@ -340,13 +346,16 @@ def _queue_build(
     owner: User,
     actor: User,
     deploy: dict[str, Any] | None = None,
+    generation: int = 0,
 ) -> Job:
     """The new container's create (or create-and-deploy) job, and its audit entry."""
     res = checked.resources
     # route_access: a retry of a failed create keeps the owner's choice.
+    # gateway_generation: the apply its gateway step waits for (containers.jobs.steps).
     params: dict[str, Any] = {
         "hostname": container.hostname,
         "route_access": checked.route_access,
+        "gateway_generation": generation,
     }
     params.update(res.as_params())
     if deploy is not None:
@@ -562,9 +571,9 @@ def job_retry(*, job: Job, actor: User | None) -> Job:
     require_status(container, kind.retry_from, f"retry a {job.kind} job of")
     with transaction.atomic():
         kind.retrying(job, container)
-        new = job_create(
-            kind=job.kind, container=container, actor=actor, params=dict(job.params or {})
-        )
+        params = dict(job.params or {})
+        params.pop("gateway_generation", None)  # a retry asks the gateway anew
+        new = job_create(kind=job.kind, container=container, actor=actor, params=params)
         kind.retried(container)
         audit_record(
             actor=actor,

@@ -59,6 +59,7 @@ APPLY_TASK = "networking.apply_gateway"
 class ContainerNetwork:
     route: Route
     ssh: PortMapping
+    generation: int  # the gateway generation that publishes them
 
 
 def lock_site(site_id: int) -> Site:
@@ -180,8 +181,8 @@ def container_network_allocate(
     save_row(ssh)
     # Published as soon as the create commits, so the DHCP reservation is in place
     # before Proxmox boots the container.
-    request_apply(site, reason=f"create {container.hostname}")
-    return ContainerNetwork(route=route, ssh=ssh)
+    generation = request_apply(site, reason=f"create {container.hostname}")
+    return ContainerNetwork(route=route, ssh=ssh, generation=generation)
 
 
 def container_route_point(*, container: Container, backend_port: int, access: str) -> int | None:

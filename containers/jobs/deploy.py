@@ -36,10 +36,9 @@ DEPLOY_STEPS = (
     ("ssh", "Wait for SSH"),
     ("source", "Bring the source at the commit"),
     ("services", "Install and start the services"),
-    ("env", "Write the environment file"),
     ("install", "Run the install command"),
     ("build", "Run the build command"),
-    ("release", "Switch to the new release and start it"),
+    ("release", "Write its env and units, switch to the new release and start it"),
     ("health", "Check that the app answers"),
     ("publish", "Publish its address"),
 )
@@ -121,7 +120,6 @@ class _Deploy:
         ctx.run_step("source", lambda st: self.sh(script.source_step(release), st))
         services = script.services_step(self.c.template.os_type, app.get("services") or [])
         ctx.run_step("services", lambda st: self.sh(services, st))
-        ctx.run_step("env", lambda st: self.sh(script.env_step(self.env), st))
         for name, title in (("install", "Install"), ("build", "Build")):
             command = app.get(name) or ""
             step = (
@@ -170,15 +168,11 @@ class _Deploy:
         self.ctx.log(f"root@{self.c.ip} answers")
 
     def switch(self, st: dict[str, Any]) -> None:
-        serving: list[str] = []
-        if "previous" not in st:
-            self.remote.run(script.serving_step().command, on_line=serving.append)
-            st["previous"] = serving[0].strip() if serving else ""
-        st["switched"] = True  # from here on, a failure goes back to `previous`
+        st["switched"] = True  # from here on, a failure goes back to what served before
         self.ctx.save_steps()
         description = f"{self.p['repository']} at {self.p['commit'][:12]} (Cluster Portal)"
         units = script.unit_files(self.app, description=description)
-        self.sh(script.switch_step(self.p["release"], units), st)
+        self.sh(script.switch_step(self.p["release"], units, self.env), st)
 
     def health(self, st: dict[str, Any]) -> None:
         url = f"http://{self.c.ip}:{self.app['port']}{self.app.get('health') or '/'}"
@@ -237,22 +231,29 @@ def _probe(url: str) -> tuple[int | None, str]:
 
 def _undo_release(ctx: JobContext) -> str:
     """After a failed deploy step: the previous release serves, whatever failed."""
-    st = ctx.step("release")
-    previous = st.get("previous", "")
-    serving = (
-        Deployment.objects.filter(pk=ctx.job.params["deployment"])
-        .values_list("serving_commit", flat=True)
-        .first()
-    )
-    if not st.get("switched"):
+    if not ctx.step("release").get("switched"):
+        serving = (
+            Deployment.objects.filter(pk=ctx.job.params["deployment"])
+            .values_list("serving_commit", flat=True)
+            .first()
+        )
         if serving:
             return f"the previous release ({serving[:12]}) still serves"
         return "nothing was started"
     remote = Remote.for_container(ctx.container.ip, container_id=ctx.container.pk)
-    code = remote.run(script.rollback_step(previous).command, on_line=ctx.log, timeout=60)
+    said: list[str] = []
+
+    def line(text: str) -> None:
+        said.append(text)
+        ctx.log(text)
+
+    code = remote.run(script.rollback_step().command, on_line=line, timeout=60)
     if code != 0:
         ctx.log(f"going back exited with status {code}", level=LogLevel.ERROR)
         return "going back to the previous release failed too; see the log"
-    if previous:
-        return f"the previous release ({previous.rsplit('/', 1)[-1]}) serves again"
+    back = next(
+        (t.split(":", 1)[1].strip() for t in reversed(said) if t.startswith("serving again:")), ""
+    )
+    if back:
+        return f"the previous release ({back.rsplit('/', 1)[-1]}) serves again"
     return "the app is stopped"

@@ -87,7 +87,11 @@ def gateway_step(ctx: JobContext) -> None:
 
     def publish(st: dict[str, Any]) -> str | None:
         site = ctx.container.site
-        generation = request_apply(site, reason=f"{ctx.job.kind} {ctx.container.hostname}")
+        # A create's first try waits for the apply its allocation asked for (it covers the
+        # new container); anything else, or a try after one that failed, asks anew.
+        generation = (
+            None if st.get("generation") else ctx.job.params.get("gateway_generation")
+        ) or request_apply(site, reason=f"{ctx.job.kind} {ctx.container.hostname}")
         st["generation"] = generation  # written by the first heartbeat of the wait
         if not settings.GATEWAY_JOB_WAIT:
             ctx.log(

@@ -34,12 +34,15 @@ def run(step: ds.Step, root: Path, stdin: bytes | None = None) -> subprocess.Com
 
 
 def test_the_env_file_is_0600_and_holds_each_value_exactly(tmp_path: Path) -> None:
-    step = ds.env_step(TRICKY)
+    (tmp_path / "srv" / "releases" / "r1").mkdir(parents=True)
+    step = ds.switch_step("r1", ds.unit_files({"start": "x"}, description="d"), TRICKY)
     assert "hunter" not in step.command and "postgres://" not in step.command
     result = run(step, tmp_path)
     assert result.returncode == 0, result.stderr
-    written = tmp_path / "etc" / "cluster-portal" / "app.env.next"  # until the switch
+    written = tmp_path / "etc" / "cluster-portal" / "app.env"
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    unit = tmp_path / "etc" / "systemd" / "system" / "app.service"
+    assert stat.S_IMODE(unit.stat().st_mode) == 0o644
     # systemd's EnvironmentFile reading: KEY="value" with backslash escapes, no expansion.
     parsed = {}
     for line in written.read_text().splitlines():
@@ -115,14 +118,13 @@ def test_a_release_is_unpacked_switched_to_rolled_back_and_pruned(tmp_path: Path
         result = run(ds.source_step(release), tmp_path, stdin=packed)
         assert result.returncode == 0, result.stderr
         assert b"unpacked 1 files" in result.stdout
-        serving = run(ds.serving_step(), tmp_path).stdout.decode().strip()
-        assert run(ds.env_step({"RELEASE": release}), tmp_path).returncode == 0
         units = ds.unit_files(app, description="acme/shop")
-        result = run(ds.switch_step(release, units), tmp_path)
+        result = run(ds.switch_step(release, units, {"RELEASE": release}), tmp_path)
         assert result.returncode == 0, result.stderr
+        serving = result.stdout.decode().splitlines()[0]
     app_dir = tmp_path / "srv" / "app"
     assert os.readlink(app_dir) == "releases/bbb-2" and (app_dir / "app.py").read_text() == "v1"
-    assert serving == "releases/aaa-1"  # what served before the second switch
+    assert serving == "serving before: releases/aaa-1"  # said by the second switch
     units_dir = tmp_path / "etc" / "systemd" / "system"
     env = tmp_path / "etc" / "cluster-portal" / "app.env"
     listed = tmp_path / "etc" / "cluster-portal" / "units"
@@ -132,9 +134,12 @@ def test_a_release_is_unpacked_switched_to_rolled_back_and_pruned(tmp_path: Path
     assert listed.read_text().split() == ["app", "app-worker"]
     assert env.read_text() == 'RELEASE="bbb-2"\n'
     log = (tmp_path / "systemctl.log").read_text()
-    assert "restart app.service" in log and "restart app-worker.service" in log
+    assert "restart app.service app-worker.service" in log
     # A failed health check goes back to what served before: tree, env and units.
-    assert run(ds.rollback_step(serving), tmp_path).returncode == 0
+    back = run(ds.rollback_step(), tmp_path)
+    assert back.returncode == 0 and back.stdout.decode().splitlines()[-1] == (
+        "serving again: releases/aaa-1"
+    )
     assert os.readlink(app_dir) == "releases/aaa-1"
     assert "ExecStart=/bin/sh -c 'python3 aaa-1.py'" in (units_dir / "app.service").read_text()
     assert not worker.exists() and listed.read_text().split() == ["app"]
@@ -149,10 +154,11 @@ def test_a_release_is_unpacked_switched_to_rolled_back_and_pruned(tmp_path: Path
 
 def test_a_first_deploy_that_fails_is_rolled_back_to_nothing(tmp_path: Path) -> None:
     (tmp_path / "srv" / "releases" / "r1").mkdir(parents=True)
-    assert run(ds.env_step({}), tmp_path).returncode == 0
     units = ds.unit_files({"start": "x"}, description="d")
-    assert run(ds.switch_step("r1", units), tmp_path).returncode == 0
-    assert run(ds.rollback_step(""), tmp_path).returncode == 0
+    first = run(ds.switch_step("r1", units, {}), tmp_path)
+    assert first.returncode == 0 and first.stdout.decode().startswith("serving before: \n")
+    back = run(ds.rollback_step(), tmp_path)
+    assert back.returncode == 0 and back.stdout.decode().endswith("serving again: \n")
     assert not (tmp_path / "etc" / "systemd" / "system" / "app.service").exists()
     assert "disable --now app.service" in (tmp_path / "systemctl.log").read_text()
 
@@ -163,3 +169,14 @@ def test_the_runtime_log_reads_every_unit_of_the_app() -> None:
     assert ds.logs_command(units, lines=50, follow=True) == (
         "journalctl -u app.service -u app-beat.service -u app-worker.service -n 50 --no-pager -f"
     )
+
+
+def test_units_that_did_not_change_are_only_restarted(tmp_path: Path) -> None:
+    for release in ("r1", "r2"):
+        (tmp_path / "srv" / "releases" / release).mkdir(parents=True)
+        units = ds.unit_files({"start": "python3 app.py"}, description="acme/shop")
+        assert run(ds.switch_step(release, units, {}), tmp_path).returncode == 0
+    calls = (tmp_path / "systemctl.log").read_text().splitlines()
+    assert calls == ["daemon-reload", "enable app.service", "restart app.service"] + [
+        "restart app.service"
+    ]

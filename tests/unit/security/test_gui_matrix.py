@@ -22,6 +22,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from auth import sshkeys
 from auth import tokens as auth_tokens
+from containers.models import Deployment
 from tests.factories import make_access_world, make_failed_create
 from tests.figures import count_5xx
 
@@ -92,6 +93,15 @@ MATRIX: dict[str, list[tuple[str, dict[str, Any], tuple[str, ...]]]] = {
     "accounts:login": [
         ("/accounts/login/", {"username": "owner", "password": "wrong"}, (SAME,) * 5)
     ],
+    # A deployment is its owner's (and staff's): a collaborator on its container sees none.
+    "deployment-extend": [
+        ("/deployments/{dname}/extend/", {"days": "5"}, (LOGIN, NF, NF, OK, OK)),
+        ("/deployments/{dname}/extend/", {"days": "9999"}, (LOGIN, NF, NF, REFUSED, REFUSED)),
+    ],
+    "deployment-destroy": [
+        ("/deployments/{dname}/destroy/", {"confirm": "app"}, (LOGIN, NF, NF, OK, OK)),
+        ("/deployments/{dname}/destroy/", {"confirm": "nope"}, (LOGIN, NF, NF, REFUSED, REFUSED)),
+    ],
     "accounts:login-verify": [("/accounts/login/verify/", {"code": "000000"}, (SAME,) * 5)],
     "accounts:logout": [("/accounts/logout/", {}, (SAME,) * 5)],
     "healthz": [("/healthz", {}, (SAME,) * 5)],
@@ -126,6 +136,15 @@ def world() -> dict[str, Any]:
         "rrid": w["request"].pk,
         "newkey": _public_key(),
         "fid": make_failed_create(owner, "broken", w["site"]).pk,
+        "dname": Deployment.objects.create(
+            owner=owner,
+            repository="acme/app",
+            ref="main",
+            name="app",
+            container=container,
+            commit="a" * 40,
+            app={"start": "x"},
+        ).name,
     }
 
 

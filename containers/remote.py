@@ -53,7 +53,9 @@ class Remote:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         return cls(address=address, known_hosts=directory / f"container-{container_id}")
 
-    def argv(self, command: str) -> list[str]:
+    def argv(self, command: str | None) -> list[str]:
+        """ssh's arguments for `command`; None: open the shared connection only (-f -N:
+        into the background once logged in, no session)."""
         ssh = find_binary("ssh")
         if ssh is None:
             raise UpstreamError("the worker has no ssh client (install openssh-client)")
@@ -78,8 +80,7 @@ class Remote:
             "-o", "ClearAllForwardings=yes",
             "-o", "LogLevel=ERROR",
             f"{self.user}@{self.address}",
-            "--",
-            command,
+            *(["--", command] if command is not None else ["-f", "-N"]),
         ]  # fmt: skip
 
     def run(
@@ -133,17 +134,40 @@ class Remote:
         poll: float = 1.0,
         on_tick: Callable[[], None] = lambda: None,
     ) -> None:
-        """Until the container answers over SSH (its sshd starts after it boots)."""
+        """Until the container answers over SSH (its sshd starts after it boots).
+
+        Asks again after 0.1 s, doubling up to `poll`: a container that was just started
+        usually answers within a second, and a fixed pause made every first deploy wait."""
         deadline = time.monotonic() + timeout
+        pause = min(0.1, poll)
         while True:
-            if self.run("true", timeout=self.connect_timeout + 5, on_tick=on_tick) == 0:
+            if self._answers(on_tick) == 0:
                 return
             on_tick()
             if time.monotonic() > deadline:
                 raise UpstreamUnavailable(
                     f"{self.address} did not answer over SSH within {timeout:.0f} s"
                 )
-            time.sleep(poll)
+            time.sleep(pause)
+            pause = min(pause * 2, poll)
+
+
+    def _answers(self, on_tick: Callable[[], None]) -> int:
+        if self.control_path is None:
+            return self.run("true", timeout=self.connect_timeout + 5, on_tick=on_tick)
+        # A shared connection: logging in is the check, and no session is needed for it.
+        try:
+            # No pipes: the master stays in the background and would hold them open.
+            return subprocess.run(
+                self.argv(None),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=self.connect_timeout + 5,
+                check=False,
+            ).returncode
+        except subprocess.TimeoutExpired:
+            return 255
 
 
 @contextlib.contextmanager

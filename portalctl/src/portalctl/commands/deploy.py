@@ -338,10 +338,23 @@ def deploy(
             f"only commit {target.commit[:12]} is deployed"
         )
     spec = build_spec(target, template=template, app=app, env=variables, ttl_days=ttl)
+    send(checkout, target, spec, wait=not no_wait, json_=json_, timeout=timeout)
+
+
+def send(
+    checkout: Checkout,
+    target: Target,
+    spec: dict[str, Any],
+    *,
+    wait: bool,
+    json_: bool,
+    timeout: int,
+) -> None:
+    """Archive the commit, push it, and follow the deploy (or not)."""
     api = SESSION.api()
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="portalctl-") as tmp:
         archive = checkout.archive(target.commit, Path(tmp) / "source.tar.gz")
         say(f"deploying {target.repository} {target.ref} at {target.commit[:12]}")
         answer = push(api, spec, archive, deadline=deadline)
-    finish(api, answer, wait=not no_wait, json_=json_, deadline=deadline)
+    finish(api, answer, wait=wait, json_=json_, deadline=deadline)

@@ -151,7 +151,6 @@ class Remote:
             time.sleep(pause)
             pause = min(pause * 2, poll)
 
-
     def _answers(self, on_tick: Callable[[], None]) -> int:
         if self.control_path is None:
             return self.run("true", timeout=self.connect_timeout + 5, on_tick=on_tick)

@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -101,13 +101,19 @@ def audit_record(
     return entry
 
 
-def audit_prune(*, days: int | None = None) -> int:
-    """Delete entries older than the retention (AUDIT_RETENTION_DAYS); returns how many."""
+def audit_prune(
+    *, days: int | None = None, now: datetime | None = None, dry_run: bool = False
+) -> int:
+    """Delete entries older than the retention (AUDIT_RETENTION_DAYS); returns how many
+    (with `dry_run`, how many it would)."""
     keep = settings.AUDIT_RETENTION_DAYS if days is None else days
     if keep <= 0:
         return 0
-    cutoff = timezone.now() - timedelta(days=keep)
-    deleted, _ = AuditEntry.objects.filter(created_at__lt=cutoff).delete()
+    cutoff = (now or timezone.now()) - timedelta(days=keep)
+    old = AuditEntry.objects.filter(created_at__lt=cutoff)
+    if dry_run:
+        return old.count()
+    deleted, _ = old.delete()
     if deleted:
         log.info("pruned %d audit entries older than %d days", deleted, keep)
     return deleted

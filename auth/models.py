@@ -571,3 +571,11 @@ class GatewayCredential(models.Model):
 
     def __str__(self) -> str:
         return f"gateway credential {self.pk} for {self.host}"
+
+
+# Notification preferences and webhooks live in their own module (this one is long enough).
+from .notification_models import (  # noqa: E402, F401
+    NotificationKind,
+    NotificationPreference,
+    Webhook,
+)

@@ -36,6 +36,7 @@ CONTAINER_ACTIONS: dict[str, frozenset[str]] = {
     "restart": frozenset({"owner", "collaborator", "staff"}),
     "resize": frozenset({"owner", "staff"}),
     "delete": frozenset({"owner", "staff"}),
+    "extend": frozenset({"owner", "staff"}),
     "manage_access": frozenset({"owner", "staff"}),
     "manage_network": frozenset({"owner", "staff"}),
     "change_owner": frozenset({"staff"}),

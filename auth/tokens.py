@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.errors import InvalidState, NotFound, TokenInvalid, ValidationFailed
@@ -99,6 +100,20 @@ def token_revoke(*, token: ApiToken, actor: User) -> ApiToken:
                 changes={"prefix": token.prefix},
             )
     return token
+
+
+def tokens_prune(*, now: datetime | None = None, dry_run: bool = False) -> int:
+    """Delete tokens that expired or were revoked API_TOKEN_RETENTION_DAYS ago (0: keep
+    them); they can never be used again, and their creation and revocation are audited."""
+    keep = settings.API_TOKEN_RETENTION_DAYS
+    if keep <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=keep)
+    gone = ApiToken.objects.filter(Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff))
+    if dry_run:
+        return gone.count()
+    deleted, _ = gone.delete()
+    return deleted
 
 
 def token_authenticate(raw: str, *, address: str | None) -> ApiToken:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar
 
@@ -52,6 +53,12 @@ class Template(models.Model):
     max_swap_mib = models.PositiveIntegerField(default=4096)
     max_disk_gib = models.PositiveIntegerField(default=64)
     enabled = models.BooleanField(default=True)
+    container_ttl_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="A new container of it expires after this many days (empty: the site's default).",
+    )
 
     class Meta:
         ordering: ClassVar = ["site", "name"]
@@ -145,6 +152,13 @@ class Container(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     # A create that failed stays on its owner's dashboard until they dismiss it.
     dismissed_at = models.DateTimeField(null=True, blank=True)
+    # Expiry (containers.container_expiry): stopped at `expires_at`, deleted a grace period
+    # later unless extended; its owner is warned once per expiry (`expiry_warned_at`).
+    expires_at = models.DateTimeField(null=True, blank=True)
+    expiry_warned_at = models.DateTimeField(null=True, blank=True)
+    expiry_stopped_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the expiry sweep stopped it"
+    )
 
     class Meta:
         ordering: ClassVar = ["site", "vmid"]
@@ -180,6 +194,11 @@ class Container(models.Model):
         indexes: ClassVar = [
             models.Index(fields=["owner", "status"], name="containers_owner_status_idx"),
             models.Index(fields=["status"], name="containers_status_idx"),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(expires_at__isnull=False),
+                name="containers_expires_at_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -217,6 +236,15 @@ class Container(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status != ContainerStatus.DELETED
+
+    @property
+    def deletes_at(self) -> datetime | None:
+        """When the expiry sweep deletes it, unless extended (None: it does not expire):
+        the grace counts from the stop, which is at expiry or the first sweep after it."""
+        start = self.expiry_stopped_at or self.expires_at
+        if start is None:
+            return None
+        return start + timedelta(days=settings.CONTAINER_EXPIRY_GRACE_DAYS)
 
 
 class JobKind(models.TextChoices):

@@ -39,6 +39,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from auth.audit import audit_record
+from auth.notification_models import NotificationKind
+from auth.notifications import notify
 from networking.models import Node, NodeState, PortMapping, Route, Site
 from networking.services import container_network_release
 from portal.errors import PortalError, UpstreamError
@@ -452,6 +454,8 @@ def _finish(p: _Pass) -> None:
     run.save(update_fields=["counts", "finished_at", "summary", "nodes_checked", "nodes_skipped"])
     if p.findings:
         log.warning("reconcile %s: %s", p.site.slug, run.summary)
+        if not p.dry_run:
+            _tell_operators(p)
     if p.actor is not None:
         audit_record(
             actor=p.actor,
@@ -460,3 +464,28 @@ def _finish(p: _Pass) -> None:
             summary=run.summary[:300],
             changes={"run": run.pk, "dry_run": p.dry_run},
         )
+
+
+def _tell_operators(p: _Pass) -> None:
+    """Operators hear of findings the site's previous run did not have (the periodic run
+    repeats what is still there every few minutes: once is enough)."""
+    previous = (
+        ReconcileRun.objects.filter(site=p.site, dry_run=False, finished_at__isnull=False)
+        .exclude(pk=p.run.pk)
+        .order_by("-started_at")
+        .first()
+    )
+    known = set(previous.findings.values_list("message", flat=True)) if previous else set()
+    new = [f for f in p.findings if f.message not in known]
+    if not new:
+        return
+    lines = "\n".join(f"- [{f.kind}, {f.action}] {f.message}" for f in new[:50])
+    more = f"\n... and {len(new) - 50} more" if len(new) > 50 else ""
+    notify(
+        kind=NotificationKind.RECONCILE,
+        subject=f"Reconciler: {len(new)} new finding(s) on {p.site.name}",
+        text=f"The reconcile of {p.site.name} found:\n{lines}{more}\n\n{p.run.summary}\n",
+        operators=True,
+        site=p.site,
+        data={"site": p.site.slug, "run": p.run.pk, "counts": p.run.counts, "new": len(new)},
+    )

@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from auth.audit import audit_record
 from auth.models import RequestKind, RequestStatus, ResourceRequest, limits_text
+from auth.notification_models import NotificationKind
+from auth.notifications import notify
 from auth.quota_overrides import quota_override_create
 from auth.selectors import require_container_permission, require_staff
 from portal.errors import Conflict, ErrorCode, InvalidState, NotFound, ValidationFailed
@@ -180,7 +182,27 @@ def resource_request_approve(
             summary=f"approved #{request.pk} of {user.get_username()} ({_describe(request)})",
             changes={"note": note, "outcome": request.outcome},
         )
+        _tell(request)
     return request
+
+
+def _tell(request: ResourceRequest) -> None:
+    """Its author hears the decision (on commit; never fails the decision)."""
+    container = request.container
+    notify(
+        kind=NotificationKind.RESOURCE_REQUEST,
+        subject=f"Your resource request #{request.pk} was {request.status}",
+        text=f"Your request for {_describe(request)} was {request.outcome}.\n"
+        + (f"\nNote from {request.decided_by}: {request.decision_note}\n" if request.decision_note else ""),
+        users=[request.user],
+        site=container.site if container is not None else None,
+        data={
+            "request": request.pk,
+            "status": request.status,
+            "outcome": request.outcome,
+            "container": container.hostname if container is not None else None,
+        },
+    )
 
 
 def resource_request_deny(
@@ -198,6 +220,7 @@ def resource_request_deny(
             summary=f"denied #{request.pk} of {request.user.get_username()} ({_describe(request)})",
             changes={"note": note},
         )
+        _tell(request)
     return request
 
 

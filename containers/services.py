@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -252,6 +253,8 @@ def container_create(
                 description=description,
                 foreign=foreign,
                 route_port=route_port,
+                # A deployment's container goes with its deployment (its own expiry).
+                expires_at=None if deploy else default_expiry(template, site),
             )
             return _queue_build(
                 container,
@@ -271,6 +274,16 @@ def container_create(
         ) from exc
 
 
+def default_expiry(template: Template, site: Site) -> datetime | None:
+    """A new container's expiry: the template's TTL, else the site's, else the setting's."""
+    days = (
+        template.container_ttl_days
+        or site.container_ttl_days
+        or settings.CONTAINER_DEFAULT_TTL_DAYS
+    )
+    return timezone.now() + timedelta(days=days) if days else None
+
+
 def _allocate(
     site: Site,
     *,
@@ -280,6 +293,7 @@ def _allocate(
     description: str,
     foreign: frozenset[int],
     route_port: int = 80,
+    expires_at: datetime | None = None,
 ) -> tuple[Container, int]:
     """Lock the site's row, check the name and the quota, choose the new container's
     VMID, node, address and MAC, and insert it with its default route and SSH port;
@@ -323,6 +337,7 @@ def _allocate(
         mac=mac_for(site.pk, ip),
         ssh_public_keys=checked.ssh_public_keys,
         description=description,
+        expires_at=expires_at,
     )
     # Field validation only: the related rows were just read, and the lock plus the
     # checks above (and the database's constraints) keep the values unique.

@@ -74,3 +74,19 @@ def sweep_deployments() -> dict[str, list[str]]:
 
     report = deployments_sweep()
     return {"warned": report.warned, "removed": report.removed, "failed": report.failed}
+
+
+@shared_task(name="containers.sweep_containers", ignore_result=True)
+def sweep_containers() -> dict[str, Any]:
+    """Daily: container expiry (warn, stop, delete), then the retention sweeps."""
+    from .container_expiry import containers_sweep
+    from .retention import retention_sweep
+
+    report = containers_sweep()
+    return {
+        "warned": report.warned,
+        "stopped": report.stopped,
+        "deleted": report.deleted,
+        "failed": report.failed,
+        "pruned": retention_sweep(),
+    }

@@ -79,6 +79,13 @@ class Site(models.Model):
         help_text="The gateway's HTTPS port as browsers reach it; links to containers name "
         "it unless it is 443 (the demo's gateway listens on a high port).",
     )
+    container_ttl_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="A new container expires after this many days unless its template says "
+        "otherwise (empty: CONTAINER_DEFAULT_TTL_DAYS, or never).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

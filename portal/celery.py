@@ -70,7 +70,8 @@ def configure(app: Celery) -> None:
                 "task": "containers.probe_nodes",
                 "schedule": float(settings.NODE_PROBE_INTERVAL),
             },
-            "prune-audit": {"task": "accounts.prune_audit", "schedule": 86400.0},
+            # Daily: container expiry and the retention sweeps (job logs, audit, tokens).
+            "sweep-containers": {"task": "containers.sweep_containers", "schedule": 86400.0},
             "sweep-deployments": {"task": "containers.sweep_deployments", "schedule": 86400.0},
         },
         worker_hijack_root_logger=False,

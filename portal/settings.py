@@ -489,6 +489,50 @@ if AXES_IPWARE_PROXY_COUNT:
 
 # Audit log.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+# Job logs (JobLogEntry of finished jobs) and API tokens that expired or were revoked this
+# many days ago go in the daily sweep (containers.retention); 0 keeps everything.
+JOB_LOG_RETENTION_DAYS = env.int("JOB_LOG_RETENTION_DAYS", default=90)
+API_TOKEN_RETENTION_DAYS = env.int("API_TOKEN_RETENTION_DAYS", default=30)
+
+# --- notifications (auth/notifications.py) and container expiry (containers/container_expiry.py)
+# Mail goes through Django's email backend: the console in the demo and in DEBUG, SMTP
+# (EMAIL_HOST, ...) otherwise.
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend"
+    if LAX
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cluster-portal@localhost")
+# A webhook URL is https, or http to one of these hosts (e.g. a receiver on the same host).
+NOTIFY_WEBHOOK_HTTP_HOSTS = env.list("NOTIFY_WEBHOOK_HTTP_HOSTS", default=[])
+NOTIFY_WEBHOOK_TIMEOUT = env.float("NOTIFY_WEBHOOK_TIMEOUT", default=5.0)
+# Deliveries that fail are retried with backoff (portal.celery.backoff) this many times.
+NOTIFY_MAX_RETRIES = env.int("NOTIFY_MAX_RETRIES", default=5)
+NOTIFY_RETRY_BACKOFF = env.float("NOTIFY_RETRY_BACKOFF", default=30.0)
+NOTIFY_RETRY_BACKOFF_MAX = env.float("NOTIFY_RETRY_BACKOFF_MAX", default=1800.0)
+
+
+def _days(name: str) -> int | None:
+    raw = env.str(name, default="").strip()
+    return int(raw) if raw else None
+
+
+# A new container expires after this many days unless its template or site says otherwise;
+# empty: never (the default).
+CONTAINER_DEFAULT_TTL_DAYS = _days("CONTAINER_DEFAULT_TTL_DAYS")
+# Its owner is warned this many days before, once per expiry; at expiry it is stopped, and
+# deleted this many days later unless extended. An owner may extend it to at most
+# CONTAINER_EXTEND_MAX_DAYS from now (staff may go further).
+CONTAINER_EXPIRY_WARN_DAYS = env.int("CONTAINER_EXPIRY_WARN_DAYS", default=7)
+CONTAINER_EXPIRY_GRACE_DAYS = env.int("CONTAINER_EXPIRY_GRACE_DAYS", default=14)
+CONTAINER_EXTEND_MAX_DAYS = env.int("CONTAINER_EXTEND_MAX_DAYS", default=90)
 # The admin never shows TOTP secrets of existing devices.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 

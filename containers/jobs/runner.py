@@ -22,7 +22,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from containers import health, services
-from containers.models import ContainerStatus, Job, JobStatus, LogLevel, StepState
+from auth.notification_models import NotificationKind
+from auth.notifications import notify
+from containers.models import ContainerStatus, Job, JobKind, JobStatus, LogLevel, StepState
 from containers.proxmox import ProxmoxUnavailable
 from portal.celery import backoff as celery_backoff
 from portal.errors import ErrorCode, PortalError, UpstreamUnavailable
@@ -209,6 +211,28 @@ def _handle_failure(ctx: JobContext, code: str, message: str) -> None:
         text += f". {outcome[0].upper()}{outcome[1:]}"
     _fail(ctx, code, text)
     kind.failed(ctx.job, text)
+    _notify_failure(ctx, code, text)
+
+
+def _notify_failure(ctx: JobContext, code: str, text: str) -> None:
+    """Tell the container's owner (and whoever asked for the job) that it failed; a mend
+    is the reconciler's, so operators hear of it. Queued on commit, never raises."""
+    job, container = ctx.job, ctx.container
+    notify(
+        kind=NotificationKind.JOB_FAILED,
+        subject=text.split(":", 1)[0][:150],
+        text=f"{text}\n\nJob {job.pk} ({job.kind}); code {code}.\n",
+        users=[u for u in (container.owner, job.actor) if u is not None],
+        operators=job.kind == JobKind.MEND,
+        site=container.site,
+        data={
+            "job": str(job.pk),
+            "job_kind": job.kind,
+            "container": container.hostname,
+            "site": container.site.slug,
+            "error_code": code,
+        },
+    )
 
 
 def stale_jobs() -> list[Job]:

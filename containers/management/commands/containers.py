@@ -1,4 +1,4 @@
-"""`manage.py containers create|list|start|stop|restart|resize|delete` for operators."""
+"""`manage.py containers create|list|start|stop|restart|resize|delete|sweep` for operators."""
 
 from __future__ import annotations
 
@@ -67,6 +67,11 @@ class Command(BaseCommand):
         resize.add_argument("--disk", type=int, help="GiB (grow only)")
         resize.add_argument("--wait", action="store_true")
         resize.add_argument("--timeout", type=float, default=900.0)
+
+        sweep = sub.add_parser(
+            "sweep", help="the daily sweep: container expiry, then job logs, audit and tokens"
+        )
+        sweep.add_argument("--dry-run", action="store_true", help="say what it would do")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         self.stdin = opts.get("stdin") or sys.stdin
@@ -217,3 +222,17 @@ class Command(BaseCommand):
             disk_gib=opts.get("disk"),
         )
         self._done(str(job.pk), opts, f"resize {c.hostname}")
+
+    def do_sweep(self, opts: dict[str, Any]) -> None:
+        from containers.container_expiry import containers_sweep
+        from containers.retention import retention_sweep
+
+        dry = bool(opts["dry_run"])
+        prefix = "would have " if dry else ""
+        lines = containers_sweep(dry_run=dry).lines()
+        for line in lines:
+            self.stdout.write(prefix + line)
+        if not lines:
+            self.stdout.write("no container to warn, stop or delete")
+        for what, n in retention_sweep(dry_run=dry).items():
+            self.stdout.write(f"{prefix}pruned {n} {what}")

@@ -1,0 +1,223 @@
+"""Notifications: one `notify()` for every layer above, preferences, and webhooks.
+
+`notify()` picks the recipients (the users named, operators if asked, less those who muted
+the kind), and queues one delivery task per mail and per webhook when the caller's
+transaction commits (`accounts.deliver_notification`, retried with backoff). It never
+raises: a notification that cannot even be queued is logged, and the work that asked for
+it (a job, a sweep, a decision) goes on. Sending is in `auth.notification_delivery`.
+
+Kinds and callers: `job_failed` (containers.jobs.runner), `expiry` (containers.container_expiry),
+`resource_request` (containers.resource_requests), `reconcile` (containers.reconciler, to
+operators), `alert` (for the alerts of issue #16: `notify(kind=NotificationKind.ALERT, ...)`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from portal.errors import ErrorCode, ValidationFailed
+
+from .audit import audit_record
+from .notification_models import NotificationKind, NotificationPreference, Webhook
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from networking.models import Site
+
+log = logging.getLogger(__name__)
+
+EMAIL = "email"
+WEBHOOK = "webhook"
+URL_MAX = 2000
+
+
+# -- sending -------------------------------------------------------------------------------
+def notify(
+    *,
+    kind: str,
+    subject: str,
+    text: str,
+    users: Iterable[User] = (),
+    operators: bool = False,
+    site: Site | None = None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    """Queue `subject`/`text` of `kind` for `users` (and staff if `operators`) by mail and
+    their webhooks, and for `site`'s webhook; on commit. Returns how many deliveries were
+    planned; never raises."""
+    try:
+        deliveries = _deliveries(kind, list(users), operators, site)
+    except Exception:  # the caller's work matters more than its notification
+        log.exception("could not plan the %s notification %r", kind, subject)
+        return 0
+    if not deliveries:
+        return 0
+    payload = {
+        "id": str(uuid.uuid4()),
+        "kind": str(kind),
+        "subject": subject[:200],
+        "text": text,
+        "data": data or {},
+        "created_at": timezone.now().isoformat(),
+    }
+    transaction.on_commit(lambda: _queue_all(deliveries, payload))
+    return len(deliveries)
+
+
+def _deliveries(
+    kind: str, users: list[User], operators: bool, site: Site | None
+) -> list[tuple[str, int]]:
+    NotificationKind(kind)  # an unknown kind is a bug: ValueError, logged by notify()
+    people: dict[int, User] = {u.pk: u for u in users if u is not None and u.is_active}
+    if operators:
+        staff = get_user_model().objects.filter(is_staff=True, is_active=True)
+        people.update({u.pk: u for u in staff})
+    muted = {
+        p.user_id
+        for p in NotificationPreference.objects.filter(user_id__in=list(people))
+        if kind in (p.muted_kinds or [])
+    }
+    wanted = [pk for pk in people if pk not in muted]
+    out = [(EMAIL, pk) for pk in wanted if people[pk].email]
+    hooks = Webhook.objects.filter(enabled=True, user_id__in=wanted).values_list("pk", flat=True)
+    out += [(WEBHOOK, pk) for pk in hooks]
+    if site is not None:
+        out += [
+            (WEBHOOK, pk)
+            for pk in Webhook.objects.filter(enabled=True, site=site).values_list("pk", flat=True)
+        ]
+    return out
+
+
+def _queue_all(deliveries: list[tuple[str, int]], payload: dict[str, Any]) -> None:
+    for channel, target in deliveries:
+        try:
+            enqueue_delivery(channel, target, payload)
+        except Exception:  # a broker that is down loses this one, not the caller's work
+            log.exception("could not queue the %s delivery to %s %s", payload["kind"], channel, target)
+
+
+def enqueue_delivery(channel: str, target: int, payload: dict[str, Any]) -> None:
+    from .tasks import deliver_notification
+
+    deliver_notification.apply_async(args=(channel, target, payload))
+
+
+# -- preferences -----------------------------------------------------------------------------
+def notification_kinds_of(user: User) -> dict[str, bool]:
+    """Each kind and whether the user receives it (all on without a row)."""
+    row = NotificationPreference.objects.filter(user=user).first()
+    muted = set(row.muted_kinds) if row else set()
+    return {k: k not in muted for k in NotificationKind.values}
+
+
+def notification_kinds_set(*, user: User, kinds: dict[str, bool], actor: User) -> dict[str, bool]:
+    """Turn kinds on or off (kinds not named keep their state)."""
+    unknown = sorted(set(kinds) - set(NotificationKind.values))
+    if unknown:
+        raise ValidationFailed(
+            f"unknown notification kinds: {', '.join(unknown)}; known: "
+            + ", ".join(NotificationKind.values),
+            field="kinds",
+        )
+    current = notification_kinds_of(user)
+    current.update({k: bool(v) for k, v in kinds.items()})
+    muted = sorted(k for k, on in current.items() if not on)
+    with transaction.atomic():
+        NotificationPreference.objects.update_or_create(user=user, defaults={"muted_kinds": muted})
+        audit_record(
+            actor=actor,
+            action="notification.preferences",
+            obj=user,
+            summary="muted: " + (", ".join(muted) or "nothing"),
+            changes={"muted": muted},
+        )
+    return current
+
+
+# -- webhooks ---------------------------------------------------------------------------------
+def webhook_url_check(url: str) -> str:
+    """An https URL, or http to an allowed host (NOTIFY_WEBHOOK_HTTP_HOSTS)."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        host, parts = "", urlsplit("")
+    if not host or len(url) > URL_MAX or parts.fragment:
+        raise ValidationFailed(
+            "a webhook is an http(s) URL with a host, no fragment",
+            code=ErrorCode.INVALID_WEBHOOK,
+            field="url",
+        )
+    allowed = {h.lower() for h in settings.NOTIFY_WEBHOOK_HTTP_HOSTS}
+    if parts.scheme == "https" or (parts.scheme == "http" and host.lower() in allowed):
+        return url
+    raise ValidationFailed(
+        "a webhook URL must be https" + (f" (http only to {', '.join(sorted(allowed))})" if allowed else ""),
+        code=ErrorCode.INVALID_WEBHOOK,
+        field="url",
+    )
+
+
+def webhook_of(*, user: User | None = None, site: Site | None = None) -> Webhook | None:
+    return Webhook.objects.filter(user=user, site=site).first()
+
+
+def webhook_set(
+    *,
+    actor: User,
+    url: str,
+    secret: str | None = None,
+    user: User | None = None,
+    site: Site | None = None,
+    enabled: bool = True,
+) -> Webhook:
+    """Set the webhook of a user (theirs or staff's doing) or of a site (staff only).
+
+    `secret=None` keeps the current secret. The audit entry names the URL's host only:
+    a URL may carry a token, and the secret never leaves the row."""
+    from .selectors import require_staff
+
+    if (user is None) == (site is None):
+        raise ValidationFailed("a webhook belongs to a user or to a site")
+    if site is not None or (user is not None and user.pk != actor.pk):
+        require_staff(actor, "set another's webhook")
+    url = webhook_url_check(url)
+    with transaction.atomic():
+        row = webhook_of(user=user, site=site) or Webhook(user=user, site=site)
+        row.url = url
+        if secret is not None:
+            row.secret = secret
+        row.enabled = enabled
+        row.full_clean(exclude=["user", "site"])
+        row.save()
+        audit_record(
+            actor=actor,
+            action="webhook.set",
+            obj=row,
+            summary=f"webhook to {urlsplit(url).hostname} ({'on' if enabled else 'off'})",
+            changes={"host": urlsplit(url).hostname, "secret_changed": secret is not None},
+        )
+    return row
+
+
+def webhook_remove(*, webhook: Webhook, actor: User) -> None:
+    from .selectors import require_staff
+
+    if webhook.user_id != actor.pk:
+        require_staff(actor, "remove another's webhook")
+    with transaction.atomic():
+        audit_record(actor=actor, action="webhook.remove", obj=webhook, summary="webhook removed")
+        webhook.delete()

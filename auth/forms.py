@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import QUOTA_VALUE_MAX
+from .models import QUOTA_VALUE_MAX, NotificationKind
 
 
 class LoginForm(forms.Form):
@@ -169,3 +169,42 @@ class QuotaRequestForm(forms.Form):
         if not self.errors and not any(data.get(f) is not None for f in self.LIMIT_FIELDS):
             raise forms.ValidationError("ask for at least one limit")
         return data
+
+
+class NotificationsForm(forms.Form):
+    """Which kinds a user receives, and their webhook (URL and secret are never shown back)."""
+
+    webhook_url = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Webhook URL",
+        help_text="https (or http to an allowed host). Empty: unchanged.",
+        widget=forms.URLInput(attrs={"autocomplete": "off"}),
+    )
+    webhook_secret = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Webhook secret",
+        help_text="Signs each POST (X-Portal-Signature: sha256=HMAC). Empty: unchanged.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    webhook_remove = forms.BooleanField(required=False, label="Remove my webhook")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        for kind, label in NotificationKind.choices:
+            self.fields[f"kind_{kind}"] = forms.BooleanField(required=False, label=label)
+
+    def kinds(self) -> dict[str, bool]:
+        return {k: bool(self.cleaned_data.get(f"kind_{k}")) for k in NotificationKind.values}
+
+    def update(self) -> dict[str, object]:
+        """The arguments of auth.notifications.notification_settings_update."""
+        data = self.cleaned_data
+        url = "" if data.get("webhook_remove") else (data.get("webhook_url") or "").strip() or None
+        return {
+            "kinds": self.kinds(),
+            "webhook_url": url,
+            "webhook_secret": (data.get("webhook_secret") or None) if url != "" else None,
+        }

@@ -221,3 +221,41 @@ def webhook_remove(*, webhook: Webhook, actor: User) -> None:
     with transaction.atomic():
         audit_record(actor=actor, action="webhook.remove", obj=webhook, summary="webhook removed")
         webhook.delete()
+
+
+def notification_settings_update(
+    *,
+    user: User,
+    kinds: dict[str, bool] | None = None,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
+    webhook_enabled: bool | None = None,
+) -> None:
+    """The profile page's and the API's one write: kinds, and the user's own webhook
+    (`webhook_url=""` removes it; None leaves each part as it is)."""
+    with transaction.atomic():
+        if kinds is not None:
+            notification_kinds_set(user=user, kinds=kinds, actor=user)
+        hook = webhook_of(user=user)
+        if webhook_url == "":
+            if hook is not None:
+                webhook_remove(webhook=hook, actor=user)
+            return
+        if webhook_url is None and webhook_secret is None and webhook_enabled is None:
+            return
+        if webhook_url is None and hook is None:
+            raise ValidationFailed("set a webhook URL first", field="webhook_url")
+        try:
+            webhook_set(
+                actor=user,
+                user=user,
+                url=webhook_url if webhook_url is not None else hook.url,  # type: ignore[union-attr]
+                secret=webhook_secret,
+                enabled=webhook_enabled
+                if webhook_enabled is not None
+                else (hook.enabled if hook else True),
+            )
+        except ValidationFailed as exc:  # the field is `webhook_url` on these faces
+            if exc.extra.get("field") == "url":
+                exc.extra["field"] = "webhook_url"
+            raise

@@ -16,5 +16,6 @@ urlpatterns = [
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
     path("requests/", views.resource_requests, name="requests"),
+    path("notifications/", views.notification_settings, name="notifications"),
     path("requests/<int:pk>/cancel/", views.resource_request_cancel, name="request-cancel"),
 ]

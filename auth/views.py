@@ -10,6 +10,7 @@ from base64 import b32encode
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 
 import django_otp
 from django.conf import settings
@@ -31,12 +32,13 @@ from networking.selectors import gateway_origins
 from portal.actors import acting_user
 from portal.errors import PortalError
 
-from . import logins, selectors, sshkeys
+from . import logins, notifications, selectors, sshkeys
 from . import tokens as auth_tokens
 from . import two_factor as twofa
 from .audit import audit_record
 from .backends import directory_was_down
 from .forms import (
+    NotificationsForm,
     LoginForm,
     OtpCodeForm,
     OtpConfirmForm,
@@ -452,6 +454,38 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     auth_tokens.token_revoke(token=token, actor=user)
     messages.success(request, f"Revoked the token '{token.name}' ({token.prefix}…).")
     return redirect("accounts:tokens")
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def notification_settings(request: HttpRequest) -> HttpResponse:
+    """Which notifications the user receives, and their webhook (its host only is shown)."""
+    user = acting_user(request)
+    kinds = notifications.notification_kinds_of(user)
+    form = NotificationsForm(
+        request.POST or None, initial={f"kind_{k}": on for k, on in kinds.items()}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            notifications.notification_settings_update(user=user, **form.update())  # type: ignore[arg-type]
+        except PortalError as exc:
+            _field_error(form, exc)
+        else:
+            messages.success(request, "Saved your notification settings.")
+            return redirect("accounts:notifications")
+    hook = notifications.webhook_of(user=user)
+    return render(
+        request,
+        "accounts/notifications.html",
+        {
+            "form": form,
+            "kind_fields": [form[f"kind_{k}"] for k in kinds],
+            "webhook_host": urlsplit(hook.url).hostname if hook else None,
+            "webhook_has_secret": bool(hook and hook.secret),
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required

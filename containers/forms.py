@@ -165,3 +165,15 @@ class ExtendForm(forms.Form):
         label="Days from now",
         widget=forms.NumberInput(attrs={"min": 1, "inputmode": "numeric"}),
     )
+
+
+class ContainerExtendForm(forms.Form):
+    """Move a container's expiry later (the service checks the policy's bound)."""
+
+    days = forms.IntegerField(
+        min_value=1,
+        max_value=3650,
+        initial=30,
+        label="Days later",
+        widget=forms.NumberInput(attrs={"min": 1, "inputmode": "numeric"}),
+    )

@@ -28,10 +28,12 @@ from portal.api.base import parse_id
 from portal.errors import ErrorCode, NotFound, PortalError, ValidationFailed
 
 from . import failed_creates, resource_requests, selectors, services
+from .container_expiry import container_extend
 from .forms import (
     RESOURCE_FIELDS,
     CollaboratorForm,
     ContainerCreateForm,
+    ContainerExtendForm,
     ContainerResizeForm,
     DeleteForm,
     ResizeRequestForm,
@@ -187,12 +189,13 @@ def _get(request: HttpRequest, pk: int) -> Container:
 
 
 # Forms of the container page, kept across the redirect when they fail (portal.formstash).
-COLLABORATOR, RESIZE, REQUEST_RESIZE, DELETE, POWER = (
+COLLABORATOR, RESIZE, REQUEST_RESIZE, DELETE, POWER, EXTEND = (
     "collaborator",
     "resize",
     "request-resize",
     "delete",
     "power",
+    "extend",
 )
 
 
@@ -224,6 +227,7 @@ def _page_forms(request: HttpRequest, container: Container, may: dict[str, bool]
         "delete_form": restored(DELETE, DeleteForm, hostname=container.hostname)
         or DeleteForm(hostname=container.hostname),
         "collaborator_form": restored(COLLABORATOR, CollaboratorForm) or CollaboratorForm(),
+        "extend_form": restored(EXTEND, ContainerExtendForm) or ContainerExtendForm(),
     }
     power = formstash.take(request, _stash_name(POWER, container)) or {}
     action_errors = [m for ms in power.get("errors", {}).values() for m in ms]
@@ -234,11 +238,12 @@ def _page_forms(request: HttpRequest, container: Container, may: dict[str, bool]
         "request_resize_form": sizeable and may["manage_access"],
         "delete_form": live and may["delete"],
         "collaborator_form": live and may["manage_access"],
+        "extend_form": live and may["extend"] and container.expires_at is not None,
     }
     hidden = [formstash.errors_of(f) for name, f in found.items() if f.is_bound and not shown[name]]
     for message in [m for ms in hidden for m in ms] + ([] if live else action_errors):
         messages.error(request, message)
-    return {**found, "action_errors": action_errors}
+    return {**found, "action_errors": action_errors, "extend_form_shown": shown["extend_form"]}
 
 
 def _detail(request: HttpRequest, container: Container) -> HttpResponse:
@@ -405,6 +410,9 @@ def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
     elif action == "delete":
         form = DeleteForm(request.POST, hostname=container.hostname)
         name, done = DELETE, f"Deleting {container.hostname}."
+    elif action == "extend":
+        form = ContainerExtendForm(request.POST)
+        name, done = EXTEND, f"Extended the expiry of {container.hostname}."
     else:
         raise Http404("no such action")
     if form.is_valid():
@@ -430,6 +438,8 @@ def _act(action: str, container: Container, user: User, data: dict[str, Any]) ->
             reason=data["reason"],
             **{k: v for k, v in data.items() if k != "reason"},
         )
+    elif action == "extend":
+        container_extend(container=container, actor=user, days=data["days"])
     else:
         services.container_delete(container=container, actor=user)
 

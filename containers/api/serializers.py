@@ -109,6 +109,11 @@ class ContainerSerializer(serializers.ModelSerializer):
     fqdn = serializers.CharField(read_only=True)
     url = serializers.CharField(read_only=True)
     active_job = serializers.SerializerMethodField()
+    deletes_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When the expiry sweep deletes it unless extended (null: it does not expire).",
+    )
 
     class Meta:
         model = Container
@@ -134,6 +139,8 @@ class ContainerSerializer(serializers.ModelSerializer):
             "updated_at",
             "running_since",
             "active_job",
+            "expires_at",
+            "deletes_at",
         )
         read_only_fields = fields
 
@@ -164,6 +171,14 @@ class ContainerCreateSerializer(serializers.Serializer):
         choices=RouteAccess.choices,
         default=RouteAccess.USERS,
         help_text="Who may open the container's web address; changeable later on its route.",
+    )
+
+
+class ContainerExtendSerializer(serializers.Serializer):
+    days = serializers.IntegerField(
+        min_value=1,
+        max_value=3650,
+        help_text="Move the expiry this many days later (from now if it has passed).",
     )
 
 

@@ -25,6 +25,7 @@ from auth.api.serializers import CollaboratorListSerializer, CollaboratorSeriali
 from auth.selectors import collaborator_usernames
 from containers import idempotent, selectors, services, streams
 from containers.collaborators import collaborator_add, collaborator_remove
+from containers.container_expiry import container_extend
 from containers.models import ACTIVE_JOB_STATUSES, Container, Job, Template
 from containers.validation import container_create_check
 from networking import publishing as network
@@ -46,6 +47,7 @@ from .filters import ContainerFilter, JobFilter
 from .serializers import (
     AcceptedSerializer,
     ContainerCreateSerializer,
+    ContainerExtendSerializer,
     ContainerResizeSerializer,
     ContainerSerializer,
     JobLogEntrySerializer,
@@ -244,6 +246,24 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return accepted(
             services.container_restart(container=self.get_object(), actor=acting_user(request))
         )
+
+    @extend_schema(
+        summary="Extend a container's expiry (owner or staff, within policy)",
+        description="An owner may extend to at most CONTAINER_EXTEND_MAX_DAYS from now "
+        "(400 `extend_beyond_policy`); a container without expiry is 409 `no_expiry`. "
+        "A container the expiry stopped stays stopped: start it again.",
+        request=ContainerExtendSerializer,
+        responses={200: ContainerSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def extend(self, request: Request, pk: str | None = None) -> Response:
+        container = self.get_object()
+        ser = ContainerExtendSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        container_extend(
+            container=container, actor=acting_user(request), days=ser.validated_data["days"]
+        )
+        return Response(ContainerSerializer(self.get_object()).data)
 
     @extend_schema(
         methods=["GET"],

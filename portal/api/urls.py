@@ -8,6 +8,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from auth.api.notifications import NotificationSettingsView
 from auth.api.sshkeys import SshKeyViewSet
 from auth.api.views import (
     ApiTokenViewSet,
@@ -41,6 +42,7 @@ router.register("deployments", DeploymentViewSet, basename="deployment")
 urlpatterns = [
     path("", include(router.urls)),
     path("me/", MeView.as_view(), name="me"),
+    path("me/notifications/", NotificationSettingsView.as_view(), name="me-notifications"),
     path("auth/token/", TokenLoginView.as_view(), name="token-login"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Neither docs page runs inline script (CSP). Both draw icons from data: URIs; Redoc

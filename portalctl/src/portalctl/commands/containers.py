@@ -1,4 +1,4 @@
-"""containers list|show|create|start|stop|restart|resize|delete|wait|exists."""
+"""containers list|show|create|start|stop|restart|resize|delete|extend|wait|exists."""
 
 from __future__ import annotations
 
@@ -119,8 +119,35 @@ def show(name: NameArg, json_: JsonOpt = False) -> None:
             ("created", when(c.get("created_at"))),
             ("running since", when(c.get("running_since"))),
             ("job", c.get("active_job") or "none running"),
+            ("expires", expiry_line(c)),
         ]
     )
+
+
+def expiry_line(c: dict[str, Any]) -> str:
+    if not c.get("expires_at"):
+        return "never"
+    return (
+        f"{when(c.get('expires_at'))} (stopped then; deleted {when(c.get('deletes_at'))} "
+        f"unless extended: portalctl containers extend {c.get('hostname')} --days N)"
+    )
+
+
+@app.command()
+def extend(
+    name: NameArg,
+    days: Annotated[
+        int, typer.Option(min=1, help="Move the expiry N days later (from now if it has passed).")
+    ],
+    json_: JsonOpt = False,
+) -> None:
+    """Extend a container's expiry (owner or staff; an owner within the portal's limit)."""
+    api = SESSION.api()
+    c = api.post(container_path(container(api, name), "extend/"), {"days": days})
+    if json_:
+        print_json(c)
+        return
+    result(f"{c.get('hostname')} expires {when(c.get('expires_at'))}")
 
 
 @app.command()

@@ -1,0 +1,259 @@
+"""Notifications: a failed job is mailed (locmem backend) and POSTed, signed, to a webhook
+(a loopback receiver started here); a failing mail server fails no job; preferences are
+respected; webhook URLs are checked and their secrets never shown or audited."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test import Client
+
+from auth import notifications
+from auth.models import AuditEntry, NotificationKind, Webhook
+from auth.notification_delivery import SIGNATURE_HEADER
+from auth.tasks import deliver_notification
+from containers import services
+from containers.jobs import runner
+from containers.jobs.power import StopJob
+from containers.models import Container, ContainerStatus, Job, JobStatus
+from portal.errors import PortalError, ValidationFailed
+from tests.api_contract import check
+from tests.factories import UserFactory, make_site
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def deliver_now(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Deliveries run in this process when queued (Celery's eager apply, retries included)."""
+    sent: list[tuple[str, int]] = []
+
+    def enqueue(channel: str, target: int, payload: dict[str, Any]) -> None:
+        sent.append((channel, target))
+        deliver_notification.apply(args=(channel, target, payload))
+
+    monkeypatch.setattr(notifications, "enqueue_delivery", enqueue)
+    return sent
+
+
+@pytest.fixture
+def no_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("containers.tasks.enqueue_job", lambda job_id: None)
+    monkeypatch.setattr("containers.services.proxmox_used_vmids", lambda site: frozenset())
+
+
+class Receiver:
+    """A loopback HTTP server that keeps what it is sent and answers `status`."""
+
+    def __init__(self, status: int = 204) -> None:
+        self.status = status
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests.append((dict(self.headers.items()), body))
+                self.send_response(outer.status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(settings: Any) -> Iterator[Receiver]:
+    settings.NOTIFY_WEBHOOK_HTTP_HOSTS = ["127.0.0.1"]
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def failed_stop(monkeypatch: pytest.MonkeyPatch, owner: Any, site: Any = None) -> Job:
+    """A running container whose stop job fails (Proxmox refuses), run by the real runner."""
+    site = site or make_site(None)
+    job = services.container_create(owner=owner, hostname="web1", template=site.templates.get())
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
+    Container.objects.filter(pk=job.container_id).update(status=ContainerStatus.RUNNING)
+    container = Container.objects.get(pk=job.container_id)
+
+    def refuse(self: Any, ctx: Any) -> dict[str, Any]:
+        raise PortalError("Proxmox refused the shutdown", code="proxmox_error")
+
+    monkeypatch.setattr(StopJob, "run", refuse)
+    monkeypatch.setattr(StopJob, "undo", lambda self, ctx: "")
+    stop = services.container_stop(container=container, actor=owner)
+    runner.run(str(stop.pk), worker="test")
+    stop.refresh_from_db()
+    assert stop.status == JobStatus.FAILED
+    return stop
+
+
+def test_failed_job_is_mailed_to_its_owner(no_jobs, deliver_now, monkeypatch) -> None:
+    owner = UserFactory(username="ann", email="ann@example.org")
+    job = failed_stop(monkeypatch, owner)
+    assert len(mail.outbox) == 1
+    msg = mail.outbox[0]
+    assert msg.to == ["ann@example.org"]
+    assert "Stopping web1 failed" in msg.subject
+    assert "Proxmox refused the shutdown" in msg.body and str(job.pk) in msg.body
+    assert msg.extra_headers["X-Portal-Event"] == "job_failed"
+
+
+def test_webhook_gets_a_signed_json_body(no_jobs, deliver_now, receiver, monkeypatch) -> None:
+    owner = UserFactory(username="bea", email="")  # no mail address: the webhook only
+    notifications.webhook_set(actor=owner, user=owner, url=receiver.url, secret="s3cret")
+    failed_stop(monkeypatch, owner)
+    assert deliver_now == [("webhook", Webhook.objects.get().pk)]
+    [(headers, body)] = receiver.requests
+    want = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert headers[SIGNATURE_HEADER] == want
+    assert headers["Content-Type"] == "application/json"
+    payload = json.loads(body)
+    assert payload["kind"] == "job_failed" and headers["X-Portal-Event"] == "job_failed"
+    assert payload["data"]["container"] == "web1" and payload["data"]["job_kind"] == "stop"
+    assert headers["X-Portal-Delivery"] == payload["id"]
+
+
+def test_site_webhook_hears_of_its_containers(no_jobs, deliver_now, receiver, monkeypatch) -> None:
+    staff = UserFactory(username="op", is_staff=True)
+    owner = UserFactory(username="cy", email="cy@example.org")
+    # The owner's preferences are theirs; the site's webhook is the operators' and hears all.
+    notifications.notification_kinds_set(user=owner, kinds={"job_failed": False}, actor=owner)
+    site = make_site(None)
+    notifications.webhook_set(actor=staff, site=site, url=receiver.url, secret="x")
+    with pytest.raises(PortalError):  # only staff set a site's webhook
+        notifications.webhook_set(actor=owner, site=site, url=receiver.url)
+    failed_stop(monkeypatch, owner, site)
+    assert mail.outbox == []
+    [(headers, body)] = receiver.requests
+    assert json.loads(body)["data"]["site"] == site.slug
+
+
+def test_failing_mail_server_fails_no_job(no_jobs, deliver_now, settings, monkeypatch) -> None:
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
+    settings.NOTIFY_MAX_RETRIES = 2
+    owner = UserFactory(username="dee", email="dee@example.org")
+    job = failed_stop(monkeypatch, owner)  # asserts the job is failed, and nothing raised
+    assert job.error.startswith("Stopping web1 failed")
+    assert deliver_now == [("email", owner.pk)]
+
+
+def test_broker_down_fails_no_job(no_jobs, monkeypatch) -> None:
+    def down(*args: Any) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(notifications, "enqueue_delivery", down)
+    failed_stop(monkeypatch, UserFactory(username="eve", email="eve@example.org"))
+
+
+def test_muted_kinds_are_not_sent(no_jobs, deliver_now, monkeypatch) -> None:
+    owner = UserFactory(username="fay", email="fay@example.org")
+    notifications.notification_kinds_set(user=owner, kinds={"job_failed": False}, actor=owner)
+    assert notifications.notification_kinds_of(owner)["job_failed"] is False
+    assert notifications.notification_kinds_of(owner)["expiry"] is True  # others stay on
+    failed_stop(monkeypatch, owner)
+    assert mail.outbox == [] and deliver_now == []
+    # Another kind still goes.
+    notifications.notify(kind=NotificationKind.ALERT, subject="hot", text="CPU", users=[owner])
+    assert [m.subject for m in mail.outbox] == ["[Cluster Portal] hot"]
+
+
+def test_operators_hear_what_is_for_operators(deliver_now) -> None:
+    UserFactory(username="op1", is_staff=True, email="op1@example.org")
+    UserFactory(username="op2", is_staff=True, email="op2@example.org", is_active=False)
+    UserFactory(username="user", email="user@example.org")
+    n = notifications.notify(
+        kind=NotificationKind.RECONCILE, subject="drift", text="...", operators=True
+    )
+    assert n == 1 and [m.to for m in mail.outbox] == [["op1@example.org"]]
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://hooks.example.org/x?token=1", True),
+        ("http://127.0.0.1:9/x", True),  # allowed below
+        ("http://hooks.example.org/x", False),  # http to a host not allowed
+        ("ftp://hooks.example.org/x", False),
+        ("https:///nohost", False),
+        ("https://h.example.org/#frag", False),
+        ("not a url", False),
+    ],
+)
+def test_webhook_urls(settings, url, ok) -> None:
+    settings.NOTIFY_WEBHOOK_HTTP_HOSTS = ["127.0.0.1"]
+    if ok:
+        assert notifications.webhook_url_check(url) == url
+    else:
+        with pytest.raises(ValidationFailed) as caught:
+            notifications.webhook_url_check(url)
+        assert caught.value.code == "invalid_webhook"
+
+
+def test_webhook_secrets_are_encrypted_and_never_audited_or_shown() -> None:
+    user = UserFactory(username="gus")
+    client = Client()
+    client.force_login(user)
+    answer = check(client.patch(
+        "/api/v1/me/notifications/",
+        {
+            "kinds": {"alert": False},
+            "webhook_url": "https://hooks.example.org/p?token=tok123",
+            "webhook_secret": "hush-hush",
+        },
+        content_type="application/json",
+    ))
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    assert body["kinds"]["alert"] is False and body["kinds"]["job_failed"] is True
+    assert body["webhook"] == {
+        "configured": True,
+        "host": "hooks.example.org",
+        "enabled": True,
+        "has_secret": True,
+    }
+    assert b"hush-hush" not in answer.content and b"tok123" not in answer.content
+    with connection.cursor() as cur:
+        cur.execute("SELECT url, secret FROM accounts_webhook")
+        [(url, secret)] = cur.fetchall()
+    assert "tok123" not in url and "hush-hush" not in secret  # ciphertext at rest
+    assert Webhook.objects.get().secret == "hush-hush"
+    audited = json.dumps(list(AuditEntry.objects.values("summary", "changes")))
+    assert "hush-hush" not in audited and "tok123" not in audited
+    assert AuditEntry.objects.filter(action="webhook.set").exists()
+
+    refused = check(client.patch(
+        "/api/v1/me/notifications/",
+        {"webhook_url": "http://hooks.example.org/"},
+        content_type="application/json",
+    ))
+    assert refused.status_code == 400 and refused.json()["code"] == "invalid_webhook"
+    assert "webhook_url" in refused.json()["detail"]
+    gone = client.patch(
+        "/api/v1/me/notifications/", {"webhook_url": ""}, content_type="application/json"
+    )
+    assert gone.json()["webhook"]["configured"] is False and not Webhook.objects.exists()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -11,7 +12,7 @@ from portal.actors import acting_user
 from portal.admin_tools import ReadOnlyAdmin, ServiceAdmin
 from portal.errors import PortalError
 
-from . import quota_overrides, sshkeys, two_factor
+from . import notifications, quota_overrides, sshkeys, two_factor
 from . import tokens as auth_tokens
 from .admin_audit import AuditedModelAdmin
 from .models import (
@@ -26,6 +27,7 @@ from .models import (
     RequestStatus,
     ResourceRequest,
     SshKey,
+    Webhook,
 )
 
 LIMIT_FIELDS = (
@@ -327,3 +329,59 @@ class AuthenticatorDeviceAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for device in queryset.select_related("user"):
             two_factor.otp_disable(user=device.user, actor=acting_user(request))
+
+
+class WebhookForm(forms.ModelForm):
+    """The URL and secret are write-only here: the form never shows what is stored."""
+
+    url = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="https (or http to NOTIFY_WEBHOOK_HTTP_HOSTS). Empty: unchanged.",
+    )
+    secret = forms.CharField(
+        required=False,
+        max_length=200,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Signs each POST (X-Portal-Signature). Empty: unchanged.",
+    )
+
+    class Meta:
+        model = Webhook
+        fields = ("site", "user", "url", "secret", "enabled")
+
+
+@admin.register(Webhook)
+class WebhookAdmin(ServiceAdmin):
+    """A site's webhook (notifications about its containers) or a user's; set and removed
+    through auth.notifications (validated, audited by host only)."""
+
+    form = WebhookForm
+    list_display = ("__str__", "site", "user", "enabled", "updated_at")
+    list_filter = ("enabled", "site")
+    raw_id_fields = ("user",)
+
+    def save_model(self, request: HttpRequest, obj: Webhook, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        url = data.get("url") or (Webhook.objects.get(pk=obj.pk).url if change else "")
+        row = self.call_service(
+            request,
+            lambda: notifications.webhook_set(
+                actor=acting_user(request),
+                user=data.get("user"),
+                site=data.get("site"),
+                url=url,
+                secret=data.get("secret") or None,
+                enabled=bool(data.get("enabled")),
+            ),
+        )
+        if row is not None:
+            obj.pk, obj._state.adding = row.pk, False
+
+    def delete_model(self, request: HttpRequest, obj: Webhook) -> None:
+        notifications.webhook_remove(webhook=obj, actor=acting_user(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Webhook]) -> None:
+        for hook in queryset:
+            notifications.webhook_remove(webhook=hook, actor=acting_user(request))

@@ -104,7 +104,9 @@ def _queue_all(deliveries: list[tuple[str, int]], payload: dict[str, Any]) -> No
         try:
             enqueue_delivery(channel, target, payload)
         except Exception:  # a broker that is down loses this one, not the caller's work
-            log.exception("could not queue the %s delivery to %s %s", payload["kind"], channel, target)
+            log.exception(
+                "could not queue the %s delivery to %s %s", payload["kind"], channel, target
+            )
 
 
 def enqueue_delivery(channel: str, target: int, payload: dict[str, Any]) -> None:
@@ -165,7 +167,8 @@ def webhook_url_check(url: str) -> str:
     if parts.scheme == "https" or (parts.scheme == "http" and host.lower() in allowed):
         return url
     raise ValidationFailed(
-        "a webhook URL must be https" + (f" (http only to {', '.join(sorted(allowed))})" if allowed else ""),
+        "a webhook URL must be https"
+        + (f" (http only to {', '.join(sorted(allowed))})" if allowed else ""),
         code=ErrorCode.INVALID_WEBHOOK,
         field="url",
     )

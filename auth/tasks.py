@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from typing import Any
 
 from celery import Task, shared_task
@@ -68,7 +67,12 @@ def deliver_notification(self: Task, channel: str, target: int, payload: dict[st
         if attempt > settings.NOTIFY_MAX_RETRIES:
             log.error(
                 "gave up on the %s notification %s to %s %s after %d attempts: %s",
-                payload.get("kind"), payload.get("id"), channel, target, attempt, exc,
+                payload.get("kind"),
+                payload.get("id"),
+                channel,
+                target,
+                attempt,
+                exc,
             )
             return "gave up"
         countdown = backoff(
@@ -76,6 +80,10 @@ def deliver_notification(self: Task, channel: str, target: int, payload: dict[st
         )
         log.warning(
             "the %s notification to %s %s failed (%s); retrying in %s s",
-            payload.get("kind"), channel, target, exc, countdown,
+            payload.get("kind"),
+            channel,
+            target,
+            exc,
+            countdown,
         )
         raise self.retry(countdown=countdown) from None

@@ -38,8 +38,8 @@ from . import two_factor as twofa
 from .audit import audit_record
 from .backends import directory_was_down
 from .forms import (
-    NotificationsForm,
     LoginForm,
+    NotificationsForm,
     OtpCodeForm,
     OtpConfirmForm,
     OtpProofForm,

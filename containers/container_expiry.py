@@ -206,4 +206,3 @@ def _tell(c: Container, event: str, subject: str, text: str) -> None:
             "expires_at": c.expires_at.isoformat() if c.expires_at else None,
         },
     )
-

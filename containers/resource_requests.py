@@ -193,7 +193,11 @@ def _tell(request: ResourceRequest) -> None:
         kind=NotificationKind.RESOURCE_REQUEST,
         subject=f"Your resource request #{request.pk} was {request.status}",
         text=f"Your request for {_describe(request)} was {request.outcome}.\n"
-        + (f"\nNote from {request.decided_by}: {request.decision_note}\n" if request.decision_note else ""),
+        + (
+            f"\nNote from {request.decided_by}: {request.decision_note}\n"
+            if request.decision_note
+            else ""
+        ),
         users=[request.user],
         site=container.site if container is not None else None,
         data={

@@ -39,6 +39,7 @@ TEMPLATE_FIELDS = frozenset(
         "max_swap_mib",
         "max_disk_gib",
         "enabled",
+        "container_ttl_days",
     }
 )
 

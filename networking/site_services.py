@@ -46,6 +46,7 @@ SITE_FIELDS = frozenset(
         "service_port_min",
         "service_port_max",
         "public_port",
+        "container_ttl_days",
     }
 )
 # What an operator sets on a node, in the order the admin's form shows it.

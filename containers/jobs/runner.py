@@ -21,9 +21,9 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from containers import health, services
 from auth.notification_models import NotificationKind
 from auth.notifications import notify
+from containers import health, services
 from containers.models import ContainerStatus, Job, JobKind, JobStatus, LogLevel, StepState
 from containers.proxmox import ProxmoxUnavailable
 from portal.celery import backoff as celery_backoff

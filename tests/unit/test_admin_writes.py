@@ -14,7 +14,7 @@ from django.contrib.admin.options import BaseModelAdmin, InlineModelAdmin, Model
 from django.db.models import Model
 from django.test import RequestFactory
 
-from auth.models import QuotaOverride
+from auth.models import QuotaOverride, Webhook
 from containers.models import Container, ReconcileFinding, ReconcileRun, Template
 from networking.models import Node, PortMapping, Route, Site
 from tests.factories import UserFactory
@@ -27,6 +27,7 @@ MANAGED: tuple[type[Model], ...] = (
     Route,
     PortMapping,
     QuotaOverride,
+    Webhook,  # validated URL, audited by host only (auth.notifications)
     ReconcileRun,  # written by the reconciler alone
     ReconcileFinding,
 )

@@ -145,7 +145,7 @@ def test_site_webhook_hears_of_its_containers(no_jobs, deliver_now, receiver, mo
         notifications.webhook_set(actor=owner, site=site, url=receiver.url)
     failed_stop(monkeypatch, owner, site)
     assert mail.outbox == []
-    [(headers, body)] = receiver.requests
+    [(_, body)] = receiver.requests
     assert json.loads(body)["data"]["site"] == site.slug
 
 
@@ -218,15 +218,17 @@ def test_webhook_secrets_are_encrypted_and_never_audited_or_shown() -> None:
     user = UserFactory(username="gus")
     client = Client()
     client.force_login(user)
-    answer = check(client.patch(
-        "/api/v1/me/notifications/",
-        {
-            "kinds": {"alert": False},
-            "webhook_url": "https://hooks.example.org/p?token=tok123",
-            "webhook_secret": "hush-hush",
-        },
-        content_type="application/json",
-    ))
+    answer = check(
+        client.patch(
+            "/api/v1/me/notifications/",
+            {
+                "kinds": {"alert": False},
+                "webhook_url": "https://hooks.example.org/p?token=tok123",
+                "webhook_secret": "hush-hush",
+            },
+            content_type="application/json",
+        )
+    )
     assert answer.status_code == 200, answer.content
     body = answer.json()
     assert body["kinds"]["alert"] is False and body["kinds"]["job_failed"] is True
@@ -246,11 +248,13 @@ def test_webhook_secrets_are_encrypted_and_never_audited_or_shown() -> None:
     assert "hush-hush" not in audited and "tok123" not in audited
     assert AuditEntry.objects.filter(action="webhook.set").exists()
 
-    refused = check(client.patch(
-        "/api/v1/me/notifications/",
-        {"webhook_url": "http://hooks.example.org/"},
-        content_type="application/json",
-    ))
+    refused = check(
+        client.patch(
+            "/api/v1/me/notifications/",
+            {"webhook_url": "http://hooks.example.org/"},
+            content_type="application/json",
+        )
+    )
     assert refused.status_code == 400 and refused.json()["code"] == "invalid_webhook"
     assert "webhook_url" in refused.json()["detail"]
     gone = client.patch(

@@ -34,6 +34,8 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, tuple[int, ...]]] = [
     ("post", C + "/start/", None, (401, 404, 409, 409, 409, 403, 409)),  # it is running
     ("post", C + "/stop/", None, (401, 404, 202, 202, 202, 403, 202)),
     ("post", C + "/restart/", None, (401, 404, 202, 202, 202, 403, 202)),
+    # It does not expire: nothing to extend (409), for those who may.
+    ("post", C + "/extend/", {"days": 1}, (401, 404, 403, 409, 409, 403, 409)),
     ("get", C + "/collaborators/", None, (401, 404, 200, 200, 200, 200, 200)),
     ("post", C + "/collaborators/", {"username": "bystander"}, (401, 404, 403, 202, 202, 403, 202)),
     ("delete", C + "/collaborators/collab/", None, (401, 404, 403, 202, 202, 403, 202)),
@@ -59,6 +61,13 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, tuple[int, ...]]] = [
     ("get", "/api/v1/sites/", None, (401, 200, 200, 200, 200, 200, 200)),
     ("get", "/api/v1/nodes/", None, (401, 403, 403, 403, 200, 403, 403)),
     ("get", "/api/v1/me/", None, (401, 200, 200, 200, 200, 200, 200)),
+    ("get", "/api/v1/me/notifications/", None, (401, 200, 200, 200, 200, 200, 200)),
+    (
+        "patch",
+        "/api/v1/me/notifications/",
+        {"kinds": {"alert": False}},
+        (401, 200, 200, 200, 200, 403, 200),
+    ),
     ("get", "/api/v1/tokens/", None, (401, 200, 200, 200, 200, 200, 200)),
     (
         "post",

@@ -36,7 +36,9 @@ def env(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Any:
     monkeypatch.setattr(
         notifications,
         "enqueue_delivery",
-        lambda channel, target, payload: deliver_notification.apply(args=(channel, target, payload)),
+        lambda channel, target, payload: deliver_notification.apply(
+            args=(channel, target, payload)
+        ),
     )
     settings.CONTAINER_EXPIRY_WARN_DAYS = 7
     settings.CONTAINER_EXPIRY_GRACE_DAYS = 14
@@ -179,12 +181,16 @@ def test_api_and_command(env) -> None:
     shown = check(client.get(f"/api/v1/containers/{c.pk}/")).json()
     assert shown["expires_at"] is not None and shown["deletes_at"] is not None
     extended = check(
-        client.post(f"/api/v1/containers/{c.pk}/extend/", {"days": 10}, content_type="application/json")
+        client.post(
+            f"/api/v1/containers/{c.pk}/extend/", {"days": 10}, content_type="application/json"
+        )
     )
     assert extended.status_code == 200, extended.content
     assert extended.json()["expires_at"] != shown["expires_at"]
     refused = check(
-        client.post(f"/api/v1/containers/{c.pk}/extend/", {"days": 200}, content_type="application/json")
+        client.post(
+            f"/api/v1/containers/{c.pk}/extend/", {"days": 200}, content_type="application/json"
+        )
     )
     assert refused.status_code == 400 and refused.json()["code"] == "extend_beyond_policy"
 

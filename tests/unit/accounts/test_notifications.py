@@ -149,7 +149,9 @@ def test_site_webhook_hears_of_its_containers(no_jobs, deliver_now, receiver, mo
     assert json.loads(body)["data"]["site"] == site.slug
 
 
-def test_failing_mail_server_fails_no_job(no_jobs, deliver_now, settings, monkeypatch) -> None:
+def test_failing_mail_server_fails_no_job(
+    no_jobs, deliver_now, settings, monkeypatch, caplog
+) -> None:
     with socket.socket() as s:  # a loopback port with nothing listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -160,6 +162,9 @@ def test_failing_mail_server_fails_no_job(no_jobs, deliver_now, settings, monkey
     job = failed_stop(monkeypatch, owner)  # asserts the job is failed, and nothing raised
     assert job.error.startswith("Stopping web1 failed")
     assert deliver_now == [("email", owner.pk)]
+    # Tried, retried NOTIFY_MAX_RETRIES times, then given up on (logged, not raised).
+    assert caplog.text.count("retrying in") == 2
+    assert "gave up on the job_failed notification" in caplog.text
 
 
 def test_broker_down_fails_no_job(no_jobs, monkeypatch) -> None:

@@ -266,3 +266,80 @@ def test_webhook_secrets_are_encrypted_and_never_audited_or_shown() -> None:
         "/api/v1/me/notifications/", {"webhook_url": ""}, content_type="application/json"
     )
     assert gone.json()["webhook"]["configured"] is False and not Webhook.objects.exists()
+
+
+def test_profile_page_sets_kinds_and_webhook(settings) -> None:
+    user = UserFactory(username="hal")
+    client = Client()
+    client.force_login(user)
+    page = client.get("/accounts/notifications/")
+    assert page.status_code == 200 and "Failed jobs" in page.content.decode()
+    on = {f"kind_{k}": "on" for k in NotificationKind.values if k != "expiry"}
+    saved = client.post(
+        "/accounts/notifications/",
+        {**on, "webhook_url": "https://hooks.example.org/in?t=zz9", "webhook_secret": "pst"},
+    )
+    assert saved.status_code == 302
+    assert notifications.notification_kinds_of(user)["expiry"] is False
+    assert Webhook.objects.get(user=user).secret == "pst"
+    page = client.get("/accounts/notifications/").content.decode()
+    assert "hooks.example.org" in page and "zz9" not in page and "pst" not in page
+    refused = client.post("/accounts/notifications/", {**on, "webhook_url": "http://x.example/"})
+    assert refused.status_code == 400 and "must be https" in refused.content.decode()
+    client.post("/accounts/notifications/", {**on, "webhook_remove": "on"})
+    assert not Webhook.objects.exists()
+
+
+def test_resource_request_outcomes_are_told(deliver_now) -> None:
+    from containers.resource_requests import (
+        resource_request_approve,
+        resource_request_create,
+        resource_request_deny,
+    )
+
+    author = UserFactory(username="ida", email="ida@example.org")
+    staff = UserFactory(username="boss", is_staff=True)
+    first = resource_request_create(
+        user=author, kind="quota", reason="room for a course project", limits={"max_containers": 8}
+    )
+    resource_request_deny(request=first, actor=staff, note="not this term")
+    second = resource_request_create(
+        user=author, kind="quota", reason="room for a course, again", limits={"max_containers": 7}
+    )
+    resource_request_approve(request=second, actor=staff)
+    assert [m.subject for m in mail.outbox] == [
+        f"[Cluster Portal] Your resource request #{first.pk} was denied",
+        f"[Cluster Portal] Your resource request #{second.pk} was approved",
+    ]
+    assert "not this term" in mail.outbox[0].body
+    assert all(m.to == ["ida@example.org"] for m in mail.outbox)
+
+
+def test_reconciler_tells_operators_of_new_findings_once(deliver_now) -> None:
+    from django.utils import timezone
+
+    from containers import reconciler
+    from containers.models import ReconcileFinding, ReconcileRun
+
+    UserFactory(username="op", is_staff=True, email="op@example.org")
+    site = make_site(None)
+
+    def run_with(*messages: str) -> None:
+        run = ReconcileRun.objects.create(site=site, finished_at=timezone.now())
+        found = [
+            ReconcileFinding(run=run, kind="orphan", action="reported", message=m) for m in messages
+        ]
+        ReconcileFinding.objects.bulk_create(found)
+        p = reconciler._Pass(
+            site=site, dry_run=False, actor=None, started=run.started_at, run=run, findings=found
+        )
+        reconciler._tell_operators(p)
+
+    run_with("CT 150 on pve1 is not the portal's")
+    run_with("CT 150 on pve1 is not the portal's")  # the same again: not told again
+    run_with("CT 150 on pve1 is not the portal's", "CT 151 on pve2 is not the portal's")
+    assert [m.subject for m in mail.outbox] == [
+        f"[Cluster Portal] Reconciler: 1 new finding(s) on {site.name}",
+        f"[Cluster Portal] Reconciler: 1 new finding(s) on {site.name}",
+    ]
+    assert "CT 151" in mail.outbox[1].body and "CT 150" not in mail.outbox[1].body

@@ -231,3 +231,29 @@ def test_retention(env, settings) -> None:
     assert list(JobLogEntry.objects.filter(job=job).values_list("message", flat=True)) == ["new"]
     assert not AuditEntry.objects.filter(action="x.old").exists()
     assert list(ApiToken.objects.values_list("name", flat=True)) == ["live"]
+
+
+def test_container_page_shows_expiry_and_extends(env) -> None:
+    owner = UserFactory(username="hu", email="hu@example.org")
+    collab = UserFactory(username="iv")
+    now = timezone.now()
+    c = running(env, "web6", owner)
+    Container.objects.filter(pk=c.pk).update(expires_at=now + 2 * DAY)
+    Collaborator.objects.create(container=c, user=collab, added_by=owner)
+    client = Client()
+    client.force_login(owner)
+    page = client.get(f"/containers/{c.pk}/").content.decode()
+    assert "<dt>Expires</dt>" in page and "unless extended" in page
+    assert 'id="extend-h"' in page
+    done = client.post(f"/containers/{c.pk}/extend/", {"days": 5})
+    assert done.status_code == 302
+    assert Container.objects.get().expires_at == (now + 2 * DAY) + 5 * DAY
+    client.post(f"/containers/{c.pk}/extend/", {"days": 500})  # beyond: refused, shown
+    page = client.get(f"/containers/{c.pk}/").content.decode()
+    assert "ask staff for longer" in page
+    assert Container.objects.get().expires_at == now + 7 * DAY
+    # A collaborator sees the date but has no form.
+    other = Client()
+    other.force_login(collab)
+    page = other.get(f"/containers/{c.pk}/").content.decode()
+    assert "unless extended" in page and 'id="extend-h"' not in page

@@ -335,6 +335,7 @@ class WebhookForm(forms.ModelForm):
     """The URL and secret are write-only here: the form never shows what is stored."""
 
     url = forms.CharField(
+        label="URL",
         required=False,
         max_length=2000,
         widget=forms.PasswordInput(render_value=False),

@@ -50,7 +50,7 @@ class Webhook(models.Model):
     site = models.OneToOneField(
         "networking.Site", null=True, blank=True, on_delete=models.CASCADE, related_name="webhook"
     )
-    url = EncryptedTextField(help_text="Stored encrypted.")
+    url = EncryptedTextField("URL", help_text="Stored encrypted.")
     secret = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again.")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

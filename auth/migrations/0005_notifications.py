@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
             name='Webhook',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', portal.crypto.EncryptedTextField(help_text='Stored encrypted.')),
+                ('url', portal.crypto.EncryptedTextField(help_text='Stored encrypted.', verbose_name='URL')),
                 ('secret', portal.crypto.EncryptedTextField(blank=True, help_text='Stored encrypted; never shown again.')),
                 ('enabled', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

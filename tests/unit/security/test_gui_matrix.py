@@ -58,6 +58,8 @@ MATRIX: dict[str, list[tuple[str, dict[str, Any], tuple[str, ...]]]] = {
             (LOGIN, NF, REFUSED, OK, OK),
         ),
         (C + "/delete/", {"confirm": "app"}, (LOGIN, NF, REFUSED, OK, OK)),
+        # It does not expire: nothing to extend, for those who may (a collaborator may not).
+        (C + "/extend/", {"days": "5"}, (LOGIN, NF, REFUSED, REFUSED, REFUSED)),
         (C + "/bogus/", {}, (LOGIN, NF, NF, NF, NF)),
     ],
     # A failed create is its owner's to try again or dismiss: nobody else's, staff included.
@@ -75,6 +77,14 @@ MATRIX: dict[str, list[tuple[str, dict[str, Any], tuple[str, ...]]]] = {
     "accounts:2fa": [("/accounts/2fa/", {"action": "disable"}, (LOGIN, OK, OK, OK, OK))],
     "accounts:2fa-enrol": [("/accounts/2fa/enrol/", {"code": "000000"}, (LOGIN, OK, OK, OK, OK))],
     "accounts:ssh-keys": [("/accounts/ssh-keys/", {"key": "{newkey}"}, (LOGIN, OK, OK, OK, OK))],
+    "accounts:notifications": [
+        ("/accounts/notifications/", {"kind_alert": "on"}, (LOGIN, OK, OK, OK, OK)),
+        (
+            "/accounts/notifications/",
+            {"kind_alert": "on", "webhook_url": "http://hooks.example.org/"},
+            (LOGIN, REFUSED, REFUSED, REFUSED, REFUSED),  # https only
+        ),
+    ],
     "accounts:tokens": [
         (
             "/accounts/tokens/",

@@ -187,6 +187,8 @@ SPECTACULAR_SETTINGS = {
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not LAX)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not LAX)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not LAX)
+# Probes and Prometheus may ask gunicorn directly over plain HTTP on the host (loopback).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if LAX else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not LAX
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not LAX)

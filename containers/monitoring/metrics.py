@@ -188,7 +188,7 @@ def _finished_job_rows(since: datetime) -> list[dict[str, Any]]:
     }
     return list(
         Job.objects.filter(status__in=FINAL_JOB_STATUSES, finished_at__gte=since)
-        .annotate(run_time=run_time)
+        .alias(run_time=run_time)
         .values("kind", "status")
         .annotate(
             n=Count("pk"),

@@ -66,10 +66,13 @@ def check_broker() -> Check:
             finally:
                 client.close()
         elif url.startswith("filesystem://"):
-            # The demo's file transport: the queue folder must be there and writable.
-            queue = settings.CELERY_BROKER_DIR / "queue"
-            if not os.access(queue, os.W_OK):
-                raise OSError(f"{queue} is not a writable folder")
+            # The demo's file transport: its queue folder (or, before the first message
+            # made it, the nearest folder above) must be writable.
+            folder = settings.CELERY_BROKER_DIR / "queue"
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            if not (folder.is_dir() and os.access(folder, os.W_OK)):
+                raise OSError(f"{folder} is not a writable folder")
         else:
             with Connection(url, connect_timeout=timeout) as conn:
                 conn.ensure_connection(max_retries=1, timeout=timeout)

@@ -26,7 +26,7 @@ def scrape(client: Any, **extra: Any) -> dict[str, Any]:
     """{metric name: family} of one /metrics answer, parsed by Prometheus' own parser."""
     response = client.get("/metrics", **extra)
     assert response.status_code == 200, response.content
-    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert response["Content-Type"].startswith("text/plain; version=")
     return {f.name: f for f in text_string_to_metric_families(response.content.decode())}
 
 
@@ -231,7 +231,7 @@ def test_metrics_show_containers_nodes_and_gateways(client) -> None:
     revision = ConfigRevision.objects.create(
         site=site, generation=1, status=RevisionStatus.APPLIED, duration_ms=1250
     )
-    GatewayState.objects.create(site=site, requested=3, applied=1)
+    GatewayState.objects.update_or_create(site=site, defaults={"requested": 3, "applied": 1})
 
     metrics = scrape(client)
 
@@ -313,3 +313,10 @@ def test_no_token_is_set_so_a_bearer_header_gives_nothing(client, settings) -> N
 def test_readyz_and_metrics_answer_get_only(client) -> None:
     assert client.post("/readyz").status_code == 405
     assert client.post("/metrics").status_code == 405
+
+
+def test_probes_and_scrapes_are_not_redirected_to_https(client, settings) -> None:
+    settings.SECURE_SSL_REDIRECT = True  # production: everything else goes to HTTPS
+    assert client.get("/accounts/login/").status_code == 301
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert client.get(path).status_code == 200, path

@@ -84,12 +84,12 @@ class PortalCollector(Collector):
             labels=["site", "node"],
         )
         for row in node_rows():
-            labels = [row["site__slug"], row["name"]]
-            up.add_metric(labels, 0 if row["state"] == NodeState.OFFLINE else 1)
+            labels = [row.site, row.name]
+            up.add_metric(labels, 0 if row.state == NodeState.OFFLINE else 1)
             for value in NodeState.values:
-                state.add_metric([*labels, value], 1 if row["state"] == value else 0)
-            if row["probed_at"] is not None:
-                probed.add_metric(labels, row["probed_at"].timestamp())
+                state.add_metric([*labels, value], 1 if row.state == value else 0)
+            if row.probed_at is not None:
+                probed.add_metric(labels, row.probed_at.timestamp())
         yield from (up, state, probed)
 
     def _gateways(self) -> Iterator[Metric]:

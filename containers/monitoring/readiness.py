@@ -10,6 +10,7 @@ Four queries and one ping in all; nothing here calls Proxmox or a gateway.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -75,7 +76,7 @@ def check_broker() -> Check:
                 raise OSError(f"{folder} is not a writable folder")
         else:
             with Connection(url, connect_timeout=timeout) as conn:
-                conn.ensure_connection(max_retries=1, timeout=timeout)
+                conn.ensure_connection(max_retries=1, timeout=math.ceil(timeout))
     except Exception as exc:
         return Check(state=FAILED, ok=False, age=0.0, detail=_short(exc))
     return Check(state=OK, ok=True, age=0.0)
@@ -84,17 +85,14 @@ def check_broker() -> Check:
 def check_nodes(now: datetime) -> dict[str, Check]:
     checks = {}
     for row in node_rows():
-        state = row["state"]
         detail = ""
-        if state == NodeState.OFFLINE:
-            since = (
-                row["offline_since"].isoformat(timespec="seconds") if row["offline_since"] else "?"
-            )
-            detail = f"not answering since {since}: {row['offline_reason']}"
-        checks[f"{row['site__slug']}/{row['name']}"] = Check(
-            state=state,
-            ok=state != NodeState.OFFLINE,
-            age=_age(row["probed_at"], now),
+        if row.state == NodeState.OFFLINE:
+            since = row.offline_since.isoformat(timespec="seconds") if row.offline_since else "?"
+            detail = f"not answering since {since}: {row.offline_reason}"
+        checks[f"{row.site}/{row.name}"] = Check(
+            state=row.state,
+            ok=row.state != NodeState.OFFLINE,
+            age=_age(row.probed_at, now),
             detail=detail,
         )
     return checks

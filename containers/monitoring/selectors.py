@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.db.models import OuterRef, Subquery
 
@@ -72,10 +71,21 @@ def gateway_rows() -> list[GatewayRow]:
     ]
 
 
-def node_rows() -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class NodeRow:
+    """A node as the beat probe last recorded it."""
+
+    site: str
+    name: str
+    state: str
+    offline_since: datetime | None
+    offline_reason: str
+    probed_at: datetime | None
+
+
+def node_rows() -> list[NodeRow]:
     """Every node as the beat probe last recorded it, in one query."""
-    return list(
-        Node.objects.order_by("site__slug", "slot").values(
-            "site__slug", "name", "state", "offline_since", "offline_reason", "probed_at"
-        )
+    rows = Node.objects.order_by("site__slug", "slot").values_list(
+        "site__slug", "name", "state", "offline_since", "offline_reason", "probed_at"
     )
+    return [NodeRow(*row) for row in rows]

@@ -197,7 +197,9 @@ print("TOKEN=" + token_create(user=user, name="topology", scope="write")[1])
 
 
 # -- the portal's NGINX site ----------------------------------------------------------------------
-def portal_nginx(run: Path, *, web_port: int, gw: Any, paths: dict[str, str]) -> tuple[Managed, int]:
+def portal_nginx(
+    run: Path, *, web_port: int, gw: Any, paths: dict[str, str]
+) -> tuple[Managed, int]:
     """deploy/portal/nginx-cluster-portal.conf in a private nginx: loopback ports, the test
     certificate (the gateway's wildcard one, as a single-host install may use)."""
     site = (DEPLOY / "portal" / "nginx-cluster-portal.conf").read_text()

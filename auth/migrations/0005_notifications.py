@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_gateway_credential'),
-        ('networking', '0006_site_container_ttl'),
+        ('networking', '0007_site_container_ttl'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

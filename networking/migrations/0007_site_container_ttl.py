@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('networking', '0005_route_access_default'),
+        ('networking', '0006_health_timestamps'),
     ]
 
     operations = [

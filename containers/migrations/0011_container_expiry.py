@@ -8,8 +8,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('containers', '0009_deployment_name'),
-        ('networking', '0006_site_container_ttl'),
+        ('containers', '0010_job_finished_index'),
+        ('networking', '0007_site_container_ttl'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -242,3 +242,31 @@ def test_config_file_mode_and_profiles(cli: Cli, cluster: Any) -> None:
     assert stat.S_IMODE(cli.config.stat().st_mode) == 0o600
     assert who() == "gus"
     assert cli("-p", "ci", "whoami").returncode == 4
+
+
+def test_show_and_extend_expiry(cli: Cli, cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from containers import services
+    from containers.models import Container
+
+    monkeypatch.setattr("containers.tasks.enqueue_job", lambda job_id: None)  # no build needed
+    owner, token = user_with_token("erin")
+    as_user(cli, token)
+    # The client of this tree, whichever checkout the console script was installed from.
+    cli.env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3] / "portalctl" / "src")
+    job = services.container_create(owner=owner, hostname="tmp", template=cluster.templates.get())
+    soon = timezone.now() + timedelta(days=2)
+    Container.objects.filter(pk=job.container_id).update(expires_at=soon)
+
+    shown = cli.ok("containers", "show", "tmp").stdout
+    assert "expires" in shown and "portalctl containers extend tmp --days N" in shown
+    extended = json.loads(cli.ok("containers", "extend", "tmp", "--days", "3", "--json").stdout)
+    assert extended["expires_at"].startswith((soon + timedelta(days=3)).date().isoformat())
+    assert Container.objects.get(pk=job.container_id).expires_at == soon + timedelta(days=3)
+    said = cli.ok("containers", "extend", "tmp", "--days", "1").stdout
+    assert said.startswith("tmp expires ")
+    too_long = cli("containers", "extend", "tmp", "--days", "400")
+    assert too_long.returncode == 1 and "at most" in too_long.stderr

@@ -36,6 +36,7 @@ pytest_plugins = [
     "tests.fixtures.networking",
     "tests.fixtures.launchpad",
     "tests.fixtures.standing",
+    "tests.fixtures.notifications",
 ]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

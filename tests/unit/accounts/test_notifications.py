@@ -8,9 +8,6 @@ import hashlib
 import hmac
 import json
 import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -21,7 +18,6 @@ from django.test import Client
 from auth import notifications
 from auth.models import AuditEntry, NotificationKind, Webhook
 from auth.notification_delivery import SIGNATURE_HEADER
-from auth.tasks import deliver_notification
 from containers import services
 from containers.jobs import runner
 from containers.jobs.power import StopJob
@@ -34,58 +30,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def deliver_now(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Deliveries run in this process when queued (Celery's eager apply, retries included)."""
-    sent: list[tuple[str, int]] = []
-
-    def enqueue(channel: str, target: int, payload: dict[str, Any]) -> None:
-        sent.append((channel, target))
-        deliver_notification.apply(args=(channel, target, payload))
-
-    monkeypatch.setattr(notifications, "enqueue_delivery", enqueue)
-    return sent
-
-
-@pytest.fixture
 def no_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("containers.tasks.enqueue_job", lambda job_id: None)
     monkeypatch.setattr("containers.services.proxmox_used_vmids", lambda site: frozenset())
 
 
-class Receiver:
-    """A loopback HTTP server that keeps what it is sent and answers `status`."""
-
-    def __init__(self, status: int = 204) -> None:
-        self.status = status
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append((dict(self.headers.items()), body))
-                self.send_response(outer.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver(settings: Any) -> Iterator[Receiver]:
-    settings.NOTIFY_WEBHOOK_HTTP_HOSTS = ["127.0.0.1"]
-    r = Receiver()
-    yield r
-    r.close()
+def receiver(webhook_receiver: Any) -> Any:
+    return webhook_receiver
 
 
 def failed_stop(monkeypatch: pytest.MonkeyPatch, owner: Any, site: Any = None) -> Job:

@@ -13,9 +13,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from auth import notifications
 from auth.models import ApiToken, AuditEntry, Collaborator
-from auth.tasks import deliver_notification
 from auth.tokens import token_create
 from containers import services
 from containers.container_expiry import container_extend, containers_sweep
@@ -30,16 +28,9 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Any:
+def env(monkeypatch: pytest.MonkeyPatch, settings: Any, deliver_now: Any) -> Any:
     monkeypatch.setattr("containers.tasks.enqueue_job", lambda job_id: None)
     monkeypatch.setattr("containers.services.proxmox_used_vmids", lambda site: frozenset())
-    monkeypatch.setattr(
-        notifications,
-        "enqueue_delivery",
-        lambda channel, target, payload: deliver_notification.apply(
-            args=(channel, target, payload)
-        ),
-    )
     settings.CONTAINER_EXPIRY_WARN_DAYS = 7
     settings.CONTAINER_EXPIRY_GRACE_DAYS = 14
     settings.CONTAINER_EXTEND_MAX_DAYS = 90

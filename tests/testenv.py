@@ -62,6 +62,13 @@ DEPLOY_DIR = os.path.join(tempfile.gettempdir(), f"cluster-portal-test-{os.getpi
 TEST_ENV["DEPLOY_KEY_DIR"] = os.path.join(DEPLOY_DIR, "key")
 TEST_ENV["DEPLOY_SOURCE_DIR"] = os.path.join(DEPLOY_DIR, "sources")
 TEST_ENV["DEPLOY_HEALTH_SECONDS"] = "5"
+# Notifications (docs/notifications.md): workers keep mail in memory, may post to a
+# loopback receiver over http, and retry quickly.
+TEST_ENV["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
+TEST_ENV["NOTIFY_WEBHOOK_HTTP_HOSTS"] = "127.0.0.1"
+TEST_ENV["NOTIFY_RETRY_BACKOFF"] = "0.2"
+TEST_ENV["NOTIFY_RETRY_BACKOFF_MAX"] = "1"
+TEST_ENV["NOTIFY_MAX_RETRIES"] = "3"
 TEST_ENV["DEPLOY_SSH_WAIT_SECONDS"] = "30"
 
 for key, value in TEST_ENV.items():

@@ -70,6 +70,12 @@ def configure(app: Celery) -> None:
                 "task": "containers.probe_nodes",
                 "schedule": float(settings.NODE_PROBE_INTERVAL),
             },
+            "poll-metrics": {
+                "task": "containers.poll_metrics",
+                "schedule": float(settings.METRICS_POLL_INTERVAL),
+                # A poll that waited a whole interval in the queue is worth nothing.
+                "options": {"expires": float(settings.METRICS_POLL_INTERVAL)},
+            },
             "prune-audit": {"task": "accounts.prune_audit", "schedule": 86400.0},
             "sweep-deployments": {"task": "containers.sweep_deployments", "schedule": 86400.0},
         },

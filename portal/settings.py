@@ -264,6 +264,11 @@ RECONCILE_KEEP_DAYS = env.int("RECONCILE_KEEP_DAYS", default=14)
 NODE_PROBE_INTERVAL = env.float("NODE_PROBE_INTERVAL", default=30.0)
 NODE_DOWN_WAIT_MAX = env.float("NODE_DOWN_WAIT_MAX", default=3600.0)
 
+# Metrics (containers/metrics/): one resources call per site every METRICS_POLL_INTERVAL
+# seconds; RRD history and live swap are cached this long per container and range.
+METRICS_POLL_INTERVAL = env.float("METRICS_POLL_INTERVAL", default=30.0)
+METRICS_HISTORY_CACHE_SECONDS = env.int("METRICS_HISTORY_CACHE_SECONDS", default=20)
+
 # --- Proxmox ----------------------------------------------------------------------
 VMID_MIN = env.int("VMID_MIN", default=100)
 VMID_MAX = env.int("VMID_MAX", default=999_999)

@@ -8,12 +8,14 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from containers.metrics.history import CONSOLIDATIONS, TIMEFRAMES
 from containers.models import (
     MAX_CORES,
     MAX_DISK_GIB,
     MAX_MEMORY_MIB,
     MAX_SWAP_MIB,
     Container,
+    ContainerSample,
     Job,
     JobLogEntry,
     Template,
@@ -95,6 +97,29 @@ class JobLogEntrySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ContainerSampleSerializer(serializers.ModelSerializer):
+    """The latest figures from the metrics poll (cpu: a fraction of `cpus`; bytes; bytes/s)."""
+
+    class Meta:
+        model = ContainerSample
+        fields = (
+            "sampled_at",
+            "pve_status",
+            "cpu",
+            "cpus",
+            "mem",
+            "maxmem",
+            "disk",
+            "maxdisk",
+            "uptime",
+            "netin_rate",
+            "netout_rate",
+            "diskread_rate",
+            "diskwrite_rate",
+        )
+        read_only_fields = fields
+
+
 class ContainerSerializer(serializers.ModelSerializer):
     site: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
@@ -109,6 +134,9 @@ class ContainerSerializer(serializers.ModelSerializer):
     fqdn = serializers.CharField(read_only=True)
     url = serializers.CharField(read_only=True)
     active_job = serializers.SerializerMethodField()
+    metrics = serializers.SerializerMethodField(
+        help_text="The latest figures from the metrics poll; null until the first one."
+    )
 
     class Meta:
         model = Container
@@ -134,6 +162,7 @@ class ContainerSerializer(serializers.ModelSerializer):
             "updated_at",
             "running_since",
             "active_job",
+            "metrics",
         )
         read_only_fields = fields
 
@@ -144,6 +173,52 @@ class ContainerSerializer(serializers.ModelSerializer):
     def get_active_job(self, c: Container) -> Any:
         active = getattr(c, "active_jobs", None)
         return str(active[0].pk) if active else None
+
+    @extend_schema_field(ContainerSampleSerializer(allow_null=True))
+    def get_metrics(self, c: Container) -> dict[str, Any] | None:
+        # A list selects the sample with the container (select_related): no query here.
+        sample = getattr(c, "sample", None)
+        return ContainerSampleSerializer(sample).data if sample is not None else None
+
+
+class MetricsQuerySerializer(serializers.Serializer):
+    timeframe = serializers.ChoiceField(choices=TIMEFRAMES, default="hour")
+    cf = serializers.ChoiceField(choices=CONSOLIDATIONS, default="AVERAGE")
+
+
+class LatestFiguresSerializer(serializers.Serializer):
+    """The last poll's figures (null before the first) and swap, read live."""
+
+    sampled_at = serializers.DateTimeField(allow_null=True)
+    pve_status = serializers.CharField(allow_null=True)
+    cpu = serializers.FloatField(allow_null=True)
+    cpus = serializers.FloatField(allow_null=True)
+    mem = serializers.IntegerField(allow_null=True)
+    maxmem = serializers.IntegerField(allow_null=True)
+    disk = serializers.IntegerField(allow_null=True)
+    maxdisk = serializers.IntegerField(allow_null=True)
+    uptime = serializers.IntegerField(allow_null=True)
+    netin_rate = serializers.FloatField(allow_null=True)
+    netout_rate = serializers.FloatField(allow_null=True)
+    diskread_rate = serializers.FloatField(allow_null=True)
+    diskwrite_rate = serializers.FloatField(allow_null=True)
+    swap = serializers.IntegerField(allow_null=True)
+    maxswap = serializers.IntegerField(allow_null=True)
+
+
+class ContainerMetricsSerializer(serializers.Serializer):
+    """Proxmox's RRD for the range as served, and the latest figures."""
+
+    timeframe = serializers.ChoiceField(choices=TIMEFRAMES)
+    cf = serializers.ChoiceField(choices=CONSOLIDATIONS)
+    step = serializers.IntegerField(help_text="Seconds between two points.")
+    points = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Oldest first: time, cpu, maxcpu, mem, maxmem, memhost, disk, maxdisk, "
+        "netin, netout, diskread, diskwrite (bytes/s), pressure*; a bucket without data "
+        "has only `time`.",
+    )
+    latest = LatestFiguresSerializer()
 
 
 class ContainerCreateSerializer(serializers.Serializer):

@@ -68,13 +68,8 @@ def test_a_poll_of_200_containers_costs_one_call_and_its_rates_follow_the_counte
     a = ContainerSample.objects.get(container=ct_a)
     assert a.netin == 1_000_000 and a.netin_rate is None  # nothing to compare with yet
     b = ContainerSample.objects.get(container=ct_b)
-    assert (b.cpu, b.cpus, b.mem, b.maxmem, b.pve_status) == (
-        0.9,
-        2.0,
-        400 << 20,
-        512 << 20,
-        "running",
-    )
+    assert (b.cpu, b.mem, b.maxmem, b.pve_status) == (0.9, 400 << 20, 512 << 20, "running")
+    assert b.cpus > 0  # the CT's cores (a foreign CT without `cores`: every host CPU)
 
     # The counters move by known amounts; the next poll is 30 s later by the portal's clock.
     sim.admin.set_guest_usage(

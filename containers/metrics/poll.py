@@ -12,8 +12,9 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from django.db import connection, models
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
@@ -88,19 +89,43 @@ def rates(
     ]
 
 
+class SampleRow(NamedTuple):
+    """One container's sample, in the table's column order (a model instance per row
+    cost more than the write itself at 10,000 rows)."""
+
+    container_id: int
+    sampled_at: datetime
+    pve_status: str
+    cpu: float
+    cpus: float
+    mem: int
+    maxmem: int
+    disk: int
+    maxdisk: int
+    uptime: int
+    netin: int
+    netout: int
+    diskread: int
+    diskwrite: int
+    netin_rate: float | None
+    netout_rate: float | None
+    diskread_rate: float | None
+    diskwrite_rate: float | None
+
+
 def build_samples(
     entries: list[dict[str, Any]],
     containers: dict[int, int],
     previous: dict[int, Previous],
     now: datetime,
-) -> list[ContainerSample]:
+) -> list[SampleRow]:
     """Samples for the containers (vmid -> pk) found in a resources list (no I/O).
 
     Guests of no live container (other tenants, QEMU VMs) are passed over, and so are
     those whose node is down: Proxmox lists them `unknown`, without figures, and the last
     sample stays as it was (its `sampled_at` says how old it is).
     """
-    out: list[ContainerSample] = []
+    out: list[SampleRow] = []
     for entry in entries:
         if entry.get("type") != "lxc" or "cpu" not in entry:
             continue
@@ -115,28 +140,75 @@ def build_samples(
         else:
             per_second = [0.0] * len(COUNTERS)  # stopped: no traffic, counters at zero
         out.append(
-            ContainerSample(
-                container_id=pk,
-                sampled_at=now,
-                pve_status=status[:16],
-                cpu=_float(entry.get("cpu")),
-                cpus=_float(entry.get("maxcpu")),
-                mem=_int(entry.get("mem")),
-                maxmem=_int(entry.get("maxmem")),
-                disk=_int(entry.get("disk")),
-                maxdisk=_int(entry.get("maxdisk")),
-                uptime=uptime,
-                netin=counters[0],
-                netout=counters[1],
-                diskread=counters[2],
-                diskwrite=counters[3],
-                netin_rate=per_second[0],
-                netout_rate=per_second[1],
-                diskread_rate=per_second[2],
-                diskwrite_rate=per_second[3],
+            SampleRow(
+                pk,
+                now,
+                status[:16],
+                _float(entry.get("cpu")),
+                _float(entry.get("maxcpu")),
+                _int(entry.get("mem")),
+                _int(entry.get("maxmem")),
+                _int(entry.get("disk")),
+                _int(entry.get("maxdisk")),
+                uptime,
+                *counters,
+                *per_second,
             )
         )
     return out
+
+
+def _sql_type(name: str) -> str:
+    field = ContainerSample._meta.get_field("container" if name == "container_id" else name)
+    if isinstance(field, models.FloatField):
+        return "double precision"
+    if isinstance(field, models.DateTimeField):
+        return "timestamptz"
+    if isinstance(field, models.CharField):
+        return "text"
+    return "bigint"
+
+
+def samples_write(rows: list[SampleRow]) -> None:
+    """ONE upsert of every row: on PostgreSQL an INSERT ... SELECT FROM UNNEST(arrays) ON
+    CONFLICT (one statement, 18 array parameters, whatever the count); elsewhere
+    bulk_create(update_conflicts=True), which SQLite's variable limit splits in batches."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        ContainerSample.objects.bulk_create(
+            [ContainerSample(**row._asdict()) for row in rows],
+            update_conflicts=True,
+            unique_fields=["container"],
+            update_fields=UPDATE_FIELDS,
+        )
+        return
+    qn = connection.ops.quote_name
+    columns = SampleRow._fields
+    arrays = ", ".join(f"%s::{_sql_type(c)}[]" for c in columns)
+    updates = ", ".join(f"{qn(c)} = EXCLUDED.{qn(c)}" for c in columns[1:])
+    table, names = qn(ContainerSample._meta.db_table), ", ".join(qn(c) for c in columns)
+    # Names come from the model and values are bound: nothing from outside is spliced in.
+    head = f"INSERT INTO {table} ({names}) SELECT * FROM UNNEST({arrays})"  # noqa: S608
+    sql = f"{head} ON CONFLICT ({qn('container_id')}) DO UPDATE SET {updates}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_pg_array(column) for column in zip(*rows, strict=True)])
+
+
+def _pg_array(values: tuple[Any, ...]) -> str:
+    """A column as one PostgreSQL array literal ('{1,2,NULL}'): adapting 180,000 values
+    one by one cost the driver 0.35 s, joining them costs a few ms; the cast in the SQL
+    types them."""
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, str):
+        quoted = (
+            "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values
+        )
+        return "{" + ",".join(quoted) + "}"
+    if isinstance(first, datetime):
+        return "{" + ",".join("NULL" if v is None else f'"{v.isoformat()}"' for v in values) + "}"
+    return "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"
 
 
 def site_resources(site: Site) -> list[dict[str, Any]]:
@@ -179,13 +251,7 @@ def metrics_poll_site(*, site: Site, now: datetime | None = None) -> PollResult:
     now = now or timezone.now()
     containers = dict(Container.objects.filter(LIVE, site=site).values_list("vmid", "pk"))
     samples = build_samples(entries, containers, _previous(site), now)
-    if samples:
-        ContainerSample.objects.bulk_create(
-            samples,
-            update_conflicts=True,
-            unique_fields=["container"],
-            update_fields=UPDATE_FIELDS,
-        )
+    samples_write(samples)
     return PollResult(
         site=site.slug,
         written=len(samples),

@@ -124,6 +124,8 @@ def node_check(*, node: Node) -> str:
     if node.state == NodeState.MAINTENANCE:
         return node.state
     reason = probe(node)
+    # Recorded whatever the answer: /readyz and /metrics report how old `state` is.
+    Node.objects.filter(pk=node.pk).update(probed_at=timezone.now())
     if reason is None:
         node_mark_active(node=node)
     else:

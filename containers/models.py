@@ -307,6 +307,8 @@ class Job(models.Model):
         ]
         indexes: ClassVar = [
             models.Index(fields=["status", "heartbeat_at"], name="containers_job_status_hb_idx"),
+            # /metrics counts the jobs finished within a window.
+            models.Index(fields=["finished_at"], name="containers_job_finished_idx"),
         ]
 
     def __str__(self) -> str:

@@ -180,6 +180,8 @@ class Node(models.Model):
     # node stopped answering and what it answered.
     offline_since = models.DateTimeField(null=True, blank=True, editable=False)
     offline_reason = models.CharField(max_length=300, blank=True, editable=False)
+    # When the beat probe last had this node's answer (or silence): the age of `state`.
+    probed_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Capacity as last read from Proxmox (bytes, cores).
     max_cpu = models.PositiveIntegerField(null=True, blank=True)
     max_memory = models.BigIntegerField(null=True, blank=True)
@@ -358,6 +360,9 @@ class GatewayState(models.Model):
     )
     requested = models.PositiveBigIntegerField(default=0)
     applied = models.PositiveBigIntegerField(default=0)
+    # When the oldest change not yet applied was requested (None: nothing is waiting);
+    # /readyz calls a site stale when it waits too long.
+    pending_since = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

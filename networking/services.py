@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from portal.errors import (
     ApplyFailed,
@@ -226,9 +228,16 @@ def request_apply(site: Site | int, *, reason: str = "") -> int:
     slug = site.slug if isinstance(site, Site) else None
     with transaction.atomic(savepoint=False):
         state = GatewayState.objects.filter(site_id=site_id)
-        if not state.update(requested=F("requested") + 1):
+        # The first change not yet applied starts the wait /readyz measures.
+        bump = {
+            "requested": F("requested") + 1,
+            "pending_since": Coalesce(
+                F("pending_since"), Value(timezone.now()), output_field=DateTimeField()
+            ),
+        }
+        if not state.update(**bump):
             GatewayState.objects.get_or_create(site_id=site_id)
-            state.update(requested=F("requested") + 1)
+            state.update(**bump)
         generation = int(state.values_list("requested", flat=True).get())
     log.debug("site %s: gateway generation %s (%s)", site_id, generation, reason)
     transaction.on_commit(lambda: enqueue_apply(site_id, slug=slug), robust=True)

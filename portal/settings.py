@@ -187,6 +187,8 @@ SPECTACULAR_SETTINGS = {
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not LAX)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not LAX)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not LAX)
+# Probes and Prometheus may ask gunicorn directly over plain HTTP on the host (loopback).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if LAX else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not LAX
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not LAX)
@@ -263,6 +265,17 @@ RECONCILE_KEEP_DAYS = env.int("RECONCILE_KEEP_DAYS", default=14)
 # job held by an offline node looks again, and how long such a job waits before failing.
 NODE_PROBE_INTERVAL = env.float("NODE_PROBE_INTERVAL", default=30.0)
 NODE_DOWN_WAIT_MAX = env.float("NODE_DOWN_WAIT_MAX", default=3600.0)
+
+# --- health and Prometheus (containers/monitoring/) -------------------------------------
+# /readyz: how long the broker ping may take, and how long a change may wait for a site's
+# gateway before the site counts as stale (not ready).
+READYZ_BROKER_TIMEOUT = env.float("READYZ_BROKER_TIMEOUT", default=1.0)
+READYZ_GATEWAY_STALE_AFTER = env.float("READYZ_GATEWAY_STALE_AFTER", default=300.0)
+# /metrics answers a request bearing this token, or one from an allowed network (CIDRs).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOW = env.list("METRICS_ALLOW", default=["127.0.0.1/32", "::1/128"])
+# Finished jobs are counted (and their durations bucketed) over this sliding window.
+METRICS_JOB_WINDOW = env.int("METRICS_JOB_WINDOW", default=3600)
 
 # Metrics (containers/metrics/): one resources call per site every METRICS_POLL_INTERVAL
 # seconds; RRD history and live swap are cached this long per container and range.

@@ -5,9 +5,11 @@ from django.urls import include, path
 from django.views.decorators.http import require_safe
 
 from auth.views import admin_login as accounts_admin_login
+from containers.monitoring import views as monitoring
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers (readiness, with its checks, is /readyz)."""
     return JsonResponse({"ok": True})
 
 
@@ -30,6 +32,8 @@ urlpatterns = [
     path("accounts/", include("auth.urls")),
     path("api/v1/", include("portal.api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("readyz", monitoring.readyz, name="readyz"),
+    path("metrics", monitoring.metrics, name="metrics"),
     path("favicon.ico", favicon, name="favicon"),
     path("gateway/", include("networking.urls")),  # NGINX auth_request for protected routes
     path("", include("containers.urls")),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -163,8 +163,14 @@ def _record(
         error=error[:8000],
     )
     if status != RevisionStatus.FAILED:
+        now = timezone.now()
         GatewayState.objects.filter(site=run.site).update(
-            applied=Greatest(F("applied"), run.generation), updated_at=timezone.now()
+            applied=Greatest(F("applied"), run.generation),
+            # Changes after this generation came in while it ran: they wait from now on.
+            pending_since=Case(
+                When(requested__gt=run.generation, then=Value(now)), default=Value(None)
+            ),
+            updated_at=now,
         )
     return revision
 

@@ -51,6 +51,12 @@ def _wait(predicate: object, timeout: float = 10.0, what: str = "") -> None:
         time.sleep(0.05)
 
 
+def _pid_in(path: Path) -> int:
+    """The PID a daemon wrote to `path`: sshd listens a moment before its PID file is whole."""
+    _wait(lambda: path.exists() and path.read_text().strip().isdigit(), what=str(path))
+    return int(path.read_text())
+
+
 def _free_range() -> str:
     """A loopback /24 whose first addresses have nothing on port 22 (tests run side by side)."""
     for _ in range(50):
@@ -185,7 +191,7 @@ def test_a_ct_on_loopback_runs_sshd_units_and_stand_ins(base_dir: Path, pve_keys
         urllib.request.urlopen(f"http://{ip}:8080/", timeout=5).close()
         journal = guest.run("journalctl -u app -n 50")
         assert "GET /index.html" in journal and "Started app.service" in journal
-        sshd_pid = int((state_dir / "guest-sshd/105/sshd.pid").read_text())
+        sshd_pid = _pid_in(state_dir / "guest-sshd/105/sshd.pid")
 
         # Stopping the CT stops sshd and the app before the task ends.
         wait_task(api, api.nodes("pve1").lxc(105).status.stop.post())
@@ -197,7 +203,7 @@ def test_a_ct_on_loopback_runs_sshd_units_and_stand_ins(base_dir: Path, pve_keys
         _wait(lambda: _port_open(ip, 22) and _port_open(ip, 8080), what="sshd and the app")
         assert guest.run("systemctl is-active app").strip() == "active"
         app = int((ct_dir / "run/systemd/units/app.service.pid").read_text())
-        sshd_pid = int((state_dir / "guest-sshd/105/sshd.pid").read_text())
+        sshd_pid = _pid_in(state_dir / "guest-sshd/105/sshd.pid")
         running = _guest_pids(state_dir)
         assert {app, sshd_pid} <= running
     # The simulator exited: nothing of its guests is left.
@@ -231,7 +237,7 @@ def test_no_sshd_leaves_the_ct_running_and_a_killed_simulator_leaves_nothing(
         assert "Address already in use" in log
         ip106 = api.nodes("pve1").lxc(106).interfaces.get()[1]["inet"].split("/")[0]
         _wait(lambda: _port_open(ip106, 22), what="CT 106's sshd")
-        sshd_pid = int((state_dir / "guest-sshd/106/sshd.pid").read_text())
+        sshd_pid = _pid_in(state_dir / "guest-sshd/106/sshd.pid")
         running = _guest_pids(state_dir)
         assert sshd_pid in running
         assert sim.proc is not None

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("containers", "0009_deployment_name"),
+        ("containers", "0010_job_finished_index"),
     ]
 
     operations = [

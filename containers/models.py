@@ -539,3 +539,7 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository}@{self.ref}"
+
+
+# The metrics' model lives beside the code that writes it; importing it here registers it.
+from .metrics.models import ContainerSample  # noqa: E402, F401

@@ -355,6 +355,17 @@ class ProxmoxClient:
     def container_status(self, node: str, vmid: int) -> dict[str, Any]:
         return self._call(lambda: self.api.nodes(node).lxc(vmid).status.current.get())
 
+    def rrddata(
+        self, node: str, vmid: int, *, timeframe: str, cf: str = "AVERAGE"
+    ) -> list[dict[str, Any]]:
+        """A CT's RRD points, oldest first; a bucket without data is `{"time"}` only."""
+        return (
+            self._call(
+                lambda: self.api.nodes(node).lxc(vmid).rrddata.get(timeframe=timeframe, cf=cf)
+            )
+            or []
+        )
+
     def interfaces(self, node: str, vmid: int) -> list[dict[str, Any]] | None:
         return self._call(lambda: self.api.nodes(node).lxc(vmid).interfaces.get())
 

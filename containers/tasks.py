@@ -90,3 +90,11 @@ def sweep_containers() -> dict[str, Any]:
         "failed": report.failed,
         "pruned": retention_sweep(),
     }
+
+
+@shared_task(name="containers.poll_metrics", ignore_result=True)
+def poll_metrics() -> dict[str, Any]:
+    """Every METRICS_POLL_INTERVAL: each site's latest figures, one API call per site."""
+    from .metrics.poll import metrics_poll_all
+
+    return {r.site: r.error or r.written for r in metrics_poll_all()}

@@ -72,6 +72,12 @@ def configure(app: Celery) -> None:
             },
             # Daily: container expiry and the retention sweeps (job logs, audit, tokens).
             "sweep-containers": {"task": "containers.sweep_containers", "schedule": 86400.0},
+            "poll-metrics": {
+                "task": "containers.poll_metrics",
+                "schedule": float(settings.METRICS_POLL_INTERVAL),
+                # A poll that waited a whole interval in the queue is worth nothing.
+                "options": {"expires": float(settings.METRICS_POLL_INTERVAL)},
+            },
             "sweep-deployments": {"task": "containers.sweep_deployments", "schedule": 86400.0},
         },
         worker_hijack_root_logger=False,

@@ -277,6 +277,11 @@ METRICS_ALLOW = env.list("METRICS_ALLOW", default=["127.0.0.1/32", "::1/128"])
 # Finished jobs are counted (and their durations bucketed) over this sliding window.
 METRICS_JOB_WINDOW = env.int("METRICS_JOB_WINDOW", default=3600)
 
+# Metrics (containers/metrics/): one resources call per site every METRICS_POLL_INTERVAL
+# seconds; RRD history and live swap are cached this long per container and range.
+METRICS_POLL_INTERVAL = env.float("METRICS_POLL_INTERVAL", default=30.0)
+METRICS_HISTORY_CACHE_SECONDS = env.int("METRICS_HISTORY_CACHE_SECONDS", default=20)
+
 # --- Proxmox ----------------------------------------------------------------------
 VMID_MIN = env.int("VMID_MIN", default=100)
 VMID_MAX = env.int("VMID_MAX", default=999_999)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from pvesim import guestconf
+from pvesim import guestconf, metrics
 from pvesim.faults import RequestFault, TaskFault
 from pvesim.state import GIB, Guest
 
@@ -42,7 +42,12 @@ class AdminApi:
             ("GET", "/_sim/state"): lambda b: self.dump(),
             ("GET", "/_sim/guests"): lambda b: self.dump()["guests"],
             ("POST", "/_sim/guests"): self.create_guest,
+            ("POST", "/_sim/guests/bulk"): self.create_guests,
+            ("POST", "/_sim/guests/remove"): self.remove_guests,
             ("POST", "/_sim/guests/status"): self.set_guest_status,
+            ("POST", "/_sim/guests/usage"): self.set_guest_usage,
+            ("GET", "/_sim/requests/counts"): lambda b: dict(self.state.request_counts),
+            ("POST", "/_sim/requests/counts/reset"): self.reset_request_counts,
             ("POST", "/_sim/faults/reset"): self.reset_faults,
             ("POST", "/_sim/nodes/offline"): self.node_offline,
             ("POST", "/_sim/quorum"): self.quorum,
@@ -190,6 +195,52 @@ class AdminApi:
             guest.status, guest.started_at, guest.pid = "running", st.now(), st.next_pid()
         st.guests[vmid] = guest
         return {"vmid": vmid, "node": node, "type": kind}
+
+    def create_guests(self, b: dict[str, Any]) -> dict[str, Any]:
+        """Many foreign guests in one call (benches, big clusters): {"guests": [{...}, ...]}."""
+        specs = _need(b, "guests")
+        if not isinstance(specs, list):
+            raise AdminError(400, "guests must be a list")
+        return {"created": [self.create_guest(dict(spec))["vmid"] for spec in specs]}
+
+    def remove_guests(self, b: dict[str, Any]) -> dict[str, Any]:
+        """Forget guests and their volumes at once, as if destroyed (tests clean up)."""
+        gone = []
+        for vmid in (int(v) for v in _need(b, "vmids")):
+            guest = self.state.guests.pop(vmid, None)
+            if guest is None:
+                continue
+            for node in self.state.nodes.values():
+                for storage in node.storages.values():
+                    for name in [n for n, v in storage.volumes.items() if v.vmid == vmid]:
+                        del storage.volumes[name]
+            gone.append(vmid)
+        return {"removed": gone}
+
+    def set_guest_usage(self, b: dict[str, Any]) -> dict[str, Any]:
+        """Fix a running guest's figures from now on: `values` (gauges, and counters'
+        values now) and `rates` (bytes/s by which counters move on); `clear` drops them."""
+        guest = self.state.guests.get(int(_need(b, "vmid")))
+        if guest is None:
+            raise AdminError(404, "no such guest")
+        if b.get("clear"):
+            guest.usage = None
+            return {"vmid": guest.vmid, "usage": None}
+        values = {str(k): v for k, v in (b.get("values") or {}).items()}
+        rates = {str(k): float(v) for k, v in (b.get("rates") or {}).items()}
+        unknown = sorted(set(values) - set(metrics.SETTABLE)) + sorted(
+            set(rates) - set(metrics.COUNTERS)
+        )
+        if unknown:
+            raise AdminError(400, f"cannot set {', '.join(unknown)}")
+        for key, value in values.items():
+            if not isinstance(value, int | float) or value < 0:
+                raise AdminError(400, f"{key} must be a number >= 0")
+        guest.usage = {"at": self.state.now(), "values": values, "rates": rates}
+        return {"vmid": guest.vmid, "usage": guest.usage}
+
+    def reset_request_counts(self, b: dict[str, Any]) -> None:
+        self.state.request_counts.clear()
 
     def set_guest_status(self, b: dict[str, Any]) -> dict[str, Any]:
         guest = self.state.guests.get(int(_need(b, "vmid")))

@@ -152,6 +152,7 @@ class PveApp:
             raise ApiError(501, "no such uri", body=False)
         rel = path[len(BASE) :] or "/"
         with state.lock:
+            state.request_counts[f"{method} {rel}"] += 1
             fault = state.faults.take_request_fault(method, rel)
             if fault is not None and fault.delay > 0:
                 state.faults.delayed += 1

@@ -3,6 +3,17 @@
 Values are a deterministic function of (vmid, time), so two calls a second
 apart agree closely and the RRD history is consistent with current status.
 Stopped guests report zero usage.
+
+Invariants the portal's tests rely on:
+- the byte counters (netin, netout, diskread, diskwrite) never go down while a guest runs:
+  they are exact integrals of the rates the RRD reports, and start again from zero (plus
+  boot reads) when it starts;
+- the RRD has Proxmox VE 9's resolution (`RRD_RESOLUTION`, PVE/RRD.pm) and fields
+  (`rrd_def_vm_pve9_0` in pve-cluster's status.c): net and disk as bytes/s (DERIVE),
+  `memhost`, and the six pressure (PSI) figures; a bucket without data is `{"time"}` only;
+  cf=MAX is never below cf=AVERAGE;
+- figures a test set with `/_sim/guests/usage` (`Guest.usage`) win over the generated ones
+  from the moment they were set, in status/current, /cluster/resources and the RRD alike.
 """
 
 from __future__ import annotations
@@ -19,8 +30,27 @@ if TYPE_CHECKING:
 MIB = 1 << 20
 GIB = 1 << 30
 
-RRD_STEPS = {"hour": 60, "day": 1800, "week": 10800, "month": 43200, "year": 604800}
-RRD_POINTS = 70
+# timeframe -> (step in seconds, points): PVE 9's RRAs.
+RRD_RESOLUTION: dict[str, tuple[int, int]] = {
+    "hour": (60, 60),
+    "day": (60, 1440),
+    "week": (1800, 336),
+    "month": (1800, 1440),
+    "year": (21600, 1440),
+}
+COUNTERS = ("netin", "netout", "diskread", "diskwrite")
+PRESSURE = (
+    "pressurecpusome",
+    "pressurecpufull",
+    "pressureiosome",
+    "pressureiofull",
+    "pressurememorysome",
+    "pressurememoryfull",
+)
+# What a test may set through /_sim/guests/usage.
+GAUGES = ("cpu", "mem", "swap", "disk", "memhost", *PRESSURE)
+SETTABLE = (*GAUGES, *COUNTERS)
+PERIOD = 900.0  # the usage wave's period (s)
 
 
 def _jitter(seed: int, bucket: int) -> float:
@@ -28,10 +58,34 @@ def _jitter(seed: int, bucket: int) -> float:
     return int.from_bytes(digest, "big") / 0xFFFFFFFF
 
 
-def wave(seed: int, t: float, period: float = 900.0) -> float:
+def _phase(seed: int) -> float:
+    return (seed * 0.618) % 1.0
+
+
+def _sine(seed: int, t: float, period: float = PERIOD) -> float:
+    return math.sin(2 * math.pi * (t / period + _phase(seed)))
+
+
+def _sine_integral(seed: int, a: float, b: float, period: float = PERIOD) -> float:
+    """The integral of `_sine` from a to b."""
+    x = 2 * math.pi / period
+    ph = 2 * math.pi * _phase(seed)
+    return (math.cos(x * a + ph) - math.cos(x * b + ph)) / x
+
+
+def _sine_max(seed: int, a: float, b: float, period: float = PERIOD) -> float:
+    """The largest value of `_sine` on [a, b]."""
+    if b - a >= period:
+        return 1.0
+    xa, xb = a / period + _phase(seed), b / period + _phase(seed)
+    if math.floor(xb - 0.25) > math.floor(xa - 0.25):
+        return 1.0  # a crest falls inside
+    return max(_sine(seed, a, period), _sine(seed, b, period))
+
+
+def wave(seed: int, t: float, period: float = PERIOD) -> float:
     """A value in [0, 1]: a slow sine plus a little noise every 10 s."""
-    phase = (seed * 0.618) % 1.0
-    base = 0.5 + 0.4 * math.sin(2 * math.pi * (t / period + phase))
+    base = 0.5 + 0.4 * _sine(seed, t, period)
     return max(0.0, min(1.0, base + 0.1 * (_jitter(seed, int(t // 10)) - 0.5)))
 
 
@@ -51,52 +105,85 @@ def guest_limits(guest: Guest, node: Node) -> dict[str, Any]:
     return {"maxmem": memory * MIB, "maxswap": swap * MIB, "cpus": cpus, "maxdisk": maxdisk}
 
 
-def guest_usage(guest: Guest, node: Node, now: float) -> dict[str, Any]:
-    lim = guest_limits(guest, node)
-    running = guest.status == "running" and guest.started_at is not None
-    seed = guest.vmid
-    if not running:
-        return {
-            "cpu": 0,
-            "mem": 0,
-            "swap": 0,
-            "disk": 0,
-            "uptime": 0,
-            "netin": 0,
-            "netout": 0,
-            "diskread": 0,
-            "diskwrite": 0,
-            "pressurecpusome": 0,
-            "pressurecpufull": 0,
-            "pressureiosome": 0,
-            "pressureiofull": 0,
-            "pressurememorysome": 0,
-            "pressurememoryfull": 0,
-            **lim,
-        }
-    assert guest.started_at is not None
-    uptime = max(0, int(now - guest.started_at))
-    w = wave(seed, now)
-    mem = int(lim["maxmem"] * (0.12 + 0.3 * w))
-    rate = 800 + seed % 4000
+# -- the generated figures -----------------------------------------------------
+
+
+def _base_rates(vmid: int) -> dict[str, float]:
+    """Each counter's mean rate (bytes/s); the wave moves it by +-20 %."""
+    net = 800.0 + vmid % 4000
+    return {"netin": net, "netout": 0.4 * net, "diskread": 2048.0, "diskwrite": 4096.0}
+
+
+def _counter(vmid: int, key: str, since: float, now: float) -> int:
+    """A counter's bytes from `since` to `now`: the exact integral of its rate."""
+    rate = _base_rates(vmid)[key]
+    return int(rate * ((now - since) + 0.2 * _sine_integral(vmid, since, now)))
+
+
+def _gauges(lim: dict[str, Any], vmid: int, w: float, t: float) -> dict[str, Any]:
+    """cpu, mem, memhost, disk and pressure for a wave value `w` in [0, 1]."""
+    mem = max(int(lim["maxmem"] * (0.12 + 0.3 * w)), 16 * MIB)
     return {
-        "cpu": round(0.005 + 0.12 * w, 4),
-        "mem": max(mem, 16 * MIB),
-        "swap": int(lim["maxswap"] * 0.03 * w),
-        "disk": int(lim["maxdisk"] * (0.08 + 0.02 * wave(seed + 7, now, 86400))),
-        "uptime": uptime,
-        "netin": int(uptime * rate * (1.0 + 0.2 * w)) + 4096,
-        "netout": int(uptime * rate * 0.4 * (1.0 + 0.2 * w)) + 2048,
-        "diskread": int(uptime * 2048 + 60 * MIB),
-        "diskwrite": int(uptime * 4096 + 12 * MIB),
+        "cpu": round(0.005 + 0.12 * w, 5),
+        "mem": mem,
+        # The host's view adds the page cache the CT's own figure leaves out.
+        "memhost": min(lim["maxmem"], int(mem * 1.08) + 24 * MIB),
+        "disk": int(lim["maxdisk"] * (0.08 + 0.02 * wave(vmid + 7, t, 86400))),
         "pressurecpusome": round(0.2 * w, 2),
-        "pressurecpufull": 0,
+        "pressurecpufull": 0.0,
         "pressureiosome": round(0.1 * w, 2),
         "pressureiofull": round(0.05 * w, 2),
-        "pressurememorysome": 0,
-        "pressurememoryfull": 0,
+        "pressurememorysome": 0.0,
+        "pressurememoryfull": 0.0,
+    }
+
+
+def _override(guest: Guest, now: float) -> dict[str, Any]:
+    """What a test set (`/_sim/guests/usage`), counters moved on by their rates."""
+    usage = guest.usage
+    if not usage or usage["at"] > now:
+        return {}
+    out = dict(usage.get("values", {}))
+    elapsed = now - float(usage["at"])
+    for key, rate in usage.get("rates", {}).items():
+        out[key] = int(out.get(key, 0) + float(rate) * elapsed)
+    return out
+
+
+def _zeros(lim: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "cpu": 0,
+        "mem": 0,
+        "swap": 0,
+        "disk": 0,
+        "uptime": 0,
+        **dict.fromkeys(COUNTERS, 0),
+        **dict.fromkeys(PRESSURE, 0),
         **lim,
     }
+
+
+def guest_usage(guest: Guest, node: Node, now: float) -> dict[str, Any]:
+    lim = guest_limits(guest, node)
+    if guest.status != "running" or guest.started_at is None:
+        return _zeros(lim)
+    seed, started = guest.vmid, guest.started_at
+    w = wave(seed, now)
+    out = _gauges(lim, seed, w, now)
+    out.pop("memhost")  # not an LXC status figure
+    out.update(
+        {
+            "swap": int(lim["maxswap"] * 0.03 * w),
+            "uptime": max(0, int(now - started)),
+            "netin": _counter(seed, "netin", started, now) + 4096,
+            "netout": _counter(seed, "netout", started, now) + 2048,
+            "diskread": _counter(seed, "diskread", started, now) + 60 * MIB,
+            "diskwrite": _counter(seed, "diskwrite", started, now) + 12 * MIB,
+            **lim,
+        }
+    )
+    out.update({k: v for k, v in _override(guest, now).items() if k != "memhost"})
+    return out
 
 
 def node_usage(state: SimState, node: Node, now: float) -> dict[str, Any]:
@@ -124,52 +211,54 @@ def node_usage(state: SimState, node: Node, now: float) -> dict[str, Any]:
     }
 
 
+# -- the RRD -------------------------------------------------------------------
+
+
+def _bucket(guest: Guest, lim: dict[str, Any], t: int, step: int, cf: str) -> dict[str, Any]:
+    """One running bucket (t - step, t], consolidated with `cf`."""
+    vmid, a = guest.vmid, t - step
+    mean = _sine_integral(vmid, a, t) / step
+    peak = _sine_max(vmid, a, t)
+    s = peak if cf == "MAX" else mean
+    # Gauges: the wave's mean (MAX: its crest plus the largest jitter).
+    w = 0.5 + 0.4 * s + (0.05 if cf == "MAX" else 0.0)
+    point = _gauges(lim, vmid, max(0.0, min(1.0, w)), t)
+    for key, rate in _base_rates(vmid).items():
+        point[key] = round(rate * (1 + 0.2 * s), 2)
+    usage = guest.usage
+    if usage and float(usage["at"]) < t:
+        values, rates = usage.get("values", {}), usage.get("rates", {})
+        point.update({k: v for k, v in values.items() if k in point})
+        # A counter set without a rate stands still.
+        point.update({k: float(rates.get(k, 0.0)) for k in COUNTERS if k in values or k in rates})
+    return point
+
+
 def rrd_points(
     guest: Guest, node: Node, timeframe: str, cf: str, now: float
 ) -> list[dict[str, Any]]:
-    step = RRD_STEPS[timeframe]
+    step, count = RRD_RESOLUTION[timeframe]
     end = int(now // step) * step
-    points: list[dict[str, Any]] = []
     lim = guest_limits(guest, node)
-    for i in range(RRD_POINTS):
-        t = end - (RRD_POINTS - 1 - i) * step
-        if t < guest.created_at - step:
-            points.append({"time": t})  # no data yet: Proxmox leaves the fields out
+    fixed = {"maxcpu": lim["cpus"], "maxmem": lim["maxmem"], "maxdisk": lim["maxdisk"]}
+    running_since = guest.started_at if guest.status == "running" else None
+    points: list[dict[str, Any]] = []
+    for i in range(count):
+        t = end - (count - 1 - i) * step
+        if t < guest.created_at:
+            points.append({"time": t})  # no data: Proxmox leaves every other field out
             continue
-        running = (
-            guest.status == "running" and guest.started_at is not None and guest.started_at <= t
-        )
-        point: dict[str, Any] = {
-            "time": t,
-            "maxcpu": lim["cpus"],
-            "maxmem": lim["maxmem"],
-            "maxdisk": lim["maxdisk"],
-        }
-        if running:
-            w = wave(guest.vmid, t)
-            peak = 1.3 if cf == "MAX" else 1.0
-            point.update(
-                {
-                    "cpu": round((0.005 + 0.12 * w) * peak, 5),
-                    "mem": int(lim["maxmem"] * (0.12 + 0.3 * w) * min(peak, 1.15)),
-                    "disk": int(lim["maxdisk"] * 0.09),
-                    "netin": round((800 + guest.vmid % 4000) * (1 + 0.2 * w) * peak, 2),
-                    "netout": round((320 + guest.vmid % 1600) * (1 + 0.2 * w) * peak, 2),
-                    "diskread": round(2048 * peak, 2),
-                    "diskwrite": round(4096 * (1 + w) * peak, 2),
-                }
-            )
+        if running_since is not None and running_since < t:
+            points.append({"time": t, **fixed, **_bucket(guest, lim, t, step, cf)})
         else:
-            point.update(
+            stopped = {"cpu": 0, "mem": 0, "memhost": 0, "disk": 0}
+            points.append(
                 {
-                    "cpu": 0,
-                    "mem": 0,
-                    "disk": 0,
-                    "netin": 0,
-                    "netout": 0,
-                    "diskread": 0,
-                    "diskwrite": 0,
+                    "time": t,
+                    **fixed,
+                    **stopped,
+                    **dict.fromkeys(COUNTERS, 0),
+                    **dict.fromkeys(PRESSURE, 0),
                 }
             )
-        points.append(point)
     return points

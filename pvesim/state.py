@@ -15,6 +15,7 @@ import random
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,8 @@ class Guest:
     # The create call's ssh-public-keys: not in the config (Proxmox writes them into the
     # CT's /root/.ssh/authorized_keys); guest emulation seeds the CT's directory with them.
     ssh_keys: str | None = None
+    # Usage figures a test set (/_sim/guests/usage): {"at", "values", "rates"}; see metrics.
+    usage: dict[str, Any] | None = None
 
     @property
     def conf_path(self) -> str:
@@ -115,6 +118,8 @@ class SimState:
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.faults = Faults()
+        # API calls answered since the last reset, by "METHOD /path" (/_sim/requests/counts).
+        self.request_counts: Counter[str] = Counter()
         self.state_dir = Path(config.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.state_dir / "state.json"

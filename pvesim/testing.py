@@ -198,6 +198,41 @@ class SimAdmin:
             body["tags"] = tags
         return dict(self._call("POST", "guests", body))
 
+    def create_foreign_guests(self, guests: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Many guests in one call: each a dict of create_foreign_guest's keywords
+        (node and vmid required; disk_gb rather than disk)."""
+        return list(
+            self._call("POST", "guests/bulk", {"guests": [dict(g) for g in guests]})["created"]
+        )
+
+    def remove_guests(self, vmids: Iterable[int]) -> list[int]:
+        """Forget guests (and their volumes) at once, as if destroyed: a test's clean-up."""
+        return list(self._call("POST", "guests/remove", {"vmids": list(vmids)})["removed"])
+
+    def set_guest_usage(
+        self,
+        vmid: int,
+        values: Mapping[str, float] | None = None,
+        rates: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """Fix a guest's figures from now on (while it runs): `values` for gauges (cpu as
+        a fraction of its cores, mem, disk, swap, memhost, pressure*) and for counters'
+        values now (netin, netout, diskread, diskwrite); `rates` in bytes/s move counters
+        on from there (a counter without a rate stands still). The RRD follows."""
+        body = {"vmid": vmid, "values": dict(values or {}), "rates": dict(rates or {})}
+        return dict(self._call("POST", "guests/usage", body))
+
+    def clear_guest_usage(self, vmid: int) -> None:
+        self._call("POST", "guests/usage", {"vmid": vmid, "clear": True})
+
+    # -- request counts --
+    def request_counts(self) -> dict[str, int]:
+        """API calls answered since the last reset, by "METHOD /path" (no /api2/json)."""
+        return {str(k): int(v) for k, v in self._call("GET", "requests/counts").items()}
+
+    def reset_request_counts(self) -> None:
+        self._call("POST", "requests/counts/reset")
+
     def set_guest_status(self, vmid: int, status: str) -> None:
         """Force a guest running/stopped, e.g. to simulate a crash."""
         self._call("POST", "guests/status", {"vmid": vmid, "status": status})

@@ -7,7 +7,7 @@ from typing import Any
 import factory
 from django.contrib.auth import get_user_model
 
-from containers.models import Template
+from containers.models import Container, ContainerStatus, Template
 from networking.models import Node, NodeState, Site
 
 DEBIAN_VOLID = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
@@ -131,3 +131,29 @@ def make_failed_create(owner: Any, hostname: str, site: Any) -> Any:
     job.error_code = "proxmox_error"
     job.save(update_fields=["status", "error", "error_code"])
     return job.container
+
+
+def make_containers(site: Any, count: int, *, first_vmid: int = 1000) -> list[Container]:
+    """`count` running containers straight into the database (no job), VMIDs from
+    `first_vmid`, alternating between the site's two nodes by slot."""
+    owner = UserFactory()
+    template = site.templates.get()
+    nodes = {n.slot: n for n in site.nodes.all()}
+    return Container.objects.bulk_create(
+        Container(
+            site=site,
+            node=nodes[(first_vmid + i) % 2],
+            vmid=first_vmid + i,
+            hostname=f"m{first_vmid + i}",
+            owner=owner,
+            template=template,
+            cores=2,
+            memory_mib=512,
+            swap_mib=512,
+            disk_gib=8,
+            ip=f"10.15.{1 + i // 250}.{i % 250 + 1}",
+            mac=f"bc:24:11:00:{i // 256:02x}:{i % 256:02x}",
+            status=ContainerStatus.RUNNING,
+        )
+        for i in range(count)
+    )

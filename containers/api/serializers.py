@@ -8,12 +8,14 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from containers.metrics.history import CONSOLIDATIONS, TIMEFRAMES
 from containers.models import (
     MAX_CORES,
     MAX_DISK_GIB,
     MAX_MEMORY_MIB,
     MAX_SWAP_MIB,
     Container,
+    ContainerSample,
     Job,
     JobLogEntry,
     Template,
@@ -95,6 +97,50 @@ class JobLogEntrySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ContainerSampleSerializer(serializers.ModelSerializer):
+    """The latest figures from the metrics poll (cpu: a fraction of `cpus`; bytes; bytes/s)."""
+
+    class Meta:
+        model = ContainerSample
+        fields = (
+            "sampled_at",
+            "pve_status",
+            "cpu",
+            "cpus",
+            "mem",
+            "maxmem",
+            "disk",
+            "maxdisk",
+            "uptime",
+            "netin_rate",
+            "netout_rate",
+            "diskread_rate",
+            "diskwrite_rate",
+        )
+        read_only_fields = fields
+
+
+def _sample_schema() -> dict[str, Any]:
+    """ContainerSampleSerializer's shape, inline and nullable (a nullable `allOf` reference
+    is not understood by every OpenAPI 3.0 validator)."""
+    number, integer = {"type": "number"}, {"type": "integer"}
+    rate = {"type": "number", "nullable": True, "description": "bytes/s since the poll before"}
+    return {
+        "type": "object",
+        "nullable": True,
+        "description": "The latest figures from the metrics poll; null until the first one.",
+        "properties": {
+            "sampled_at": {"type": "string", "format": "date-time"},
+            "pve_status": {"type": "string"},
+            "cpu": {**number, "description": "a fraction of `cpus` (1.0: all its cores)"},
+            "cpus": number,
+            **{k: integer for k in ("mem", "maxmem", "disk", "maxdisk", "uptime")},
+            **{f"{k}_rate": rate for k in ("netin", "netout", "diskread", "diskwrite")},
+        },
+        "required": list(ContainerSampleSerializer.Meta.fields),
+    }
+
+
 class ContainerSerializer(serializers.ModelSerializer):
     site: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
@@ -114,6 +160,7 @@ class ContainerSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="When the expiry sweep deletes it unless extended (null: it does not expire).",
     )
+    metrics = serializers.SerializerMethodField()
 
     class Meta:
         model = Container
@@ -141,6 +188,7 @@ class ContainerSerializer(serializers.ModelSerializer):
             "active_job",
             "expires_at",
             "deletes_at",
+            "metrics",
         )
         read_only_fields = fields
 
@@ -151,6 +199,52 @@ class ContainerSerializer(serializers.ModelSerializer):
     def get_active_job(self, c: Container) -> Any:
         active = getattr(c, "active_jobs", None)
         return str(active[0].pk) if active else None
+
+    @extend_schema_field(_sample_schema())
+    def get_metrics(self, c: Container) -> dict[str, Any] | None:
+        # A list selects the sample with the container (select_related): no query per row.
+        sample = getattr(c, "sample", None)
+        return ContainerSampleSerializer(sample).data if sample is not None else None
+
+
+class MetricsQuerySerializer(serializers.Serializer):
+    timeframe = serializers.ChoiceField(choices=TIMEFRAMES, default="hour")
+    cf = serializers.ChoiceField(choices=CONSOLIDATIONS, default="AVERAGE")
+
+
+class LatestFiguresSerializer(serializers.Serializer):
+    """The last poll's figures (null before the first) and swap, read live."""
+
+    sampled_at = serializers.DateTimeField(allow_null=True)
+    pve_status = serializers.CharField(allow_null=True)
+    cpu = serializers.FloatField(allow_null=True)
+    cpus = serializers.FloatField(allow_null=True)
+    mem = serializers.IntegerField(allow_null=True)
+    maxmem = serializers.IntegerField(allow_null=True)
+    disk = serializers.IntegerField(allow_null=True)
+    maxdisk = serializers.IntegerField(allow_null=True)
+    uptime = serializers.IntegerField(allow_null=True)
+    netin_rate = serializers.FloatField(allow_null=True)
+    netout_rate = serializers.FloatField(allow_null=True)
+    diskread_rate = serializers.FloatField(allow_null=True)
+    diskwrite_rate = serializers.FloatField(allow_null=True)
+    swap = serializers.IntegerField(allow_null=True)
+    maxswap = serializers.IntegerField(allow_null=True)
+
+
+class ContainerMetricsSerializer(serializers.Serializer):
+    """Proxmox's RRD for the range as served, and the latest figures."""
+
+    timeframe = serializers.ChoiceField(choices=TIMEFRAMES)
+    cf = serializers.ChoiceField(choices=CONSOLIDATIONS)
+    step = serializers.IntegerField(help_text="Seconds between two points.")
+    points = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Oldest first: time, cpu, maxcpu, mem, maxmem, memhost, disk, maxdisk, "
+        "netin, netout, diskread, diskwrite (bytes/s), pressure*; a bucket without data "
+        "has only `time`.",
+    )
+    latest = LatestFiguresSerializer()
 
 
 class ContainerCreateSerializer(serializers.Serializer):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import BigIntegerField, F, FloatField, Prefetch, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -26,6 +27,8 @@ from auth.selectors import collaborator_usernames
 from containers import idempotent, selectors, services, streams
 from containers.collaborators import collaborator_add, collaborator_remove
 from containers.container_expiry import container_extend
+from containers.metrics import history
+from containers.metrics.history import CONSOLIDATIONS, TIMEFRAMES
 from containers.models import ACTIVE_JOB_STATUSES, Container, Job, Template
 from containers.validation import container_create_check
 from networking import publishing as network
@@ -48,10 +51,13 @@ from .serializers import (
     AcceptedSerializer,
     ContainerCreateSerializer,
     ContainerExtendSerializer,
+    ContainerMetricsSerializer,
     ContainerResizeSerializer,
+    ContainerSampleSerializer,
     ContainerSerializer,
     JobLogEntrySerializer,
     JobSerializer,
+    MetricsQuerySerializer,
     TemplateSerializer,
 )
 
@@ -131,7 +137,8 @@ def _parsed(ser: serializers.Serializer) -> dict[str, Any]:
 class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ContainerSerializer
     filterset_class = ContainerFilter
-    ordering_fields = ("vmid", "hostname", "created_at", "status")
+    # cpu and mem: the latest sample's (containers without one come last when descending).
+    ordering_fields = ("vmid", "hostname", "created_at", "status", "cpu", "mem")
     # (site, vmid) follows the partial unique index, so a page is read in index order.
     ordering = ("site_id", "vmid")
     queryset = Container.objects.none()
@@ -142,7 +149,15 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES),
             to_attr="active_jobs",
         )
-        return selectors.containers_visible_to(self.request.user).prefetch_related(active)
+        return (
+            selectors.containers_visible_to(self.request.user)
+            .select_related("sample")
+            .annotate(
+                cpu=Coalesce(F("sample__cpu"), Value(-1.0), output_field=FloatField()),
+                mem=Coalesce(F("sample__mem"), Value(-1), output_field=BigIntegerField()),
+            )
+            .prefetch_related(active)
+        )
 
     @extend_schema(
         summary="Create a container",
@@ -315,6 +330,41 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 actor=acting_user(request),
             )
         )
+
+    @extend_schema(
+        summary="A container's history (Proxmox's RRD) and latest figures",
+        parameters=[
+            OpenApiParameter(
+                "timeframe", OpenApiTypes.STR, enum=TIMEFRAMES, description="Default hour."
+            ),
+            OpenApiParameter(
+                "cf", OpenApiTypes.STR, enum=CONSOLIDATIONS, description="Default AVERAGE."
+            ),
+        ],
+        responses={
+            200: ContainerMetricsSerializer,
+            400: ERRORS[400],
+            **READ_ERRORS,
+            503: OpenApiResponse(ErrorSerializer, description="Proxmox is not answering."),
+        },
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def metrics(self, request: Request, pk: str | None = None) -> Response:
+        container = self.get_object()
+        query = MetricsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        timeframe, cf = query.validated_data["timeframe"], query.validated_data["cf"]
+        found = history.container_history(container, timeframe=timeframe, cf=cf)
+        sample = getattr(container, "sample", None)
+        latest: dict[str, Any] = (
+            dict(ContainerSampleSerializer(sample).data)
+            if sample is not None
+            else dict.fromkeys(ContainerSampleSerializer.Meta.fields)
+        )
+        swap = history.container_swap(container)  # None: Proxmox did not say
+        latest["swap"] = swap["swap"] if swap else None
+        latest["maxswap"] = swap["maxswap"] if swap else None
+        return Response({"timeframe": timeframe, "cf": cf, **found, "latest": latest})
 
     # -- routes and ports (the gateway publishes changes on its next apply) ----------------
     @extend_schema(

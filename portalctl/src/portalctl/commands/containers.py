@@ -1,4 +1,4 @@
-"""containers list|show|create|start|stop|restart|resize|delete|extend|wait|exists."""
+"""containers list|show|top|create|start|stop|restart|resize|delete|extend|wait|exists."""
 
 from __future__ import annotations
 
@@ -82,6 +82,79 @@ def list_(
         print_json(rows)
         return
     table(rows, LIST_COLUMNS, empty="no containers")
+
+
+def _bytes(value: Any) -> str:
+    """1536 -> '1.5K', in powers of 1024 as `free -h` prints them."""
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("", "K", "M", "G", "T"):
+        if abs(size) < 1024 or unit == "T":
+            return f"{size:.0f}{unit}" if unit == "" else f"{size:.1f}{unit}"
+        size /= 1024
+    return str(value)
+
+
+def _metric(c: dict[str, Any], key: str) -> Any:
+    return (c.get("metrics") or {}).get(key)
+
+
+def _cpu_cell(c: dict[str, Any]) -> str:
+    cpu, cpus = _metric(c, "cpu"), _metric(c, "cpus")
+    return "-" if cpu is None else f"{cpu * 100:.1f}% of {cpus:g}"
+
+
+def _mem_cell(c: dict[str, Any]) -> str:
+    mem, maxmem = _metric(c, "mem"), _metric(c, "maxmem")
+    if mem is None:
+        return "-"
+    share = f" ({mem / maxmem * 100:.0f}%)" if maxmem else ""
+    return f"{_bytes(mem)}/{_bytes(maxmem)}{share}"
+
+
+def _io_cell(c: dict[str, Any], a: str, b: str) -> str:
+    x, y = _metric(c, a), _metric(c, b)
+    return f"{_bytes(x)}/s {_bytes(y)}/s" if x is not None or y is not None else "-"
+
+
+TOP_COLUMNS: list[Column] = [
+    ("NAME", "hostname"),
+    ("NODE", "node"),
+    ("CPU", _cpu_cell),
+    ("MEMORY", _mem_cell),
+    ("NET IN/OUT", lambda c: _io_cell(c, "netin_rate", "netout_rate")),
+    ("DISK R/W", lambda c: _io_cell(c, "diskread_rate", "diskwrite_rate")),
+    ("SAMPLED", lambda c: when(_metric(c, "sampled_at"))),
+]
+
+
+@app.command()
+def top(
+    sort: Annotated[
+        str, typer.Option("--sort", "-s", help="cpu (share of its cores) or mem (bytes).")
+    ] = "cpu",
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=200)] = 10,
+    site: Annotated[str | None, typer.Option(help="A site's slug.")] = None,
+    node: Annotated[str | None, typer.Option(help="A node's name, e.g. pve1.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The busiest running containers, from the portal's latest metrics poll."""
+    if sort not in ("cpu", "mem"):
+        raise CliError(f"--sort is cpu or mem (got {sort!r})", Exit.USAGE)
+    body = SESSION.api().get(
+        "containers/",
+        status="running",
+        ordering=f"-{sort},hostname",
+        page_size=limit,
+        site=site,
+        node=node,
+    )
+    rows = body.get("results", []) if isinstance(body, dict) else list(body)
+    if json_:
+        print_json(rows)
+        return
+    table(rows, TOP_COLUMNS, empty="no running containers")
 
 
 def ssh_line(c: dict[str, Any], ports: list[dict[str, Any]], me: dict[str, Any]) -> str:

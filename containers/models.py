@@ -542,4 +542,4 @@ class Deployment(models.Model):
 
 
 # The metrics' model lives beside the code that writes it; importing it here registers it.
-from .metrics.models import ContainerSample  # noqa: E402, F401
+from .metrics.models import ContainerAlert, ContainerSample  # noqa: E402, F401

@@ -281,6 +281,15 @@ METRICS_JOB_WINDOW = env.int("METRICS_JOB_WINDOW", default=3600)
 # seconds; RRD history and live swap are cached this long per container and range.
 METRICS_POLL_INTERVAL = env.float("METRICS_POLL_INTERVAL", default=30.0)
 METRICS_HISTORY_CACHE_SECONDS = env.int("METRICS_HISTORY_CACHE_SECONDS", default=20)
+# Noisy-neighbour alerts (containers/metrics/alerts.py), checked after each poll: memory
+# used / limit at or above ALERT_MEMORY_FRACTION with PSI memory "some" avg10 (%, from
+# status/current, read only for the containers near their limit) at or above
+# ALERT_MEMORY_PRESSURE; or CPU (a fraction of the CT's cores) at or above
+# ALERT_CPU_FRACTION. Either must hold ALERT_FOR_MINUTES before it is raised.
+ALERT_MEMORY_FRACTION = env.float("ALERT_MEMORY_FRACTION", default=0.9)
+ALERT_MEMORY_PRESSURE = env.float("ALERT_MEMORY_PRESSURE", default=10.0)
+ALERT_CPU_FRACTION = env.float("ALERT_CPU_FRACTION", default=0.95)
+ALERT_FOR_MINUTES = env.float("ALERT_FOR_MINUTES", default=5.0)
 
 # --- Proxmox ----------------------------------------------------------------------
 VMID_MIN = env.int("VMID_MIN", default=100)

@@ -39,3 +39,53 @@ class ContainerSample(models.Model):
 
     def __str__(self) -> str:
         return f"sample of {self.container_id} at {self.sampled_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AlertKind(models.TextChoices):
+    MEMORY = "memory", "memory near its limit under pressure"
+    CPU = "cpu", "CPU pinned at its cores"
+
+
+class ContainerAlert(models.Model):
+    """A noisy-neighbour alert of one container and kind (containers/metrics/alerts.py).
+
+    A row is pending while the condition holds for less than ALERT_FOR_MINUTES
+    (`since` set, `raised_at` null), open once raised, and closed when `cleared_at` is set;
+    a pending row whose condition ends is deleted (nothing was said). One row at most per
+    container and kind is not closed: the partial unique constraint below.
+    """
+
+    container = models.ForeignKey(
+        "containers.Container", on_delete=models.CASCADE, related_name="alerts"
+    )
+    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    since = models.DateTimeField(help_text="When the condition was first seen, this time.")
+    raised_at = models.DateTimeField(null=True, blank=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    value = models.FloatField(default=0.0, help_text="The last figure that was checked.")
+    message = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-since"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["container", "kind"],
+                condition=models.Q(cleared_at__isnull=True),
+                name="containeralert_one_active_per_container_kind",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["kind"],
+                condition=models.Q(raised_at__isnull=False, cleared_at__isnull=True),
+                name="containeralert_open_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "open" if self.is_open else ("cleared" if self.cleared_at else "pending")
+        return f"{self.kind} alert of {self.container_id} ({state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.raised_at is not None and self.cleared_at is None

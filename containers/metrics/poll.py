@@ -252,12 +252,26 @@ def metrics_poll_site(*, site: Site, now: datetime | None = None) -> PollResult:
     containers = dict(Container.objects.filter(LIVE, site=site).values_list("vmid", "pk"))
     samples = build_samples(entries, containers, _previous(site), now)
     samples_write(samples)
+    _check_alerts(samples, site, now)
     return PollResult(
         site=site.slug,
         written=len(samples),
         api_seconds=fetched - started,
         write_seconds=time.perf_counter() - fetched,
     )
+
+
+def _check_alerts(samples: list[SampleRow], site: Site, now: datetime) -> None:
+    """The noisy-neighbour check on this poll's samples; its failure never fails the poll."""
+    from .alerts import evaluate_alerts
+
+    try:
+        report = evaluate_alerts(samples, site=site, now=now)
+    except Exception:  # the samples are written; an alert can wait for the next poll
+        log.exception("alerts: the check after the poll failed")
+        return
+    if report.raised or report.cleared:
+        log.info("alerts: %d raised, %d cleared", report.raised, report.cleared)
 
 
 def metrics_poll_all() -> list[PollResult]:

@@ -144,7 +144,8 @@ def test_a_poll_of_200_containers_is_one_api_call_and_one_bulk_write(
     assert all("ON CONFLICT" in s for s in inserts)
     assert not [s for s in sql if s.startswith(("UPDATE", "DELETE"))]
     reads = [s for s in sql if s.startswith("SELECT")]
-    assert len(reads) == 3  # nodes, containers, previous samples: whatever the count
+    # nodes, containers, previous samples, active alerts: whatever the count
+    assert len(reads) == 4
 
     # The next poll, 30 s on, turns the counters into rates and rewrites the same rows.
     stub.entries = [entry(c.vmid, netin=1_000_000 + 30 * c.vmid, uptime=1030) for c in made]

@@ -12,6 +12,7 @@ from portal.actors import acting_user
 from portal.admin_tools import ServiceAdmin, form_values, run_each
 
 from . import reconcile, services, template_services
+from .admin_alerts import OpenAlertInline
 from .models import Container, Job, JobLogEntry, Template
 
 
@@ -60,6 +61,7 @@ class ContainerAdmin(ServiceAdmin):
     search_fields = ("hostname", "ip", "mac", "owner__username")
     list_select_related = ("site", "node", "owner")
     actions = ("start", "stop", "delete", "reconcile")
+    inlines = [OpenAlertInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Container._meta.fields if f.name not in RESOURCE_FIELDS]

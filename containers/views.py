@@ -39,6 +39,7 @@ from .forms import (
     ResizeRequestForm,
     add_portal_error,
 )
+from .metrics.alerts import open_alerts
 from .models import Container, ContainerStatus, Job, Template
 from .validation import container_create_check, hostname_taken, normalise_hostname
 
@@ -273,6 +274,7 @@ def _detail(request: HttpRequest, container: Container) -> HttpResponse:
             "routes": routes,
             "ports": list(container.port_mappings.order_by("protocol", "external_port")),
             "nodes_down": networking_selectors.nodes_down(node=container.node),
+            "alerts": open_alerts(container),
         },
     )
 

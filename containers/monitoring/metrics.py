@@ -3,7 +3,7 @@
 The web, the proxmox workers and the gateway workers are separate processes (often on
 separate hosts), so counters kept in one process's memory would show only that
 process's share. Every figure here is read from the database instead, by a Collector
-that runs a fixed number of queries per scrape (five), whatever the number of rows.
+that runs a fixed number of queries per scrape (six), whatever the number of rows.
 
 Jobs are counted over a sliding window (METRICS_JOB_WINDOW seconds of `finished_at`),
 not as counters since the beginning: job rows may be pruned, and a counter that shrinks
@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from networking.models import NodeState
 
+from ..metrics.models import AlertKind, ContainerAlert
 from ..models import ACTIVE_JOB_STATUSES, FINAL_JOB_STATUSES, Container, ContainerStatus, Job
 from .selectors import gateway_rows, node_rows
 
@@ -50,6 +51,7 @@ class PortalCollector(Collector):
         yield from self._gateways()
         yield from self._active_jobs()
         yield from self._finished_jobs(now)
+        yield from self._alerts()
 
     def _containers(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily(
@@ -65,6 +67,22 @@ class PortalCollector(Collector):
         )
         for row in rows:
             gauge.add_metric([row["site__slug"], row["node__name"], row["status"]], row["n"])
+        yield gauge
+
+    def _alerts(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "portal_alerts_open",
+            "Noisy-neighbour alerts raised and not cleared, by kind (every kind listed).",
+            labels=["kind"],
+        )
+        counts = dict(
+            ContainerAlert.objects.filter(raised_at__isnull=False, cleared_at__isnull=True)
+            .values_list("kind")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        for kind in AlertKind.values:
+            gauge.add_metric([kind], counts.get(kind, 0))
         yield gauge
 
     def _nodes(self) -> Iterator[Metric]:

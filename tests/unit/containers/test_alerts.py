@@ -153,3 +153,39 @@ def test_pressure_that_cannot_be_read_leaves_the_alert_as_it_is(world: Any) -> N
     fake.figures[a.vmid].update(pressure=1)
     poll(site, 7)
     assert ContainerAlert.objects.get().cleared_at is not None
+
+
+def test_open_alerts_are_counted_for_prometheus(world: Any, client: Any) -> None:
+    from tests.unit.containers.test_monitoring import scrape, value
+
+    site, (a, b, c), fake = world
+    for container in (a, b):
+        fake.figures[container.vmid].update(cpu=1.0)
+    fake.figures[c.vmid].update(mem=500 * MIB, pressure=50)
+    poll(site, 0)
+    metrics = scrape(client)
+    assert value(metrics["portal_alerts_open"], kind="cpu") == 0  # pending is not open
+    poll(site, 5)
+    metrics = scrape(client)
+    assert value(metrics["portal_alerts_open"], kind="cpu") == 2
+    assert value(metrics["portal_alerts_open"], kind="memory") == 1
+
+
+def test_the_container_page_and_the_admin_show_open_alerts(world: Any, client: Any) -> None:
+    site, (a, _b, _c), fake = world
+    client.force_login(a.owner)
+    assert "data-container-alerts" not in client.get(f"/containers/{a.pk}/").content.decode()
+    fake.figures[a.vmid].update(mem=500 * MIB, pressure=40)
+    poll(site, 0)
+    assert "data-container-alerts" not in client.get(f"/containers/{a.pk}/").content.decode()
+    poll(site, 5)
+    page = client.get(f"/containers/{a.pk}/").content.decode()
+    assert 'data-alert-kind="memory"' in page and "memory pressure 40%" in page
+
+    staff = UserFactory(username="admin", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    listing = client.get("/admin/containers/containeralert/?state=open")
+    assert listing.status_code == 200 and a.hostname in listing.content.decode()
+    assert client.get("/admin/containers/containeralert/add/").status_code == 403
+    change = client.get(f"/admin/containers/container/{a.pk}/change/").content.decode()
+    assert "open alerts" in change.lower() and "memory pressure 40%" in change

@@ -257,12 +257,12 @@ def test_metrics_show_containers_nodes_and_gateways(client) -> None:
 def test_metrics_make_a_fixed_number_of_queries(client, django_assert_num_queries) -> None:
     make_site(None)
     finished_job("create", JobStatus.SUCCEEDED, 3)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         scrape(client)
     make_site(None, slug="other", node_names=("a", "b", "c"))
     for kind in ("start", "stop", "resize"):
         finished_job(kind, JobStatus.FAILED, 2)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         scrape(client)
 
 

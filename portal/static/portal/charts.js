@@ -18,6 +18,10 @@
   const rate = (v) => (v == null ? "–" : `${bytes(v)}/s`);
   const percent = (v) => (v == null ? "–" : `${v < 10 ? v.toFixed(2) : v.toFixed(1)} %`);
 
+  // Tick spacings for byte axes: 1, 2, 4 ... 512 of each binary unit, so ticks fall on
+  // 256 MiB, 512 MiB, 1 GiB rather than uPlot's decimal 238 MiB, 477 MiB.
+  const BYTE_INCRS = UNITS.flatMap((_, k) => [1, 2, 4, 8, 16, 32, 64, 128, 256, 512].map((m) => m * 1024 ** k));
+
   const BLUE = "#0b5cad", ORANGE = "#c2410c", GREY = "#57606a";
 
   // Each panel (by the id in the template): how to read a series from one RRD point, and
@@ -74,6 +78,7 @@
       axes: [
         { stroke: GREY, grid: { stroke: "#eaeef2" } },
         { stroke: GREY, grid: { stroke: "#eaeef2" }, size: 80,
+          incrs: panel.fmt === percent ? undefined : BYTE_INCRS,
           values: (u, splits) => splits.map(panel.fmt) },
       ],
       series: [
@@ -104,8 +109,10 @@
       set("cpu", `${percent(l.cpu * 100)}${cores}`);
       set("mem", `${bytes(l.mem)} of ${bytes(l.maxmem)}`);
       set("disk", `${bytes(l.disk)} of ${bytes(l.maxdisk)}`);
-      set("net", `in ${rate(l.netin_rate)}, out ${rate(l.netout_rate)}`);
-      set("io", `read ${rate(l.diskread_rate)}, write ${rate(l.diskwrite_rate)}`);
+      // Rates need two polls: none after the first (or after a restart reset the counters).
+      const rates = (a, b, x, y) => (x == null && y == null ? "measured from the next poll" : `${a} ${rate(x)}, ${b} ${rate(y)}`);
+      set("net", rates("in", "out", l.netin_rate, l.netout_rate));
+      set("io", rates("read", "write", l.diskread_rate, l.diskwrite_rate));
     }
     set("swap", l && l.maxswap != null ? `${bytes(l.swap)} of ${bytes(l.maxswap)}` : "unknown (Proxmox did not answer)");
   }

@@ -5,7 +5,6 @@ page's queries do not grow with its rows. The container page offers the charts."
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from django.contrib.staticfiles import finders
@@ -54,7 +53,7 @@ def rows(client: Client, query: str = "") -> list[str]:
 
 def test_the_dashboard_sorts_by_cpu_and_memory_with_unsampled_last(staff: Client) -> None:
     site = make_site(None)
-    a, b, c, d = make_containers(site, 4)  # m1000..m1003; d has no sample yet
+    a, b, c, _unsampled = make_containers(site, 4)  # m1000..m1003
     ContainerSample.objects.bulk_create(
         [
             sample(a, cpu=0.10, mem_mib=300),

@@ -3,7 +3,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-LOCK_HASH := $(shell cat requirements.lock pyproject.toml portalctl/pyproject.toml 2>/dev/null | sha1sum | cut -c1-12)
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml portalctl/pyproject.toml package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PYTEST_ARGS ?=
 
@@ -13,8 +13,9 @@ install: $(STAMP)
 
 # portalctl (the CLI) is installed too; its dependencies and build backend are also kept as
 # wheels in .venv/portalctl-wheels, from which the test that installs it alone in a fresh
-# venv does so offline.
-$(STAMP): requirements.lock pyproject.toml portalctl/pyproject.toml
+# venv does so offline. The browser's libraries (uPlot for the charts) come from npm at the
+# versions package-lock.json pins, into node_modules/, which staticfiles serves from.
+$(STAMP): requirements.lock pyproject.toml portalctl/pyproject.toml package.json package-lock.json
 	./scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -22,6 +23,7 @@ $(STAMP): requirements.lock pyproject.toml portalctl/pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m pip install -q --no-deps -e ./portalctl
 	$(BIN)/python -m pip wheel -q -c requirements.lock -w $(VENV)/portalctl-wheels ./portalctl "setuptools>=70.1"
+	npm ci --omit=dev --no-audit --no-fund
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -49,4 +51,4 @@ system-deps:
 	./scripts/system-deps.sh
 
 clean:
-	rm -rf $(VENV) var/test-portal.sqlite3*
+	rm -rf $(VENV) node_modules var/test-portal.sqlite3*

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 
 from auth.selectors import visible_container_q
 from networking.models import Route
@@ -142,20 +142,37 @@ def user_quota(user: User) -> QuotaStatus:
 
 
 # -- the GUI's pages -------------------------------------------------------------------------------
+# The dashboard's sort keys (a leading "-" for descending): the latest sample's figures.
+DASHBOARD_SORTS = {"cpu": "sample__cpu", "mem": "sample__mem"}
+
+
 def dashboard_containers(
-    user: User, *, q: str = "", status: str = "", node: str = "", owner: str = ""
+    user: User,
+    *,
+    q: str = "",
+    status: str = "",
+    node: str = "",
+    owner: str = "",
+    sort: str = "",
 ) -> QuerySet[Container]:
     """The dashboard's rows: what the user may see (deleted ones only when `status` asks
-    for them), filtered, in the partial unique index's order, with each one's active job
-    and ports in two more queries whatever the page size. `owner` filters for staff only."""
+    for them), filtered, by site and hostname or by `sort` (cpu, mem, -cpu, -mem), with
+    each one's latest sample in the same query and its active job and ports in two more,
+    whatever the page size. Containers without a sample come last either way. `owner`
+    filters for staff only."""
     active = Prefetch(
         "jobs", queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES), to_attr="active_jobs"
     )
     qs = (
         containers_visible_to(user, include_deleted=status == ContainerStatus.DELETED)
+        .select_related("sample")
         .prefetch_related(active, "port_mappings")
         .order_by("site_id", "hostname")
     )
+    key = DASHBOARD_SORTS.get(sort.removeprefix("-"))
+    if key is not None:
+        by = F(key).desc(nulls_last=True) if sort.startswith("-") else F(key).asc(nulls_last=True)
+        qs = qs.order_by(by, "site_id", "hostname")
     if q:
         qs = qs.filter(hostname__icontains=q)
     if status in ContainerStatus.values:

@@ -40,6 +40,7 @@ from .forms import (
     add_portal_error,
 )
 from .metrics.alerts import open_alerts
+from .metrics.history import CONSOLIDATIONS, TIMEFRAMES
 from .models import Container, ContainerStatus, Job, Template
 from .validation import container_create_check, hostname_taken, normalise_hostname
 
@@ -57,8 +58,11 @@ def _filter_text(value: str) -> str:
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = acting_user(request)
     filters = {k: _filter_text(request.GET.get(k, "")) for k in ("q", "status", "node", "owner")}
-    qs = selectors.dashboard_containers(user, **filters)
+    sort = request.GET.get("sort", "")
+    sort = sort if sort.removeprefix("-") in selectors.DASHBOARD_SORTS else ""
+    qs = selectors.dashboard_containers(user, **filters, sort=sort)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    kept = {k: v for k, v in filters.items() if v}
     return render(
         request,
         "containers/dashboard.html",
@@ -67,10 +71,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "failed": selectors.failed_creates_for(user),
             "filters": filters,
             "statuses": ContainerStatus.choices,
-            "query": urlencode({k: v for k, v in filters.items() if v}),
+            "query": urlencode({**kept, **({"sort": sort} if sort else {})}),
+            "sorts": {key: _sort_link(kept, key, sort) for key in selectors.DASHBOARD_SORTS},
             "nodes_down": networking_selectors.nodes_down(),
         },
     )
+
+
+def _sort_link(filters: dict[str, str], key: str, current: str) -> dict[str, str]:
+    """A column header's link (busiest first, then the other way on a second click) and
+    its aria-sort state."""
+    state = {f"-{key}": "descending", key: "ascending"}.get(current, "none")
+    target = key if current == f"-{key}" else f"-{key}"
+    return {"url": "?" + urlencode({**filters, "sort": target}), "state": state}
 
 
 @login_required
@@ -275,8 +288,33 @@ def _detail(request: HttpRequest, container: Container) -> HttpResponse:
             "ports": list(container.port_mappings.order_by("protocol", "external_port")),
             "nodes_down": networking_selectors.nodes_down(node=container.node),
             "alerts": open_alerts(container),
+            **_chart_context(container),
         },
     )
+
+
+# The container page's charts (portal/static/portal/charts.js draws each panel by its id).
+CHART_PANELS = (
+    ("cpu", "CPU"),
+    ("memory", "Memory"),
+    ("disk", "Disk usage"),
+    ("net", "Network"),
+    ("diskio", "Disk IO"),
+    ("pressure", "Memory pressure"),
+)
+CHART_CF_LABELS = {"AVERAGE": "Average", "MAX": "Maximum"}
+
+
+def _chart_context(container: Container) -> dict[str, Any]:
+    """Charts only for a container Proxmox holds (the RRD of one still being made is not
+    there yet, and a deleting one's is going)."""
+    shown = container.status in (ContainerStatus.RUNNING, ContainerStatus.STOPPED)
+    return {
+        "charts": shown,
+        "chart_panels": CHART_PANELS,
+        "chart_timeframes": [(t, t.capitalize()) for t in TIMEFRAMES],
+        "chart_cfs": [(cf, CHART_CF_LABELS[cf]) for cf in CONSOLIDATIONS],
+    }
 
 
 @login_required

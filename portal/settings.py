@@ -130,6 +130,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
+# Browser libraries installed by `make install` (npm ci, at package-lock.json's versions),
+# served and collected as static files under a prefix: never copied into the repository.
+STATICFILES_DIRS = [("vendor/uplot", BASE_DIR / "node_modules" / "uplot" / "dist")]
 
 LOGIN_URL = "/accounts/login/"
 

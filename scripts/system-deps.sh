@@ -12,6 +12,9 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 for p in "${PACKAGES[@]}"; do
   have_pkg "$p" || missing+=("$p")
 done
+# npm installs the browser's libraries (package-lock.json); a Node.js from elsewhere
+# (NodeSource, nvm) will do, so Debian's is only asked for when there is no npm at all.
+command -v npm >/dev/null || missing+=(nodejs npm)
 # python3-venv/python3-dev are only needed when the Python in use is Debian's own.
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

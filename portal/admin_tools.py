@@ -107,6 +107,15 @@ class ServiceAdmin(admin.ModelAdmin):
         if not self.service_failed(request):
             super().save_related(request, form, formsets, change)
 
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> Any:
+        # A refused save saved no inline either: there is no change to describe (and the
+        # unsaved formsets have nothing to say).
+        if self.service_failed(request):
+            return []
+        return super().construct_change_message(request, form, formsets, add)
+
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
         return None if self.service_failed(request) else super().log_addition(request, obj, message)
 

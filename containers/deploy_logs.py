@@ -34,14 +34,16 @@ def _remote(deployment: Deployment) -> Remote:
     return Remote.for_container(container.ip, container_id=container.pk)
 
 
-def _masker(deployment: Deployment) -> Masker:
+def env_masker(deployment: Deployment) -> Masker:
+    """Masks each env value (of 3 characters or more) in a line: the deploy's log and the
+    runtime log show no value an app printed."""
     values = [v for v in json.loads(deployment.env or "{}").values() if len(v) >= 3]
     return Masker(sorted(values, key=len, reverse=True))
 
 
 class Masker:
     def __init__(self, secrets: list[str]) -> None:
-        self.secrets = secrets
+        self.secrets = secrets  # longest first: no part of one shows through another's mask
 
     def __call__(self, line: str) -> str:
         for value in self.secrets:
@@ -56,7 +58,7 @@ def _command(deployment: Deployment, lines: int, *, follow: bool) -> str:
 def app_log(deployment: Deployment, *, lines: int = 200) -> list[str]:
     """The last `lines` lines of the app's log."""
     lines = max(1, min(lines, MAX_LINES))
-    remote, mask = _remote(deployment), _masker(deployment)
+    remote, mask = _remote(deployment), env_masker(deployment)
     out: list[str] = []
     code = remote.run(
         _command(deployment, lines, follow=False), on_line=lambda s: out.append(mask(s)), timeout=30
@@ -70,7 +72,7 @@ def app_log_events(deployment: Deployment, *, lines: int = 200) -> Iterator[str]
     """The app's log as Server-Sent Events (`event: line`), followed until the stream's
     time limit; the SSH session ends with the stream, however it ends."""
     lines = max(1, min(lines, MAX_LINES))
-    remote, mask = _remote(deployment), _masker(deployment)
+    remote, mask = _remote(deployment), env_masker(deployment)
     proc = subprocess.Popen(
         remote.argv(_command(deployment, lines, follow=True)),
         stdin=subprocess.DEVNULL,

@@ -22,6 +22,7 @@ from django.conf import settings
 
 from containers import deploy_script as script
 from containers import deployments
+from containers.deploy_logs import env_masker
 from containers.deploy_sources import source_discard, source_path
 from containers.models import ContainerStatus, Deployment, Job, JobKind, LogLevel, StepState
 from containers.remote import Remote, shared
@@ -43,7 +44,6 @@ DEPLOY_STEPS = (
     ("publish", "Publish its address"),
 )
 FLUSH_EVERY = 0.5  # seconds: how fresh the live log is while a command writes
-MASK = "***"
 # The health check asks again after 0.05 s, then 0.1, 0.2, 0.4, 0.5, ...: an app is often
 # listening a moment after its restart, and a fixed 0.5 s made every deploy wait for it.
 HEALTH_FIRST_PAUSE, HEALTH_PAUSE = 0.05, 0.5
@@ -104,7 +104,7 @@ class _Deploy:
         self.p = ctx.job.params
         self.app: dict[str, Any] = self.p["app"]
         self.env = _app_env(deployment, self.c.ip, self.app["port"])
-        self.secrets = sorted({v for v in json.loads(deployment.env or "{}").values()}, key=len)
+        self.mask = env_masker(deployment)
         self.remote = Remote.for_container(self.c.ip, container_id=self.c.pk)
         self._flushed = time.monotonic()
 
@@ -153,10 +153,7 @@ class _Deploy:
         return None
 
     def line(self, text: str) -> None:
-        for value in reversed(self.secrets):  # longest first: no secret shows through a mask
-            if len(value) >= 3:
-                text = text.replace(value, MASK)
-        self.ctx.log(text)
+        self.ctx.log(self.mask(text))
 
     def tick(self) -> None:
         if time.monotonic() - self._flushed >= FLUSH_EVERY:

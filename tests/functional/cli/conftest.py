@@ -95,7 +95,7 @@ class Cli:
         assert done.returncode == 0, (args, done.returncode, done.stdout, done.stderr)
         return done
 
-    def popen(self, *args: str, env: dict[str, str] | None = None) -> Lines:
+    def popen(self, *args: str, env: dict[str, str] | None = None, stream: str = "stdout") -> Lines:
         proc = subprocess.Popen(
             [portalctl_path(), *args],
             stdin=subprocess.DEVNULL,
@@ -105,7 +105,7 @@ class Cli:
             env=self.environ(env),
             cwd=self.home,
         )
-        return Lines(proc)
+        return Lines(proc, stream=stream)
 
     def on_terminal(self, *args: str, timeout: float = 60.0) -> tuple[int, str]:
         """Run with stdout and stderr on a pseudo-terminal, as at a shell: (status, screen)."""
@@ -138,17 +138,18 @@ class Cli:
 
 
 class Lines:
-    """A running portalctl whose stdout lines are read as they come."""
+    """A running portalctl whose stdout (or stderr) lines are read as they come."""
 
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
+    def __init__(self, proc: subprocess.Popen[str], stream: str = "stdout") -> None:
+        self.proc, self.stream = proc, stream
         self.seen: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+        pipe = self.proc.stdout if self.stream == "stdout" else self.proc.stderr
+        assert pipe is not None
+        for line in pipe:
             self._lines.put(line.rstrip("\n"))
         self._lines.put(None)
 
@@ -167,11 +168,14 @@ class Lines:
         raise AssertionError(f"no line with {text!r}; saw {self.seen}")
 
     def finish(self, timeout: float = 30.0) -> tuple[int, str]:
+        """Its status and the text of the other stream (this one is in `seen`)."""
+        other = self.proc.stderr if self.stream == "stdout" else self.proc.stdout
+        assert other is not None
+        text = other.read()  # to its end before the wait: a full pipe would block the exit
         code = self.proc.wait(timeout=timeout)
         while (line := self._lines.get(timeout=5)) is not None:
             self.seen.append(line)
-        assert self.proc.stderr is not None
-        return code, self.proc.stderr.read()
+        return code, text
 
 
 @pytest.fixture

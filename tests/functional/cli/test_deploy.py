@@ -13,18 +13,15 @@ from __future__ import annotations
 import io
 import json
 import os
-import queue
 import subprocess
 import tarfile
-import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import Cli, portalctl_path, user_with_token
+from .conftest import Cli, user_with_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
@@ -187,53 +184,6 @@ def test_the_servers_validation_and_the_clients_own(cli: Cli, cluster: Any) -> N
     assert Deployment.objects.count() == 0
 
 
-class Running:
-    """portalctl running, its stderr read line by line as it comes."""
-
-    def __init__(self, cli: Cli, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [portalctl_path(), *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli.environ(),
-            cwd=cli.home,
-        )
-        self.err: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def expect_err(self, text: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.err.append(line)
-            if text in line:
-                return
-        raise AssertionError(f"no stderr line with {text!r}; saw {self.err}")
-
-    def finish(self, timeout: float = 60.0) -> tuple[int, str, str]:
-        # stdout here, stderr by the reader thread (communicate() would race it).
-        assert self.proc.stdout is not None
-        stdout = self.proc.stdout.read()
-        self.proc.wait(timeout=timeout)
-        while (line := self._lines.get(timeout=5)) is not None:
-            self.err.append(line)
-        return self.proc.returncode, stdout, "".join(self.err)
-
-
 def test_a_push_while_a_job_runs_waits_for_it_and_is_sent_again(
     cli: Cli, cluster: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,13 +221,14 @@ def test_a_push_while_a_job_runs_waits_for_it_and_is_sent_again(
 
     # The job ends while it waits, and a newer push has been recorded meanwhile: the
     # push sent again is superseded (exit 0), as the portal decided.
-    running = Running(cli, *args, "--json")
-    running.expect_err("waiting for deploy pia-site-main")
+    running = cli.popen(*args, "--json", stream="stderr")
+    running.expect("waiting for deploy pia-site-main", timeout=30)
     Deployment.objects.filter(pk=first.deployment.pk).update(
         committed_at=timezone.now() + timedelta(hours=1)
     )
     Job.objects.filter(pk=first.job.pk).update(status="failed", finished_at=timezone.now())
-    code, stdout, stderr = running.finish()
+    code, stdout = running.finish(timeout=60)
+    stderr = "\n".join(running.seen)
     assert code == 0, stderr
     answer = json.loads(stdout)
     assert answer["outcome"] == "superseded" and answer["commit"] == "a" * 40

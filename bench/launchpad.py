@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._env import run_dir, setup_django
+from tests.fixtures.launchpad import ExampleRepo
 
 TASK_SECONDS = float(os.environ.get("BENCH_TASK_SECONDS", "1.0"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -95,40 +96,6 @@ class Round:
     steps_update: dict[str, float]
 
 
-class Repo:
-    """The example app in a git repository of its own; every commit changes its answer
-    (the install step writes the release's directory, named after the commit)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        shutil.copytree(EXAMPLE, path)
-        self.git("init", "-q", "-b", "main")
-
-    def git(self, *args: str) -> str:
-        who = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.org"}
-        who |= {"GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.org"}
-        done = subprocess.run(
-            ["git", "-C", str(self.path), *args],
-            capture_output=True,
-            check=True,
-            env={"PATH": "/usr/bin:/bin", "HOME": str(self.path), **who},
-        )
-        return done.stdout.decode().strip()
-
-    def commit(self, message: str) -> str:
-        (self.path / "NEWS").write_text(f"{message}\n")
-        self.git("add", "-A")
-        self.git("commit", "-q", "-m", message)
-        return self.git("rev-parse", "HEAD")
-
-    def archive(self, commit: str) -> bytes:
-        return subprocess.run(
-            ["git", "-C", str(self.path), "archive", "--format=tar.gz", commit],
-            capture_output=True,
-            check=True,
-        ).stdout
-
-
 # -- the client's side: push, look at the URL ------------------------------------------------
 def _fetch(stack: Stack, name: str) -> str:
     """GET https://<name>.<domain>/ through the gateway's nginx (SNI, Host, its CA), on a
@@ -166,7 +133,7 @@ def _wait_serving(stack: Stack, name: str, commit: str, timeout: float = 120.0) 
     raise RuntimeError(f"https://{name}.{DOMAIN}/ did not serve {commit[:12]} in {timeout:.0f} s")
 
 
-def _post(stack: Stack, repo: Repo, ref: str, commit: str) -> dict[str, Any]:
+def _post(stack: Stack, repo: ExampleRepo, ref: str, commit: str) -> dict[str, Any]:
     import requests
 
     spec = {"repository": "acme/shop", "ref": ref, "commit": commit, "app": APP}
@@ -223,7 +190,7 @@ def _new_tasks(before: dict[str, str], after: dict[str, str]) -> dict[str, int]:
     return counts
 
 
-def timed_push(stack: Stack, repo: Repo, ref: str, commit: str) -> Push:
+def timed_push(stack: Stack, repo: ExampleRepo, ref: str, commit: str) -> Push:
     """POST the commit; the time until its URL serves it."""
     tasks = _task_ids(stack)
     began = time.time()
@@ -240,7 +207,7 @@ def timed_push(stack: Stack, repo: Repo, ref: str, commit: str) -> Push:
     )
 
 
-def timed_recreate(stack: Stack, repo: Repo, ref: str, name: str, commit: str) -> Push:
+def timed_recreate(stack: Stack, repo: ExampleRepo, ref: str, name: str, commit: str) -> Push:
     """The previous system's update: delete, wait until it is gone, push as new."""
     tasks = _task_ids(stack)
     began = time.time()
@@ -282,11 +249,11 @@ def job_steps(job_id: str) -> dict[str, float]:
     return steps
 
 
-def one_round(n: int, stack: Stack, repo: Repo) -> Round:
+def one_round(n: int, stack: Stack, repo: ExampleRepo) -> Round:
     ref, name = f"bench-{n}", f"acme-shop-bench-{n}"
-    first = timed_push(stack, repo, ref, repo.commit(f"round {n}: first push"))
-    update = timed_push(stack, repo, ref, repo.commit(f"round {n}: an update"))
-    recreate = timed_recreate(stack, repo, ref, name, repo.commit(f"round {n}: recreated"))
+    first = timed_push(stack, repo, ref, repo.change(f"round {n}: first push"))
+    update = timed_push(stack, repo, ref, repo.change(f"round {n}: an update"))
+    recreate = timed_recreate(stack, repo, ref, name, repo.change(f"round {n}: recreated"))
     _wait_job(_delete(stack, name))  # untimed: leave the simulator as it was
     return Round(
         first=first,
@@ -532,7 +499,7 @@ def main() -> None:
         began = time.monotonic()
         stack = _start(rd, guests, cleanup)
         install = install_seconds()
-        repo = Repo(rd / "shop")
+        repo = ExampleRepo(rd / "shop")
         _warm_up(stack)
         print(
             f"stack started in {time.monotonic() - began:.1f} s; proxmox task time "

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -20,48 +18,15 @@ import requests
 
 from containers.models import Container, Deployment, Job, JobLogEntry
 from tests.conftest import wait_job
+from tests.fixtures.launchpad import ExampleRepo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "launchpad" / "example"
 SECRET = "s3cret-value-never-shown"
 APP = {"install": "python3 app.py install", "start": "python3 app.py", "port": 8000}
 
 
-class Repo:
-    """A local git repository holding the example app."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        shutil.copytree(EXAMPLE, path)
-        self.git("init", "-q", "-b", "main")
-        self.commit("the example app")
-
-    def git(self, *args: str) -> str:
-        env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org"}
-        env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
-        done = subprocess.run(
-            ["git", "-C", str(self.path), *args],
-            capture_output=True,
-            check=True,
-            env={"PATH": "/usr/bin:/bin", "HOME": str(self.path), **env},
-        )
-        return done.stdout.decode().strip()
-
-    def commit(self, message: str) -> str:
-        self.git("add", "-A")
-        self.git("commit", "-q", "-m", message)
-        return self.git("rev-parse", "HEAD")
-
-    def archive(self, commit: str) -> bytes:
-        return subprocess.run(
-            ["git", "-C", str(self.path), "archive", "--format=tar.gz", commit],
-            capture_output=True,
-            check=True,
-        ).stdout
-
-
-def push(stack: Any, token: str, repo: Repo, commit: str, **spec: Any) -> requests.Response:
+def push(stack: Any, token: str, repo: ExampleRepo, commit: str, **spec: Any) -> requests.Response:
     body = {"repository": "acme/shop", "ref": "main", "commit": commit, "app": APP, **spec}
     return requests.post(
         f"{stack.url}/api/v1/deployments/",
@@ -76,7 +41,7 @@ def test_push_update_failed_build_and_destroy(launchpad_stack: Any, tmp_path: Pa
     stack = launchpad_stack
     _, token = stack.user("dana")
     auth = {"Authorization": f"Bearer {token}"}
-    repo = Repo(tmp_path / "shop")
+    repo = ExampleRepo(tmp_path / "shop")
     first = repo.git("rev-parse", "HEAD")
 
     # The first push: one job creates the container and deploys into it.
@@ -151,7 +116,7 @@ def test_a_failing_health_check_goes_back_to_the_previous_release(
 ) -> None:
     stack = launchpad_stack
     _, token = stack.user("erin")
-    repo = Repo(tmp_path / "shop")
+    repo = ExampleRepo(tmp_path / "shop")
     first = repo.git("rev-parse", "HEAD")
     job = wait_job(push(stack, token, repo, first).json()["job"]["id"], timeout=120)
     assert job.status == "succeeded", (job.error, _log(job))
@@ -181,7 +146,7 @@ def test_five_concurrent_pushes_of_one_branch_give_one_container(
     told a job is running (the CLI waits for it and sends its push again)."""
     stack = launchpad_stack
     _, token = stack.user("finn")
-    repo = Repo(tmp_path / "shop")
+    repo = ExampleRepo(tmp_path / "shop")
     commits = [repo.git("rev-parse", "HEAD")]
     for n in range(4):
         (repo.path / "NEWS").write_text(f"change {n}\n")
@@ -218,7 +183,7 @@ def test_declared_services_and_processes_run_and_their_logs_are_read(
     stack.template.save(update_fields=["os_type"])
     _, token = stack.user("gail")
     auth = {"Authorization": f"Bearer {token}"}
-    repo = Repo(tmp_path / "shop")
+    repo = ExampleRepo(tmp_path / "shop")
     (repo.path / "worker.sh").write_text('while :; do echo "worker saw $GREETING"; sleep 1; done\n')
     commit = repo.commit("a worker")
     app = {**APP, "services": ["redis"], "processes": {"worker": "sh worker.sh"}}

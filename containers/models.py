@@ -18,6 +18,8 @@ from networking.models import Node, PortProtocol, Site
 from networking.validators import validate_hostname, validate_slug
 from portal.crypto import EncryptedTextField
 
+from .wazuh.names import validate_wazuh_groups
+
 # Hard limits, whatever a template allows (Proxmox's own bounds where it has them).
 MAX_CORES = 128
 MIN_MEMORY_MIB = 64
@@ -58,6 +60,13 @@ class Template(models.Model):
         blank=True,
         validators=[MinValueValidator(1)],
         help_text="A new container of it expires after this many days (empty: the site's default).",
+    )
+    wazuh_group = models.CharField(
+        max_length=255,
+        blank=True,
+        validators=[validate_wazuh_groups],
+        help_text="Wazuh agent group(s) of its containers, comma-separated (empty: the "
+        "site's default group).",
     )
 
     class Meta:
@@ -543,3 +552,6 @@ class Deployment(models.Model):
 
 # The metrics' model lives beside the code that writes it; importing it here registers it.
 from .metrics.models import ContainerAlert, ContainerSample  # noqa: E402, F401
+
+# The Wazuh models live beside their client and services (containers/wazuh/).
+from .wazuh.models import WazuhAgent, WazuhManager  # noqa: E402, F401

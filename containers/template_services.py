@@ -40,6 +40,7 @@ TEMPLATE_FIELDS = frozenset(
         "max_disk_gib",
         "enabled",
         "container_ttl_days",
+        "wazuh_group",
     }
 )
 

@@ -52,6 +52,7 @@ class ErrorCode(StrEnum):
     INVALID_SERVICE_NAME = "invalid_service_name"
     INVALID_SLUG = "invalid_slug"
     INVALID_WEBHOOK = "invalid_webhook"
+    INVALID_WAZUH_GROUP = "invalid_wazuh_group"
     EXTEND_BEYOND_POLICY = "extend_beyond_policy"
     NO_EXPIRY = "no_expiry"
     RESERVED_HOSTNAME = "reserved_hostname"
@@ -99,6 +100,9 @@ class ErrorCode(StrEnum):
     GATEWAY_FAILED = "gateway_failed"
     GATEWAY_TIMEOUT = "gateway_timeout"
     GATEWAY_UNAVAILABLE = "gateway_unavailable"
+    WAZUH_ERROR = "wazuh_error"
+    WAZUH_UNAVAILABLE = "wazuh_unavailable"
+    WAZUH_AUTH_FAILED = "wazuh_auth_failed"
     # The step of a gateway apply that failed (ApplyFailed; stored on the revision).
     RENDER = "render"
     VALIDATE = "validate"

@@ -284,6 +284,10 @@ PROXMOX_TASK_CHECK_INTERVAL = env.float("PROXMOX_TASK_CHECK_INTERVAL", default=5
 # Tag put on every container the portal makes; it is how the portal recognises its own.
 PROXMOX_MANAGED_TAG = env.str("PROXMOX_MANAGED_TAG", default="cluster-portal")
 
+# --- Wazuh (containers/wazuh/, docs/wazuh.md; the managers themselves are set per site) ---
+WAZUH_TIMEOUT = env.float("WAZUH_TIMEOUT", default=10.0)
+WAZUH_PAGE_LIMIT = env.int("WAZUH_PAGE_LIMIT", default=500)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

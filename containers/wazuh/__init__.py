@@ -1,0 +1,16 @@
+"""Security monitoring with Wazuh: the portal's half (docs/wazuh.md).
+
+The manager and its indexer run on their own hosts; the portal configures one manager per
+site (`models.WazuhManager`, admin), keeps its own record of every agent it enrolled
+(`models.WazuhAgent`, the mapping from agent to container), and talks to both over HTTPS:
+
+- `names`: the agent name of a container (`agent_name_for`), group name rules. Pure.
+- `client`: `WazuhClient` (the manager API on :55000: login with JWT renewal, paged agent
+  lists, the status summary, delete) and `IndexerClient` (`wazuh-alerts-*` searches), with
+  errors mapped into portal/errors.py (`WazuhUnavailable` is worth a retry, `WazuhError`
+  is not).
+- `selectors`: `manager_for_site` (None: the feature is off for that site), agent reads.
+- `services`: `wazuh_manager_save`, `wazuh_manager_test` (the admin's writes and action).
+
+With no enabled manager for a site, nothing of this runs and nothing mentions Wazuh.
+"""

@@ -200,3 +200,4 @@ class JobAdmin(admin.ModelAdmin):
 
 
 from . import admin_deployments, admin_reconcile  # noqa: E402,F401 - each registers its admin
+from .wazuh import admin as wazuh_admin  # noqa: E402,F401 - registers the Wazuh admins

@@ -37,6 +37,7 @@ pytest_plugins = [
     "tests.fixtures.launchpad",
     "tests.fixtures.standing",
     "tests.fixtures.notifications",
+    "tests.fixtures.wazuh_double",
 ]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

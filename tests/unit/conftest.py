@@ -34,6 +34,8 @@ COMPONENT_FIXTURES = frozenset(
         "stand_ins",
         "launchpad_procs",
         "launchpad_stack",
+        "wazuh_server",
+        "wazuh",
     }
 )
 FUNCTIONAL_MARKERS = frozenset({"e2e", "gateway", "ldap", "browser", "demo", "reliability"})

@@ -15,7 +15,14 @@ from django.db.models import Model
 from django.test import RequestFactory
 
 from auth.models import QuotaOverride, Webhook
-from containers.models import Container, ReconcileFinding, ReconcileRun, Template
+from containers.models import (
+    Container,
+    ReconcileFinding,
+    ReconcileRun,
+    Template,
+    WazuhAgent,
+    WazuhManager,
+)
 from networking.models import Node, PortMapping, Route, Site
 from tests.factories import UserFactory
 
@@ -30,6 +37,8 @@ MANAGED: tuple[type[Model], ...] = (
     Webhook,  # validated URL, audited by host only (auth.notifications)
     ReconcileRun,  # written by the reconciler alone
     ReconcileFinding,
+    WazuhManager,  # through wazuh_manager_save (secrets kept when blank, audited)
+    WazuhAgent,  # written by the enrolment, poll and sweep alone
 )
 
 # A write, the permission that allows it, and the ModelAdmin methods that perform it.

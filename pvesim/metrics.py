@@ -51,6 +51,7 @@ PRESSURE = (
 GAUGES = ("cpu", "mem", "swap", "disk", "memhost", *PRESSURE)
 SETTABLE = (*GAUGES, *COUNTERS)
 PERIOD = 900.0  # the usage wave's period (s)
+DEFAULT_MAXDISK = 4 * GIB  # vmstatus's maxdisk for a rootfs without a size
 
 
 def _jitter(seed: int, bucket: int) -> float:
@@ -90,18 +91,21 @@ def wave(seed: int, t: float, period: float = PERIOD) -> float:
 
 
 def guest_limits(guest: Guest, node: Node) -> dict[str, Any]:
+    """PVE::LXC::vmstatus's limits: maxmem (memory, default 512 MiB), maxswap (swap,
+    default 0: vmstatus reads `swap // 0`, create writes 512), maxdisk (the rootfs size,
+    4 GiB when it has none)."""
     conf = guest.conf
     memory = int(conf.get("memory", 512))
-    swap = int(conf.get("swap", 512))
+    swap = int(conf.get("swap", 0))
     # vmstatus: cpulimit if set, else cores, else every host CPU
     cpus: int | float = int(conf.get("cores", node.cpus))
     if float(conf.get("cpulimit", 0) or 0):
         cpus = float(conf["cpulimit"])
-    maxdisk = 0
+    maxdisk = DEFAULT_MAXDISK
     root = conf.get("rootfs") or conf.get("scsi0") or ""
     for part in str(root).split(","):
         if part.startswith("size="):
-            maxdisk = parse_size(part[5:]) or 0
+            maxdisk = parse_size(part[5:]) or DEFAULT_MAXDISK
     return {"maxmem": memory * MIB, "maxswap": swap * MIB, "cpus": cpus, "maxdisk": maxdisk}
 
 
@@ -154,6 +158,7 @@ def _zeros(lim: dict[str, Any]) -> dict[str, Any]:
     return {
         "cpu": 0,
         "mem": 0,
+        "memhost": 0,
         "swap": 0,
         "disk": 0,
         "uptime": 0,
@@ -169,8 +174,7 @@ def guest_usage(guest: Guest, node: Node, now: float) -> dict[str, Any]:
         return _zeros(lim)
     seed, started = guest.vmid, guest.started_at
     w = wave(seed, now)
-    out = _gauges(lim, seed, w, now)
-    out.pop("memhost")  # not an LXC status figure
+    out = _gauges(lim, seed, w, now)  # memhost: /cluster/resources only, not status/current
     out.update(
         {
             "swap": int(lim["maxswap"] * 0.03 * w),
@@ -182,7 +186,7 @@ def guest_usage(guest: Guest, node: Node, now: float) -> dict[str, Any]:
             **lim,
         }
     )
-    out.update({k: v for k, v in _override(guest, now).items() if k != "memhost"})
+    out.update(_override(guest, now))
     return out
 
 

@@ -59,7 +59,11 @@ def ct_status(state: SimState, guest: Guest) -> dict[str, Any]:
 
 
 def resource_entry(state: SimState, guest: Guest) -> dict[str, Any]:
-    """One guest in /cluster/resources."""
+    """One guest in /cluster/resources (pve-manager API2Tools::extract_vm_stats).
+
+    PVE 9 broadcasts every guest under `pve-vm-9.0/<vmid>`, whose `memhost` column
+    extract_vm_stats copies into CTs' entries too (the schema says "for types 'qemu'").
+    `pool` is the caller's to remove (it needs Pool.Audit)."""
     node = state.nodes.get(guest.node)
     entry: dict[str, Any] = {
         "id": f"{guest.type}/{guest.vmid}",
@@ -92,6 +96,7 @@ def resource_entry(state: SimState, guest: Guest) -> dict[str, Any]:
                 "cpu": use["cpu"],
                 "maxmem": use["maxmem"],
                 "mem": use["mem"],
+                "memhost": use["memhost"],
                 "maxdisk": use["maxdisk"],
                 "disk": use["disk"],
                 "uptime": use["uptime"],

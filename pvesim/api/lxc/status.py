@@ -9,6 +9,7 @@ from typing import Any
 from pvesim import apidefs, guestconf, metrics
 from pvesim.api.common import ct_status
 from pvesim.api.lxc.shared import VM_AUDIT, static_ips
+from pvesim.errors import die
 from pvesim.router import Ctx, route
 
 # -- list, status ------------------------------------------------------------
@@ -109,12 +110,24 @@ def interfaces(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]] | None:
     return out
 
 
+# Where pmxcfs keeps a guest's RRD (PVE 9); rrdcached is reached through its socket.
+RRD_DIR = "/var/lib/rrdcached/db/pve-vm-9.0"
+RRDCACHED = "unix:/var/run/rrdcached.sock"
+
+
 @route("GET", "/nodes/{node}/lxc/{vmid}/rrddata", params=apidefs.LXC_RRDDATA, perm=VM_AUDIT)
 def rrddata(ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
+    """PVE::RRD::create_rrd_data("pve-vm-9.0/<vmid>"): no proxyto and no config check,
+    so the node in the path is not looked at; a vmid without an RRD file is RRDs::fetch's
+    error, as rrdcached's client reports it."""
     state = ctx.state
     guest = state.guests.get(p["vmid"])
     if guest is None or guest.node not in state.nodes:
-        return []
+        path = f"{RRD_DIR}/{p['vmid']}"
+        raise die(
+            f"RRD error: rrdcached@{RRDCACHED}: rrd_fetch_r failed: opening '{path}': "
+            "No such file or directory"
+        )
     return metrics.rrd_points(
         guest, state.nodes[guest.node], p["timeframe"], p.get("cf", "AVERAGE"), state.now()
     )

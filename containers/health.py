@@ -3,7 +3,8 @@
 The portal learns it on its own, two ways:
 - a job's call fails with the node unreachable (595/596, no quorum, a refused
   connection) and one probe of the node confirms it (a single blip is only retried);
-- the beat task `containers.probe_nodes` calls GET /nodes/{node}/status once per node.
+- the beat task `containers.probe_nodes` calls GET /nodes/{node}/status once per node,
+  and keeps the capacity and load that answer holds (containers/node_load.py).
 
 Only active <-> offline is ever flipped here, by conditional updates: a node an
 operator put in maintenance stays in maintenance. An offline node is skipped by
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -26,6 +27,7 @@ from networking.models import Node, NodeState
 from portal.errors import ErrorCode
 
 from .models import Job, JobStatus
+from .node_load import record_probe
 from .proxmox import ProxmoxClient, ProxmoxError, ProxmoxUnavailable
 
 if TYPE_CHECKING:
@@ -50,15 +52,20 @@ def not_answering(node: Node, reason: str) -> str:
     return f"{node.name} is not answering ({reason})"
 
 
+def ask(node: Node) -> tuple[str | None, dict[str, Any] | None]:
+    """One GET /nodes/{node}/status: (why it did not answer, None), or (None, its status),
+    or (None, None) if it answered with a refusal (a token problem is not an outage)."""
+    try:
+        return None, ProxmoxClient.for_node(node).node_status(node.name)
+    except ProxmoxUnavailable as exc:
+        return exc.reason, None
+    except ProxmoxError:
+        return None, None
+
+
 def probe(node: Node) -> str | None:
     """One call to the node: None if it answers, else why not ("595 Connection refused")."""
-    try:
-        ProxmoxClient.for_node(node).node_status(node.name)
-    except ProxmoxUnavailable as exc:
-        return exc.reason
-    except ProxmoxError:
-        return None  # it answered, with a refusal (a token problem is not an outage)
-    return None
+    return ask(node)[0]
 
 
 @transaction.atomic
@@ -123,9 +130,10 @@ def node_check(*, node: Node) -> str:
     """Probe one node and record the answer; return its state (maintenance is left alone)."""
     if node.state == NodeState.MAINTENANCE:
         return node.state
-    reason = probe(node)
-    # Recorded whatever the answer: /readyz and /metrics report how old `state` is.
-    Node.objects.filter(pk=node.pk).update(probed_at=timezone.now())
+    reason, status = ask(node)
+    # Recorded whatever the answer (/readyz and /metrics report how old `state` is), with
+    # the figures of the status when the node gave it.
+    record_probe(node=node, at=timezone.now(), status=status)
     if reason is None:
         node_mark_active(node=node)
     else:

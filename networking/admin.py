@@ -8,11 +8,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from auth.audit import audit_record
+from containers.node_load import nodes_with_commitments
 from portal.actors import acting_user
 from portal.admin_tools import ReadOnlyAdmin, ServiceAdmin, run_each
 from portal.errors import PortalError
 
 from . import publishing, services, site_services
+from .admin_capacity import NodeCapacityColumns, site_capacity
 from .models import ConfigRevision, Node, PortMapping, Route, Site
 
 
@@ -59,6 +61,7 @@ class SiteAdmin(ServiceAdmin):
     )
     search_fields = ("name", "slug", "domain")
     prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("capacity",)
     inlines = [NodeInline]
     actions = ["apply_gateway"]
 
@@ -81,6 +84,10 @@ class SiteAdmin(ServiceAdmin):
     def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
         return list(self.inlines) if obj is not None and obj.pk else []  # a new site: no nodes
 
+    @admin.display(description="Capacity and load")
+    def capacity(self, obj: Site) -> str:
+        return site_capacity(obj)  # its nodes summed, as the probe last read them
+
     @admin.display(description="Gateway")
     def gateway_status(self, obj: Site) -> str:
         last = obj.config_revisions.first()
@@ -99,31 +106,28 @@ class SiteAdmin(ServiceAdmin):
 
 
 @admin.register(Node)
-class NodeAdmin(ServiceAdmin):
+class NodeAdmin(NodeCapacityColumns, ServiceAdmin):
     form = NodeForm
-    list_display = (
-        "name",
-        "site",
-        "slot",
-        "state",
-        "offline_since",
-        "max_cpu",
-        "capacity_updated_at",
-    )
+    # Capacity and load as the beat probe last read them, and what the containers commit.
+    list_display = ("name", "site", "slot", "state_shown", *NodeCapacityColumns.CAPACITY)
     list_filter = ("site", "state")
     search_fields = ("name",)
-    readonly_fields = (
-        "max_cpu",
-        "max_memory",
-        "max_disk",
-        "used_memory",
-        "used_disk",
-        "cpu_load",
-        "capacity_updated_at",
-        "created_at",
-        "updated_at",
-    )
+    HEALTH = ("offline_since", "offline_reason", "probed_at")
+    readonly_fields = (*NodeCapacityColumns.CAPACITY, *HEALTH, "created_at", "updated_at")
     actions = ("refresh_capacity", "import_templates")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Node]:
+        return nodes_with_commitments(super().get_queryset(request))  # one query for the list
+
+    def get_fieldsets(self, request: HttpRequest, obj: Node | None = None) -> Any:
+        if obj is None:
+            return [(None, {"fields": site_services.NODE_FIELDS})]
+        return [
+            (None, {"fields": site_services.NODE_FIELDS}),
+            ("Capacity and load", {"fields": NodeCapacityColumns.CAPACITY}),
+            ("Health", {"fields": self.HEALTH}),
+            ("Record", {"fields": ("created_at", "updated_at")}),
+        ]
 
     # Saved by node_create / node_update (validated, audited, a gateway apply when its name
     # or address changed). Not deleted here: its containers and history point at it.

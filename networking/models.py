@@ -189,13 +189,19 @@ class Node(models.Model):
     offline_reason = models.CharField(max_length=300, blank=True, editable=False)
     # When the beat probe last had this node's answer (or silence): the age of `state`.
     probed_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Capacity as last read from Proxmox (bytes, cores).
+    # Capacity and load as last read from the node's status (bytes, cores): by the beat
+    # probe whenever the node answers, or by the admin's "read the capacity" action.
     max_cpu = models.PositiveIntegerField(null=True, blank=True)
     max_memory = models.BigIntegerField(null=True, blank=True)
     max_disk = models.BigIntegerField(null=True, blank=True)
     used_memory = models.BigIntegerField(null=True, blank=True)
     used_disk = models.BigIntegerField(null=True, blank=True)
-    cpu_load = models.FloatField(null=True, blank=True)
+    cpu_load = models.FloatField(
+        null=True, blank=True, help_text="CPU use as a fraction of all the node's CPUs."
+    )
+    load_1 = models.FloatField(null=True, blank=True, help_text="Load average over 1 minute.")
+    load_5 = models.FloatField(null=True, blank=True, help_text="Load average over 5 minutes.")
+    load_15 = models.FloatField(null=True, blank=True, help_text="Load average over 15 minutes.")
     capacity_updated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from auth.audit import audit_record
 from auth.selectors import require_staff
+from containers.node_load import status_figures
 from containers.proxmox import ProxmoxClient
 from portal.errors import InvalidState, ValidationFailed
 
@@ -210,17 +211,9 @@ def node_refresh_capacity(*, node: Node, actor: User | None) -> str:
     Raises the Proxmox client's PortalError (never containing the token secret)."""
     client = ProxmoxClient.for_node(node)
     version = str(client.version().get("version", "unknown"))
-    status = client.node_status(node.name)
-    memory = status.get("memory") or {}
-    rootfs = status.get("rootfs") or {}
-    cpuinfo = status.get("cpuinfo") or {}
-    fields = {
-        "max_cpu": cpuinfo.get("cpus"),
-        "max_memory": memory.get("total"),
-        "used_memory": memory.get("used"),
-        "max_disk": rootfs.get("total"),
-        "used_disk": rootfs.get("used"),
-        "cpu_load": status.get("cpu"),
+    # The figures the beat probe also keeps (containers/node_load.py), read now.
+    fields: dict[str, Any] = {
+        **status_figures(client.node_status(node.name)),
         "capacity_updated_at": timezone.now(),
     }
     Node.objects.filter(pk=node.pk).update(**fields, updated_at=fields["capacity_updated_at"])

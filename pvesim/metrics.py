@@ -13,7 +13,10 @@ Invariants the portal's tests rely on:
   `memhost`, and the six pressure (PSI) figures; a bucket without data is `{"time"}` only;
   cf=MAX is never below cf=AVERAGE;
 - figures a test set with `/_sim/guests/usage` (`Guest.usage`) win over the generated ones
-  from the moment they were set, in status/current, /cluster/resources and the RRD alike.
+  from the moment they were set, in status/current, /cluster/resources and the RRD alike;
+- a node's `loadavg` is its guests' CPU demand (cpu x cores, uncapped) plus the host's
+  own, damped over 1, 5 and 15 minutes as Linux does: a change shows in the 1-minute
+  figure within a few minutes and in the 15-minute one much later.
 """
 
 from __future__ import annotations
@@ -190,6 +193,34 @@ def guest_usage(guest: Guest, node: Node, now: float) -> dict[str, Any]:
     return out
 
 
+# Linux's load averages: damped means of the run queue over 1, 5 and 15 minutes.
+LOADAVG_WINDOWS = (60.0, 300.0, 900.0)
+# A node without a `local` storage (unit tests): its root filesystem.
+ROOTFS_TOTAL, ROOTFS_USED = 94 * GIB, int(7.5 * GIB)
+
+
+def guest_load(guest: Guest, node: Node, now: float, window: float) -> float:
+    """The guest's share of its node's load average over `window` seconds.
+
+    Its run queue is its CPU demand, cpu x its cores, which the host does not cap: an
+    overcommitted node's load passes its CPU count while its `cpu` stays at 1. The
+    generated demand moves slowly (the 15 min wave) and counts as it is now; a step (the
+    guest's start, figures a test set) is followed as the kernel's damped mean follows
+    one: what was before fades by exp(-elapsed / window).
+    """
+    if guest.status != "running" or guest.started_at is None:
+        return 0.0
+    lim = guest_limits(guest, node)
+    cpus = float(lim["cpus"])
+    demand = float(_gauges(lim, guest.vmid, wave(guest.vmid, now), now)["cpu"]) * cpus
+    usage = guest.usage
+    if usage and "cpu" in usage.get("values", {}) and float(usage["at"]) <= now:
+        fixed = float(usage["values"]["cpu"]) * cpus
+        since = max(float(usage["at"]), guest.started_at)
+        demand = fixed + (demand - fixed) * math.exp(-(now - since) / window)
+    return demand * (1.0 - math.exp(-(now - guest.started_at) / window))
+
+
 def node_usage(state: SimState, node: Node, now: float) -> dict[str, Any]:
     running = [g for g in state.guests_on(node.name) if g.status == "running"]
     guest_mem = sum(guest_usage(g, node, now)["mem"] for g in running)
@@ -199,17 +230,23 @@ def node_usage(state: SimState, node: Node, now: float) -> dict[str, Any]:
     )
     seed = node.nodeid * 7919
     used = min(node.memory, int(1.8 * GIB + 0.4 * GIB * wave(seed, now)) + guest_mem)
-    cpu = min(1.0, 0.01 + 0.03 * wave(seed, now) + guest_cpu / max(1, node.cpus))
-    load = cpu * node.cpus
+    host = 0.01 + 0.03 * wave(seed, now)  # the host's own work, as a fraction of its CPUs
+    cpu = min(1.0, host + guest_cpu / max(1, node.cpus))
+    loads = [
+        host * node.cpus + sum(guest_load(g, node, now, window) for g in running)
+        for window in LOADAVG_WINDOWS
+    ]
+    # `local` (/var/lib/vz) lives on the root filesystem: its figures are the rootfs's.
+    local = node.storages.get("local")
     return {
         "cpu": round(cpu, 5),
         "maxcpu": node.cpus,
         "mem": used,
         "maxmem": node.memory,
         "uptime": int(now - node.boot_time),
-        "loadavg": [f"{load:.2f}", f"{load * 0.9:.2f}", f"{load * 0.8:.2f}"],
-        "rootfs_total": 94 * GIB,
-        "rootfs_used": int(7.5 * GIB),
+        "loadavg": [f"{load:.2f}" for load in loads],  # /proc/loadavg's text
+        "rootfs_total": local.total if local else ROOTFS_TOTAL,
+        "rootfs_used": local.used() if local else ROOTFS_USED,
         "swap_total": 8 * GIB,
         "swap_used": int(64 * MIB * wave(seed + 1, now)),
     }

@@ -43,6 +43,9 @@ class NodeSerializer(serializers.ModelSerializer):
             "used_memory",
             "used_disk",
             "cpu_load",
+            "load_1",
+            "load_5",
+            "load_15",
             "capacity_updated_at",
         )
         read_only_fields = fields

@@ -9,6 +9,8 @@ from django.utils import dateformat, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from portal import units
+
 register = template.Library()
 
 
@@ -27,24 +29,6 @@ def when(value: datetime | None, fmt: str = "Y-m-d H:i") -> SafeString | str:
     )
 
 
-_IEC = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-@register.filter
-def iec_bytes(value: float | int | None) -> str:
-    """Bytes in binary units, as Proxmox shows them (`412 MiB`, `1.50 GiB`)."""
-    if value is None:
-        return "\N{EN DASH}"
-    n, unit = float(value), 0
-    while abs(n) >= 1024 and unit < len(_IEC) - 1:
-        n, unit = n / 1024, unit + 1
-    digits = 0 if unit == 0 or abs(n) >= 100 else 1 if abs(n) >= 10 else 2
-    return f"{n:.{digits}f} {_IEC[unit]}"
-
-
-@register.filter
-def percent(fraction: float | None) -> str:
-    """A fraction as a percentage (`0.123` -> `12.3 %`)."""
-    if fraction is None:
-        return "\N{EN DASH}"
-    return f"{fraction * 100:.1f} %"
+# Shared with the admin (portal/units.py).
+iec_bytes = register.filter("iec_bytes", units.iec_bytes)
+percent = register.filter("percent", units.percent)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from portalctl import config
+from portalctl.commands.catalog import cpu_use, load_average
 from portalctl.commands.containers import size_gib, size_mib
 from portalctl.errors import ApiError, CliError, Exit
 from portalctl.sse import events
@@ -91,3 +92,12 @@ def test_the_config_file_is_private_and_keeps_profiles_apart(
     config.remove_secret("default")
     assert config.load(None).token == "" and config.load(None).url == "https://a.example"
     assert config.load("ci").token == "t2"
+
+
+def test_nodes_list_shows_cpu_use_and_the_load_averages() -> None:
+    node = {"max_cpu": 16, "cpu_load": 0.234, "load_1": 3.74, "load_5": 3.366, "load_15": 3}
+    assert cpu_use(node) == "23.4% of 16"
+    assert load_average(node) == "3.74 3.37 3.00"
+    never = {"max_cpu": None, "cpu_load": None, "load_1": None, "load_5": None, "load_15": None}
+    assert cpu_use(never) == "-" and load_average(never) == "-"
+    assert load_average({**never, "load_1": 0.5}) == "0.50 - -"

@@ -270,3 +270,26 @@ def test_show_and_extend_expiry(cli: Cli, cluster: Any, monkeypatch: pytest.Monk
     assert said.startswith("tmp expires ")
     too_long = cli("containers", "extend", "tmp", "--days", "400")
     assert too_long.returncode == 1 and "at most" in too_long.stderr
+
+
+def test_nodes_list_shows_what_the_probe_read(cli: Cli, cluster: Any) -> None:
+    from containers.tasks import probe_nodes
+    from networking.models import Node
+
+    _, token = user_with_token("operator", is_staff=True)
+    as_user(cli, token)
+    cli.env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3] / "portalctl" / "src")
+    probe_nodes()  # the beat probe, once: each node's capacity and load from its status
+    pve1 = Node.objects.get(name="pve1")
+    assert pve1.load_1 is not None and pve1.cpu_load is not None and pve1.max_memory
+
+    listed = {n["name"]: n for n in json.loads(cli.ok("nodes", "list", "--json").stdout)}
+    shown = [listed["pve1"][k] for k in ("cpu_load", "load_1", "load_5", "load_15")]
+    assert shown == [pve1.cpu_load, pve1.load_1, pve1.load_5, pve1.load_15]
+    screen = cli.ok("nodes", "list").stdout
+    assert "LOAD 1/5/15" in screen.splitlines()[0]
+    line = next(row for row in screen.splitlines() if row.split()[:1] == ["pve1"])
+    loads = " ".join(f"{v:.2f}" for v in (pve1.load_1, pve1.load_5, pve1.load_15))
+    assert f"{pve1.cpu_load * 100:.1f}% of 16" in line and loads in line, line
+    memory = f"{(pve1.used_memory or 0) / (1 << 30):.1f}/{pve1.max_memory / (1 << 30):.1f} GiB"
+    assert memory in line, line

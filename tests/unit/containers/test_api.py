@@ -8,6 +8,7 @@ from django.test import Client
 
 from containers import services
 from containers.models import Container, Job
+from networking.models import Node
 from tests.api_contract import check
 from tests.factories import UserFactory, make_site
 
@@ -167,6 +168,18 @@ def test_templates_sites_and_nodes(site) -> None:
     nodes = check(client_for("root", staff=True).get("/api/v1/nodes/"))
     assert nodes.status_code == 200 and "secret" not in nodes.content.decode()
     assert "token" not in nodes.content.decode()
+    Node.objects.filter(name="pve1").update(load_1=3.74, load_5=3.37, load_15=3.0, cpu_load=0.2)
+    shown = {
+        n["name"]: n
+        for n in check(client_for("root", staff=True).get("/api/v1/nodes/")).json()["results"]
+    }
+    assert [shown["pve1"][k] for k in ("cpu_load", "load_1", "load_5", "load_15")] == [
+        0.2,
+        3.74,
+        3.37,
+        3.0,
+    ]
+    assert shown["pve2"]["load_1"] is None  # never read
 
 
 def test_schema_and_offline_docs_are_served(site) -> None:

@@ -175,7 +175,7 @@ def test_the_probe_records_when_it_looked(monkeypatch) -> None:
 
     site = make_site(None)
     node = site.nodes.get(name="pve1")
-    monkeypatch.setattr(health, "probe", lambda node: "595 Connection refused")
+    monkeypatch.setattr(health, "ask", lambda node: ("595 Connection refused", None))
     health.node_check(node=node)
     node.refresh_from_db()
     assert node.state == NodeState.OFFLINE

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from ..output import listing, text, when
+from ..output import listing, when
 from ..state import SESSION
 from ._common import JsonOpt
 
@@ -57,14 +57,30 @@ def templates_list(json_: JsonOpt = False) -> None:
 
 
 def _gib(used: Any, total: Any) -> str:
+    """`12.3/62.8 GiB`."""
     if not total:
         return "-"
-    return f"{(used or 0) / GIB:.0f}/{total / GIB:.0f} GiB"
+    return f"{(used or 0) / GIB:.1f}/{total / GIB:.1f} GiB"
+
+
+def cpu_use(node: dict[str, Any]) -> str:
+    """The CPU use as a percentage of the node's CPUs: `23.4% of 16`."""
+    if node.get("cpu_load") is None or not node.get("max_cpu"):
+        return "-"
+    return f"{node['cpu_load'] * 100:.1f}% of {node['max_cpu']}"
+
+
+def load_average(node: dict[str, Any]) -> str:
+    """The 1, 5 and 15 minute load averages as the kernel prints them: `3.74 3.37 3.00`."""
+    values = [node.get(f"load_{m}") for m in (1, 5, 15)]
+    if all(v is None for v in values):
+        return "-"
+    return " ".join("-" if v is None else f"{v:.2f}" for v in values)
 
 
 @nodes.command("list")
 def nodes_list(json_: JsonOpt = False) -> None:
-    """The hypervisors, their state and capacity (staff only)."""
+    """The hypervisors, their state, capacity and load (staff only)."""
     rows = list(SESSION.api().pages("nodes/"))
     listing(
         json_,
@@ -74,8 +90,8 @@ def nodes_list(json_: JsonOpt = False) -> None:
             ("SITE", "site"),
             ("SLOT", "slot"),
             ("STATE", "state"),
-            ("CPUS", "max_cpu"),
-            ("LOAD", lambda n: text(n.get("cpu_load"))),
+            ("CPU", cpu_use),
+            ("LOAD 1/5/15", load_average),
             ("MEMORY", lambda n: _gib(n.get("used_memory"), n.get("max_memory"))),
             ("DISK", lambda n: _gib(n.get("used_disk"), n.get("max_disk"))),
             ("UPDATED", lambda n: when(n.get("capacity_updated_at"))),

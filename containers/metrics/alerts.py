@@ -37,7 +37,7 @@ from auth.notifications import Notice, notify_each
 
 from ..models import Container, ContainerStatus
 from ..proxmox import ProxmoxClient, ProxmoxError, ProxmoxUnavailable
-from .models import AlertKind, ContainerAlert
+from .models import OPEN_ALERT, AlertKind, ContainerAlert
 
 if TYPE_CHECKING:
     from networking.models import Site
@@ -323,8 +323,4 @@ def alert_notice(alert: ContainerAlert, container: Container, *, raised: bool) -
 
 def open_alerts(container: Container) -> list[ContainerAlert]:
     """A container's raised, not cleared alerts (for its page)."""
-    return list(
-        ContainerAlert.objects.filter(
-            container=container, raised_at__isnull=False, cleared_at__isnull=True
-        ).order_by("kind")
-    )
+    return list(ContainerAlert.objects.filter(OPEN_ALERT, container=container).order_by("kind"))

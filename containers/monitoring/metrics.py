@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from networking.models import NodeState
 
-from ..metrics.models import AlertKind, ContainerAlert
+from ..metrics.models import OPEN_ALERT, AlertKind, ContainerAlert
 from ..models import ACTIVE_JOB_STATUSES, FINAL_JOB_STATUSES, Container, ContainerStatus, Job
 from .selectors import gateway_rows, node_rows
 
@@ -76,7 +76,7 @@ class PortalCollector(Collector):
             labels=["kind"],
         )
         counts = dict(
-            ContainerAlert.objects.filter(raised_at__isnull=False, cleared_at__isnull=True)
+            ContainerAlert.objects.filter(OPEN_ALERT)
             .values_list("kind")
             .annotate(n=Count("pk"))
             .order_by()

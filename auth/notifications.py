@@ -2,20 +2,24 @@
 
 `notify()` picks the recipients (the users named, operators if asked, less those who muted
 the kind), and queues one delivery task per mail and per webhook when the caller's
-transaction commits (`accounts.deliver_notification`, retried with backoff). It never
-raises: a notification that cannot even be queued is logged, and the work that asked for
-it (a job, a sweep, a decision) goes on. Sending is in `auth.notification_delivery`.
+transaction commits (`accounts.deliver_notification`, retried with backoff); `notify_each()`
+does the same for many notices of one kind in a fixed number of queries. Neither raises: a
+notification that cannot even be queued is logged, and the work that asked for it (a job,
+a sweep, a decision) goes on. Sending is in `auth.notification_delivery`.
 
-Kinds and callers: `job_failed` (containers.jobs.runner), `expiry` (containers.container_expiry),
-`resource_request` (containers.resource_requests), `reconcile` (containers.reconciler, to
-operators), `alert` (for the alerts of issue #16: `notify(kind=NotificationKind.ALERT, ...)`).
+Kinds and callers: `job_failed` (containers.jobs.runner), `expiry` (containers.container_expiry
+and containers.deployment_expiry), `resource_request` (containers.resource_requests),
+`reconcile` (containers.reconciler, to operators), `alert` (containers.metrics.alerts, to the
+owner and operators, with `notify_each` after a poll).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -42,6 +46,18 @@ URL_MAX = 2000
 
 
 # -- sending -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Notice:
+    """One message of a kind and whom it is for (see `notify`)."""
+
+    subject: str
+    text: str
+    users: tuple[User, ...] = ()
+    operators: bool = False
+    site: Site | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 def notify(
     *,
     kind: str,
@@ -55,48 +71,83 @@ def notify(
     """Queue `subject`/`text` of `kind` for `users` (and staff if `operators`) by mail and
     their webhooks, and for `site`'s webhook; on commit. Returns how many deliveries were
     planned; never raises."""
+    notice = Notice(subject, text, tuple(users), operators, site, data or {})
+    return notify_each(kind=kind, notices=[notice])
+
+
+def notify_each(*, kind: str, notices: Sequence[Notice]) -> int:
+    """`notify` for several notices of one kind at once (a poll that raises many alerts):
+    the recipients of all of them are planned in a fixed number of queries (staff,
+    preferences, user webhooks, site webhooks), whatever their number. Returns how many
+    deliveries were planned; never raises."""
+    if not notices:
+        return 0
     try:
-        deliveries = _deliveries(kind, list(users), operators, site)
+        planned = _deliveries(kind, notices)
     except Exception:  # the caller's work matters more than its notification
-        log.exception("could not plan the %s notification %r", kind, subject)
+        log.exception("could not plan %d %s notification(s)", len(notices), kind)
         return 0
-    if not deliveries:
-        return 0
-    payload = {
-        "id": str(uuid.uuid4()),
-        "kind": str(kind),
-        "subject": subject[:200],
-        "text": text,
-        "data": data or {},
-        "created_at": timezone.now().isoformat(),
-    }
-    transaction.on_commit(lambda: _queue_all(deliveries, payload))
-    return len(deliveries)
+    batches = []
+    for notice, deliveries in zip(notices, planned, strict=True):
+        if not deliveries:
+            continue
+        payload = {
+            "id": str(uuid.uuid4()),
+            "kind": str(kind),
+            "subject": notice.subject[:200],
+            "text": notice.text,
+            "data": notice.data,
+            "created_at": timezone.now().isoformat(),
+        }
+        batches.append((deliveries, payload))
+    if batches:
+        transaction.on_commit(lambda: _queue_batches(batches))
+    return sum(len(d) for d, _ in batches)
 
 
-def _deliveries(
-    kind: str, users: list[User], operators: bool, site: Site | None
-) -> list[tuple[str, int]]:
-    NotificationKind(kind)  # an unknown kind is a bug: ValueError, logged by notify()
-    people: dict[int, User] = {u.pk: u for u in users if u is not None and u.is_active}
-    if operators:
-        staff = get_user_model().objects.filter(is_staff=True, is_active=True)
-        people.update({u.pk: u for u in staff})
+def _deliveries(kind: str, notices: Sequence[Notice]) -> list[list[tuple[str, int]]]:
+    """Each notice's deliveries: mail and webhook per wanting user, then its site's webhook."""
+    NotificationKind(kind)  # an unknown kind is a bug: ValueError, logged by notify_each()
+    staff: dict[int, User] = {}
+    if any(n.operators for n in notices):
+        found = get_user_model().objects.filter(is_staff=True, is_active=True)
+        staff = {u.pk: u for u in found}
+    people: list[dict[int, User]] = []
+    for notice in notices:
+        named = {u.pk: u for u in notice.users if u is not None and u.is_active}
+        people.append({**named, **staff} if notice.operators else named)
+    everyone = {pk for group in people for pk in group}
     muted = {
         p.user_id
-        for p in NotificationPreference.objects.filter(user_id__in=list(people))
+        for p in NotificationPreference.objects.filter(user_id__in=list(everyone))
         if kind in (p.muted_kinds or [])
     }
-    wanted = [pk for pk in people if pk not in muted]
-    out = [(EMAIL, pk) for pk in wanted if people[pk].email]
-    hooks = Webhook.objects.filter(enabled=True, user_id__in=wanted).values_list("pk", flat=True)
-    out += [(WEBHOOK, pk) for pk in hooks]
-    if site is not None:
-        out += [
-            (WEBHOOK, pk)
-            for pk in Webhook.objects.filter(enabled=True, site=site).values_list("pk", flat=True)
-        ]
+    user_hooks: dict[int, list[int]] = defaultdict(list)
+    wanting = everyone - muted
+    if wanting:
+        rows = Webhook.objects.filter(enabled=True, user_id__in=list(wanting))
+        for pk, user_id in rows.order_by("pk").values_list("pk", "user_id"):
+            user_hooks[user_id].append(pk)
+    site_hooks: dict[int, list[int]] = defaultdict(list)
+    site_ids = {n.site.pk for n in notices if n.site is not None}
+    if site_ids:
+        rows = Webhook.objects.filter(enabled=True, site_id__in=list(site_ids))
+        for pk, site_id in rows.order_by("pk").values_list("pk", "site_id"):
+            site_hooks[site_id].append(pk)
+    out = []
+    for notice, group in zip(notices, people, strict=True):
+        wanted = [pk for pk in group if pk not in muted]
+        planned = [(EMAIL, pk) for pk in wanted if group[pk].email]
+        planned += [(WEBHOOK, hook) for pk in wanted for hook in user_hooks.get(pk, [])]
+        if notice.site is not None:
+            planned += [(WEBHOOK, hook) for hook in site_hooks.get(notice.site.pk, [])]
+        out.append(planned)
     return out
+
+
+def _queue_batches(batches: list[tuple[list[tuple[str, int]], dict[str, Any]]]) -> None:
+    for deliveries, payload in batches:
+        _queue_all(deliveries, payload)
 
 
 def _queue_all(deliveries: list[tuple[str, int]], payload: dict[str, Any]) -> None:

@@ -8,7 +8,10 @@ the portal's for each. The bench times:
   upsert of 10,000 samples, apart; the first poll inserts, the next ones update;
 - the chart API (`GET /api/v1/containers/{id}/metrics/`) with a warm cache: the
   latency of the view in-process (Django's test client: no web server in between),
-  for `hour` (60 points) and `day` (1440 points), p50 and p95.
+  for `hour` (60 points) and `day` (1440 points), p50 and p95;
+- an alert storm: every container's CPU pinned at once, through the alert check
+  (`evaluate_alerts`) as a poll calls it: first seen, raised (and told: the deliveries are
+  counted, not sent), held, cleared; the time and the statements of each phase.
 
     python -m bench metrics   # PostgreSQL when DATABASE_URL is set, else SQLite
 """
@@ -105,6 +108,46 @@ def bench_chart_api(made: list[Any]) -> dict[str, list[float]]:
     return out
 
 
+def bench_alert_storm(site: Any, made: list[Any]) -> list[tuple[str, float, int, int]]:
+    """(phase, seconds, statements, deliveries queued) for every container noisy at once."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from auth import notifications
+    from containers.metrics.alerts import evaluate_alerts
+    from containers.metrics.poll import SampleRow
+
+    queued: list[Any] = []
+    notifications.enqueue_delivery = lambda *args: queued.append(args)
+    t0 = timezone.now()
+
+    def samples(now: Any, cpu: float) -> list[SampleRow]:
+        return [
+            SampleRow(c.pk, now, "running", cpu, 2, 1, 512, 0, 0, 1, 0, 0, 0, 0, *[None] * 4)
+            for c in made
+        ]
+
+    out = []
+    for phase, minute, cpu in (
+        ("seen", 0, 1.0),
+        ("raised", 5, 1.0),
+        ("held", 6, 1.0),
+        ("cleared", 7, 0.1),
+    ):
+        now = t0 + timedelta(minutes=minute)
+        rows, before = samples(now, cpu), len(queued)
+        with CaptureQueriesContext(connection) as seen:
+            started = time.perf_counter()
+            evaluate_alerts(rows, site=site, now=now)
+            took = time.perf_counter() - started
+        statements = [q for q in seen.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")]
+        out.append((phase, took, len(statements), len(queued) - before))
+    return out
+
+
 def main() -> int:
     from pvesim.testing import SimulatorProcess
 
@@ -131,6 +174,11 @@ def main() -> int:
             print(
                 f"chart API {timeframe}, warm cache, {REQUESTS} requests: "
                 f"p50 {percentile(t, 0.5):.1f} ms, p95 {percentile(t, 0.95):.1f} ms"
+            )
+        for phase, took, statements, queued in bench_alert_storm(site, made):
+            print(
+                f"alert storm, {COUNT} noisy at once, {phase}: {took * 1000:.0f} ms, "
+                f"{statements} statements, {queued} deliveries queued"
             )
     return 0
 

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .metrics.models import ContainerAlert
+from .metrics.models import OPEN_ALERT, ContainerAlert
 
 
 class AlertStateFilter(admin.SimpleListFilter):
@@ -20,7 +20,7 @@ class AlertStateFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "open":
-            return queryset.filter(raised_at__isnull=False, cleared_at__isnull=True)
+            return queryset.filter(OPEN_ALERT)
         if self.value() == "pending":
             return queryset.filter(raised_at__isnull=True, cleared_at__isnull=True)
         if self.value() == "cleared":
@@ -60,6 +60,4 @@ class OpenAlertInline(_ReadOnly, admin.TabularInline):
     extra = 0
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return (
-            super().get_queryset(request).filter(raised_at__isnull=False, cleared_at__isnull=True)
-        )
+        return super().get_queryset(request).filter(OPEN_ALERT)

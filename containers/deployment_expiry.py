@@ -1,6 +1,7 @@
 """Preview expiry (LaunchPad): a deployment with a TTL is removed after that many idle days
 (each push starts them again; its owner may extend it). Its owner is told a day or so
-before (DEPLOY_EXPIRY_WARN_DAYS), once per expiry.
+before (DEPLOY_EXPIRY_WARN_DAYS), once per expiry, through `notify()` (kind `expiry`, as a
+container's expiry warning: the owner's preferences and webhook apply).
 
 `deployments_sweep` runs daily on beat (`containers.sweep_deployments`) and from
 `manage.py deployments sweep [--dry-run]`.
@@ -8,21 +9,20 @@ before (DEPLOY_EXPIRY_WARN_DAYS), once per expiry.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db.models import Q
 from django.utils import timezone
 
+from auth.notification_models import NotificationKind
+from auth.notifications import notify
 from portal.errors import PortalError
 
 from .deployments import deployment_destroy
 from .models import Deployment, DeploymentState
 
-log = logging.getLogger(__name__)
 ENDED = (DeploymentState.REMOVING, DeploymentState.REMOVED)
 
 
@@ -44,7 +44,7 @@ def deployments_sweep(*, now: datetime | None = None, dry_run: bool = False) -> 
     """Warn the owners of deployments that expire soon; remove the expired ones."""
     now = now or timezone.now()
     report = SweepReport()
-    live = Deployment.objects.select_related("owner").exclude(state__in=ENDED)
+    live = Deployment.objects.select_related("owner", "container__site").exclude(state__in=ENDED)
     expired = live.filter(expires_at__lte=now)
     soon = live.filter(
         Q(warned_at__isnull=True),
@@ -53,9 +53,13 @@ def deployments_sweep(*, now: datetime | None = None, dry_run: bool = False) -> 
     )
     for deployment in soon:
         report.warned.append(deployment.name)
-        if not dry_run:
+        if dry_run:
+            continue
+        # Marked first, by a conditional update: two sweeps at once warn once.
+        if Deployment.objects.filter(pk=deployment.pk, warned_at__isnull=True).update(
+            warned_at=now
+        ):
             _warn(deployment)
-            Deployment.objects.filter(pk=deployment.pk).update(warned_at=now)
     for deployment in expired:
         if dry_run:
             report.removed.append(deployment.name)
@@ -74,21 +78,33 @@ def deployments_sweep(*, now: datetime | None = None, dry_run: bool = False) -> 
 
 
 def _warn(deployment: Deployment) -> None:
+    """Tell the owner (kind `expiry`, as for a container's expiry: their preferences and
+    webhook apply, and the site's webhook hears of it). notify() queues the mail and the
+    webhook calls for after the commit and never raises: a failing mail server or broker
+    never stops the sweep."""
     owner = deployment.owner
-    if not owner.email:
-        return
+    assert deployment.expires_at is not None
     when = timezone.localtime(deployment.expires_at)
-    try:
-        send_mail(
-            subject=f"{deployment.name} is removed on {when:%Y-%m-%d %H:%M}",
-            message=(
-                f"The LaunchPad deployment {deployment.name} ({deployment.repository} at "
-                f"{deployment.ref}) has not been pushed to for a while and will be removed "
-                f"on {when:%Y-%m-%d %H:%M %Z}.\n\nPush to it again, or extend it in the portal "
-                f"or with: portalctl deployments extend {deployment.name} --days N\n"
-            ),
-            from_email=None,
-            recipient_list=[owner.email],
-        )
-    except Exception:  # a failing mail server never stops the sweep
-        log.exception("could not warn %s about %s", owner.get_username(), deployment.name)
+    container = deployment.container
+    site = container.site if container is not None else None
+    notify(
+        kind=NotificationKind.EXPIRY,
+        users=[owner],
+        site=site,
+        subject=f"{deployment.name} is removed on {when:%Y-%m-%d %H:%M}",
+        text=(
+            f"The LaunchPad deployment {deployment.name} ({deployment.repository} at "
+            f"{deployment.ref}) has not been pushed to for a while and will be removed "
+            f"on {when:%Y-%m-%d %H:%M %Z}.\n\nPush to it again, or extend it in the portal "
+            f"or with: portalctl deployments extend {deployment.name} --days N\n"
+        ),
+        data={
+            "event": "warning",
+            "deployment": deployment.name,
+            "repository": deployment.repository,
+            "ref": deployment.ref,
+            "container": container.hostname if container is not None else None,
+            "site": site.slug if site is not None else None,
+            "expires_at": deployment.expires_at.isoformat(),
+        },
+    )

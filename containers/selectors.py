@@ -12,6 +12,7 @@ from networking.models import Route
 from portal.errors import NotFound
 
 from . import quotas
+from .metrics.models import OPEN_ALERT, ContainerAlert
 from .models import (
     ACTIVE_JOB_STATUSES,
     LIVE,
@@ -95,6 +96,23 @@ def job_get(user: User | AnonymousUser, job_id: str) -> Job:
         return jobs_visible_to(user).get(pk=job_id)
     except (Job.DoesNotExist, ValidationError, ValueError):
         raise NotFound(f"no job {job_id}") from None
+
+
+def open_alerts_prefetch() -> Prefetch:
+    """Each container's open alerts as `open_alerts` (one query for a whole page)."""
+    return Prefetch(
+        "alerts",
+        queryset=ContainerAlert.objects.filter(OPEN_ALERT).order_by("kind"),
+        to_attr="open_alerts",
+    )
+
+
+def alerts_visible_to(user: User | AnonymousUser) -> QuerySet[ContainerAlert]:
+    """Raised alerts, open or cleared, of the live containers the user may see (staff: all);
+    a pending one (its condition not yet held long enough) was never said, so never shown."""
+    return ContainerAlert.objects.filter(
+        raised_at__isnull=False, container__in=containers_visible_to(user).values("pk")
+    ).select_related("container__site", "container__node")
 
 
 def job_log(job: Job, *, after: int = 0) -> QuerySet[JobLogEntry]:

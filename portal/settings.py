@@ -175,10 +175,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.api.schema.document_query_errors",
     ],
-    # Two choice sets are both called "kind" (jobs and resource requests).
+    # Three choice sets are called "kind" (jobs, resource requests and alerts).
     "ENUM_NAME_OVERRIDES": {
         "JobKindEnum": "containers.models.JobKind",
         "ResourceRequestKindEnum": "auth.models.RequestKind",
+        "AlertKindEnum": "containers.metrics.models.AlertKind",
         "RouteProtocolEnum": "networking.models.RouteProtocol",
         "PortProtocolEnum": "networking.models.PortProtocol",
         # A route's `access` and a create's `route_access`: one enum, under its first name.

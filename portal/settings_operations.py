@@ -20,6 +20,9 @@ METRICS_TOKEN = _env.str("METRICS_TOKEN", default="")
 METRICS_ALLOW = _env.list("METRICS_ALLOW", default=["127.0.0.1/32", "::1/128"])
 # Finished jobs are counted (and their durations bucketed) over this sliding window.
 METRICS_JOB_WINDOW = _env.int("METRICS_JOB_WINDOW", default=3600)
+# Per-container gauges (portal_container_*: CPU, memory, disk, network and disk rates from
+# the latest sample): nine series per container, so off unless asked for (cardinality).
+METRICS_PER_CONTAINER = _env.bool("METRICS_PER_CONTAINER", default=False)
 
 # Metrics (containers/metrics/): one resources call per site every METRICS_POLL_INTERVAL
 # seconds; RRD history and live swap are cached this long per container and range.

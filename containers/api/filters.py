@@ -4,6 +4,7 @@ import django_filters
 from django import forms
 from django.db.models import QuerySet
 
+from containers.metrics.models import AlertKind, AlertState, ContainerAlert
 from containers.models import Container, ContainerStatus, Job, JobKind, JobStatus
 from portal.api.base import ID_MAX
 
@@ -46,3 +47,39 @@ class JobFilter(django_filters.FilterSet):
     class Meta:
         model = Job
         fields = ("status", "kind", "container")
+
+
+ALL_STATES = "all"
+
+
+class AlertFilter(django_filters.FilterSet):
+    """Open alerts unless `state` says otherwise."""
+
+    state = django_filters.ChoiceFilter(
+        choices=[*AlertState.choices, (ALL_STATES, ALL_STATES)],
+        method="filter_state",
+        help_text="open (the default), cleared, or all.",
+    )
+    kind = django_filters.ChoiceFilter(choices=AlertKind.choices)
+    container = IdFilter(
+        field_name="container_id", min_value=1, max_value=ID_MAX, help_text="A container's id."
+    )
+    site = django_filters.CharFilter(field_name="container__site__slug", help_text="A site's slug.")
+
+    class Meta:
+        model = ContainerAlert
+        fields = ("state", "kind", "container", "site")
+
+    def filter_queryset(self, queryset: QuerySet[ContainerAlert]) -> QuerySet[ContainerAlert]:
+        if not self.form.cleaned_data.get("state"):
+            queryset = self.filter_state(queryset, "state", AlertState.OPEN)
+        return super().filter_queryset(queryset)
+
+    def filter_state(
+        self, qs: QuerySet[ContainerAlert], name: str, value: str
+    ) -> QuerySet[ContainerAlert]:
+        if value == AlertState.OPEN:
+            return qs.filter(cleared_at__isnull=True)
+        if value == AlertState.CLEARED:
+            return qs.filter(cleared_at__isnull=False)
+        return qs

@@ -8,7 +8,9 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from containers.metrics.alerts import open_alerts
 from containers.metrics.history import CONSOLIDATIONS, TIMEFRAMES
+from containers.metrics.models import AlertState, ContainerAlert
 from containers.models import (
     MAX_CORES,
     MAX_DISK_GIB,
@@ -120,6 +122,64 @@ class ContainerSampleSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+ALERT_VALUE_HELP = (
+    "The last figure checked: memory used / its limit (memory), or CPU as a fraction of its "
+    "cores (cpu)."
+)
+
+
+class OpenAlertSerializer(serializers.ModelSerializer):
+    """An open noisy-neighbour alert, as the container object carries it."""
+
+    class Meta:
+        model = ContainerAlert
+        fields = ("id", "kind", "since", "raised_at", "value", "message")
+        read_only_fields = fields
+        extra_kwargs = {
+            "since": {"help_text": "When the condition was first seen, this time."},
+            "raised_at": {"help_text": "When it had held ALERT_FOR_MINUTES and was raised."},
+            "value": {"help_text": ALERT_VALUE_HELP},
+        }
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    """A raised alert of a container, open or cleared (GET /api/v1/alerts/)."""
+
+    hostname = serializers.CharField(source="container.hostname", read_only=True)
+    vmid = serializers.IntegerField(source="container.vmid", read_only=True)
+    site = serializers.CharField(source="container.site.slug", read_only=True)
+    node = serializers.CharField(source="container.node.name", read_only=True)
+    state = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ContainerAlert
+        fields = (
+            "id",
+            "container",
+            "hostname",
+            "vmid",
+            "site",
+            "node",
+            "kind",
+            "state",
+            "since",
+            "raised_at",
+            "cleared_at",
+            "value",
+            "message",
+        )
+        read_only_fields = fields
+        extra_kwargs = {
+            **OpenAlertSerializer.Meta.extra_kwargs,
+            "container": {"help_text": "The container's id."},
+            "cleared_at": {"help_text": "When the condition ended (null while open)."},
+        }
+
+    @extend_schema_field(serializers.ChoiceField(choices=AlertState.choices))
+    def get_state(self, alert: ContainerAlert) -> str:
+        return AlertState.CLEARED if alert.cleared_at is not None else AlertState.OPEN
+
+
 def _sample_schema() -> dict[str, Any]:
     """ContainerSampleSerializer's shape, inline and nullable (a nullable `allOf` reference
     is not understood by every OpenAPI 3.0 validator)."""
@@ -161,6 +221,9 @@ class ContainerSerializer(serializers.ModelSerializer):
         help_text="When the expiry sweep deletes it unless extended (null: it does not expire).",
     )
     metrics = serializers.SerializerMethodField()
+    alerts = serializers.SerializerMethodField(
+        help_text="Its open noisy-neighbour alerts (raised, not cleared), by kind."
+    )
 
     class Meta:
         model = Container
@@ -189,6 +252,7 @@ class ContainerSerializer(serializers.ModelSerializer):
             "expires_at",
             "deletes_at",
             "metrics",
+            "alerts",
         )
         read_only_fields = fields
 
@@ -205,6 +269,12 @@ class ContainerSerializer(serializers.ModelSerializer):
         # A list selects the sample with the container (select_related): no query per row.
         sample = getattr(c, "sample", None)
         return ContainerSampleSerializer(sample).data if sample is not None else None
+
+    @extend_schema_field(OpenAlertSerializer(many=True))
+    def get_alerts(self, c: Container) -> Any:
+        # A list prefetches them (selectors.open_alerts_prefetch): no query per row.
+        found = getattr(c, "open_alerts", None)
+        return OpenAlertSerializer(open_alerts(c) if found is None else found, many=True).data
 
 
 class MetricsQuerySerializer(serializers.Serializer):

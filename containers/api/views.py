@@ -156,7 +156,7 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 cpu=Coalesce(F("sample__cpu"), Value(-1.0), output_field=FloatField()),
                 mem=Coalesce(F("sample__mem"), Value(-1), output_field=BigIntegerField()),
             )
-            .prefetch_related(active)
+            .prefetch_related(active, selectors.open_alerts_prefetch())
         )
 
     @extend_schema(

@@ -46,6 +46,18 @@ class AlertKind(models.TextChoices):
     CPU = "cpu", "CPU pinned at its cores"
 
 
+class AlertState(models.TextChoices):
+    """A raised alert's state as the API and the CLI name it (a pending row is never shown:
+    nothing was said of it)."""
+
+    OPEN = "open", "open"
+    CLEARED = "cleared", "cleared"
+
+
+# Raised and not cleared: what the container page, the API and /metrics call open.
+OPEN_ALERT = models.Q(raised_at__isnull=False, cleared_at__isnull=True)
+
+
 class ContainerAlert(models.Model):
     """A noisy-neighbour alert of one container and kind (containers/metrics/alerts.py).
 
@@ -77,7 +89,7 @@ class ContainerAlert(models.Model):
         indexes = [
             models.Index(
                 fields=["kind"],
-                condition=models.Q(raised_at__isnull=False, cleared_at__isnull=True),
+                condition=OPEN_ALERT,
                 name="containeralert_open_kind",
             )
         ]

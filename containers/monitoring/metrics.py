@@ -3,7 +3,12 @@
 The web, the proxmox workers and the gateway workers are separate processes (often on
 separate hosts), so counters kept in one process's memory would show only that
 process's share. Every figure here is read from the database instead, by a Collector
-that runs a fixed number of queries per scrape (six), whatever the number of rows.
+that runs a fixed number of queries per scrape (six; seven with METRICS_PER_CONTAINER),
+whatever the number of rows.
+
+Per-container gauges (CPU, memory, disk, network and disk rates from each container's
+latest sample, labelled site, node, vmid and hostname) are off unless METRICS_PER_CONTAINER:
+they are a series per container and figure, which a large cluster may not want to store.
 
 Jobs are counted over a sliding window (METRICS_JOB_WINDOW seconds of `finished_at`),
 not as counters since the beginning: job rows may be pruned, and a counter that shrinks
@@ -28,8 +33,15 @@ from prometheus_client.registry import Collector
 
 from networking.models import NodeState
 
-from ..metrics.models import AlertKind, ContainerAlert
-from ..models import ACTIVE_JOB_STATUSES, FINAL_JOB_STATUSES, Container, ContainerStatus, Job
+from ..metrics.models import OPEN_ALERT, AlertKind, ContainerAlert
+from ..models import (
+    ACTIVE_JOB_STATUSES,
+    FINAL_JOB_STATUSES,
+    Container,
+    ContainerSample,
+    ContainerStatus,
+    Job,
+)
 from .selectors import gateway_rows, node_rows
 
 # Upper bounds (seconds) of the job duration buckets: a start takes seconds, a create
@@ -52,6 +64,8 @@ class PortalCollector(Collector):
         yield from self._active_jobs()
         yield from self._finished_jobs(now)
         yield from self._alerts()
+        if settings.METRICS_PER_CONTAINER:
+            yield from per_container_gauges()
 
     def _containers(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily(
@@ -76,7 +90,7 @@ class PortalCollector(Collector):
             labels=["kind"],
         )
         counts = dict(
-            ContainerAlert.objects.filter(raised_at__isnull=False, cleared_at__isnull=True)
+            ContainerAlert.objects.filter(OPEN_ALERT)
             .values_list("kind")
             .annotate(n=Count("pk"))
             .order_by()
@@ -216,6 +230,72 @@ def _finished_job_rows(since: datetime) -> list[dict[str, Any]]:
         )
         .order_by("kind", "status")
     )
+
+
+# -- per container (METRICS_PER_CONTAINER) ---------------------------------------------------
+# (metric, help, ContainerSample field): gauges from each live container's latest sample.
+PER_CONTAINER = (
+    ("portal_container_cpu_ratio", "CPU used, as a fraction of the container's cores.", "cpu"),
+    ("portal_container_memory_bytes", "Memory used.", "mem"),
+    ("portal_container_memory_limit_bytes", "The container's memory limit.", "maxmem"),
+    ("portal_container_disk_bytes", "Root disk used.", "disk"),
+    (
+        "portal_container_network_receive_bytes_per_second",
+        "Network bytes received per second, between the last two polls.",
+        "netin_rate",
+    ),
+    (
+        "portal_container_network_transmit_bytes_per_second",
+        "Network bytes sent per second, between the last two polls.",
+        "netout_rate",
+    ),
+    (
+        "portal_container_disk_read_bytes_per_second",
+        "Disk bytes read per second, between the last two polls.",
+        "diskread_rate",
+    ),
+    (
+        "portal_container_disk_write_bytes_per_second",
+        "Disk bytes written per second, between the last two polls.",
+        "diskwrite_rate",
+    ),
+)
+CONTAINER_LABELS = ["site", "node", "vmid", "hostname"]
+
+
+def per_container_gauges() -> list[Metric]:
+    """One series per live container and figure, from its latest metrics sample (one
+    query). A container without a sample has none; a rate that cannot be known yet (a
+    first sample, a restart) is left out rather than shown as 0. The sample's time is a
+    series too, so that figures a poll no longer refreshes (a node down) can be told."""
+    gauges = [
+        GaugeMetricFamily(name, doc, labels=CONTAINER_LABELS) for name, doc, _ in PER_CONTAINER
+    ]
+    sampled = GaugeMetricFamily(
+        "portal_container_sample_timestamp_seconds",
+        "When the metrics poll last sampled the container (Unix time).",
+        labels=CONTAINER_LABELS,
+    )
+    figures = [field for _, _, field in PER_CONTAINER]
+    rows = (
+        ContainerSample.objects.exclude(container__status=ContainerStatus.DELETED)
+        .order_by("container__site__slug", "container__vmid")
+        .values_list(
+            "container__site__slug",
+            "container__node__name",
+            "container__vmid",
+            "container__hostname",
+            "sampled_at",
+            *figures,
+        )
+    )
+    for site, node, vmid, hostname, sampled_at, *values in rows:
+        labels = [site, node, str(vmid), hostname]
+        sampled.add_metric(labels, sampled_at.timestamp())
+        for gauge, value in zip(gauges, values, strict=True):
+            if value is not None:
+                gauge.add_metric(labels, float(value))
+    return [*gauges, sampled]
 
 
 def registry() -> CollectorRegistry:

@@ -17,6 +17,7 @@ from auth.api.views import (
     ResourceRequestViewSet,
     TokenLoginView,
 )
+from containers.api.alerts import AlertViewSet
 from containers.api.deployments import DeploymentViewSet
 from containers.api.views import ContainerViewSet, JobViewSet, TemplateViewSet
 from networking.api.views import NodeViewSet, SiteViewSet
@@ -30,6 +31,7 @@ router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("containers", ContainerViewSet, basename="container")
 router.register("jobs", JobViewSet, basename="job")
+router.register("alerts", AlertViewSet, basename="alert")
 router.register("templates", TemplateViewSet, basename="template")
 router.register("sites", SiteViewSet, basename="site")
 router.register("nodes", NodeViewSet, basename="node")

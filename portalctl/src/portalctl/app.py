@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "whoami": ("account", "whoami", "Who you are: your user, quota and usage."),
     "containers": ("containers", "app", "Create, list, change and delete containers."),
     "jobs": ("jobs", "app", "A job's steps and its log (live with -f)."),
+    "alerts": ("alerts", "alerts", "Noisy-neighbour alerts of your containers (open ones)."),
     "deploy": ("deploy", "deploy", "Deploy a commit of a git checkout into its own container."),
     "deployments": ("deployments", "app", "Deployments: list, show, destroy, extend, logs."),
     "routes": ("network", "routes", "A container's web addresses (HTTP routes)."),

@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from containers.metrics.models import AlertKind, ContainerAlert
 from containers.metrics.poll import metrics_poll_site
+from containers.models import Container, ContainerStatus
 from containers.proxmox import ProxmoxClient, ProxmoxUnavailable
 from tests.factories import UserFactory, make_containers, make_site
 
@@ -189,3 +192,84 @@ def test_the_container_page_and_the_admin_show_open_alerts(world: Any, client: A
     assert client.get("/admin/containers/containeralert/add/").status_code == 403
     change = client.get(f"/admin/containers/container/{a.pk}/change/").content.decode()
     assert "open alerts" in change.lower() and "memory pressure 40%" in change
+
+
+# -- the cost of a poll's alert writes ------------------------------------------------
+
+
+def alert_statements(site: Any, minutes: float) -> list[str]:
+    """The SQL a poll sends about alerts and their notifications (the samples' own reads
+    and writes are test_metrics.py's)."""
+    with CaptureQueriesContext(connection) as seen:
+        poll(site, minutes)
+    skip = ("containers_containersample", "networking_node")
+    return [
+        q["sql"].lstrip()[:6].upper()
+        for q in seen.captured_queries
+        if not any(t in q["sql"] for t in skip) and not q["sql"].startswith(("BEGIN", "COMMIT"))
+    ]
+
+
+def test_a_poll_writes_its_alerts_in_a_fixed_number_of_statements(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """3 containers or 40 all turning noisy, staying noisy and calming down: the same
+    statements each time (one bulk insert, one bulk update, ...), whatever the count.
+    Deliveries are only queued here (each is a task of its own, not the poll's work)."""
+    from auth import notifications
+
+    queued: list[tuple[str, int, dict[str, Any]]] = []
+    monkeypatch.setattr(notifications, "enqueue_delivery", lambda *args: queued.append(args))
+    settings.ALERT_CPU_FRACTION = 0.95
+    settings.ALERT_FOR_MINUTES = 5
+    UserFactory(username="op", email="op@example.org", is_staff=True)
+    small, big = make_site(None), make_site(None, slug="big")
+    few, many = make_containers(small, 3), make_containers(big, 40, first_vmid=5000)
+    fake = FakeCluster(monkeypatch, [c.vmid for c in few + many])
+    for c in few + many:
+        fake.figures[c.vmid].update(cpu=1.0)
+
+    phases = {}
+    for site in (small, big):
+        phases[site.slug] = [
+            alert_statements(site, 0),  # seen: pending rows
+            alert_statements(site, 5),  # raised and told
+            alert_statements(site, 6),  # still there: new figures
+        ]
+    for c in few + many:
+        fake.figures[c.vmid].update(cpu=0.2)
+    for site in (small, big):
+        phases[site.slug].append(alert_statements(site, 7))  # cleared and told
+
+    assert phases[small.slug] == phases[big.slug]
+    pending, raised, held, cleared = phases[big.slug]
+    # Each phase: the containers' ids by vmid, the site's active alerts (locked), then
+    # the one write of the phase; telling reads the containers, staff, preferences and
+    # webhooks once for all the alerts.
+    assert pending == ["SELECT", "SELECT", "INSERT"]
+    assert raised == ["SELECT", "SELECT", "UPDATE", *["SELECT"] * 5]
+    assert held == ["SELECT", "SELECT", "UPDATE"]
+    assert cleared == ["SELECT", "SELECT", "UPDATE", *["SELECT"] * 5]
+    assert ContainerAlert.objects.filter(cleared_at__isnull=False).count() == 43
+    # Each raised and each cleared alert is mailed to its owner and the operator.
+    states = [(p["data"]["state"], p["data"]["container"]) for _, _, p in queued]
+    assert len(queued) == 2 * 2 * 43 and {channel for channel, _, _ in queued} == {"email"}
+    assert sorted(set(states)) == sorted(
+        (state, c.pk) for state in ("cleared", "raised") for c in few + many
+    )
+
+
+def test_a_deleted_containers_alerts_close_without_a_word(world: Any) -> None:
+    site, (a, b, _c), fake = world
+    fake.figures[a.vmid].update(cpu=1.0)
+    fake.figures[b.vmid].update(cpu=1.0)
+    poll(site, 0)
+    poll(site, 5)
+    assert ContainerAlert.objects.filter(raised_at__isnull=False).count() == 2
+    told = len(mail.outbox)
+    Container.objects.filter(pk=a.pk).update(status=ContainerStatus.DELETED)
+    poll(site, 6)
+    gone = ContainerAlert.objects.get(container=a)
+    assert gone.cleared_at == T0 + timedelta(minutes=6)
+    assert ContainerAlert.objects.get(container=b).is_open
+    assert len(mail.outbox) == told  # nobody to tell about a container that is gone

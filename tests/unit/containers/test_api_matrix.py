@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from auth import tokens as auth_tokens
+from containers.metrics.models import AlertKind, ContainerAlert
 from tests.api_contract import check
 from tests.factories import make_access_world
 
@@ -57,6 +59,9 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, tuple[int, ...]]] = [
     ("get", "/api/v1/jobs/", None, (401, 200, 200, 200, 200, 200, 200)),
     ("get", "/api/v1/jobs/{jid}/", None, (401, 404, 200, 200, 200, 200, 200)),
     ("get", "/api/v1/jobs/{jid}/log/", None, (401, 404, 200, 200, 200, 200, 200)),
+    ("get", "/api/v1/alerts/", None, (401, 200, 200, 200, 200, 200, 200)),
+    ("get", "/api/v1/alerts/?state=all", None, (401, 200, 200, 200, 200, 200, 200)),
+    ("get", "/api/v1/alerts/{aid}/", None, (401, 404, 200, 200, 200, 200, 200)),
     ("get", "/api/v1/templates/", None, (401, 200, 200, 200, 200, 200, 200)),
     ("get", "/api/v1/sites/", None, (401, 200, 200, 200, 200, 200, 200)),
     ("get", "/api/v1/nodes/", None, (401, 403, 403, 403, 200, 403, 403)),
@@ -91,7 +96,12 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, tuple[int, ...]]] = [
 @pytest.fixture
 def world() -> dict[str, Any]:
     w = make_access_world()
+    now = timezone.now()
+    alert = ContainerAlert.objects.create(
+        container=w["container"], kind=AlertKind.CPU, since=now, raised_at=now, value=1.0
+    )
     return {
+        "aid": alert.pk,
         "cid": w["container"].pk,
         "jid": w["job"].pk,
         "rid": w["container"].routes.get().pk,

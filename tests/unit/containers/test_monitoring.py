@@ -320,3 +320,108 @@ def test_probes_and_scrapes_are_not_redirected_to_https(client, settings) -> Non
     assert client.get("/accounts/login/").status_code == 301
     for path in ("/healthz", "/readyz", "/metrics"):
         assert client.get(path).status_code == 200, path
+
+
+# -- per-container gauges (METRICS_PER_CONTAINER) ----------------------------------------------
+PER_CONTAINER_FAMILIES = {
+    "portal_container_cpu_ratio",
+    "portal_container_memory_bytes",
+    "portal_container_memory_limit_bytes",
+    "portal_container_disk_bytes",
+    "portal_container_network_receive_bytes_per_second",
+    "portal_container_network_transmit_bytes_per_second",
+    "portal_container_disk_read_bytes_per_second",
+    "portal_container_disk_write_bytes_per_second",
+    "portal_container_sample_timestamp_seconds",
+}
+
+
+def sampled_world() -> tuple[Any, list[Any], Any]:
+    """Four containers: a with every figure, b just sampled (no rates yet), c never
+    sampled, d deleted (its sample left behind)."""
+    from containers.metrics.models import ContainerSample
+    from containers.models import Container, ContainerStatus
+    from tests.factories import make_containers
+
+    site = make_site(None)
+    a, b, c, d = make_containers(site, 4)
+    at = timezone.now().replace(microsecond=0) - timedelta(seconds=20)
+    ContainerSample.objects.create(
+        container=a,
+        sampled_at=at,
+        pve_status="running",
+        cpu=0.375,
+        cpus=2,
+        mem=300 << 20,
+        maxmem=512 << 20,
+        disk=3 << 30,
+        maxdisk=8 << 30,
+        netin_rate=1500.0,
+        netout_rate=250.5,
+        diskread_rate=0.0,
+        diskwrite_rate=4096.0,
+    )
+    ContainerSample.objects.create(container=b, sampled_at=at, cpu=0.0, mem=1 << 20, maxmem=1 << 29)
+    ContainerSample.objects.create(container=d, sampled_at=at, cpu=0.9, mem=1, maxmem=2)
+    Container.objects.filter(pk=d.pk).update(status=ContainerStatus.DELETED)
+    return site, [a, b, c, d], at
+
+
+def test_per_container_gauges_are_off_by_default(client, settings) -> None:
+    assert settings.METRICS_PER_CONTAINER is False
+    sampled_world()
+    metrics = scrape(client)
+    assert not {name for name in metrics if name.startswith("portal_container_")}
+    assert "portal_containers" in metrics  # the counts by status are there as ever
+
+
+def test_per_container_gauges_from_the_latest_samples(client, settings) -> None:
+    settings.METRICS_PER_CONTAINER = True
+    site, (a, b, c, d), at = sampled_world()
+    metrics = scrape(client)
+    assert set(metrics) >= PER_CONTAINER_FAMILIES
+    labels = {"site": site.slug, "node": a.node.name, "vmid": str(a.vmid), "hostname": a.hostname}
+    assert value(metrics["portal_container_cpu_ratio"], **labels) == 0.375
+    assert value(metrics["portal_container_memory_bytes"], **labels) == 300 << 20
+    assert value(metrics["portal_container_memory_limit_bytes"], **labels) == 512 << 20
+    assert value(metrics["portal_container_disk_bytes"], **labels) == 3 << 30
+    assert value(metrics["portal_container_network_receive_bytes_per_second"], **labels) == 1500
+    assert value(metrics["portal_container_network_transmit_bytes_per_second"], **labels) == 250.5
+    assert value(metrics["portal_container_disk_read_bytes_per_second"], **labels) == 0
+    assert value(metrics["portal_container_disk_write_bytes_per_second"], **labels) == 4096
+    assert value(metrics["portal_container_sample_timestamp_seconds"], **labels) == pytest.approx(
+        at.timestamp()
+    )
+    for name in PER_CONTAINER_FAMILIES:
+        series = metrics[name].samples
+        assert {s.labels["hostname"] for s in series} <= {a.hostname, b.hostname}, name
+        assert all(set(s.labels) == {"site", "node", "vmid", "hostname"} for s in series)
+    # b has gauges but no rates yet (unknown is left out, not shown as 0); c has no
+    # sample, and d is deleted: neither has a series.
+    assert value(metrics["portal_container_memory_bytes"], hostname=b.hostname) == 1 << 20
+    assert value(metrics["portal_container_cpu_ratio"], hostname=b.hostname) == 0
+    for rate in ("network_receive", "disk_write"):
+        family = metrics[f"portal_container_{rate}_bytes_per_second"]
+        assert value(family, hostname=b.hostname) is None
+    for name in PER_CONTAINER_FAMILIES:
+        assert value(metrics[name], hostname=c.hostname) is None
+        assert value(metrics[name], hostname=d.hostname) is None
+
+
+def test_per_container_gauges_cost_one_query_whatever_the_count(
+    client, settings, django_assert_num_queries
+) -> None:
+    from containers.metrics.models import ContainerSample
+    from tests.factories import make_containers
+
+    settings.METRICS_PER_CONTAINER = True
+    sampled_world()
+    with django_assert_num_queries(7):
+        scrape(client)
+    more = make_containers(make_site(None, slug="more"), 50, first_vmid=5000)
+    ContainerSample.objects.bulk_create(
+        ContainerSample(container=c, sampled_at=timezone.now(), cpu=0.1) for c in more
+    )
+    with django_assert_num_queries(7):
+        metrics = scrape(client)
+    assert len(metrics["portal_container_cpu_ratio"].samples) == 2 + 50

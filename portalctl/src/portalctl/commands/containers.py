@@ -14,6 +14,7 @@ from ..output import Column, fields, print_json, result, say, table, text, when
 from ..resolve import container, container_path, find_container, ssh_login, ssh_port
 from ..state import SESSION
 from ._common import JsonOpt, NameArg, WaitOpt, confirm
+from .alerts import alerts_text
 from .jobs_common import job_done_line
 
 app = typer.Typer(no_args_is_help=True, help="Create, list, change and delete containers.")
@@ -164,7 +165,7 @@ def ssh_line(c: dict[str, Any], ports: list[dict[str, Any]], me: dict[str, Any])
 
 @app.command()
 def show(name: NameArg, json_: JsonOpt = False) -> None:
-    """One container: where it runs, its resources, addresses and job."""
+    """One container: where it runs, its resources, addresses, job and open alerts."""
     api = SESSION.api()
     c = container(api, name)
     if json_:
@@ -193,6 +194,7 @@ def show(name: NameArg, json_: JsonOpt = False) -> None:
             ("running since", when(c.get("running_since"))),
             ("job", c.get("active_job") or "none running"),
             ("expires", expiry_line(c)),
+            ("alerts", alerts_text(c.get("alerts"))),
         ]
     )
 

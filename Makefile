@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 LOCK_HASH := $(shell cat requirements.lock pyproject.toml portalctl/pyproject.toml package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PYTEST_ARGS ?=
+# The suite runs in this many pytest-xdist processes, a test file to a process (most of a
+# functional test's time is spent waiting on the components it started, each process its own).
+TEST_WORKERS ?= 2
 
 .PHONY: demo test unit check bench install system-deps clean
 
@@ -39,10 +42,10 @@ check: $(STAMP)
 	PORTAL_DEMO=1 $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: check
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,7 +1,8 @@
 """List and detail latency through a real server process, at 100 and 10,000 containers.
 
 gunicorn serves the portal from a database holding N containers of one user (each
-with its route and SSH port); the bench asks for the API's container list (a page of
+with its route and SSH port, its latest metrics sample, and an open alert for one in a
+hundred: what the list and the dashboard now join and prefetch); the bench asks for the API's container list (a page of
 50), one container's detail and the dashboard page, many times each, and prints the
 median and 95th percentile, and the queries each request makes (counted in-process
 with Django's test client on the same database).
@@ -99,12 +100,58 @@ def seed(count: int) -> tuple[Any, int]:
         ],
         batch_size=1000,
     )
+    _seed_metrics(created)
     from django.db import connection
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:  # what autovacuum would do after such a load
             cursor.execute("ANALYZE")
     return owner, created[len(created) // 2].pk
+
+
+def _seed_metrics(created: list[Any]) -> None:
+    """Every container's latest sample, and an open memory alert on one in a hundred."""
+    from django.utils import timezone
+
+    from containers.metrics.models import AlertKind, ContainerAlert, ContainerSample
+
+    now = timezone.now()
+    ContainerSample.objects.bulk_create(
+        [
+            ContainerSample(
+                container=c,
+                sampled_at=now,
+                pve_status="running",
+                cpu=(n % 100) / 100,
+                cpus=1,
+                mem=(n % 512) << 20,
+                maxmem=512 << 20,
+                disk=1 << 30,
+                maxdisk=4 << 30,
+                uptime=3600,
+                netin_rate=1000.0,
+                netout_rate=500.0,
+                diskread_rate=0.0,
+                diskwrite_rate=0.0,
+            )
+            for n, c in enumerate(created)
+        ],
+        batch_size=1000,
+    )
+    ContainerAlert.objects.bulk_create(
+        [
+            ContainerAlert(
+                container=c,
+                kind=AlertKind.MEMORY,
+                since=now,
+                raised_at=now,
+                value=0.97,
+                message="memory at 97% of its limit",
+            )
+            for c in created[::100]
+        ],
+        batch_size=1000,
+    )
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -159,6 +159,13 @@ def worker_env(django_db_setup: None, redis_url: str, local_gateway: Any) -> dic
 
     settings.CELERY_BROKER_URL = redis_url
     app.conf.broker_url = redis_url
+    # A test that enqueued before this fixture (no worker of its own) bound the app's
+    # connection pools to the default broker, and they would keep sending there: drop
+    # them, as Celery does after a fork (Celery._after_fork).
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
     return {
         **TEST_ENV,  # DEPLOY_KEY_DIR and DEPLOY_SOURCE_DIR too: the same as this process's
         **local_gateway.env,  # workers apply into the session's private gateway

@@ -71,5 +71,12 @@ TEST_ENV["NOTIFY_RETRY_BACKOFF_MAX"] = "1"
 TEST_ENV["NOTIFY_MAX_RETRIES"] = "3"
 TEST_ENV["DEPLOY_SSH_WAIT_SECONDS"] = "30"
 
+# This process's own paths always win: a pytest-xdist worker inherits the environment of the
+# process that started it, and must not share that one's database file or deploy directory.
+PER_PROCESS = ("TEST_SQLITE_NAME", "DEPLOY_KEY_DIR", "DEPLOY_SOURCE_DIR")
+
 for key, value in TEST_ENV.items():
-    os.environ.setdefault(key, value)
+    if key in PER_PROCESS:
+        os.environ[key] = value
+    else:
+        os.environ.setdefault(key, value)

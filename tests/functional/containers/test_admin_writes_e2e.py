@@ -63,12 +63,10 @@ def test_the_delete_button_queues_the_delete_job(cluster, sim, worker, staff: Cl
     # MAC is derived from the site's id and the address, so another test's may repeat it.)
     ours = {f"ct-{pk}" for pk in Container.objects.values_list("pk", flat=True)}
     api = ProxmoxClient.for_node(nxt.node)
-    configs = [api.container_config(str(g["node"]), int(g["vmid"])) for g in api.guests()]
-    macs = [
-        conf.get("net0", "").lower().count(nxt.mac.lower())
-        for conf in configs
-        if ours & set(str(conf.get("tags", "")).split(";"))
-    ]
+    # (Only those: another test's CT may be destroyed between the list and its config.)
+    mine = [g for g in api.guests() if ours & set(str(g.get("tags", "")).split(";"))]
+    configs = [api.container_config(str(g["node"]), int(g["vmid"])) for g in mine]
+    macs = [conf.get("net0", "").lower().count(nxt.mac.lower()) for conf in configs]
     assert sum(macs) == 1
     assert not on_proxmox(c) or c.vmid == nxt.vmid
 

@@ -119,6 +119,19 @@ def test_a_second_push_while_the_first_runs_is_409_with_the_job(alice: Client) -
         (SPEC, tarball({"../escape": b"x"}), "invalid", "leaves the source tree"),
         (SPEC, tarball({"/etc/passwd": b"x"}), "invalid", "leaves the source tree"),
     ],
+    # Named, not derived from the values: a gzip'd source carries its time, and every
+    # pytest-xdist process must collect the same ids.
+    ids=[
+        "no-spec",
+        "spec-not-json",
+        "bad-repository",
+        "env-two-lines",
+        "unknown-service",
+        "unknown-template",
+        "not-a-tarball",
+        "dotdot-member",
+        "absolute-member",
+    ],
 )
 def test_a_bad_push_is_refused_whole_with_a_clear_error(
     alice: Client, spec, source, code, words

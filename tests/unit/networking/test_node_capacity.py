@@ -239,8 +239,9 @@ def add_containers(node: Node, statuses: list[str], *, cores: int, memory_mib: i
             memory_mib=memory_mib,
             swap_mib=512,
             disk_gib=8,
-            ip=f"10.{node.site_id}.{node.slot}.{i + 1}",
-            mac=f"bc:24:11:{node.site_id:02x}:{node.slot:02x}:{i:02x}",
+            # From the VMID, unique in the site (ids from a database sequence may pass 255).
+            ip=f"10.{(base + i) >> 16 & 255}.{(base + i) >> 8 & 255}.{(base + i) & 255}",
+            mac=f"bc:24:11:{(base + i) >> 16 & 255:02x}:{(base + i) >> 8 & 255:02x}:{(base + i) & 255:02x}",
             status=status,
         )
         for i, status in enumerate(statuses)

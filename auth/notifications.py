@@ -8,7 +8,7 @@ it (a job, a sweep, a decision) goes on. Sending is in `auth.notification_delive
 
 Kinds and callers: `job_failed` (containers.jobs.runner), `expiry` (containers.container_expiry),
 `resource_request` (containers.resource_requests), `reconcile` (containers.reconciler, to
-operators), `alert` (for the alerts of issue #16: `notify(kind=NotificationKind.ALERT, ...)`).
+operators), `wazuh_sweep` (containers.wazuh.sweep, to operators), `alert` (for the alerts of issue #16: `notify(kind=NotificationKind.ALERT, ...)`).
 """
 
 from __future__ import annotations

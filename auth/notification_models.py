@@ -22,6 +22,7 @@ class NotificationKind(models.TextChoices):
     RESOURCE_REQUEST = "resource_request", "Resource request outcomes"
     ALERT = "alert", "Alerts"
     RECONCILE = "reconcile", "Reconciler findings (operators)"
+    WAZUH_SWEEP = "wazuh_sweep", "Wazuh agent sweep (operators)"
 
 
 class NotificationPreference(models.Model):

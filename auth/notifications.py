@@ -9,8 +9,9 @@ a sweep, a decision) goes on. Sending is in `auth.notification_delivery`.
 
 Kinds and callers: `job_failed` (containers.jobs.runner), `expiry` (containers.container_expiry
 and containers.deployment_expiry), `resource_request` (containers.resource_requests),
-`reconcile` (containers.reconciler, to operators), `alert` (containers.metrics.alerts, to the
-owner and operators, with `notify_each` after a poll).
+`reconcile` (containers.reconciler, to operators), `wazuh_sweep` (containers.wazuh.sweep, to
+operators), `alert` (containers.metrics.alerts, to the owner and operators, with
+`notify_each` after a poll).
 """
 
 from __future__ import annotations

@@ -277,8 +277,11 @@ class ProxmoxClient:
     def version(self) -> dict[str, Any]:
         return self._call(lambda: self.api.version.get())
 
-    def cluster_resources(self, type: str = "vm") -> list[dict[str, Any]]:
-        return self._call(lambda: self.api.cluster.resources.get(type=type)) or []
+    def cluster_resources(self, type: str | None = "vm") -> list[dict[str, Any]]:
+        """`/cluster/resources` of one type ("vm", "node", "storage", "sdn"), or of every
+        type (None): the guests and the nodes' states in one call."""
+        params = {} if type is None else {"type": type}
+        return self._call(lambda: self.api.cluster.resources.get(**params)) or []
 
     def guests(self) -> list[dict[str, Any]]:
         """Every guest (LXC and QEMU) the cluster knows, from one call."""

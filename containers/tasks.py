@@ -98,3 +98,11 @@ def poll_metrics() -> dict[str, Any]:
     from .metrics.poll import metrics_poll_all
 
     return {r.site: r.error or r.written for r in metrics_poll_all()}
+
+
+@shared_task(name="containers.sweep_wazuh_agents", ignore_result=True)
+def sweep_wazuh_agents() -> dict[str, str]:
+    """Daily: remove the Wazuh agents of containers that are gone (containers.wazuh.sweep)."""
+    from .wazuh.sweep import wazuh_sweep_all
+
+    return {run.site.slug: run.summary for run in wazuh_sweep_all()}

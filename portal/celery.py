@@ -79,6 +79,8 @@ def configure(app: Celery) -> None:
                 "options": {"expires": float(settings.METRICS_POLL_INTERVAL)},
             },
             "sweep-deployments": {"task": "containers.sweep_deployments", "schedule": 86400.0},
+            # Daily: the Wazuh agents of containers that are gone (containers/wazuh/sweep.py).
+            "sweep-wazuh-agents": {"task": "containers.sweep_wazuh_agents", "schedule": 86400.0},
         },
         worker_hijack_root_logger=False,
     )

@@ -288,6 +288,8 @@ PROXMOX_MANAGED_TAG = env.str("PROXMOX_MANAGED_TAG", default="cluster-portal")
 # --- Wazuh (containers/wazuh/, docs/wazuh.md; the managers themselves are set per site) ---
 WAZUH_TIMEOUT = env.float("WAZUH_TIMEOUT", default=10.0)
 WAZUH_PAGE_LIMIT = env.int("WAZUH_PAGE_LIMIT", default=500)
+# Days the daily sweep's reports (WazuhSweepRun) are kept.
+WAZUH_SWEEP_KEEP_DAYS = env.int("WAZUH_SWEEP_KEEP_DAYS", default=90)
 
 LOGGING = {
     "version": 1,

@@ -11,6 +11,8 @@ site (`models.WazuhManager`, admin), keeps its own record of every agent it enro
   is not).
 - `selectors`: `manager_for_site` (None: the feature is off for that site), agent reads.
 - `services`: `wazuh_manager_save`, `wazuh_manager_test` (the admin's writes and action).
+- `sweep`: `wazuh_sweep_site` / `wazuh_sweep_all`, the daily removal of the agents of
+  containers that are gone, failing closed, with a stored `WazuhSweepRun` report.
 
 With no enabled manager for a site, nothing of this runs and nothing mentions Wazuh.
 """

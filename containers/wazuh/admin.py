@@ -1,6 +1,6 @@
 """Wazuh in the admin: each site's manager (saved through wazuh_manager_save; secrets
-write-only), the "test the connection" action, and the agents the portal enrolled
-(read-only: the enrolment, poll and sweep write them)."""
+write-only), the "test the connection" action, the agents the portal enrolled
+(read-only: the enrolment, poll and sweep write them), and the sweep's reports (read-only)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from portal.actors import acting_user
 from portal.admin_tools import ReadOnlyAdmin, ServiceAdmin, run_each
 
 from . import services
-from .models import WazuhAgent, WazuhManager
+from .models import WazuhAgent, WazuhManager, WazuhSweepRun
 
 _SECRET_HELP = "Stored encrypted. Leave blank to keep the current value."
 
@@ -89,3 +91,72 @@ class WazuhAgentAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_filter = ("site", "status")
     search_fields = ("name", "agent_id", "container__hostname")
     list_select_related = ("site", "container")
+
+
+def _items(items: list[dict[str, Any]], tail: str) -> SafeString:
+    """A report's list as HTML: each agent's name, container and `tail` (reason, how)."""
+    if not items:
+        return format_html("{}", "none")
+    return format_html(
+        "<ul>{}</ul>",
+        format_html_join(
+            "",
+            "<li><strong>{}</strong> ({}): {}</li>",
+            (
+                (
+                    i.get("name", ""),
+                    f"{i.get('hostname')}, VMID {i.get('vmid')}"
+                    if i.get("container")
+                    else "no container",
+                    i.get(tail, ""),
+                )
+                for i in items
+            ),
+        ),
+    )
+
+
+@admin.register(WazuhSweepRun)
+class WazuhSweepRunAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """The sweep's reports (containers.wazuh.sweep): written by the sweep alone."""
+
+    list_display = ("started_at", "site", "dry_run", "removed_count", "kept_count", "summary")
+    list_filter = ("site", "dry_run")
+    list_select_related = ("site",)
+    fields = (
+        "site",
+        "dry_run",
+        "actor",
+        "started_at",
+        "finished_at",
+        "summary",
+        "removed_agents",
+        "kept_agents",
+        "error_lines",
+        "live",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="removed")
+    def removed_count(self, obj: WazuhSweepRun) -> int:
+        return len(obj.removed)
+
+    @admin.display(description="kept")
+    def kept_count(self, obj: WazuhSweepRun) -> int:
+        return len(obj.kept)
+
+    @admin.display(description="Removed (or, in a dry run, would be)")
+    def removed_agents(self, obj: WazuhSweepRun) -> SafeString:
+        return _items(obj.removed, "how")
+
+    @admin.display(description="Kept, and why")
+    def kept_agents(self, obj: WazuhSweepRun) -> SafeString:
+        return _items(obj.kept, "reason")
+
+    @admin.display(description="Errors")
+    def error_lines(self, obj: WazuhSweepRun) -> SafeString:
+        if not obj.errors:
+            return format_html("{}", "none")
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((e,) for e in obj.errors))
+        )

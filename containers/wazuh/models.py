@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -243,3 +244,44 @@ class WazuhAgent(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class WazuhSweepRun(models.Model):
+    """One run of the sweep of a site's leftover agents (containers.wazuh.sweep): what it
+    removed, what it kept and why, and what could not be asked. Written by the sweep alone.
+
+    `removed` items: `{"name", "agent_id", "container", "hostname", "vmid", "how"}` (`how`:
+    `deleted` from the manager, or `gone`: the manager no longer had it). `kept` items:
+    `{"name", "agent_id", "container", "hostname", "vmid", "reason"}`. `errors`: one line per
+    party that did not answer (the manager, Proxmox, a node)."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="wazuh_sweeps")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who asked (empty: the daily beat task).",
+    )
+    dry_run = models.BooleanField(default=False)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    removed = models.JSONField(default=list, blank=True)
+    kept = models.JSONField(default=list, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    live = models.PositiveIntegerField(
+        default=0, help_text="Agents of live containers: not the sweep's to judge."
+    )
+    summary = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = "Wazuh sweep report"
+        ordering: ClassVar = ["-started_at"]
+        indexes: ClassVar = [
+            models.Index(fields=["site", "-started_at"], name="wazuhsweep_site_started"),
+        ]
+
+    def __str__(self) -> str:
+        when = timezone.localtime(self.started_at).strftime("%Y-%m-%d %H:%M")
+        return f"Wazuh sweep of {self.site.slug} at {when}{' (dry run)' if self.dry_run else ''}"

@@ -554,4 +554,4 @@ class Deployment(models.Model):
 from .metrics.models import ContainerAlert, ContainerSample  # noqa: E402, F401
 
 # The Wazuh models live beside their client and services (containers/wazuh/).
-from .wazuh.models import WazuhAgent, WazuhManager  # noqa: E402, F401
+from .wazuh.models import WazuhAgent, WazuhManager, WazuhNodeAgent  # noqa: E402, F401

@@ -98,3 +98,11 @@ def poll_metrics() -> dict[str, Any]:
     from .metrics.poll import metrics_poll_all
 
     return {r.site: r.error or r.written for r in metrics_poll_all()}
+
+
+@shared_task(name="containers.poll_wazuh", ignore_result=True)
+def poll_wazuh() -> dict[str, Any]:
+    """Every WAZUH_POLL_INTERVAL: each Wazuh site's agents, one paged list per site."""
+    from .wazuh.poll import wazuh_poll_all
+
+    return {r.site: r.error or r.updated for r in wazuh_poll_all()}

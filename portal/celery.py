@@ -79,6 +79,11 @@ def configure(app: Celery) -> None:
                 "options": {"expires": float(settings.METRICS_POLL_INTERVAL)},
             },
             "sweep-deployments": {"task": "containers.sweep_deployments", "schedule": 86400.0},
+            "poll-wazuh": {
+                "task": "containers.poll_wazuh",
+                "schedule": float(settings.WAZUH_POLL_INTERVAL),
+                "options": {"expires": float(settings.WAZUH_POLL_INTERVAL)},
+            },
         },
         worker_hijack_root_logger=False,
     )

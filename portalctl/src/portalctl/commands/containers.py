@@ -1,4 +1,4 @@
-"""containers list|show|top|create|start|stop|restart|resize|delete|extend|wait|exists."""
+"""containers list|show|top|security|create|start|stop|restart|resize|delete|extend|wait|exists."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ..resolve import container, container_path, find_container, ssh_login, ssh_
 from ..state import SESSION
 from ._common import JsonOpt, NameArg, WaitOpt, confirm
 from .jobs_common import job_done_line
+from .security import security
 
 app = typer.Typer(no_args_is_help=True, help="Create, list, change and delete containers.")
 
@@ -195,6 +196,9 @@ def show(name: NameArg, json_: JsonOpt = False) -> None:
             ("expires", expiry_line(c)),
         ]
     )
+
+
+app.command()(security)  # commands/security.py
 
 
 def expiry_line(c: dict[str, Any]) -> str:

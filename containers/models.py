@@ -554,4 +554,9 @@ class Deployment(models.Model):
 from .metrics.models import ContainerAlert, ContainerSample  # noqa: E402, F401
 
 # The Wazuh models live beside their client and services (containers/wazuh/).
-from .wazuh.models import WazuhAgent, WazuhManager, WazuhSweepRun  # noqa: E402, F401
+from .wazuh.models import (  # noqa: E402, F401
+    WazuhAgent,
+    WazuhManager,
+    WazuhNodeAgent,
+    WazuhSweepRun,
+)

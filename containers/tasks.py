@@ -106,3 +106,11 @@ def sweep_wazuh_agents() -> dict[str, str]:
     from .wazuh.sweep import wazuh_sweep_all
 
     return {run.site.slug: run.summary for run in wazuh_sweep_all()}
+
+
+@shared_task(name="containers.poll_wazuh", ignore_result=True)
+def poll_wazuh() -> dict[str, Any]:
+    """Every WAZUH_POLL_INTERVAL: each Wazuh site's agents, one paged list per site."""
+    from .wazuh.poll import wazuh_poll_all
+
+    return {r.site: r.error or r.updated for r in wazuh_poll_all()}

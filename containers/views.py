@@ -41,8 +41,10 @@ from .forms import (
 )
 from .metrics.alerts import open_alerts
 from .metrics.history import CONSOLIDATIONS, TIMEFRAMES
+from .metrics.models import AlertKind
 from .models import Container, ContainerStatus, Job, Template
 from .validation import container_create_check, hostname_taken, normalise_hostname
+from .wazuh.security import container_security
 
 PAGE_SIZE = 50
 
@@ -287,10 +289,24 @@ def _detail(request: HttpRequest, container: Container) -> HttpResponse:
             "routes": routes,
             "ports": list(container.port_mappings.order_by("protocol", "external_port")),
             "nodes_down": networking_selectors.nodes_down(node=container.node),
-            "alerts": open_alerts(container),
+            **_security_context(request, container),
             **_chart_context(container),
         },
     )
+
+
+def _security_context(request: HttpRequest, container: Container) -> dict[str, Any]:
+    """Its Wazuh agent and a page of its alerts (`?alerts_page=`), and its open alerts;
+    with no Wazuh for its site, nothing of it (not even a stale disconnection alert)."""
+    try:
+        page = int(request.GET.get("alerts_page", "1"))
+    except ValueError:
+        page = 1
+    security = container_security(container, page=page)
+    alerts = open_alerts(container)
+    if security is None:
+        alerts = [a for a in alerts if a.kind != AlertKind.WAZUH_AGENT]
+    return {"security": security, "alerts": alerts}
 
 
 # The container page's charts (portal/static/portal/charts.js draws each panel by its id).

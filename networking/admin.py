@@ -9,6 +9,8 @@ from django.http import HttpRequest
 
 from auth.audit import audit_record
 from containers.node_load import nodes_with_commitments
+from containers.wazuh.admin_status import NodeAgentColumns
+from containers.wazuh.selectors import nodes_with_agents
 from portal.actors import acting_user
 from portal.admin_tools import ReadOnlyAdmin, ServiceAdmin, run_each
 from portal.errors import PortalError
@@ -106,25 +108,38 @@ class SiteAdmin(ServiceAdmin):
 
 
 @admin.register(Node)
-class NodeAdmin(NodeCapacityColumns, ServiceAdmin):
+class NodeAdmin(NodeCapacityColumns, NodeAgentColumns, ServiceAdmin):
     form = NodeForm
     # Capacity and load as the beat probe last read them, and what the containers commit.
     list_display = ("name", "site", "slot", "state_shown", *NodeCapacityColumns.CAPACITY)
     list_filter = ("site", "state")
     search_fields = ("name",)
     HEALTH = ("offline_since", "offline_reason", "probed_at")
-    readonly_fields = (*NodeCapacityColumns.CAPACITY, *HEALTH, "created_at", "updated_at")
+    readonly_fields = (
+        *NodeCapacityColumns.CAPACITY,
+        *NodeAgentColumns.WAZUH,
+        *HEALTH,
+        "created_at",
+        "updated_at",
+    )
     actions = ("refresh_capacity", "import_templates")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Node]:
-        return nodes_with_commitments(super().get_queryset(request))  # one query for the list
+        # One query for the list: the commitments, and the node's and containers' agents.
+        return nodes_with_agents(nodes_with_commitments(super().get_queryset(request)))
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        # The Wazuh agents beside the capacity, only while some site has Wazuh.
+        return (*super().get_list_display(request), *self.wazuh_columns(request))
 
     def get_fieldsets(self, request: HttpRequest, obj: Node | None = None) -> Any:
         if obj is None:
             return [(None, {"fields": site_services.NODE_FIELDS})]
+        wazuh = self.wazuh_columns(request)
         return [
             (None, {"fields": site_services.NODE_FIELDS}),
             ("Capacity and load", {"fields": NodeCapacityColumns.CAPACITY}),
+            *([("Security monitoring (Wazuh)", {"fields": wazuh})] if wazuh else []),
             ("Health", {"fields": self.HEALTH}),
             ("Record", {"fields": ("created_at", "updated_at")}),
         ]

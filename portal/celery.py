@@ -81,6 +81,11 @@ def configure(app: Celery) -> None:
             "sweep-deployments": {"task": "containers.sweep_deployments", "schedule": 86400.0},
             # Daily: the Wazuh agents of containers that are gone (containers/wazuh/sweep.py).
             "sweep-wazuh-agents": {"task": "containers.sweep_wazuh_agents", "schedule": 86400.0},
+            "poll-wazuh": {
+                "task": "containers.poll_wazuh",
+                "schedule": float(settings.WAZUH_POLL_INTERVAL),
+                "options": {"expires": float(settings.WAZUH_POLL_INTERVAL)},
+            },
         },
         worker_hijack_root_logger=False,
     )

@@ -38,6 +38,14 @@ ALERT_MEMORY_PRESSURE = _env.float("ALERT_MEMORY_PRESSURE", default=10.0)
 ALERT_CPU_FRACTION = _env.float("ALERT_CPU_FRACTION", default=0.95)
 ALERT_FOR_MINUTES = _env.float("ALERT_FOR_MINUTES", default=5.0)
 
+# Wazuh status and alerts (containers/wazuh/poll.py, security.py; docs/wazuh.md): each
+# site's agents are listed once every WAZUH_POLL_INTERVAL seconds (one paged GET /agents);
+# the indexer's alerts a page or the API shows are cached WAZUH_ALERTS_CACHE_SECONDS; the
+# admin's page of a manager shows the site's alerts of this level or higher.
+WAZUH_POLL_INTERVAL = _env.float("WAZUH_POLL_INTERVAL", default=60.0)
+WAZUH_ALERTS_CACHE_SECONDS = _env.int("WAZUH_ALERTS_CACHE_SECONDS", default=60)
+WAZUH_TOP_ALERTS_MIN_LEVEL = _env.int("WAZUH_TOP_ALERTS_MIN_LEVEL", default=10)
+
 # Job logs (JobLogEntry of finished jobs) and API tokens that expired or were revoked this
 # many days ago go in the daily sweep (containers.retention); 0 keeps everything.
 JOB_LOG_RETENTION_DAYS = _env.int("JOB_LOG_RETENTION_DAYS", default=90)

@@ -47,6 +47,7 @@ from portal.api.renderers import EventStreamRenderer
 from portal.errors import FieldErrors, NotFound, ValidationFailed
 
 from .filters import ContainerFilter, JobFilter
+from .security import ContainerSecurityMixin
 from .serializers import (
     AcceptedSerializer,
     ContainerCreateSerializer,
@@ -134,7 +135,12 @@ def _parsed(ser: serializers.Serializer) -> dict[str, Any]:
         summary="A container", responses={200: ContainerSerializer, **READ_ERRORS}
     ),
 )
-class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ContainerViewSet(
+    ContainerSecurityMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
     serializer_class = ContainerSerializer
     filterset_class = ContainerFilter
     # cpu and mem: the latest sample's (containers without one come last when descending).

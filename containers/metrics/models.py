@@ -44,6 +44,8 @@ class ContainerSample(models.Model):
 class AlertKind(models.TextChoices):
     MEMORY = "memory", "memory near its limit under pressure"
     CPU = "cpu", "CPU pinned at its cores"
+    # containers/wazuh/alerts.py: its security agent silent too long (a site with Wazuh).
+    WAZUH_AGENT = "wazuh_agent", "security agent disconnected"
 
 
 class AlertState(models.TextChoices):

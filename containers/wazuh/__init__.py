@@ -13,6 +13,11 @@ site (`models.WazuhManager`, admin), keeps its own record of every agent it enro
 - `services`: `wazuh_manager_save`, `wazuh_manager_test` (the admin's writes and action).
 - `sweep`: `wazuh_sweep_site` / `wazuh_sweep_all`, the daily removal of the agents of
   containers that are gone, failing closed, with a stored `WazuhSweepRun` report.
+- `poll`: the status poll (beat `containers.poll_wazuh`): one paged `GET /agents` per
+  site, one UPDATE of the portal's agent rows, the nodes' own agents (`WazuhNodeAgent`).
+- `alerts`: the disconnection alert after each poll (a `ContainerAlert`, notified).
+- `security`: what the container page, the API and the CLI show (the agent, a page of
+  its alerts, cached), and the admin's top alerts; `admin_status`: the admin's texts.
 
 With no enabled manager for a site, nothing of this runs and nothing mentions Wazuh.
 """

@@ -1,6 +1,7 @@
 """Wazuh in the admin: each site's manager (saved through wazuh_manager_save; secrets
-write-only), the "test the connection" action, the agents the portal enrolled
-(read-only: the enrolment, poll and sweep write them), and the sweep's reports (read-only)."""
+write-only) with its status poll, agents and highest-level alerts (admin_status.py), the
+"test the connection" action, the agents the portal enrolled (read-only: the enrolment,
+poll and sweep write them), and the sweep's reports (read-only)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from portal.actors import acting_user
 from portal.admin_tools import ReadOnlyAdmin, ServiceAdmin, run_each
 
 from . import services
+from .admin_status import ManagerStatusFields
 from .models import WazuhAgent, WazuhManager, WazuhSweepRun
 
 _SECRET_HELP = "Stored encrypted. Leave blank to keep the current value."
@@ -43,13 +45,37 @@ class WazuhManagerForm(forms.ModelForm):
 
 
 @admin.register(WazuhManager)
-class WazuhManagerAdmin(ServiceAdmin):
+class WazuhManagerAdmin(ManagerStatusFields, ServiceAdmin):
     form = WazuhManagerForm
-    list_display = ("site", "enabled", "api_url", "enrolment_mode", "default_group", "indexer_url")
+    list_display = (
+        "site",
+        "enabled",
+        "api_url",
+        "enrolment_mode",
+        "default_group",
+        "indexer_url",
+        "polled_at",
+    )
     list_filter = ("enabled", "enrolment_mode")
     list_select_related = ("site",)
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = (
+        *ManagerStatusFields.STATUS,
+        *ManagerStatusFields.ALERTS,
+        "created_at",
+        "updated_at",
+    )
     actions = ("test_connection",)
+
+    def get_fieldsets(self, request: HttpRequest, obj: WazuhManager | None = None) -> Any:
+        if obj is None:
+            return [(None, {"fields": services.MANAGER_FIELDS})]
+        # The status poll's reading and the indexer's alerts (cached) under the settings.
+        return [
+            (None, {"fields": services.MANAGER_FIELDS}),
+            ("Status", {"fields": ManagerStatusFields.STATUS}),
+            ("Highest-level recent alerts", {"fields": ManagerStatusFields.ALERTS}),
+            ("Record", {"fields": ("created_at", "updated_at")}),
+        ]
 
     # Saved by wazuh_manager_save (validated, audited, blank secrets kept). Not deleted
     # here: an operator turns a manager off with `enabled`; its agents' records stay.
@@ -87,6 +113,7 @@ class WazuhAgentAdmin(ReadOnlyAdmin, admin.ModelAdmin):
         "last_keepalive",
         "version",
         "status_updated_at",
+        "last_error",
     )
     list_filter = ("site", "status")
     search_fields = ("name", "agent_id", "container__hostname")

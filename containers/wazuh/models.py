@@ -115,6 +115,13 @@ class WazuhManager(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Raise an alert once a container's agent has been disconnected this long.",
     )
+    # -- the status poll's record (containers/wazuh/poll.py writes these; nobody edits them)
+    polled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the status poll last listed the agents."
+    )
+    poll_error = models.CharField(
+        max_length=500, blank=True, help_text="Why the last poll failed (empty: it did not)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -177,21 +184,27 @@ class WazuhManager(models.Model):
 
 
 class AgentStatus(models.TextChoices):
-    """The manager's four connection states, then the portal's two of an agent's end."""
+    """The manager's four connection states, then the portal's own: an agent the manager
+    does not list, and the two of an agent's end."""
 
     PENDING = "pending", "pending"
     ACTIVE = "active", "active"
     DISCONNECTED = "disconnected", "disconnected"
     NEVER_CONNECTED = "never_connected", "never connected"
+    # The last poll did not find it on the manager: not enrolled yet, or deleted there by
+    # someone else. The portal deletes nothing for it; `last_error` says since when.
+    MISSING = "missing", "not on the manager"
     # The container is gone and the manager could not be told yet: the sweep removes it.
     REMOVAL_PENDING = "removal_pending", "removal pending"
     REMOVED = "removed", "removed"
 
 
-# The states the manager reports (GET /agents `status`); the other two are the portal's own.
+# The states the manager reports (GET /agents `status`); the others are the portal's own.
 MANAGER_STATUSES = frozenset(
     {AgentStatus.PENDING, AgentStatus.ACTIVE, AgentStatus.DISCONNECTED, AgentStatus.NEVER_CONNECTED}
 )
+# The states the status poll keeps up to date (the end's two belong to removal and sweep).
+POLLED_STATUSES = MANAGER_STATUSES | {AgentStatus.MISSING}
 
 
 class WazuhAgent(models.Model):
@@ -285,3 +298,37 @@ class WazuhSweepRun(models.Model):
     def __str__(self) -> str:
         when = timezone.localtime(self.started_at).strftime("%Y-%m-%d %H:%M")
         return f"Wazuh sweep of {self.site.slug} at {when}{' (dry run)' if self.dry_run else ''}"
+
+
+class WazuhNodeAgent(models.Model):
+    """A hypervisor's own agent as the status poll last saw it, matched by the node's name.
+
+    The portal did not enrol it and never removes it: this is a reading, not a record of
+    ownership (the sweep looks at `WazuhAgent` only). The poll writes it from the same
+    `GET /agents` list as the containers' agents; `missing` means the list had no agent of
+    the node's name."""
+
+    node = models.OneToOneField(
+        "networking.Node", primary_key=True, on_delete=models.CASCADE, related_name="wazuh_agent"
+    )
+    name = models.CharField(max_length=128, help_text="The agent name looked for (the node's).")
+    agent_id = models.CharField(max_length=16, blank=True)
+    status = models.CharField(
+        max_length=16, choices=AgentStatus.choices, default=AgentStatus.MISSING
+    )
+    last_keepalive = models.DateTimeField(null=True, blank=True)
+    version = models.CharField(max_length=64, blank=True)
+    groups = models.JSONField(default=list, blank=True)
+    status_updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "Wazuh agent of a node"
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=Q(status__in=sorted(POLLED_STATUSES)),
+                name="containers_wazuhnodeagent_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"agent {self.name} ({self.status})"

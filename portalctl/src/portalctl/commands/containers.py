@@ -1,4 +1,4 @@
-"""containers list|show|top|create|start|stop|restart|resize|delete|extend|wait|exists."""
+"""containers list|show|top|security|create|start|stop|restart|resize|delete|extend|wait|exists."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ..state import SESSION
 from ._common import JsonOpt, NameArg, WaitOpt, confirm
 from .alerts import alerts_text
 from .jobs_common import job_done_line
+from .security import security
 
 app = typer.Typer(no_args_is_help=True, help="Create, list, change and delete containers.")
 
@@ -197,6 +198,9 @@ def show(name: NameArg, json_: JsonOpt = False) -> None:
             ("alerts", alerts_text(c.get("alerts"))),
         ]
     )
+
+
+app.command()(security)  # commands/security.py
 
 
 def expiry_line(c: dict[str, Any]) -> str:

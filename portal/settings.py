@@ -287,6 +287,8 @@ PROXMOX_MANAGED_TAG = env.str("PROXMOX_MANAGED_TAG", default="cluster-portal")
 # --- Wazuh (containers/wazuh/, docs/wazuh.md; the managers themselves are set per site) ---
 WAZUH_TIMEOUT = env.float("WAZUH_TIMEOUT", default=10.0)
 WAZUH_PAGE_LIMIT = env.int("WAZUH_PAGE_LIMIT", default=500)
+# How long a create's enrolment step waits for a new agent to receive its key.
+WAZUH_ENROL_WAIT_SECONDS = env.float("WAZUH_ENROL_WAIT_SECONDS", default=60.0)
 
 LOGGING = {
     "version": 1,

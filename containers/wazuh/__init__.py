@@ -11,6 +11,9 @@ site (`models.WazuhManager`, admin), keeps its own record of every agent it enro
   is not).
 - `selectors`: `manager_for_site` (None: the feature is off for that site), agent reads.
 - `services`: `wazuh_manager_save`, `wazuh_manager_test` (the admin's writes and action).
+- `enrolment`: the script a new container's agent is enrolled with, one strategy per
+  `EnrolmentMode` (4.x password, 5.x token); run by containers/jobs/wazuh.py. Pure.
+- `agents`: the agent records' writes as the create and delete jobs' steps make them.
 
 With no enabled manager for a site, nothing of this runs and nothing mentions Wazuh.
 """

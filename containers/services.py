@@ -158,7 +158,7 @@ def job_create(
         container=container,
         actor=actor,
         params=params or {},
-        steps=kind_of(kind).plan(params or {}),
+        steps=kind_of(kind).plan(params or {}, container),
         heartbeat_at=timezone.now(),
     )
     if new_container:

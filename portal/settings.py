@@ -290,6 +290,8 @@ WAZUH_TIMEOUT = env.float("WAZUH_TIMEOUT", default=10.0)
 WAZUH_PAGE_LIMIT = env.int("WAZUH_PAGE_LIMIT", default=500)
 # Days the daily sweep's reports (WazuhSweepRun) are kept.
 WAZUH_SWEEP_KEEP_DAYS = env.int("WAZUH_SWEEP_KEEP_DAYS", default=90)
+# How long a create's enrolment step waits for a new agent to receive its key.
+WAZUH_ENROL_WAIT_SECONDS = env.float("WAZUH_ENROL_WAIT_SECONDS", default=60.0)
 
 LOGGING = {
     "version": 1,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,7 @@ class AdminApi:
             ("POST", "/_sim/directory"): self.directory,
             ("POST", "/_sim/storage"): self.storage,
             ("POST", "/_sim/pools"): self.pools,
+            ("POST", "/_sim/templates/packages"): self.template_packages,
         }
 
     def handle(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -253,6 +255,21 @@ class AdminApi:
         guest.started_at = self.state.now() if status == "running" else None
         guest.pid = self.state.next_pid() if status == "running" else None
         return {"vmid": guest.vmid, "status": status}
+
+    def template_packages(self, b: dict[str, Any]) -> dict[str, Any]:
+        """What a template (its file name) holds beyond the base system: the packages a CT
+        made from it afterwards starts with (guest emulation); [] forgets them."""
+        template = str(_need(b, "template")).rsplit("/", 1)[-1]
+        packages = b.get("packages") or []
+        if not isinstance(packages, list) or not all(
+            isinstance(p, str) and re.fullmatch(r"[a-z0-9][a-z0-9+.-]*", p) for p in packages
+        ):
+            raise AdminError(400, "packages must be a list of package names")
+        if packages:
+            self.state.template_packages[template] = tuple(packages)
+        else:
+            self.state.template_packages.pop(template, None)
+        return {"template": template, "packages": packages}
 
     def reset_faults(self, b: dict[str, Any]) -> None:
         st = self.state

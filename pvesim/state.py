@@ -94,6 +94,9 @@ class Guest:
     # The create call's ssh-public-keys: not in the config (Proxmox writes them into the
     # CT's /root/.ssh/authorized_keys); guest emulation seeds the CT's directory with them.
     ssh_keys: str | None = None
+    # The packages its template holds beyond the base system (/_sim/templates/packages):
+    # guest emulation installs them, as the apt stand-in does, at the CT's first start.
+    packages: tuple[str, ...] = ()
     # Usage figures a test set (/_sim/guests/usage): {"at", "values", "rates"}; see metrics.
     usage: dict[str, Any] | None = None
 
@@ -134,6 +137,9 @@ class SimState:
         self.workers: dict[str, _Running] = {}
         self.task_seconds: dict[str, float] = {}
         self.task_seconds_default: float | None = None
+        # What a template holds beyond the base system, by its file name (a test's
+        # arrangement: an image built with an agent in it); a new CT starts with them.
+        self.template_packages: dict[str, tuple[str, ...]] = {}
         self.lock_timeout = config.lock_timeout
         self.auth_delay = config.auth_delay
         self._pid = random.randint(100_000, 900_000)

@@ -257,6 +257,12 @@ class SimAdmin:
     def create_pool(self, pool: str) -> None:
         self._call("POST", "pools", {"pool": pool})
 
+    def set_template_packages(self, template: str, packages: Iterable[str]) -> None:
+        """The packages `template` (its file name, or a volid) holds beyond the base
+        system: a CT created from it afterwards starts with them installed, as the apt
+        stand-in installs them (guest emulation). An empty list forgets them."""
+        self._call("POST", "templates/packages", {"template": template, "packages": list(packages)})
+
 
 def _child_env() -> dict[str, str]:
     """Make ``-m pvesim`` importable whatever the caller's working directory."""

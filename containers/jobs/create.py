@@ -10,9 +10,9 @@ from containers.proxmox import ProxmoxNotFound, VmidTaken
 from containers.tags import is_ours, managed_tags
 from portal.errors import ErrorCode, InvalidState, ResourceExhausted, UpstreamError
 
-from . import access
+from . import access, wazuh
 from .context import JobContext
-from .kind import JobKindBase, register
+from .kind import JobKindBase, pending, register
 from .steps import config_or_none, gateway_step, inspect, read_state, start_ct, wait_unlocked
 
 MAX_VMID_RETRIES = 10
@@ -34,6 +34,13 @@ class CreateJob(JobKindBase):
     retry_from = (ContainerStatus.PENDING, ContainerStatus.ERROR)
     permission = "delete"  # the owner or staff
 
+    @classmethod
+    def plan(
+        cls, params: dict[str, Any] | None = None, container: Container | None = None
+    ) -> list[dict[str, Any]]:
+        # Last, its Wazuh agent's enrolment, if the site has a manager (containers/jobs/wazuh.py).
+        return pending((*cls.steps, *wazuh.create_steps(container)))
+
     def check_retry(self, job: Job, container: Container) -> None:
         if container.status == ContainerStatus.DELETED:
             raise InvalidState(
@@ -51,6 +58,7 @@ class CreateJob(JobKindBase):
         ctx.run_step("realm_sync", lambda st: access.realm_sync_step(ctx, st))
         ctx.run_step("proxmox_acl", lambda st: access.proxmox_acl_sync(ctx, st))
         gateway_step(ctx)
+        wazuh.enrol_step(ctx)
         services.container_set_status(container=c, to=ContainerStatus.RUNNING)
         return {"vmid": c.vmid, "node": ctx.node, "ip": c.ip, "mac": c.mac}
 
@@ -110,7 +118,7 @@ def _create_ct(ctx: JobContext, st: dict[str, Any]) -> None:
                 net0=f"name=eth0,bridge={c.site.bridge},hwaddr={c.mac},ip=dhcp,type=veth",
                 tags=managed_tags(c),
                 description=f"Cluster Portal container {c.pk}, owner {c.owner.get_username()}",
-                ssh_public_keys=c.ssh_public_keys,
+                ssh_public_keys=wazuh.create_keys(ctx),
             )
         except VmidTaken:
             again["value"] = _vmid_taken(ctx, st)

@@ -9,9 +9,9 @@ from containers.models import Container, ContainerStatus, Job, JobKind, LogLevel
 from containers.proxmox import ProxmoxError, ProxmoxNotFound
 from containers.tags import is_ours
 
-from . import access
+from . import access, wazuh
 from .context import JobContext
-from .kind import JobKindBase, register
+from .kind import JobKindBase, pending, register
 from .steps import config_or_none, gateway_step, read_state, wait_unlocked
 
 
@@ -29,6 +29,16 @@ class DeleteJob(JobKindBase):
     )
     retry_from = (ContainerStatus.ERROR, ContainerStatus.DELETING)
     permission = "delete"
+
+    @classmethod
+    def plan(
+        cls, params: dict[str, Any] | None = None, container: Container | None = None
+    ) -> list[dict[str, Any]]:
+        # Its Wazuh agent's removal comes after the release (a running agent whose key is
+        # deleted would enrol again) and before the gateway (whose failure must not skip
+        # it); only if the site has a manager and the portal enrolled an agent.
+        at = [name for name, _ in cls.steps].index("release") + 1
+        return pending((*cls.steps[:at], *wazuh.delete_steps(container), *cls.steps[at:]))
 
     def retrying(self, job: Job, container: Container) -> None:
         # The same row lock as container_delete: a route or port change under way ends first.
@@ -85,6 +95,7 @@ class DeleteJob(JobKindBase):
         ctx.run_step("stop", stop)
         ctx.run_step("destroy", destroy)
         ctx.run_step("release", release)
+        wazuh.remove_step(ctx)
         gateway_step(ctx)
         return {"vmid": c.vmid}
 

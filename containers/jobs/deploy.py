@@ -58,12 +58,11 @@ class DeployJob(JobKindBase):
     permission = "delete"  # the owner or staff
 
     @classmethod
-    def plan(cls, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        first = CreateJob.steps if (params or {}).get("create") else ()
-        return [
-            {"name": name, "title": title, "state": StepState.PENDING}
-            for name, title in (*first, *cls.steps)
-        ]
+    def plan(
+        cls, params: dict[str, Any] | None = None, container: Any = None
+    ) -> list[dict[str, Any]]:
+        first = CreateJob.plan(params, container) if (params or {}).get("create") else []
+        return first + super().plan(params, container)
 
     def check_retry(self, job: Job, container: Any) -> None:
         raise InvalidState("a deploy is not retried: push again (or run portalctl deploy)")

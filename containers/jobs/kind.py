@@ -56,11 +56,17 @@ class JobKindBase:
         """Once the job is recorded failed with `message` (the user's words for it)."""
 
     @classmethod
-    def plan(cls, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """The job's steps, pending. A kind whose steps depend on its params overrides it."""
-        return [
-            {"name": name, "title": title, "state": StepState.PENDING} for name, title in cls.steps
-        ]
+    def plan(
+        cls, params: dict[str, Any] | None = None, container: Container | None = None
+    ) -> list[dict[str, Any]]:
+        """The job's steps, pending. A kind whose steps depend on its params or its
+        container (e.g. on whether the container's site has Wazuh) overrides it."""
+        return pending(cls.steps)
+
+
+def pending(steps: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    """Steps (name, title) as a job records them before they run."""
+    return [{"name": name, "title": title, "state": StepState.PENDING} for name, title in steps]
 
 
 _REGISTRY: dict[str, type[JobKindBase]] = {}

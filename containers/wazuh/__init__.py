@@ -18,6 +18,9 @@ site (`models.WazuhManager`, admin), keeps its own record of every agent it enro
 - `alerts`: the disconnection alert after each poll (a `ContainerAlert`, notified).
 - `security`: what the container page, the API and the CLI show (the agent, a page of
   its alerts, cached), and the admin's top alerts; `admin_status`: the admin's texts.
+- `enrolment`: the script a new container's agent is enrolled with, one strategy per
+  `EnrolmentMode` (4.x password, 5.x token); run by containers/jobs/wazuh.py. Pure.
+- `agents`: the agent records' writes as the create and delete jobs' steps make them.
 
 With no enabled manager for a site, nothing of this runs and nothing mentions Wazuh.
 """

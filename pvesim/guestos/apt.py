@@ -5,6 +5,9 @@ installed.
 prints what apt prints. A package that ships a service (postgresql, mariadb-server,
 redis-server, nginx, memcached, mongodb-org, ...) gets its unit, record-only: it is
 enabled and active, as Debian starts a service on install, but no server runs.
+``wazuh-agent`` is the exception: its files, its unit and a daemon that enrols with a
+manager are really there (``wazuh.py``), neither enabled nor started, as the package
+leaves them until it is told where its manager is.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from . import wazuh
 from .layout import Layout
 from .service import ServiceManager
 
@@ -46,6 +50,7 @@ VERSIONS = {
     "memcached": "1.6.18-1",
     "git": "1:2.39.5-0+deb12u2",
     "curl": "7.88.1-10+deb12u12",
+    wazuh.PACKAGE: wazuh.VERSION,
 }
 _OPTIONS_WITH_VALUE = frozenset({"-o", "-c", "-t", "--target-release", "--default-release"})
 
@@ -160,6 +165,13 @@ def apt_main(argv: list[str], layout: Layout, program: str = "apt-get") -> int:
     return 100
 
 
+def preinstall(layout: Layout, packages: list[str]) -> None:
+    """A template's own packages, at a new CT's first start: installed as ``apt-get
+    install -y -qq`` would (docs/pvesim.md, ``set_template_packages``)."""
+    if packages:
+        _install(layout, AptArgs("install", list(packages), assume_yes=True, quiet=2))
+
+
 def _reading(args: AptArgs) -> None:
     if args.quiet < 2:
         print("Reading package lists...")
@@ -199,6 +211,8 @@ def _install(layout: Layout, args: AptArgs) -> int:
         if package in PACKAGE_SERVICES:
             for line in _install_service(layout, manager, package):
                 print(line)
+        elif package == wazuh.PACKAGE:
+            wazuh.install(layout, sys.executable)
     return 0
 
 
@@ -237,11 +251,12 @@ def _remove(layout: Layout, args: AptArgs) -> int:
     for package in gone:
         print(f"Removing {package} ({installed[package].get('Version', '')}) ...")
         del installed[package]
+        unit = wazuh.UNIT if package == wazuh.PACKAGE else None
         if package in PACKAGE_SERVICES:
-            name = f"{PACKAGE_SERVICES[package][0]}.service"
-            if manager.find(name) is not None:
-                manager.stop(name)
-                manager.disable(name)
+            unit = f"{PACKAGE_SERVICES[package][0]}.service"
+        if unit is not None and manager.find(unit) is not None:
+            manager.stop(unit)
+            manager.disable(unit)
     write_status(layout, installed)
     return 0
 

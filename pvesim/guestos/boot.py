@@ -1,5 +1,6 @@
 """A CT's start, run as the CT's user before its sshd starts: an empty /run, the
-stand-ins on PATH, the hostname, the create-time SSH keys (once), the enabled units."""
+stand-ins on PATH, the hostname, the create-time SSH keys and the template's packages
+(once), the enabled units."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import sys
 
+from .apt import preinstall
 from .layout import ROOT_ENV, TOOLS, Layout
 from .service import ServiceManager
 
@@ -60,6 +62,7 @@ def main(layout: Layout) -> int:
         keys=payload.get("keys"),
         python=str(payload.get("python") or sys.executable),
     )
+    preinstall(layout, [str(p) for p in payload.get("packages") or []])
     started = ServiceManager(layout).boot()
     print("started at boot: " + (", ".join(started) or "nothing"))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from . import apt, boot, journal, systemctl
+from . import apt, boot, journal, systemctl, wazuh
 from .layout import Layout, find_root
 
 
@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         return systemctl.service_main(rest, layout)
     if tool == "journalctl":
         return journal.main(rest, layout)
+    if tool == "wazuh-agentd":
+        return wazuh.agentd_main(rest, layout)
     if tool == "boot":
         return boot.main(layout)
     print(f"guestos: unknown tool {tool!r}", file=sys.stderr)

@@ -129,6 +129,7 @@ class Init:
                 {
                     "hostname": self.spec["hostname"],
                     "keys": self.spec.get("keys"),
+                    "packages": self.spec.get("packages") or [],
                     "python": self.spec["python"],
                 }
             ),

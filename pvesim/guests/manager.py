@@ -55,6 +55,7 @@ class Want:
     ip: str
     hostname: str = field(compare=False)
     keys: str | None = field(compare=False)
+    packages: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass
@@ -195,7 +196,7 @@ class GuestEmulator:
                 if ip is not None:
                     hostname = str(guest.conf.get("hostname") or f"CT{guest.vmid}")
                     want[guest.vmid] = Want(
-                        guest.vmid, guest.started_at, ip, hostname, guest.ssh_keys
+                        guest.vmid, guest.started_at, ip, hostname, guest.ssh_keys, guest.packages
                     )
         return want, existing
 
@@ -284,6 +285,7 @@ class GuestEmulator:
             "ip": w.ip,
             "hostname": w.hostname,
             "keys": w.keys if fresh else None,  # authorized_keys is the CT's own from then on
+            "packages": list(w.packages) if fresh else [],  # the template's, once
             "ct_dir": str(ct_dir),
             "private": str(private),
             "uid": self.account.uid,

@@ -109,6 +109,7 @@ def clone_vm(ctx: Ctx, p: dict[str, Any]) -> str:
     src.conf["lock"] = "disk"
     newguest = Guest(vmid=newid, node=node, conf={"lock": "create"}, created_at=state.now())
     newguest.ssh_keys = src.ssh_keys  # a clone copies the root filesystem, keys included
+    newguest.packages = src.packages
     state.guests[newid] = newguest
 
     def undo() -> None:

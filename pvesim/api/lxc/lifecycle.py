@@ -166,6 +166,7 @@ def create_vm(ctx: Ctx, p: dict[str, Any]) -> str:
         pool=p.get("pool"),
         start_after=bool(p.get("start")),
         ssh_keys=p.get("ssh-public-keys"),
+        packages=state.template_packages.get(ostemplate.rsplit("/", 1)[-1], ()),
     )
     return state.fork_worker(node, "vzcreate", str(vmid), ctx.authuser, worker, flock=vmid)
 
@@ -201,6 +202,7 @@ def _create_worker(
     pool: str | None,
     start_after: bool,
     ssh_keys: str | None,
+    packages: tuple[str, ...] = (),
 ) -> WorkerBody:
     node, vmid = guest.node, guest.vmid
 
@@ -227,6 +229,7 @@ def _create_worker(
         guest.conf = final
         guest.pool = pool
         guest.ssh_keys = ssh_keys
+        guest.packages = packages
         if pool:
             state.pools.add(pool)
         w.release_flock(vmid)

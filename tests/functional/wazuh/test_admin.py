@@ -19,12 +19,17 @@ from containers.wazuh.selectors import agent_groups_for, manager_for_site
 from networking.models import Site
 from portal.errors import PermissionDenied, ValidationFailed
 from tests.factories import SiteFactory, TemplateFactory, UserFactory
-from tests.fixtures.wazuh_double import INDEXER_PASSWORD, MANAGER_PASSWORD, WazuhDouble
+from tests.fixtures.wazuh_double import (
+    INDEXER_PASSWORD,
+    MANAGER_PASSWORD,
+    REGISTRATION_PASSWORD,
+    WazuhDouble,
+)
 
 pytestmark = pytest.mark.django_db
 
 MANAGERS = "/admin/containers/wazuhmanager/"
-SECRETS = (MANAGER_PASSWORD, INDEXER_PASSWORD, "double-registration-password")
+SECRETS = (MANAGER_PASSWORD, INDEXER_PASSWORD, REGISTRATION_PASSWORD)
 
 
 @pytest.fixture

@@ -285,14 +285,6 @@ PROXMOX_TASK_CHECK_INTERVAL = env.float("PROXMOX_TASK_CHECK_INTERVAL", default=5
 # Tag put on every container the portal makes; it is how the portal recognises its own.
 PROXMOX_MANAGED_TAG = env.str("PROXMOX_MANAGED_TAG", default="cluster-portal")
 
-# --- Wazuh (containers/wazuh/, docs/wazuh.md; the managers themselves are set per site) ---
-WAZUH_TIMEOUT = env.float("WAZUH_TIMEOUT", default=10.0)
-WAZUH_PAGE_LIMIT = env.int("WAZUH_PAGE_LIMIT", default=500)
-# Days the daily sweep's reports (WazuhSweepRun) are kept.
-WAZUH_SWEEP_KEEP_DAYS = env.int("WAZUH_SWEEP_KEEP_DAYS", default=90)
-# How long a create's enrolment step waits for a new agent to receive its key.
-WAZUH_ENROL_WAIT_SECONDS = env.float("WAZUH_ENROL_WAIT_SECONDS", default=60.0)
-
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

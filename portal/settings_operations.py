@@ -1,6 +1,6 @@
 """Settings of the portal's operations, one environment variable each (defaults in
 `.env.example`): health and Prometheus, metrics and noisy-neighbour alerts, notification
-delivery, container expiry and the retention sweeps. Imported by portal/settings.py,
+delivery, container expiry, the retention sweeps and Wazuh. Imported by portal/settings.py,
 after it has read `.env`.
 """
 
@@ -38,13 +38,19 @@ ALERT_MEMORY_PRESSURE = _env.float("ALERT_MEMORY_PRESSURE", default=10.0)
 ALERT_CPU_FRACTION = _env.float("ALERT_CPU_FRACTION", default=0.95)
 ALERT_FOR_MINUTES = _env.float("ALERT_FOR_MINUTES", default=5.0)
 
-# Wazuh status and alerts (containers/wazuh/poll.py, security.py; docs/wazuh.md): each
+# Wazuh (containers/wazuh/; docs/wazuh.md; the managers themselves are set per site): each
 # site's agents are listed once every WAZUH_POLL_INTERVAL seconds (one paged GET /agents);
 # the indexer's alerts a page or the API shows are cached WAZUH_ALERTS_CACHE_SECONDS; the
 # admin's page of a manager shows the site's alerts of this level or higher.
 WAZUH_POLL_INTERVAL = _env.float("WAZUH_POLL_INTERVAL", default=60.0)
 WAZUH_ALERTS_CACHE_SECONDS = _env.int("WAZUH_ALERTS_CACHE_SECONDS", default=60)
 WAZUH_TOP_ALERTS_MIN_LEVEL = _env.int("WAZUH_TOP_ALERTS_MIN_LEVEL", default=10)
+WAZUH_TIMEOUT = _env.float("WAZUH_TIMEOUT", default=10.0)
+WAZUH_PAGE_LIMIT = _env.int("WAZUH_PAGE_LIMIT", default=500)
+# Days the daily sweep's reports (WazuhSweepRun) are kept.
+WAZUH_SWEEP_KEEP_DAYS = _env.int("WAZUH_SWEEP_KEEP_DAYS", default=90)
+# How long a create's enrolment step waits for a new agent to receive its key.
+WAZUH_ENROL_WAIT_SECONDS = _env.float("WAZUH_ENROL_WAIT_SECONDS", default=60.0)
 
 # Job logs (JobLogEntry of finished jobs) and API tokens that expired or were revoked this
 # many days ago go in the daily sweep (containers.retention); 0 keeps everything.

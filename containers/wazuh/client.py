@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -366,6 +367,29 @@ class WazuhClient:
 
 
 # -- the indexer ----------------------------------------------------------------------------
+class AlertSeverity(StrEnum):
+    """How serious a rule level is, in the bands Wazuh's dashboard uses: low 0-6, medium
+    7-11, high 12-14, critical 15 and above."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+# The lowest level of each band, highest first.
+SEVERITY_FLOORS = (
+    (15, AlertSeverity.CRITICAL),
+    (12, AlertSeverity.HIGH),
+    (7, AlertSeverity.MEDIUM),
+)
+
+
+def severity_of(level: int) -> AlertSeverity:
+    """The band of a rule level (`12` -> high)."""
+    return next((s for floor, s in SEVERITY_FLOORS if level >= floor), AlertSeverity.LOW)
+
+
 @dataclass(frozen=True)
 class Alert:
     """One Wazuh alert as the portal shows it."""
@@ -381,6 +405,10 @@ class Alert:
     # {"group": "web"}; the agent's manager-side groups are WazuhAgent.groups.
     agent_labels: dict[str, Any]
     id: str = ""
+
+    @property
+    def severity(self) -> AlertSeverity:
+        return severity_of(self.level)
 
     @classmethod
     def from_hit(cls, hit: dict[str, Any]) -> Alert:

@@ -29,6 +29,12 @@ def when(value: datetime | None, fmt: str = "Y-m-d H:i") -> SafeString | str:
     )
 
 
+@register.filter
+def ago(value: datetime | None) -> str:
+    """How long before now, in its largest whole unit: `4 min ago` (`never` for none)."""
+    return units.ago(value, timezone.now())
+
+
 # Shared with the admin (portal/units.py).
 iec_bytes = register.filter("iec_bytes", units.iec_bytes)
 percent = register.filter("percent", units.percent)

@@ -56,3 +56,21 @@ def log_in(page: Any, username: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(lambda url: urlsplit(url).path == "/")  # the container list
+
+
+# Any element of the page's header or main past the viewport's right edge, and how wide the
+# document scrolls: a page fits when neither goes past the viewport.
+OVERFLOW = """() => {
+  const width = window.innerWidth;
+  const wide = [...document.querySelectorAll("main *, header *")]
+    .filter((el) => el.getBoundingClientRect().right > width + 0.5)
+    .map((el) => el.tagName.toLowerCase() + (el.className ? "." + el.className : ""));
+  return {scroll: document.scrollingElement.scrollWidth, width, wide: wide.slice(0, 5)};
+}"""
+
+
+def assert_fits(page: Any) -> None:
+    """No sideways scrolling: nothing in the page is wider than the viewport."""
+    seen = page.evaluate(OVERFLOW)
+    assert seen["scroll"] <= seen["width"], seen
+    assert seen["wide"] == [], seen

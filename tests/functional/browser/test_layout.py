@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from containers.models import Container
 from containers.resource_requests import resource_request_create
 from tests.conftest import wait_job
-from tests.functional.browser.conftest import log_in, make_user
+from tests.functional.browser.conftest import assert_fits, log_in, make_user
 
 pytestmark = [
     pytest.mark.browser,
@@ -26,20 +26,6 @@ pytestmark = [
 SOLID = ("longhostname" * 6)[:63]
 HYPHENATED = "a-very-long-hostname-for-a-container-that-fills-all-63-letters1"
 VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 900)}
-
-OVERFLOW = """() => {
-  const width = window.innerWidth;
-  const wide = [...document.querySelectorAll("main *, header *")]
-    .filter((el) => el.getBoundingClientRect().right > width + 0.5)
-    .map((el) => el.tagName.toLowerCase() + (el.className ? "." + el.className : ""));
-  return {scroll: document.scrollingElement.scrollWidth, width, wide: wide.slice(0, 5)};
-}"""
-
-
-def assert_fits(page: Any) -> None:
-    seen = page.evaluate(OVERFLOW)
-    assert seen["scroll"] <= seen["width"], seen
-    assert seen["wide"] == [], seen
 
 
 @pytest.fixture(params=list(VIEWPORTS), ids=list(VIEWPORTS))

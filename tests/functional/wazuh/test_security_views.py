@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.test import Client
 
 from auth import tokens as auth_tokens
@@ -94,13 +95,14 @@ def test_the_page_shows_the_agent_and_its_recent_alerts_paged_and_cached(
     rows = page.split("data-alert-rule=")[1:]
     assert len(rows) == ALERTS_PAGE_SIZE
     assert rows[0].startswith('"5724"') and "alert number 24" in rows[0]
-    assert '<td data-label="Level">8</td>' in rows[0]
+    assert 'data-alert-level="8">8 medium</span>' in rows[0]
+    assert "alert number 24 <span" in rows[0] and "rule 5724</span>" in rows[0]
     assert "syslog, sshd" in rows[1] or "ossec, rootcheck" in rows[1]
     assert "not this container's" not in page
-    assert '?alerts_page=2#security">Older<' in page and "Page 1 of 2" in page
+    assert '?alerts_page=2#security" rel="next">Older<' in page and "Page 1 of 2" in page
     older = page_of(c, query="?alerts_page=2")
     assert older.count("data-alert-rule=") == 5 and "alert number 0" in older
-    assert '?alerts_page=1#security">Newer<' in older
+    assert '?alerts_page=1#security" rel="prev">Newer<' in older
 
     # Cached: the same pages again, by anyone allowed, cost no new search.
     before = searches(wazuh)
@@ -126,6 +128,36 @@ def test_an_indexer_that_is_down_is_a_message_not_an_error(
     page = page_of(c, query="?alerts_page=3")
     assert "The Wazuh indexer refused the search" in page
     assert "data-alerts-none" in page_of(c)  # back, and nothing to show
+
+
+def test_the_empty_states_and_a_disconnected_agent_say_what_they_mean(
+    wazuh: WazuhDouble, world: dict[str, Any]
+) -> None:
+    c, manager = world["container"], world["manager"]
+    # Active: no note under its status.
+    assert "data-agent-note" not in page_of(c)
+    # Disconnected while the container runs: where to look; stopped: that it is expected.
+    on_manager = wazuh.agent_named(world["agent"].name)
+    assert on_manager is not None
+    on_manager.status = "disconnected"
+    assert not wazuh_poll_site(manager=manager, now=T0 + timedelta(minutes=2)).error
+    page = page_of(c)
+    assert 'class="badge agent-disconnected" data-agent-status="disconnected"' in page
+    assert "check that the <code>wazuh-agent</code> service runs in app." in page
+    Container.objects.filter(pk=c.pk).update(status="stopped")
+    assert "Expected while app is stopped: the agent connects again when it starts." in page_of(c)
+    # A site whose monitoring has no indexer: said, not silently left out.
+    type(manager).objects.filter(pk=manager.pk).update(indexer_url="")
+    cache.clear()
+    before = searches(wazuh)
+    page = page_of(c)
+    assert "Recent alerts are not shown for this site" in page and "data-alerts>" not in page
+    assert searches(wazuh) == before
+    # No agent yet: said so, and nothing of alerts.
+    world["agent"].delete()
+    page = page_of(c)
+    assert "No Wazuh agent is registered for app yet." in page
+    assert "Recent alerts" not in page
 
 
 def test_the_api_gives_the_agent_and_a_page_of_alerts(

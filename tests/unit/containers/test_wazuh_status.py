@@ -1,12 +1,13 @@
 """The status poll's reading of an agent and the admin's texts (containers/wazuh/poll.py,
-admin_status.py), the alert pages' arithmetic (security.py) and portalctl's lines of an
-agent: pure functions, no server."""
+admin_status.py), the alert pages' arithmetic (security.py), an alert level's severity
+band (client.py) and portalctl's lines of an agent: pure functions, no server."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from containers.wazuh.admin_status import counts_text, node_agent_text, poll_text
+from containers.wazuh.client import AlertSeverity, severity_of
 from containers.wazuh.models import AgentStatus, WazuhManager, WazuhNodeAgent
 from containers.wazuh.poll import AgentState, missing_text
 from containers.wazuh.security import MAX_ALERTS_DEPTH, AlertsShown
@@ -74,6 +75,17 @@ def test_alert_pages_stop_where_the_indexer_stops_answering() -> None:
     deep = AlertsShown(page=2, page_size=20, total=10 * MAX_ALERTS_DEPTH)
     assert deep.pages == MAX_ALERTS_DEPTH // 20 and deep.has_previous
     assert not AlertsShown(page=1, page_size=20, total=41, error="down").has_next
+
+
+def test_a_level_falls_in_the_severity_band_of_wazuhs_dashboard() -> None:
+    bands = {level: severity_of(level) for level in range(17)}
+    assert {b: min(lv for lv, s in bands.items() if s == b) for b in AlertSeverity} == {
+        AlertSeverity.LOW: 0,
+        AlertSeverity.MEDIUM: 7,
+        AlertSeverity.HIGH: 12,
+        AlertSeverity.CRITICAL: 15,
+    }
+    assert (bands[6], bands[11], bands[14], bands[16]) == ("low", "medium", "high", "critical")
 
 
 def test_portalctl_lines_of_an_agent() -> None:

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from containers.models import Container, WazuhAgent
+from containers.wazuh.client import AlertSeverity
 from containers.wazuh.models import AgentStatus
 from containers.wazuh.security import (
     ALERTS_PAGE_SIZE,
@@ -65,6 +66,11 @@ class WazuhAgentSerializer(serializers.ModelSerializer):
 class WazuhAlertSerializer(serializers.Serializer):
     time = serializers.DateTimeField(allow_null=True)
     level = serializers.IntegerField(help_text="The rule's level, 0 to 15.")
+    severity = serializers.ChoiceField(
+        choices=[s.value for s in AlertSeverity],
+        help_text="The level's band, as Wazuh's dashboard names it: low 0-6, medium 7-11, "
+        "high 12-14, critical 15 and above.",
+    )
     description = serializers.CharField()
     rule_id = serializers.CharField()
     rule_groups = serializers.ListField(child=serializers.CharField())

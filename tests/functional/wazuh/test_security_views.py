@@ -188,6 +188,7 @@ def test_the_api_gives_the_agent_and_a_page_of_alerts(
     assert first == {
         "time": "2026-12-01T11:59:00Z",
         "level": ALERTS_PAGE_SIZE % 16,
+        "severity": "low",
         "description": f"alert number {ALERTS_PAGE_SIZE}",
         "rule_id": str(5700 + ALERTS_PAGE_SIZE),
         "rule_groups": ["ossec", "rootcheck"],

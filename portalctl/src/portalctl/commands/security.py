@@ -13,7 +13,7 @@ from ._common import JsonOpt, NameArg
 
 ALERT_COLUMNS: list[Column] = [
     ("TIME", lambda a: when(a.get("time"))),
-    ("LEVEL", "level"),
+    ("LEVEL", lambda a: f"{a.get('level')} {a.get('severity') or ''}".strip()),
     ("DESCRIPTION", "description"),
     ("RULE GROUPS", "rule_groups"),
 ]

@@ -8,7 +8,9 @@ Facts they rely on (Wazuh 4.x API spec, api/api/spec/spec.yaml):
   repeats the call; a second 401 is an error.
 - Lists answer `{"data": {"affected_items", "total_affected_items", "total_failed_items",
   "failed_items"}, "message", "error"}`; `GET /agents` pages with `offset` and `limit`
-  (default 500). The manager's own agent "000" is in the list.
+  (default 500). The manager's own agent "000" is in the list unless the query language's
+  `q` leaves it out (`EXCEPT_MANAGER`, `id!=000`: `=`, `!=`, `<`, `>`, `~` on a field,
+  `;` for AND, `,` for OR; a malformed query is a 400, error 1407).
 - `DELETE /agents` requires `agents_list` and `status`; `older_than` defaults to 7d (an
   agent seen or registered more recently is not deleted), so the portal sends `0s`.
   There is no delete by id path: resolve the id by name first (`agent_by_name`).
@@ -50,6 +52,8 @@ ALERTS_INDEX = "wazuh-alerts-*"
 # DELETE /agents: every status, however recent: the portal deletes what it names.
 DELETE_STATUS = "all"
 DELETE_OLDER_THAN = "0s"
+MANAGER_AGENT_ID = "000"  # the manager's own agent: listed by GET /agents, never deletable
+EXCEPT_MANAGER = f"id!={MANAGER_AGENT_ID}"  # `q` of a list that leaves the manager out
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -303,14 +307,18 @@ class WazuhClient:
         name: str | None = None,
         status: str | Sequence[str] | None = None,
         select: Sequence[str] | None = None,
+        q: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Every agent that matches, paged with offset/limit until `total_affected_items`
-        (one call per `limit` agents; the manager's agent 000 included)."""
+        (one call per `limit` agents; the manager's agent 000 included unless `q` leaves it
+        out: `q=EXCEPT_MANAGER`). `q` is Wazuh's query language, sent as it is."""
         limit = limit or self.page_limit
         params: dict[str, Any] = {"limit": limit}
         if name is not None:
             params["name"] = name
+        if q:
+            params["q"] = q
         if status:
             params["status"] = status if isinstance(status, str) else ",".join(status)
         if select:

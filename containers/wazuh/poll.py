@@ -1,9 +1,10 @@
 """The status poll: ONE paged `GET /agents` per site with a manager, ONE bulk write.
 
 Every WAZUH_POLL_INTERVAL the beat task lists the site's manager's agents with only the
-fields the portal shows (`select=id,name,status,lastKeepAlive,version,group`), paged by
-WAZUH_PAGE_LIMIT, so a poll costs one login and ceil(agents / limit) calls whether the site
-has 5 containers or 5,000; nothing here ever asks about one agent.
+fields the portal shows (`select=id,name,status,lastKeepAlive,version,group`), leaving the
+manager's own agent 000 out on the manager's side (`q=id!=000`), paged by WAZUH_PAGE_LIMIT,
+so a poll costs one login and ceil(agents / limit) calls whether the site has 5 containers
+or 5,000 (500 agents: one call); nothing here ever asks about one agent.
 
 From that list:
 - each `WazuhAgent` the poll keeps (`POLLED_STATUSES`: not a leftover being removed) takes
@@ -34,7 +35,7 @@ from django.utils import timezone
 
 from portal.errors import PortalError
 
-from .client import WazuhClient, WazuhError, WazuhUnavailable
+from .client import EXCEPT_MANAGER, MANAGER_AGENT_ID, WazuhClient, WazuhError, WazuhUnavailable
 from .client import _parse_time as parse_time
 from .models import (
     MANAGER_STATUSES,
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 
 # What the poll asks of each agent (Wazuh always adds the id).
 POLL_FIELDS = ("id", "name", "status", "lastKeepAlive", "version", "group")
-MANAGER_AGENT_ID = "000"  # the manager itself: listed, never one of the portal's
 # What one agent row's poll rewrites, in the order of `AgentRow`'s values.
 WRITTEN = (
     "status",
@@ -116,7 +116,7 @@ class AgentRow:
 @dataclass(frozen=True)
 class PollResult:
     site: str
-    listed: int = 0  # agents the manager listed (its own 000 and others' included)
+    listed: int = 0  # agents the manager listed (others' included; never its own 000)
     updated: int = 0  # the portal's agent rows written
     missing: int = 0  # of those, not on the manager
     nodes: int = 0  # node agent rows written
@@ -127,8 +127,9 @@ class PollResult:
 
 # -- one site ----------------------------------------------------------------------------------
 def list_agents(client: WazuhClient) -> dict[str, AgentState]:
-    """Every agent of the manager by name, but the manager's own: one paged list."""
-    items = client.agents(select=POLL_FIELDS)
+    """Every agent of the manager by name, but the manager's own: one paged list that the
+    manager makes without 000 (a page of 500 holds 500 of the agents the poll reads)."""
+    items = client.agents(select=POLL_FIELDS, q=EXCEPT_MANAGER)
     return {
         str(item.get("name")): AgentState.from_item(item)
         for item in items

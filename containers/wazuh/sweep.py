@@ -17,8 +17,10 @@ When it removes one (both the portal and Proxmox must vouch that the container i
   every node is online, the answer lists every live container (a partial answer vouches
   for nothing), and the container's VMID is absent or held by another guest (tagged as
   another container's, or untagged under another name);
-- the manager: its agent of that name, found in one paged `GET /agents`, is deleted in
-  one `DELETE /agents` per batch; one the manager no longer has is recorded removed.
+- the manager: its agent of that name, found in one paged `GET /agents` that leaves the
+  manager's own 000 out (`q=id!=000`: 000 is never a candidate, whatever a row's name), is
+  deleted in one `DELETE /agents` per batch; one the manager no longer has is recorded
+  removed.
 
 It fails closed: a manager or Proxmox that does not answer, a node that is not online, a
 VMID still held by the container's CT (or by a guest that may be it, or one locked), a
@@ -49,7 +51,7 @@ from ..models import ACTIVE_JOB_STATUSES, Container, ContainerStatus, Job
 from ..proxmox import ProxmoxClient
 from ..reconcile import create_never_finished
 from ..tags import container_id_of, is_managed, is_ours
-from .client import WazuhClient, WazuhError, WazuhUnavailable
+from .client import EXCEPT_MANAGER, MANAGER_AGENT_ID, WazuhClient, WazuhError, WazuhUnavailable
 from .models import AgentStatus, WazuhAgent, WazuhSweepRun
 from .selectors import agents_of_site, manager_for_site
 
@@ -60,7 +62,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MANAGER_AGENT_ID = "000"  # the manager's own agent: never removed
 DELETE_BATCH = 200  # ids per DELETE /agents (a query string well under any URL limit)
 UNKNOWN_AGENT = 1701  # DELETE /agents failed item: "Agent does not exist"
 # A live container the Proxmox list must show for the list to be trusted as complete.
@@ -191,17 +192,19 @@ def _manager_and_proxmox(r: _Run, candidates: list[WazuhAgent]) -> list[WazuhAge
     (`agent_id`, or "" when the manager no longer has it); the others are kept."""
     client = r.client = WazuhClient.for_manager(r.manager)
     try:
-        on_manager = {str(a.get("name")): str(a.get("id")) for a in client.agents(select=["name"])}
+        listed = client.agents(select=["name"], q=EXCEPT_MANAGER)
     except (WazuhError, WazuhUnavailable) as exc:
         r.errors.append(f"the Wazuh manager did not answer: {exc.message}")
         r.keep_all(candidates, "the Wazuh manager did not answer; nothing was removed")
         return []
+    on_manager = {str(a.get("name")): str(a.get("id")) for a in listed}
     proxmox = _proxmox_view(r)
     if proxmox.refusal:
         r.errors.append(proxmox.refusal)
         r.keep_all(candidates, f"Proxmox cannot vouch for its absence: {proxmox.refusal}")
         return []
     node_names = set(r.site.nodes.values_list("name", flat=True))
+    # 000 is not listed (q); should a manager list it all the same, its name is reserved.
     manager_name = next((n for n, i in on_manager.items() if i == MANAGER_AGENT_ID), None)
     chosen = []
     for row in candidates:

@@ -123,6 +123,72 @@ def test_agents_are_read_page_by_page_until_the_total(wazuh: WazuhDouble) -> Non
     assert wazuh.count("GET", "/agents") == 4  # 13 fit in one page of 100
 
 
+def test_the_query_language_filters_on_the_manager_s_side(wazuh: WazuhDouble) -> None:
+    now = wazuh.now()
+    web = wazuh.add_agent("lyon-1001-1", group=["default", "web"])
+    old = wazuh.add_agent(
+        "lyon-1002-2", status="disconnected", last_keepalive=now - timedelta(days=3)
+    )
+    never = wazuh.add_agent("paris-1003-3", status="never_connected")
+    node = wazuh.add_agent("pve1", group="hypervisors")
+    api = client(wazuh, page_limit=2)
+
+    def ids(q: str) -> list[str]:
+        return [a["id"] for a in api.agents(q=q, select=["name"])]
+
+    # The manager's own agent left out: ids compare as numbers, 000 is 0.
+    assert ids("id!=000") == [web.id, old.id, never.id, node.id]
+    assert [c.query["q"] for c in wazuh.calls if c.path == "/agents"] == ["id!=000"] * 2
+    assert ids("id>1;id<004") == [old.id, never.id]
+    # ; is AND, , is OR (AND binds tighter), parentheses group; text ignores case.
+    assert ids("status=ACTIVE;name~lyon") == [web.id]
+    assert ids("name~paris,status=active;group=web") == [web.id, never.id]
+    assert ids("(name~paris,status=active);group!=web") == ["000", never.id, node.id]
+    assert ids("group~hyper") == [node.id]
+    assert ids("version=null") == [never.id]  # never connected: no version
+    assert ids("lastKeepAlive>1d;id!=000") == [old.id]  # last seen more than a day ago
+    assert ids("lastKeepAlive<1d;id!=000") == [web.id, node.id]
+    assert ids("name=nobody") == []
+
+
+@pytest.mark.parametrize(
+    ("q", "code", "detail"),
+    [
+        ("id", 1407, "Query does not match expected format: id"),
+        ("=000", 1407, "Query does not match expected format: =000"),
+        ("id!=000;", 1407, "Query does not match expected format: id!=000;"),
+        ("(id!=000", 1407, "Query does not match expected format: (id!=000"),
+        ("nosuchfield=1", 1408, "Field does not exist."),
+        (
+            "id<=5",
+            1409,
+            "Invalid query operator: Valid operators: =, !=, <, >, ~. Used operator: <=",
+        ),
+        ("dateAdd<yesterday", 1412, "Date filter not valid."),
+    ],
+)
+def test_a_malformed_query_is_wazuh_s_400(
+    wazuh: WazuhDouble, q: str, code: int, detail: str
+) -> None:
+    api = client(wazuh)
+    token = api.login()
+    answer = requests.get(
+        f"{wazuh.manager_url}/agents",
+        params={"q": q},
+        headers={"Authorization": f"Bearer {token}"},
+        verify=str(wazuh.ca_path),
+        timeout=5,
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    body = answer.json()
+    assert (body["title"], body["error"]) == ("Bad Request", code)
+    assert body["detail"].startswith(detail), body["detail"]
+    with pytest.raises(WazuhError) as caught:  # the client: a refusal, not worth a retry
+        api.agents(q=q)
+    assert caught.value.status == 400 and detail in caught.value.message
+
+
 def test_agent_by_name_and_the_summary(wazuh: WazuhDouble) -> None:
     wazuh.add_agent("local-101-1")
     made = wazuh.add_agent("local-102-2", status="never_connected")

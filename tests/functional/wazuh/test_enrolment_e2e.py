@@ -26,6 +26,7 @@ from containers.models import Container, Job, JobLogEntry, WazuhAgent
 from containers.wazuh.client import WazuhClient
 from containers.wazuh.models import AgentStatus
 from containers.wazuh.names import agent_name_for
+from containers.wazuh.sweep import wazuh_sweep_site
 from tests.conftest import wait_job
 from tests.factories import UserFactory
 from tests.fixtures.wazuh_double import REGISTRATION_PASSWORD, WazuhDouble
@@ -263,7 +264,31 @@ def test_the_manager_down_at_enrolment_and_at_deletion(monitored: Monitored) -> 
     assert record.last_error.startswith("the manager did not answer")
     assert "is left for the sweep after 4 attempts" in log_of(job)
     wazuh.set_down(False)
-    assert wazuh.agent_named(name) is not None  # still there, for the sweep
+    leftover = wazuh.agent_named(name)
+    assert leftover is not None  # still there, for the sweep
+    assert wazuh.count("DELETE") == 0
+
+    # The manager is back: the sweep finds the leftover (the container deleted in the
+    # portal, its VMID gone from Proxmox), deletes it by the id the manager lists, and
+    # closes the record.
+    wazuh.calls.clear()
+    run = wazuh_sweep_site(site=m.stack.site)
+    assert run is not None and not run.errors and run.kept == [], (run.errors, run.kept)
+    assert [(i["name"], i["agent_id"], i["how"]) for i in run.removed] == [
+        (name, leftover.id, "deleted")
+    ]
+    assert wazuh.agent_named(name) is None
+    deletes = [call.query for call in wazuh.calls if call.method == "DELETE"]
+    assert [(q["agents_list"], q["status"], q["older_than"]) for q in deletes] == [
+        (leftover.id, "all", "0s")
+    ]
+    record.refresh_from_db()
+    assert record.status == AgentStatus.REMOVED and record.removed_at is not None
+    assert (record.agent_id, record.last_error) == (leftover.id, "")
+    assert wazuh.agent_named("wazuh-manager") is not None  # 000 is never touched
+    # Swept once: the next day's sweep has nothing to do.
+    again = wazuh_sweep_site(site=m.stack.site)
+    assert again is not None and again.removed == again.kept == [] and not again.errors
 
 
 def test_no_manager_no_step_and_no_word_of_wazuh(cluster: Any, worker: Any) -> None:

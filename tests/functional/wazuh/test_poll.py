@@ -5,7 +5,6 @@ that fails changing nothing."""
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,24 +33,41 @@ def agent_updates(queries: CaptureQueriesContext) -> list[str]:
     return [q["sql"] for q in queries.captured_queries if q["sql"].startswith(f'UPDATE "{table}"')]
 
 
-def poll_costs(wazuh: WazuhDouble, count: int, first_vmid: int) -> tuple[dict[str, int], float]:
-    """A fresh site of `count` watched containers, polled once: the calls it cost
-    (by path) and the poll's seconds."""
-    wazuh.reset()
-    site = make_site(None, slug=f"s{count}")
-    manager = wazuh.configure(site)
-    watch(make_containers(site, count, first_vmid=first_vmid), wazuh)
-    wazuh.calls.clear()
-    started = time.perf_counter()
-    with CaptureQueriesContext(connection) as queries:
-        result = wazuh_poll_site(manager=manager)
-    seconds = time.perf_counter() - started
-    assert not result.error and result.updated == count
-    assert len(agent_updates(queries)) == 1  # ONE write, whatever the count
+def tally(wazuh: WazuhDouble) -> dict[str, int]:
+    """The manager's calls so far, by `METHOD path`."""
     calls: dict[str, int] = {}
     for call in wazuh.calls:
         calls[f"{call.method} {call.path}"] = calls.get(f"{call.method} {call.path}", 0) + 1
-    return calls, seconds
+    return calls
+
+
+def poll_costs(
+    wazuh: WazuhDouble, count: int, first_vmid: int, *, node_agents: bool = False, polls: int = 1
+) -> tuple[dict[str, int], float]:
+    """A fresh site of `count` watched containers (with its nodes' own agents on the
+    manager if asked), polled `polls` times with one client, as one beat worker would reuse
+    it: the calls it cost (by path) and the slowest poll's seconds."""
+    from containers.wazuh.client import WazuhClient
+
+    wazuh.reset()
+    site = make_site(None, slug=f"s{count}{'n' if node_agents else ''}")
+    manager = wazuh.configure(site)
+    watch(make_containers(site, count, first_vmid=first_vmid), wazuh)
+    if node_agents:
+        for node in site.nodes.all():
+            wazuh.add_agent(node.name, group="hypervisors")
+    client = WazuhClient.for_manager(manager)
+    wazuh.calls.clear()
+    slowest = 0.0
+    for _ in range(polls):
+        started = time.perf_counter()
+        with CaptureQueriesContext(connection) as queries:
+            result = wazuh_poll_site(manager=manager, client=client)
+        slowest = max(slowest, time.perf_counter() - started)
+        assert not result.error and result.updated == count
+        assert result.listed == count + (2 if node_agents else 0)  # never 000
+        assert len(agent_updates(queries)) == 1  # ONE write, whatever the count
+    return tally(wazuh), slowest
 
 
 def test_one_paged_list_and_one_write_whatever_the_number_of_containers(
@@ -62,11 +78,31 @@ def test_one_paged_list_and_one_write_whatever_the_number_of_containers(
     assert few == many == {"POST /security/user/authenticate": 1, "GET /agents": 1}
     [listing] = [c for c in wazuh.calls if c.path == "/agents"]
     assert listing.query["select"] == ",".join(POLL_FIELDS)
+    assert listing.query["q"] == "id!=000"  # the manager leaves its own agent out
     assert listing.query["limit"] == "500" and listing.query["offset"] == "0"
     assert seconds < 5, seconds
-    # 500 containers and the manager's own 000: pages of WAZUH_PAGE_LIMIT, not calls per CT.
-    calls, _ = poll_costs(wazuh, 500, 4000)
-    assert calls["GET /agents"] == math.ceil(501 / 500) == 2
+
+
+def test_one_list_call_per_poll_for_500_containers_and_two_for_501(wazuh: WazuhDouble) -> None:
+    # 500 containers' agents and the manager's 000: ONE GET /agents a poll, three polls on
+    # one client, one login (000 no longer spills onto a second page).
+    calls, seconds = poll_costs(wazuh, 500, 4000, polls=3)
+    assert calls == {"POST /security/user/authenticate": 1, "GET /agents": 3}, calls
+    assert {c.query["offset"] for c in wazuh.calls if c.path == "/agents"} == {"0"}
+    assert len(wazuh.agents) == 501 and seconds < 5, seconds
+    # 501: a second page, from offset 500, every poll.
+    calls, _ = poll_costs(wazuh, 501, 5000, polls=3)
+    assert calls == {"POST /security/user/authenticate": 1, "GET /agents": 6}, calls
+    offsets = [c.query["offset"] for c in wazuh.calls if c.path == "/agents"]
+    assert offsets == ["0", "500"] * 3
+    # The nodes' own agents are read from the same list, so they share its pages: 498
+    # containers and the 2 nodes' agents (and 000) are one page, 499 and 2 are two.
+    calls, _ = poll_costs(wazuh, 498, 6000, node_agents=True, polls=2)
+    assert calls == {"POST /security/user/authenticate": 1, "GET /agents": 2}, calls
+    node_states = WazuhNodeAgent.objects.filter(node__site__slug="s498n")
+    assert list(node_states.values_list("status", flat=True)) == ["active", "active"]
+    calls, _ = poll_costs(wazuh, 499, 7000, node_agents=True)
+    assert calls == {"POST /security/user/authenticate": 1, "GET /agents": 2}, calls
 
 
 def test_the_rows_take_the_managers_status_id_keepalive_version_and_groups(
@@ -199,20 +235,31 @@ def test_a_manager_that_fails_changes_nothing_and_says_why(wazuh: WazuhDouble) -
     assert manager.poll_error == "" and manager.polled_at == T0 + timedelta(minutes=6)
 
 
-def test_a_token_that_expires_between_two_polls_is_renewed(wazuh: WazuhDouble) -> None:
+def test_a_token_that_expires_mid_poll_between_two_pages_costs_one_fresh_login(
+    wazuh: WazuhDouble,
+) -> None:
     from containers.wazuh.client import WazuhClient
 
     site = make_site(None)
     manager = wazuh.configure(site)
-    watch(make_containers(site, 3), wazuh)
-    wazuh.token_lifetime = 2
-    client = WazuhClient.for_manager(manager, page_limit=2)  # 4 agents: two pages
-    assert wazuh_poll_site(manager=manager, client=client).updated == 3
-    time.sleep(2.1)  # the token has expired
-    wazuh.revoke_tokens()  # and refused outright, as after a manager restart
+    watch(make_containers(site, 5), wazuh)
+    client = WazuhClient.for_manager(manager, page_limit=2)  # 5 agents (000 left out): 3 pages
+    # The manager's clock passes the token's 900 s right after the first page is answered.
+    wazuh.advance_after("GET", "/agents", seconds=901)
+    result = wazuh_poll_site(manager=manager, client=client)
+    assert (result.error, result.listed, result.updated, result.missing) == ("", 5, 5, 0)
+    assert client.logins == 2  # the first, and ONE fresh login mid-run
+    pages = [(c.query["offset"], c.status) for c in wazuh.calls if c.path == "/agents"]
+    assert pages == [("0", 200), ("2", 401), ("2", 200), ("4", 200)]  # page 2 asked again
+    assert wazuh.count("POST", "/security/user/authenticate") == 2
+    assert WazuhAgent.objects.filter(status="active").count() == 5
+
+    # Between two polls: the token the fresh login gave expires too, and is replaced once.
+    wazuh.advance(901)
+    wazuh.calls.clear()
     assert wazuh_poll_site(manager=manager, client=client).error == ""
-    assert client.logins == 2
-    assert WazuhAgent.objects.filter(status="active").count() == 3
+    assert client.logins == 3
+    assert [c.status for c in wazuh.calls] == [401, 200, 200, 200, 200]
 
 
 def test_the_beat_task_polls_every_enabled_manager(wazuh: WazuhDouble, settings: Any) -> None:

@@ -145,6 +145,8 @@ def test_removes_a_deleted_containers_agent_and_nothing_it_did_not_enrol(
     # One login, one paged list, one delete; one Proxmox call for the whole site.
     assert world.wazuh.count("POST", "/security/user/authenticate") == 1
     assert world.wazuh.count("GET", "/agents") == 1
+    [listing] = [c for c in world.wazuh.calls if (c.method, c.path) == ("GET", "/agents")]
+    assert listing.query["q"] == "id!=000"  # the manager's own agent is not even listed
     # Operators are told, and the removal is audited.
     assert [m.subject for m in mail.outbox] == [
         f"[Cluster Portal] Wazuh sweep of {world.site.name}: 1 removed, 0 kept"
@@ -276,6 +278,29 @@ def test_removal_pending_leftovers_wait_for_the_manager_and_then_go(
     }
     assert world.deletes() == [leftover.agent_id]
     assert state(leftover) == state(already) == AgentStatus.REMOVED
+
+
+def test_a_token_that_expires_mid_sweep_is_replaced_once_and_the_sweep_completes(
+    world: World,
+) -> None:
+    gone = [world.agent(world.container(ContainerStatus.DELETED)) for _ in range(3)]
+    # The manager's clock passes the token's lifetime once the list is answered: the
+    # DELETE that follows is refused, the client logs in again once and repeats it.
+    world.wazuh.advance_after("GET", "/agents", seconds=901)
+    run = wazuh_sweep_site(site=world.site)
+    assert run is not None and not run.errors and run.kept == []
+    assert sorted(i["name"] for i in run.removed) == sorted(row.name for row in gone)
+    calls = [(c.method, c.path, c.status) for c in world.wazuh.calls]
+    assert calls == [
+        ("POST", "/security/user/authenticate", 200),
+        ("GET", "/agents", 200),
+        ("DELETE", "/agents", 401),
+        ("POST", "/security/user/authenticate", 200),
+        ("DELETE", "/agents", 200),
+    ]
+    assert world.deletes() == [",".join(sorted(row.agent_id for row in gone))] * 2
+    assert all(state(row) == AgentStatus.REMOVED for row in gone)
+    assert not any(world.on_manager(row.name) for row in gone)
 
 
 def test_an_unsure_portal_record_keeps_the_agent(world: World) -> None:

@@ -45,7 +45,7 @@ def test_security_shows_the_agent_and_its_alerts(cli: Cli, wazuh: WazuhDouble) -
     assert "last keep-alive  2026-12-01 12:00:00" in shown.stdout
     assert f"version          {VERSION}" in shown.stdout and "groups           web" in shown.stdout
     first = next(line for line in lines if "event 24" in line)
-    assert first.split()[:4] == ["2026-12-01", "11:59:00", "7", "event"]
+    assert first.split()[:5] == ["2026-12-01", "11:59:00", "7", "medium", "event"]
     assert "syslog, sshd" in first
     assert "page 1 of 2 (25 alerts): --page N for another" in shown.stderr
 

@@ -99,8 +99,7 @@ def _to_remove(site: Site) -> list[PoolMember]:
             template_id=pool.template_id, node_id=pool.node_id, state=PoolMemberState.READY
         ).select_related("node")
         members += list(ready.order_by("-vmid")[: max(ready.count() - pool.target, 0)])
-    seen: set[int] = set()
-    return [m for m in members if not (m.pk in seen or seen.add(m.pk))]
+    return list({m.pk: m for m in members}.values())
 
 
 def _remove(p: Pass, member: PoolMember) -> None:

@@ -37,9 +37,7 @@ def node(name: str) -> Node:
 
 
 def ready(**kw: Any) -> list[PoolMember]:
-    return list(
-        PoolMember.objects.filter(state=PoolMemberState.READY, **kw).select_related("node")
-    )
+    return list(PoolMember.objects.filter(state=PoolMemberState.READY, **kw).select_related("node"))
 
 
 def wait_ready(count: int, timeout: float = 60.0, **kw: Any) -> list[PoolMember]:

@@ -200,4 +200,5 @@ class JobAdmin(admin.ModelAdmin):
 
 
 from . import admin_deployments, admin_reconcile  # noqa: E402,F401 - each registers its admin
+from .pool import admin as pool_admin  # noqa: E402,F401 - registers the pool's admins
 from .wazuh import admin as wazuh_admin  # noqa: E402,F401 - registers the Wazuh admins

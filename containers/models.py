@@ -553,6 +553,9 @@ class Deployment(models.Model):
 # The metrics' model lives beside the code that writes it; importing it here registers it.
 from .metrics.models import ContainerAlert, ContainerSample  # noqa: E402, F401
 
+# The warm pool's rows (containers/pool/): targets and the stopped members made for them.
+from .pool.models import PoolMember, PoolTarget  # noqa: E402, F401
+
 # The Wazuh models live beside their client and services (containers/wazuh/).
 from .wazuh.models import (  # noqa: E402, F401
     WazuhAgent,

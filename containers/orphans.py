@@ -45,6 +45,7 @@ from .models import (
     ReconcileFinding,
     Template,
 )
+from .pool.services import pool_vmids
 from .proxmox import ProxmoxClient, ProxmoxNotFound
 from .services import job_create
 from .tags import container_id_of, is_managed, rootfs_gib
@@ -87,6 +88,8 @@ def _open_orphan(finding: ReconcileFinding, actor: User) -> tuple[Node, dict[str
         raise InvalidState(f"CT {vmid} is locked ({config['lock']})")
     if Container.objects.filter(LIVE, site=site, vmid=vmid).exists():
         raise InvalidState(f"a live container holds VMID {vmid} now")
+    if vmid in pool_vmids(site):
+        raise InvalidState(f"CT {vmid} is a member of the warm pool now")
     return node, config
 
 
@@ -209,6 +212,7 @@ def destroy_orphan_now(finding_id: int) -> str:
         if (
             not is_managed(config.get("tags"))
             or Container.objects.filter(LIVE, site=node.site_id, vmid=vmid).exists()
+            or vmid in pool_vmids(node.site_id)
         ):
             outcome = f"CT {vmid} is no longer an orphan; left alone"
         else:

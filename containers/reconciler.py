@@ -58,6 +58,7 @@ from .models import (
     ReconcileFinding,
     ReconcileRun,
 )
+from .pool.services import pool_vmids
 from .proxmox import ProxmoxClient, ProxmoxNotFound, ProxmoxUnavailable
 from .services import container_set_status
 from .tags import PORTAL_OWNS, container_id_of, differences, is_managed, is_ours
@@ -347,6 +348,7 @@ def _find_orphans(p: _Pass) -> None:
             "vmid", flat=True
         )
     )
+    held |= pool_vmids(p.site)  # the warm pool's members are the portal's, not orphans
     named = {vmid: container_id_of(e.get("tags")) for vmid, (_, e) in candidates.items()}
     recent = set(
         Container.objects.filter(pk__in=[i for i in named.values() if i])

@@ -43,6 +43,7 @@ from .models import (
     Template,
 )
 from .placement import choose_vmid
+from .pool.services import pool_vmids
 from .resources import Resources
 from .validation import CreateInput, check_resources, container_create_check
 
@@ -148,8 +149,7 @@ def job_create(
     """Create a queued job and enqueue it once the surrounding transaction commits.
 
     `new_container`: the container was inserted in this transaction, so no other job
-    can be active on it and the insert needs no savepoint to report a conflict.
-    """
+    can be active on it and the insert needs no savepoint to report a conflict."""
     from .jobs import kind_of
     from .tasks import enqueue_job
 
@@ -242,7 +242,7 @@ def container_create(
         route_access=route_access,
     )
     description = " ".join(description.split())[:255]
-    foreign = proxmox_used_vmids(site)  # outside the lock: it is a network call
+    foreign = proxmox_used_vmids(site) | pool_vmids(site)  # outside the lock: network
     try:
         with transaction.atomic():
             container, generation = _allocate(
@@ -408,7 +408,7 @@ def container_reassign_vmid(*, container: Container, taken: int) -> Container:
             Container.objects.filter(LIVE, site=site)
             .exclude(pk=container.pk)
             .values_list("vmid", flat=True)
-        )
+        ) | pool_vmids(site)
         vmid, node = choose_vmid(
             list(site.nodes.order_by("slot")),
             used | foreign | {container.vmid},

@@ -114,3 +114,23 @@ def poll_wazuh() -> dict[str, Any]:
     from .wazuh.poll import wazuh_poll_all
 
     return {r.site: r.error or r.updated for r in wazuh_poll_all()}
+
+
+@shared_task(name="containers.refill_pools", ignore_result=True)
+def refill_pools(site_id: int | None = None) -> dict[str, str]:
+    """The warm pool's refill (containers/pool/refill.py), on its own queue `pool`: beat
+    runs it for every site; a claim or a target change asks for its site's."""
+    from networking.models import Site
+
+    from .pool.refill import refill_all, refill_site
+
+    if site_id is None:
+        return refill_all()
+    site = Site.objects.filter(pk=site_id).first()
+    return {site.slug: refill_site(site).summary()} if site else {}
+
+
+def enqueue_refill(site_id: int) -> None:
+    from portal.celery import POOL_QUEUE
+
+    refill_pools.apply_async(args=(site_id,), queue=POOL_QUEUE)

@@ -1,4 +1,5 @@
-"""The Celery app: queue `proxmox` for hypervisor work, `gateway.<site>` per site."""
+"""The Celery app: queue `proxmox` for hypervisor work, `gateway.<site>` per site, and
+`pool` for the warm pool's refills (its own workers: a refill never delays a user's job)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from kombu import Queue
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
+
+# The warm pool's refills (containers/pool/): low priority, consumed by its own workers.
+POOL_QUEUE = "pool"
 
 
 def configure(app: Celery) -> None:
@@ -53,8 +57,11 @@ def configure(app: Celery) -> None:
         task_time_limit=settings.JOB_TIME_LIMIT + 60,
         task_soft_time_limit=settings.JOB_TIME_LIMIT,
         task_default_queue="proxmox",
-        task_queues=[Queue("proxmox")],
-        task_routes={"containers.*": {"queue": "proxmox"}},
+        task_queues=[Queue("proxmox"), Queue(POOL_QUEUE)],
+        task_routes={
+            "containers.refill_pools": {"queue": POOL_QUEUE},
+            "containers.*": {"queue": "proxmox"},
+        },
         task_always_eager=settings.CELERY_TASK_ALWAYS_EAGER,
         timezone="UTC",
         beat_schedule={
@@ -81,6 +88,11 @@ def configure(app: Celery) -> None:
             "sweep-deployments": {"task": "containers.sweep_deployments", "schedule": 86400.0},
             # Daily: the Wazuh agents of containers that are gone (containers/wazuh/sweep.py).
             "sweep-wazuh-agents": {"task": "containers.sweep_wazuh_agents", "schedule": 86400.0},
+            "refill-pools": {
+                "task": "containers.refill_pools",
+                "schedule": float(settings.POOL_REFILL_INTERVAL),
+                "options": {"queue": POOL_QUEUE, "expires": float(settings.POOL_REFILL_INTERVAL)},
+            },
             "poll-wazuh": {
                 "task": "containers.poll_wazuh",
                 "schedule": float(settings.WAZUH_POLL_INTERVAL),

@@ -81,3 +81,11 @@ CONTAINER_DEFAULT_TTL_DAYS = _days("CONTAINER_DEFAULT_TTL_DAYS")
 CONTAINER_EXPIRY_WARN_DAYS = _env.int("CONTAINER_EXPIRY_WARN_DAYS", default=7)
 CONTAINER_EXPIRY_GRACE_DAYS = _env.int("CONTAINER_EXPIRY_GRACE_DAYS", default=14)
 CONTAINER_EXTEND_MAX_DAYS = _env.int("CONTAINER_EXTEND_MAX_DAYS", default=90)
+
+# --- the warm pool (containers/pool/, docs/pool.md); each pool's target is set in the admin
+# Seconds between refill passes (celery beat, queue `pool`); a claim also asks for one.
+POOL_REFILL_INTERVAL = _env.float("POOL_REFILL_INTERVAL", default=60.0)
+# A node takes no new member when its disk is used above this fraction, or when the memory
+# of its live containers and members would pass this multiple of its memory.
+POOL_NODE_MAX_DISK_USED = _env.float("POOL_NODE_MAX_DISK_USED", default=0.9)
+POOL_NODE_MAX_MEMORY_COMMIT = _env.float("POOL_NODE_MAX_MEMORY_COMMIT", default=2.0)

@@ -3,8 +3,11 @@
 The web, the proxmox workers and the gateway workers are separate processes (often on
 separate hosts), so counters kept in one process's memory would show only that
 process's share. Every figure here is read from the database instead, by a Collector
-that runs a fixed number of queries per scrape (six; seven with METRICS_PER_CONTAINER),
+that runs a fixed number of queries per scrape (seven; eight with METRICS_PER_CONTAINER),
 whatever the number of rows.
+
+The warm pool (containers/pool/): each pool's size, target, hits, misses and the time its
+last member took to make, from one more query (`pool_gauges`).
 
 Per-container gauges (CPU, memory, disk, network and disk rates from each container's
 latest sample, labelled site, node, vmid and hostname) are off unless METRICS_PER_CONTAINER:
@@ -42,6 +45,7 @@ from ..models import (
     ContainerStatus,
     Job,
 )
+from ..pool.selectors import pools_with_figures
 from .selectors import gateway_rows, node_rows
 
 # Upper bounds (seconds) of the job duration buckets: a start takes seconds, a create
@@ -64,6 +68,7 @@ class PortalCollector(Collector):
         yield from self._active_jobs()
         yield from self._finished_jobs(now)
         yield from self._alerts()
+        yield from pool_gauges()
         if settings.METRICS_PER_CONTAINER:
             yield from per_container_gauges()
 
@@ -261,6 +266,38 @@ PER_CONTAINER = (
     ),
 )
 CONTAINER_LABELS = ["site", "node", "vmid", "hostname"]
+
+
+POOL_GAUGES = (
+    ("portal_pool_size", "Ready (stopped, unclaimed) members of each warm pool.", "size"),
+    ("portal_pool_target", "Each warm pool's target size (0: off).", "target"),
+    (
+        "portal_pool_hits",
+        "Creates that took a member of the pool (since the pool was made).",
+        "hits",
+    ),
+    ("portal_pool_misses", "Creates that found the pool empty and made a CT.", "misses"),
+    (
+        "portal_pool_refill_seconds",
+        "Seconds the pool's last member took to make (create task included).",
+        "last_build_seconds",
+    ),
+)
+
+
+def pool_gauges() -> list[Metric]:
+    """The warm pools' figures, labelled site, template and node (one query)."""
+    labels = ["site", "template", "node"]
+    gauges = [
+        (GaugeMetricFamily(name, doc, labels=labels), attr) for name, doc, attr in POOL_GAUGES
+    ]
+    for pool in pools_with_figures():
+        key = [pool.site.slug, pool.template.name, pool.node.name]
+        for gauge, attr in gauges:
+            value = getattr(pool, attr)
+            if value is not None:
+                gauge.add_metric(key, float(value))
+    return [gauge for gauge, _ in gauges]
 
 
 def per_container_gauges() -> list[Metric]:

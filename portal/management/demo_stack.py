@@ -300,3 +300,22 @@ def tail(path: Path, lines: int = 20) -> str:
             return "".join(fh.readlines()[-lines:])
     except OSError:
         return ""
+
+
+# -- the warm pool ----------------------------------------------------------------------------------
+# The demo keeps this many stopped CTs of its first template ready on each node (docs/pool.md).
+DEMO_POOL_TEMPLATE = "debian-12"
+DEMO_POOL_TARGET = 2
+
+
+def demo_pools(site: Any) -> None:
+    """Turn the pool on for the demo's template on each node, once: a target an operator
+    changed later (0 included) is kept across restarts."""
+    from containers.models import PoolTarget
+    from containers.pool.services import pool_target_set
+
+    template = site.templates.filter(name=DEMO_POOL_TEMPLATE).first()
+    if template is None or PoolTarget.objects.filter(site=site).exists():
+        return
+    for node in site.nodes.order_by("slot"):
+        pool_target_set(template=template, node=node, target=DEMO_POOL_TARGET, actor=None)

@@ -28,6 +28,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.celery import POOL_QUEUE
 from portal.management import demo_stack as stack
 from portal.procs import BASE_DIR, CeleryWorker, Managed, port_open, wait_until
 
@@ -128,6 +129,20 @@ class Command(BaseCommand):
             )
             started.launch(
                 "celery worker", worker, lambda: {"celery worker": worker.pid}, group="workers"
+            )
+            # The warm pool's refills: their own queue and worker (docs/pool.md).
+            pool_worker = CeleryWorker(
+                log_path=var / "log" / "pool-worker.log",
+                env=env,
+                queues=POOL_QUEUE,
+                concurrency=1,
+                name="demo-pool",
+            )
+            started.launch(
+                "pool worker",
+                pool_worker,
+                lambda: {"pool worker": pool_worker.pid},
+                group="workers",
             )
             web = self._web(var, ports["web"])
             started.launch("web server", web, lambda: {"web server": web.pid})
@@ -298,6 +313,7 @@ class Command(BaseCommand):
         imported = template_services.templates_import(site=site)
         if imported:
             self.stdout.write("templates: " + ", ".join(t.name for t in imported))
+        stack.demo_pools(site)
         user_model = get_user_model()
         if not user_model.objects.filter(username="admin").exists():
             user_model.objects.create_superuser("admin", "admin@localhost", state["admin_password"])

@@ -257,12 +257,12 @@ def test_metrics_show_containers_nodes_and_gateways(client) -> None:
 def test_metrics_make_a_fixed_number_of_queries(client, django_assert_num_queries) -> None:
     make_site(None)
     finished_job("create", JobStatus.SUCCEEDED, 3)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         scrape(client)
     make_site(None, slug="other", node_names=("a", "b", "c"))
     for kind in ("start", "stop", "resize"):
         finished_job(kind, JobStatus.FAILED, 2)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         scrape(client)
 
 
@@ -416,12 +416,12 @@ def test_per_container_gauges_cost_one_query_whatever_the_count(
 
     settings.METRICS_PER_CONTAINER = True
     sampled_world()
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         scrape(client)
     more = make_containers(make_site(None, slug="more"), 50, first_vmid=5000)
     ContainerSample.objects.bulk_create(
         ContainerSample(container=c, sampled_at=timezone.now(), cpu=0.1) for c in more
     )
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         metrics = scrape(client)
     assert len(metrics["portal_container_cpu_ratio"].samples) == 2 + 50

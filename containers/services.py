@@ -43,12 +43,15 @@ from .models import (
     Template,
 )
 from .placement import choose_vmid
+from .pool import claim as pool_claim
 from .pool.services import pool_vmids
 from .resources import Resources
 from .validation import CreateInput, check_resources, container_create_check
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+
+    from .pool.models import PoolMember
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +193,7 @@ def job_cancel(*, job: Job, actor: User | None) -> bool:
             error="cancelled before it started",
         )
         if updated and job.kind == JobKind.CREATE and job.container:
+            pool_claim.claim_cancelled(job)
             container_set_status(
                 container=job.container, to=ContainerStatus.DELETED, message="creation cancelled"
             )
@@ -245,8 +249,12 @@ def container_create(
     foreign = proxmox_used_vmids(site) | pool_vmids(site)  # outside the lock: network
     try:
         with transaction.atomic():
+            member = pool_claim.member_take(
+                site=site, template=template, disk_gib=checked.resources.disk_gib, deploy=deploy
+            )
             container, generation = _allocate(
                 site,
+                member=member,
                 owner=owner,
                 template=template,
                 checked=checked,
@@ -263,6 +271,7 @@ def container_create(
                 actor=actor or owner,
                 deploy=deploy,
                 generation=generation,
+                pool=pool_claim.claimed(container, member),
             )
     except ValidationError as exc:
         raise ValidationFailed("; ".join(exc.messages)) from exc
@@ -294,6 +303,7 @@ def _allocate(
     foreign: frozenset[int],
     route_port: int = 80,
     expires_at: datetime | None = None,
+    member: PoolMember | None = None,
 ) -> tuple[Container, int]:
     """Lock the site's row, check the name and the quota, choose the new container's
     VMID, node, address and MAC, and insert it with its default route and SSH port;
@@ -318,7 +328,7 @@ def _allocate(
     quotas.check(owner, new=res)
     nodes = list(site.nodes.order_by("slot"))
     used_vmids = {vmid for _, vmid, _ in held} | foreign
-    vmid, node = choose_vmid(
+    vmid, node = pool_claim.placement(member) or choose_vmid(
         nodes, used_vmids, vmid_min=settings.VMID_MIN, vmid_max=settings.VMID_MAX
     )
     ip = choose_ip(site.network, excluded=site.excluded_ranges(), used=[ip for _, _, ip in held])
@@ -362,6 +372,7 @@ def _queue_build(
     actor: User,
     deploy: dict[str, Any] | None = None,
     generation: int = 0,
+    pool: dict[str, Any] | None = None,
 ) -> Job:
     """The new container's create (or create-and-deploy) job, and its audit entry."""
     res = checked.resources
@@ -372,7 +383,7 @@ def _queue_build(
         "route_access": checked.route_access,
         "gateway_generation": generation,
     }
-    params.update(res.as_params())
+    params.update(res.as_params(), **(pool or {}))  # pool: a claimed member (pool.claim)
     if deploy is not None:
         params.update(deploy, create=True)
     job = job_create(
@@ -387,7 +398,7 @@ def _queue_build(
         action="container.create",
         obj=container,
         summary=f"created {container.hostname} (CT {container.vmid} on "
-        f"{container.node.name}) for {owner.get_username()}",
+        f"{container.node.name}{', from the pool' if pool else ''}) for {owner.get_username()}",
         changes={
             "owner": owner.get_username(),
             "job": str(job.pk),
@@ -525,12 +536,8 @@ def container_apply_resources(
         disk_gib=disk_gib,
         updated_at=timezone.now(),
     )
-    container.cores, container.memory_mib, container.swap_mib, container.disk_gib = (
-        cores,
-        memory_mib,
-        swap_mib,
-        disk_gib,
-    )
+    container.cores, container.memory_mib = cores, memory_mib
+    container.swap_mib, container.disk_gib = swap_mib, disk_gib
 
 
 def lock_for_delete(container: Container) -> None:

@@ -6,11 +6,12 @@ from typing import Any
 
 from containers import services
 from containers.models import Container, ContainerStatus, Job, JobKind, LogLevel
+from containers.pool import claim as pool_claim
 from containers.proxmox import ProxmoxNotFound, VmidTaken
 from containers.tags import is_ours, managed_tags
 from portal.errors import ErrorCode, InvalidState, ResourceExhausted, UpstreamError
 
-from . import access, wazuh
+from . import access, claim, wazuh
 from .context import JobContext
 from .kind import JobKindBase, pending, register
 from .steps import config_or_none, gateway_step, inspect, read_state, start_ct, wait_unlocked
@@ -38,6 +39,8 @@ class CreateJob(JobKindBase):
     def plan(
         cls, params: dict[str, Any] | None = None, container: Container | None = None
     ) -> list[dict[str, Any]]:
+        if pool_claim.is_claim(params):
+            return claim.plan(container)  # a container taken from the warm pool
         # Last, its Wazuh agent's enrolment, if the site has a manager (containers/jobs/wazuh.py).
         return pending((*cls.steps, *wazuh.create_steps(container)))
 
@@ -49,6 +52,8 @@ class CreateJob(JobKindBase):
             )
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
+        if pool_claim.is_claim(ctx.job.params):
+            return claim.run(ctx)
         c = ctx.container
         services.container_set_status(container=c, to=ContainerStatus.PROVISIONING)
         ctx.run_step("create", lambda st: _create_ct(ctx, st))
@@ -71,6 +76,8 @@ class CreateJob(JobKindBase):
         its VMID, name and addresses until a later check (the reconciler, or the
         container's Reconcile in the admin).
         """
+        if pool_claim.is_claim(ctx.job.params):
+            return claim.undo(ctx)
         c = ctx.container
         access.undo_create_access(ctx)
         try:

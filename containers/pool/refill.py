@@ -107,6 +107,8 @@ def _remove(p: Pass, member: PoolMember) -> None:
     node = member.node
     if not node.is_active or node.pk in p.down:
         return
+    if member.state == PoolMemberState.READY and not services.member_take_for_removal(member):
+        return  # a create claimed it meanwhile
     client = ProxmoxClient.for_node(node)
     try:
         try:

@@ -134,6 +134,16 @@ def member_broken(*, member: PoolMember, message: str) -> None:
     )
 
 
+def member_take_for_removal(member: PoolMember) -> bool:
+    """Take a ready member out of the claims' reach before destroying it (False: a create
+    claimed it first; it is the create's now)."""
+    return bool(
+        PoolMember.objects.filter(pk=member.pk, state=PoolMemberState.READY).update(
+            state=PoolMemberState.BROKEN, message="being removed"
+        )
+    )
+
+
 def member_gone(*, member: PoolMember) -> None:
     """Its CT is no longer on Proxmox (or never was): the row and its VMID go."""
     PoolMember.objects.filter(pk=member.pk).delete()

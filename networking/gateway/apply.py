@@ -27,17 +27,18 @@ from portal.errors import ApplyFailed, ErrorCode
 from ..models import ConfigRevision, GatewayState, RevisionStatus, Site
 from ..render import (
     MANIFEST_FILE,
+    REVISION_FILE,
     GatewayOptions,
     Rendered,
     RenderError,
     SiteState,
     UnsafeValue,
     bootstrap_state,
-    file_hashes,
+    gc_paused,
     load_state,
     render,
 )
-from .checks import blocked_ports, reload_servers, validate_stage
+from .checks import reload_servers, validate_stage
 from .paths import GatewayPaths, write_tree
 from .servers import Dnsmasq, Nginx
 
@@ -100,7 +101,8 @@ def apply_site(
         generation = _settle(site) if coalesce and not force else _requested(site)
         run = ApplyRun(site=site, generation=generation, paths=paths, options=options, force=force)
         try:
-            revision = _apply(run)
+            with gc_paused():
+                revision = _apply(run, _Live.of(live, site.slug))
         except ApplyFailed as exc:
             revision = _record(
                 run, status=RevisionStatus.FAILED, error_code=exc.code, error=exc.message
@@ -179,7 +181,7 @@ def _summary(rendered: Rendered, live: dict[str, Any] | None) -> str:
     before_routes = set(live.get("routes", [])) if live else set()
     before_ports = set(live.get("stream_ports", [])) if live else set()
     routes = set(rendered.route_names)
-    ports = {f"{p}:{n}" for p, n in rendered.stream_ports}
+    ports = set(rendered.port_names)
     parts = []
     for label, now, before in (("routes", routes, before_routes), ("ports", ports, before_ports)):
         added, removed = len(now - before), len(before - now)
@@ -188,18 +190,17 @@ def _summary(rendered: Rendered, live: dict[str, Any] | None) -> str:
     return ", ".join(parts) or "no route or port changes"
 
 
-def _apply(run: ApplyRun) -> ConfigRevision:
+def _apply(run: ApplyRun, live: _Live) -> ConfigRevision:
     """Render, check, validate, swap and reload, leaving out what a check blames (a round
     each), until the gateway serves the result or MAX_ROUNDS are spent."""
     with run.phase("load"):
         state = load_state(run.site)
-    live = _Live.read(run)
     nginx, dnsmasq = Nginx(run.paths, run.options), Dnsmasq(run.paths, run.options)
     use_nginx, use_dnsmasq = settings.GATEWAY_NGINX_ENABLED, settings.GATEWAY_DNSMASQ_ENABLED
 
     for round_ in range(MAX_ROUNDS):
         rendered = _render(run, state)
-        hashes = file_hashes(rendered.files)
+        hashes = rendered.hashes
         changed = sorted(
             p for p, h in hashes.items() if live.files.get(p) != h and p != MANIFEST_FILE
         )
@@ -214,21 +215,23 @@ def _apply(run: ApplyRun) -> ConfigRevision:
                 summary="nothing changed; nothing reloaded",
             )
 
-        if use_nginx:
-            with run.phase("bind_check"):
-                blocked = blocked_ports(rendered, live.ports, run.options)
-            if _leave_out(run, blocked):
-                continue
-
         stage = _stage(run, rendered, hashes, round_)
         with run.phase("validate"):
-            blamed = validate_stage(run, stage, rendered, use_nginx, use_dnsmasq)
+            blamed = validate_stage(
+                run,
+                stage,
+                rendered,
+                nginx=use_nginx and _to_validate("nginx/", changed, run),
+                dnsmasq=use_dnsmasq and _to_validate("dnsmasq/", changed, run),
+                live_ports=live.ports if use_nginx else None,
+            )
         if blamed:
             shutil.rmtree(stage, ignore_errors=True)
         if _leave_out(run, blamed):
             continue
 
-        release, previous = _swap(run.paths, stage)
+        with run.phase("swap"):
+            release, previous = _swap(run.paths, stage)
         try:
             with run.phase("reload"):
                 bind_blamed = reload_servers(
@@ -241,7 +244,8 @@ def _apply(run: ApplyRun) -> ConfigRevision:
             _roll_back(run.paths, previous, release)
         if _leave_out(run, bind_blamed):
             continue
-        _prune(run.paths)
+        with run.phase("prune"):
+            _prune(run.paths)
         return _record(
             run,
             status=RevisionStatus.APPLIED,
@@ -265,10 +269,9 @@ class _Live:
     ports: set[str]
 
     @classmethod
-    def read(cls, run: ApplyRun) -> _Live:
-        live = run.paths.live_manifest()
+    def of(cls, live: dict[str, Any] | None, slug: str) -> _Live:
         files: dict[str, str] = (
-            (live or {}).get("files", {}) if (live or {}).get("site") == run.site.slug else {}
+            (live or {}).get("files", {}) if (live or {}).get("site") == slug else {}
         )
         ports = set((live or {}).get("stream_ports", [])) if files else set()
         return cls(manifest=live, files=files, ports=ports)
@@ -315,6 +318,14 @@ def _require_running(missing: bool, name: str, pid_file: Path) -> None:
         )
 
 
+def _to_validate(side: str, changed: list[str], run: ApplyRun) -> bool:
+    """Whether a server's files need its validator: a forced apply validates everything;
+    otherwise only a side with a changed file, not counting nginx's revision file (one
+    `return 200 <content hash>;` line, different whenever anything else is). Files
+    byte-identical to the live release were validated before it was swapped in."""
+    return run.force or any(p.startswith(side) and p != REVISION_FILE for p in changed)
+
+
 def _leave_out(run: ApplyRun, blamed: dict[tuple[str, int], str]) -> bool:
     """Leave the blamed entries out of the next round; whether there were any."""
     run.blamed.update(blamed)
@@ -324,6 +335,11 @@ def _leave_out(run: ApplyRun, blamed: dict[tuple[str, int], str]) -> bool:
 
 def _stage(run: ApplyRun, rendered: Rendered, hashes: dict[str, str], round_: int) -> Path:
     """The rendered files and their manifest in a fresh staging directory."""
+    with run.phase("write"):
+        return _write_stage(run, rendered, hashes, round_)
+
+
+def _write_stage(run: ApplyRun, rendered: Rendered, hashes: dict[str, str], round_: int) -> Path:
     stage = run.paths.staging / f"{run.generation:06d}-{rendered.content_hash[:12]}-{round_}"
     shutil.rmtree(stage, ignore_errors=True)
     manifest = {
@@ -331,12 +347,11 @@ def _stage(run: ApplyRun, rendered: Rendered, hashes: dict[str, str], round_: in
         "generation": run.generation,
         "content_hash": rendered.content_hash,
         "files": hashes,
-        "stream_ports": sorted(f"{p}:{n}" for p, n in rendered.stream_ports),
+        "stream_ports": sorted(rendered.port_names),
         "routes": rendered.route_names,
         "created_at": timezone.now().isoformat(),
     }
-    with run.phase("write"):
-        write_tree({**rendered.files, MANIFEST_FILE: json.dumps(manifest)}, stage)
+    write_tree({**rendered.files, MANIFEST_FILE: json.dumps(manifest)}, stage)
     return stage
 
 
@@ -387,7 +402,7 @@ def install_bootstrap(paths: GatewayPaths, options: GatewayOptions, *, fresh: bo
             "site": "",
             "generation": 0,
             "content_hash": rendered.content_hash,
-            "files": file_hashes(rendered.files),
+            "files": rendered.hashes,
             "stream_ports": [],
             "routes": [],
         }

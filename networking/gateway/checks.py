@@ -11,6 +11,8 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,9 +72,12 @@ def port_in_use(bind: str, port: int, protocol: str) -> str | None:
 def blocked_ports(
     rendered: Rendered, live_ports: set[str], options: GatewayOptions
 ) -> dict[tuple[str, int], str]:
+    """The mappings whose new port (one nginx does not hold yet) cannot be listened on."""
     blocked = {}
-    for (protocol, port), mapping_id in rendered.stream_ports.items():
-        if f"{protocol}:{port}" in live_ports:
+    for name, ((protocol, port), mapping_id) in zip(
+        rendered.port_names, rendered.stream_ports.items(), strict=True
+    ):
+        if name in live_ports:
             continue  # nginx itself holds it
         why = port_in_use(options.stream_bind, port, protocol)
         if why:
@@ -83,40 +88,72 @@ def blocked_ports(
     return blocked
 
 
+@dataclass(frozen=True)
+class _Validator:
+    name: str
+    check: Callable[[], tuple[bool, str]]
+    where: re.Pattern[str]
+
+
+def _timed(check: Callable[[], tuple[bool, str]]) -> tuple[bool, str, float]:
+    started = time.monotonic()
+    ok, output = check()
+    return ok, output, time.monotonic() - started
+
+
 def validate_stage(
-    run: ApplyRun, stage: Path, rendered: Rendered, use_nginx: bool, use_dnsmasq: bool
+    run: ApplyRun,
+    stage: Path,
+    rendered: Rendered,
+    *,
+    nginx: bool,
+    dnsmasq: bool,
+    live_ports: set[str] | None = None,
 ) -> dict[tuple[str, int], str]:
-    """Blamed entries with the validator's words; raises when the error is not one entry's."""
-    blamed: dict[tuple[str, int], str] = {}
-    checks: list[tuple[str, Callable[[], tuple[bool, str]], re.Pattern[str]]] = []
-    if use_nginx:
-        checks.append(
-            (
+    """Blamed entries with the validator's words; raises when an error is not one entry's.
+
+    `nginx -t` and `dnsmasq --test` run at the same time, each in its own process, and the
+    bind check of new stream ports (`live_ports` given: the ports nginx already holds) runs
+    here meanwhile: the apply waits for the slowest of the three, not for their sum. Every
+    validator is waited for before this returns or raises.
+    """
+    validators = []
+    if nginx:
+        validators.append(
+            _Validator(
                 "nginx -t",
                 lambda: nginx_test(stage / "nginx" / "nginx.conf", stage / "nginx"),
                 _NGINX_WHERE,
             )
         )
-    if use_dnsmasq:
-        checks.append(
-            (
+    if dnsmasq:
+        validators.append(
+            _Validator(
                 "dnsmasq --test",
                 lambda: dnsmasq_test(stage / "dnsmasq" / "dnsmasq.conf"),
                 _DNSMASQ_WHERE,
             )
         )
-    for name, check, where in checks:
-        with run.phase(name):
-            ok, output = check()
+    blamed: dict[tuple[str, int], str] = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(validators))) as pool:
+        running = [(v, pool.submit(_timed, v.check)) for v in validators]
+        if live_ports is not None:
+            with run.phase("bind_check"):
+                blamed.update(blocked_ports(rendered, live_ports, run.options))
+        results = [(v, future.result()) for v, future in running]
+    refused = []
+    for v, (ok, output, took) in results:
+        run.timings[v.name] = round(run.timings.get(v.name, 0.0) + took, 4)  # every round
         if ok:
             continue
-        owners = blame(output, rendered, stage, where)
+        owners = blame(output, rendered, stage, v.where)
         if not owners:
-            raise ApplyFailed(
-                code=ErrorCode.VALIDATE,
-                message=f"{name} rejected the configuration; the live files keep serving:\n{output}",
+            refused.append(
+                f"{v.name} rejected the configuration; the live files keep serving:\n{output}"
             )
-        blamed.update({owner: f"{name}: {why}" for owner, why in owners.items()})
+        blamed.update({owner: f"{v.name}: {why}" for owner, why in owners.items()})
+    if refused:
+        raise ApplyFailed(code=ErrorCode.VALIDATE, message="\n".join(refused))
     return blamed
 
 

@@ -124,10 +124,12 @@ def _apply_once(site: Any) -> dict[str, Any]:
     from networking.services import request_apply
 
     request_apply(site)
+    began = time.monotonic()
     rev = apply_site(site, coalesce=False).revision
+    took = time.monotonic() - began  # all of it: the lock, the live manifest, the record
     if rev is None or rev.status != "applied":
         raise RuntimeError(f"the apply failed: {rev and rev.error}")
-    return {"total": rev.duration_ms / 1000, "timings": dict(rev.timings)}
+    return {"total": took, "timings": dict(rev.timings)}
 
 
 def median_apply(applies: list[dict[str, Any]]) -> dict[str, Any]:

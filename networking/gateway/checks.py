@@ -176,27 +176,9 @@ def reload_servers(
             log_offset = _size(run.paths.nginx_error_log)
             old_workers = nginx.workers()
             nginx.reload()
-            signalled = time.monotonic()
-            deadline = signalled + settings.GATEWAY_RELOAD_TIMEOUT
-            while nginx.served() != rendered.content_hash:
-                if time.monotonic() > deadline:
-                    text = _read_from(run.paths.nginx_error_log, log_offset)
-                    blamed = bind_failures(text, rendered)
-                    if blamed:
-                        return blamed
-                    raise ApplyFailed(
-                        code=ErrorCode.RELOAD,
-                        message="nginx did not load the new configuration within "
-                        f"{settings.GATEWAY_RELOAD_TIMEOUT:.0f} s; its log "
-                        f"says:\n{text[-2000:] or '(nothing)'}",
-                    )
-                time.sleep(0.01)
-            # A new worker answered; the old ones may still accept for a moment, until
-            # they have seen the master's QUIT. Served only once none of them can.
-            run.timings["nginx serving"] = round(time.monotonic() - signalled, 4)
-            while not all(worker_retired(p) for p in old_workers) and time.monotonic() < deadline:
-                time.sleep(0.005)
-            run.timings["nginx old workers retired"] = round(time.monotonic() - signalled, 4)
+            blamed = _wait_for_reload(run, rendered, nginx, old_workers, log_offset)
+            if blamed:
+                return blamed
             run.actions.append("nginx reloaded")
     if use_dnsmasq:
         # Forced: a SIGHUP, not a restart (DNS and DHCP would pause for nothing).
@@ -213,6 +195,39 @@ def reload_servers(
         elif hosts_changed:
             dnsmasq.reload()
             run.actions.append("dnsmasq re-read hosts and reservations (SIGHUP)")
+    return {}
+
+
+def _wait_for_reload(
+    run: ApplyRun, rendered: Rendered, nginx: Nginx, old_workers: list[int], log_offset: int
+) -> dict[tuple[str, int], str]:
+    """Until no old worker accepts and nginx serves the new revision; the mappings whose
+    port nginx could not bind, if it did not load the files in time.
+
+    The old workers accept until the master's QUIT (it sends it 100 ms after starting the
+    new ones, whose first answers are mostly taken by the old ones meanwhile): they are
+    watched first, in /proc, and the status server asked once they are gone, rather than
+    asked every few milliseconds, which took CPU from the master while it parsed.
+    """
+    signalled = time.monotonic()
+    deadline = signalled + settings.GATEWAY_RELOAD_TIMEOUT
+    while not all(worker_retired(p) for p in old_workers) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    run.timings["nginx old workers retired"] = round(time.monotonic() - signalled, 4)
+    while nginx.served() != rendered.content_hash:
+        if time.monotonic() > deadline:
+            text = _read_from(run.paths.nginx_error_log, log_offset)
+            blamed = bind_failures(text, rendered)
+            if blamed:
+                return blamed
+            raise ApplyFailed(
+                code=ErrorCode.RELOAD,
+                message="nginx did not load the new configuration within "
+                f"{settings.GATEWAY_RELOAD_TIMEOUT:.0f} s; its log "
+                f"says:\n{text[-2000:] or '(nothing)'}",
+            )
+        time.sleep(0.01)
+    run.timings["nginx serving"] = round(time.monotonic() - signalled, 4)
     return {}
 
 

@@ -13,9 +13,10 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db.models import Case, F, Value, When
@@ -195,18 +196,15 @@ def _apply(run: ApplyRun, live: _Live) -> ConfigRevision:
     each), until the gateway serves the result or MAX_ROUNDS are spent."""
     with run.phase("load"):
         state = load_state(run.site)
-    nginx, dnsmasq = Nginx(run.paths, run.options), Dnsmasq(run.paths, run.options)
-    use_nginx, use_dnsmasq = settings.GATEWAY_NGINX_ENABLED, settings.GATEWAY_DNSMASQ_ENABLED
-
+    servers = _Servers.of(run)
     for round_ in range(MAX_ROUNDS):
         rendered = _render(run, state)
-        hashes = rendered.hashes
         changed = sorted(
-            p for p, h in hashes.items() if live.files.get(p) != h and p != MANIFEST_FILE
+            p for p, h in rendered.hashes.items() if live.files.get(p) != h and p != MANIFEST_FILE
         )
         unchanged = bool(live.files) and live.content_hash == rendered.content_hash
         if unchanged and not run.force:
-            _check_live_servers(run, rendered, nginx, dnsmasq, use_nginx, use_dnsmasq)
+            _check_live_servers(run, rendered, *servers)
         if unchanged and not run.force:
             return _record(
                 run,
@@ -214,50 +212,88 @@ def _apply(run: ApplyRun, live: _Live) -> ConfigRevision:
                 rendered=rendered,
                 summary="nothing changed; nothing reloaded",
             )
-
-        stage = _stage(run, rendered, hashes, round_)
-        with run.phase("validate"):
-            blamed = validate_stage(
-                run,
-                stage,
-                rendered,
-                nginx=use_nginx and _to_validate("nginx/", changed, run),
-                dnsmasq=use_dnsmasq and _to_validate("dnsmasq/", changed, run),
-                live_ports=live.ports if use_nginx else None,
-            )
-        if blamed:
-            shutil.rmtree(stage, ignore_errors=True)
-        if _leave_out(run, blamed):
+        stage = _stage(run, rendered, rendered.hashes, round_)
+        if _leave_out(run, _validate(run, stage, rendered, changed, live, servers)):
             continue
-
-        with run.phase("swap"):
-            release, previous = _swap(run.paths, stage)
-        try:
-            with run.phase("reload"):
-                bind_blamed = reload_servers(
-                    run, rendered, changed, bool(live.files), nginx, dnsmasq, use_nginx, use_dnsmasq
-                )
-        except ApplyFailed:
-            _roll_back(run.paths, previous, release)
-            raise
-        if bind_blamed:
-            _roll_back(run.paths, previous, release)
+        bind_blamed, summary = _swap_and_reload(run, stage, rendered, changed, live, servers)
         if _leave_out(run, bind_blamed):
             continue
-        with run.phase("prune"):
-            _prune(run.paths)
         return _record(
-            run,
-            status=RevisionStatus.APPLIED,
-            rendered=rendered,
-            changed=changed,
-            summary=_summary(rendered, live.manifest if live.files else None),
+            run, status=RevisionStatus.APPLIED, rendered=rendered, changed=changed, summary=summary
         )
     raise ApplyFailed(
         code=ErrorCode.VALIDATE,
         message=f"still invalid after leaving out {len(run.exclude)} entries in "
         f"{MAX_ROUNDS} rounds; the live files are unchanged",
     )
+
+
+class _Servers(NamedTuple):
+    nginx: Nginx
+    dnsmasq: Dnsmasq
+    use_nginx: bool
+    use_dnsmasq: bool
+
+    @classmethod
+    def of(cls, run: ApplyRun) -> _Servers:
+        return cls(
+            Nginx(run.paths, run.options),
+            Dnsmasq(run.paths, run.options),
+            settings.GATEWAY_NGINX_ENABLED,
+            settings.GATEWAY_DNSMASQ_ENABLED,
+        )
+
+
+def _validate(
+    run: ApplyRun,
+    stage: Path,
+    rendered: Rendered,
+    changed: list[str],
+    live: _Live,
+    servers: _Servers,
+) -> dict[tuple[str, int], str]:
+    """What the validators and the bind check blame (the stage goes if anything)."""
+    with run.phase("validate"):
+        blamed = validate_stage(
+            run,
+            stage,
+            rendered,
+            nginx=servers.use_nginx and _to_validate("nginx/", changed, run),
+            dnsmasq=servers.use_dnsmasq and _to_validate("dnsmasq/", changed, run),
+            live_ports=live.ports if servers.use_nginx else None,
+        )
+    if blamed:
+        shutil.rmtree(stage, ignore_errors=True)
+    return blamed
+
+
+def _swap_and_reload(
+    run: ApplyRun,
+    stage: Path,
+    rendered: Rendered,
+    changed: list[str],
+    live: _Live,
+    servers: _Servers,
+) -> tuple[dict[tuple[str, int], str], str]:
+    """Swap the stage in and reload: (the mappings nginx could not bind, swapped back out
+    if any; the change summary)."""
+    with run.phase("swap"):
+        release, previous = _swap(run.paths, stage)
+    with ThreadPoolExecutor(max_workers=1) as meanwhile:
+        # While nginx reloads: the old releases go (never the two a rollback needs), and
+        # the change summary is worked out.
+        pruned = meanwhile.submit(_prune, run, keep_also=(release, previous))
+        summary = meanwhile.submit(_summary, rendered, live.manifest if live.files else None)
+        try:
+            with run.phase("reload"):
+                bind_blamed = reload_servers(run, rendered, changed, bool(live.files), *servers)
+        except ApplyFailed:
+            _roll_back(run.paths, previous, release)
+            raise
+    pruned.result()
+    if bind_blamed:
+        _roll_back(run.paths, previous, release)
+    return bind_blamed, summary.result()
 
 
 @dataclass(frozen=True)
@@ -371,17 +407,21 @@ def _roll_back(paths: GatewayPaths, previous: Path | None, failed: Path) -> None
     shutil.rmtree(failed, ignore_errors=True)
 
 
-def _prune(paths: GatewayPaths) -> None:
-    keep = max(1, int(settings.GATEWAY_KEEP_RELEASES))
-    live = paths.live_release()
-    releases = sorted(
-        (p for p in paths.releases.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
-    )
-    for old in releases[:-keep]:
-        if old != live:
-            shutil.rmtree(old, ignore_errors=True)
-    for leftover in paths.staging.iterdir():
-        shutil.rmtree(leftover, ignore_errors=True)
+def _prune(run: ApplyRun, *, keep_also: tuple[Path | None, ...]) -> None:
+    """The releases beyond GATEWAY_KEEP_RELEASES (newest first) and the staging leftovers;
+    never the live one, nor those in `keep_also`."""
+    with run.phase("prune"):
+        paths = run.paths
+        keep = max(1, int(settings.GATEWAY_KEEP_RELEASES))
+        spare = {paths.live_release(), *keep_also}
+        releases = sorted(
+            (p for p in paths.releases.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
+        )
+        for old in releases[:-keep]:
+            if old not in spare:
+                shutil.rmtree(old, ignore_errors=True)
+        for leftover in paths.staging.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 # -- bootstrap, rendering to a directory ----------------------------------------------------

@@ -362,3 +362,25 @@ def test_only_the_servers_whose_files_changed_are_validated(
     # Forced: both, whatever changed.
     rev = apply(gw_site, force=True)
     assert {"nginx -t", "dnsmasq --test"} <= set(rev.timings)
+
+
+def test_pruning_during_the_reload_spares_the_release_a_rollback_needs(
+    gw_site: Any, local_gateway: Any, settings: Any, tmp_path: Path
+) -> None:
+    settings.GATEWAY_KEEP_RELEASES = 1
+    paths = local_gateway.paths()
+    for name in ("web", "shop"):
+        create(gw_site, name)
+        assert apply(gw_site).status == "applied"
+    live = paths.live_release()
+    releases = {p for p in paths.releases.iterdir() if p.is_dir()}
+    assert live in releases and len(releases) <= 2  # the live one, and the one before it
+    settings.GATEWAY_NGINX_PID_FILE = str(tmp_path / "no-such.pid")  # the reload fails
+    create(gw_site, "late")
+    rev = apply(gw_site)
+    assert rev.status == "failed" and rev.error_code == "server_down"
+    assert paths.live_release() == live and live is not None and live.is_dir()
+    assert (paths.root / "nginx" / "routes.map").is_file()
+    settings.GATEWAY_NGINX_PID_FILE = ""
+    assert apply(gw_site).status == "applied"
+    assert len([p for p in paths.releases.iterdir() if p.is_dir()]) <= 2

@@ -22,6 +22,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +279,7 @@ def _sizes(o: dict[str, Any], routes: list[Any], mappings: list[Any]) -> dict[st
     # connection two; the map hash is sized for 100,000 names, its buckets for the longest.
     listens = len(mappings) + len(o["http_listen"]) + len(o["https_listen"]) + 1
     worker_connections = listens + 8192
-    longest = max((len(r[0]) for r in routes), default=0)
+    longest = max(map(len, map(itemgetter(0), routes)), default=0)
     return {
         "worker_connections": worker_connections,
         "nofile": 2 * worker_connections + listens,

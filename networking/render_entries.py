@@ -284,6 +284,7 @@ def routes(
 
 
 _UDP = PortProtocol.UDP.value
+_KEY = {"tcp": "TCP", "udp": "UDP"}  # a stream map key's protocol: the protocol upper-cased
 
 
 def _mapping(m: MappingEntry) -> MappingRow:
@@ -303,7 +304,7 @@ def mappings(
     holds each (protocol, external port)."""
     if not skip and _mappings_fine(state.mappings):
         return [
-            (f"{p.upper()}:{ext}", f"{ip}:{port}", ext, p == _UDP, id_)
+            (f"{_KEY[p]}:{ext}", f"{ip}:{port}", ext, p == _UDP, id_)
             for id_, p, ext, ip, port, _, _ in state.mappings
         ], {(m.protocol, m.external_port): m.id for m in state.mappings}
     found = []
@@ -327,9 +328,11 @@ def hosts(
     """The DNS names (ip, fqdn, name) and DHCP reservations (MAC, ip, name) to publish."""
     internal = state.internal_domain
     if not skip and _hosts_fine(state.hosts):
-        return [(ip, f"{name}.{internal}", name) for _, _, name, ip, _ in state.hosts], [
-            (mac.upper(), ip, name) for _, _, name, ip, mac in state.hosts if mac
-        ]
+        found = [(ip, f"{name}.{internal}", name) for _, _, name, ip, _ in state.hosts]
+        macs = "".join(filter(None, _column(state.hosts, 4)))
+        if macs == macs.upper():  # as stored: no need to upper-case each
+            return found, [(mac, ip, name) for _, _, name, ip, mac in state.hosts if mac]
+        return found, [(mac.upper(), ip, name) for _, _, name, ip, mac in state.hosts if mac]
     found, reservations = [], []
     names: set[str] = {"gateway"}
     for h in state.hosts:

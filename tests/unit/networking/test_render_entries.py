@@ -131,12 +131,13 @@ ports = st.one_of(st.integers(1, 65535), st.sampled_from([0, 65536, True, 1023, 
 macs = st.one_of(
     st.binary(min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02X}" for x in b)),
     st.binary(min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02x}" for x in b)),
-    st.sampled_from(["", "not-a-mac", "02:01:0A:0F:01:0\n"]),
+    st.sampled_from(["", "not-a-mac", "02:01:0A:0F:01:0\n", None]),
 )
 
 
 good_ips = st.ip_addresses(v=4).map(str)
 good_macs = st.binary(min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02x}" for x in b))
+upper_macs = good_macs.map(str.upper)
 
 
 @st.composite
@@ -187,7 +188,7 @@ def site_states(draw: st.DrawFn) -> SiteState:
                 id=i,
                 name=pick(st.just(names[i]), labels),
                 ip=pick(good_ips, ips),
-                mac=pick(st.one_of(st.just(""), good_macs), macs),
+                mac=pick(st.one_of(st.sampled_from(["", None]), good_macs, upper_macs), macs),
             )
             for i in range(n)
         ),

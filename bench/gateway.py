@@ -5,10 +5,12 @@ Everything runs on loopback in a private directory: a Redis, the real nginx and 
 for the containers.
 
     python -m bench gateway        # or: make bench
+    BENCH_GATEWAY_BASELINE=main python -m bench gateway    # part 1 before and after
 
 1. Render, validate and apply for 100, 1,000 and 10,000 containers, each with an HTTP
    route and an SSH mapping: every phase, and the whole apply against `nginx -t` alone
-   on the same files. Targets: 10,000 in at most 1 s; 10,000 / 1,000 at most 12.
+   on the same files (bench/_gateway_apply.py). Targets at 10,000: the apply a create
+   causes in at most 2x `nginx -t` alone; the growth from 1,000 in at most 1 s.
 2. Requests per second through nginx with 10,000 routes against the same with one route,
    same backend, measured side by side (interleaved runs). Target: ratio at least 0.95.
 3. A burst of 100 creates: how many applies it caused. Target: at most 3.
@@ -16,7 +18,7 @@ for the containers.
 
 from __future__ import annotations
 
-import ipaddress
+import json
 import os
 import random
 import re
@@ -29,8 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from bench._env import run_dir, setup_django
+from bench._gateway_apply import compare_with, per_server_block_layout, scale
 
-SIZES = [int(n) for n in os.environ.get("BENCH_GATEWAY_SIZES", "100,1000,10000").split(",")]
+# Which parts run (scale, routing, burst); BENCH_GATEWAY_JSON: where part 1 writes its figures.
+PARTS = os.environ.get("BENCH_GATEWAY_PARTS", "scale,routing,burst").split(",")
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "3"))
 WRK_ROUNDS = int(os.environ.get("BENCH_WRK_ROUNDS", "5"))
 BURST = 100
@@ -38,6 +42,11 @@ BURST = 100
 
 def main() -> None:
     from portal.procs import CeleryWorker, RedisServer
+
+    baseline = os.environ.get("BENCH_GATEWAY_BASELINE")
+    if baseline:
+        compare_with(baseline)
+        return
 
     if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")) or not (
         shutil.which("dnsmasq") or os.path.exists("/usr/sbin/dnsmasq")
@@ -67,8 +76,12 @@ def main() -> None:
         gw.start()
         started.append(gw)
         site, owner = _site(net)
-        _scale(site, owner, gw, net)
-        _routing(site, gw, rd, net)
+        if "scale" in PARTS:
+            _scale(site, owner, gw, net)
+        if "routing" in PARTS:
+            _routing(site, gw, rd, net)
+        if "burst" not in PARTS:
+            return
         worker = CeleryWorker(
             log_path=rd / "gateway-worker.log",
             env=env,
@@ -122,138 +135,20 @@ def _site(net: str) -> tuple[Any, Any]:
     return site, User.objects.create(username="bench")
 
 
-def _grow(site: Any, owner: Any, net: str, start: int, stop: int) -> None:
-    """Containers start..stop-1, each with its default route and SSH mapping (bulk inserts)."""
-    from containers.models import Container
-    from networking.models import PortMapping, Route
-
-    template, node = site.templates.get(), site.nodes.first()
-    first = int(ipaddress.IPv4Address(f"{net}.1.0"))
-    rows = []
-    for i in range(start, stop):
-        ip = ipaddress.IPv4Address(first + i)
-        rows.append(
-            Container(
-                site=site,
-                node=node,
-                vmid=1000 + i,
-                hostname=f"ct{i}",
-                owner=owner,
-                template=template,
-                cores=1,
-                memory_mib=512,
-                swap_mib=0,
-                disk_gib=4,
-                ip=str(ip),
-                mac="02:01:" + ":".join(f"{b:02X}" for b in ip.packed),
-            )
-        )
-    Container.objects.bulk_create(rows, batch_size=2000)
-    ids = dict(
-        Container.objects.filter(site=site, vmid__gte=1000 + start).values_list("hostname", "id")
-    )
-    Route.objects.bulk_create(
-        [
-            # Public: wrk measures routing, not the login check.
-            Route(
-                site=site,
-                container_id=ids[f"ct{i}"],
-                subdomain=f"ct{i}",
-                backend_port=8080,
-                access="public",
-            )
-            for i in range(start, stop)
-        ],
-        batch_size=2000,
-    )
-    PortMapping.objects.bulk_create(
-        [
-            PortMapping(
-                site=site,
-                container_id=ids[f"ct{i}"],
-                name="ssh",
-                protocol="tcp",
-                external_port=site.ssh_port_min + i,
-                container_port=22,
-            )
-            for i in range(start, stop)
-        ],
-        batch_size=2000,
-    )
-
-
-def _nginx_t(paths: Any) -> float:
-    from networking.gateway import nginx_test
-
-    runs = []
-    for _ in range(3):
-        t = time.monotonic()
-        ok, out = nginx_test(paths.nginx_conf, paths.nginx_prefix)
-        runs.append(time.monotonic() - t)
-        assert ok, out
-    return statistics.median(runs)
-
-
 def _scale(site: Any, owner: Any, gw: Any, net: str) -> None:
-    from networking.gateway import apply_site
-    from networking.services import request_apply
-
-    print("Apply by size (each container: an HTTP route and an SSH mapping); seconds")
-    cols = ["load", "render", "bind_check", "write", "nginx -t", "dnsmasq --test", "reload"]
-    print(
-        f"{'containers':>10} "
-        + " ".join(f"{c:>14}" for c in cols)
-        + f" {'apply':>8} {'nginx -t alone':>15} {'apply/nginx-t':>14}"
-    )
-    totals: dict[int, float] = {}
-    have = 0
-    for n in sorted(SIZES):
-        _grow(site, owner, net, have, n)
-        have = n
-        request_apply(site)
-        rev = apply_site(site, coalesce=False).revision
-        if rev is None or rev.status != "applied":
-            raise RuntimeError(f"the apply of {n} containers failed: {rev and rev.error}")
-        alone = _nginx_t(gw.paths())
-        total = rev.duration_ms / 1000
-        totals[n] = total
+    results = scale(site, owner, gw, net)
+    if os.environ.get("BENCH_GATEWAY_JSON"):
+        Path(os.environ["BENCH_GATEWAY_JSON"]).write_text(json.dumps(results))
+    growth = {int(n): r["growth"]["total"] for n, r in results.items()}
+    if 1000 in growth and 10000 in growth:
         print(
-            f"{n:>10} "
-            + " ".join(f"{rev.timings.get(c, 0.0):>14.3f}" for c in cols)
-            + f" {total:>8.3f} {alone:>15.3f} {total / alone:>14.2f}"
+            f"growth apply from 1,000 to 10,000 containers: {growth[10000]:.3f} s   (target <= 1 s)"
         )
-    if 1000 in totals and 10000 in totals:
-        print(f"growth 10,000 / 1,000: {totals[10000] / totals[1000]:.2f}   (target <= 12)")
-        print(f"10,000 containers applied in {totals[10000]:.3f} s   (target <= 1 s)")
-    if 10000 in totals:
+    if "10000" in results and "routing" in PARTS:
         print(
             f"for comparison, nginx -t with one stream server block per mapping at 10,000: "
-            f"{_per_server_block_layout(gw):.3f} s (why stream.conf has one server)"
+            f"{per_server_block_layout(gw):.3f} s (why stream.conf has one server)"
         )
-
-
-def _per_server_block_layout(gw: Any) -> float:
-    from networking.gateway import nginx_test
-
-    live = gw.paths().live_release()
-    alt = live.parent.parent / "alt-layout"
-    shutil.rmtree(alt, ignore_errors=True)
-    shutil.copytree(live, alt)
-    stream = (alt / "nginx" / "stream.conf").read_text()
-    backends = dict(re.findall(r"^\s+TCP:(\d+) (\S+);", stream, re.M))
-    bind = gw.settings["GATEWAY_STREAM_BIND"]
-    (alt / "nginx" / "stream.conf").write_text(
-        "".join(
-            f"server {{ listen {bind}:{port}; proxy_pass {backend}; }}\n"
-            for port, backend in backends.items()
-        )
-    )
-    t = time.monotonic()
-    ok, out = nginx_test(alt / "nginx" / "nginx.conf", alt / "nginx")
-    took = time.monotonic() - t
-    shutil.rmtree(alt, ignore_errors=True)
-    assert ok, out
-    return took
 
 
 def _start_backend(nginx: str, backend_dir: Path, probe_ip: str) -> None:

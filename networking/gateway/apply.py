@@ -13,9 +13,10 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db.models import Case, F, Value, When
@@ -27,17 +28,18 @@ from portal.errors import ApplyFailed, ErrorCode
 from ..models import ConfigRevision, GatewayState, RevisionStatus, Site
 from ..render import (
     MANIFEST_FILE,
+    REVISION_FILE,
     GatewayOptions,
     Rendered,
     RenderError,
     SiteState,
     UnsafeValue,
     bootstrap_state,
-    file_hashes,
+    gc_paused,
     load_state,
     render,
 )
-from .checks import blocked_ports, reload_servers, validate_stage
+from .checks import reload_servers, validate_stage
 from .paths import GatewayPaths, write_tree
 from .servers import Dnsmasq, Nginx
 
@@ -100,7 +102,8 @@ def apply_site(
         generation = _settle(site) if coalesce and not force else _requested(site)
         run = ApplyRun(site=site, generation=generation, paths=paths, options=options, force=force)
         try:
-            revision = _apply(run)
+            with gc_paused():
+                revision = _apply(run, _Live.of(live, site.slug))
         except ApplyFailed as exc:
             revision = _record(
                 run, status=RevisionStatus.FAILED, error_code=exc.code, error=exc.message
@@ -179,7 +182,7 @@ def _summary(rendered: Rendered, live: dict[str, Any] | None) -> str:
     before_routes = set(live.get("routes", [])) if live else set()
     before_ports = set(live.get("stream_ports", [])) if live else set()
     routes = set(rendered.route_names)
-    ports = {f"{p}:{n}" for p, n in rendered.stream_ports}
+    ports = set(rendered.port_names)
     parts = []
     for label, now, before in (("routes", routes, before_routes), ("ports", ports, before_ports)):
         added, removed = len(now - before), len(before - now)
@@ -188,24 +191,20 @@ def _summary(rendered: Rendered, live: dict[str, Any] | None) -> str:
     return ", ".join(parts) or "no route or port changes"
 
 
-def _apply(run: ApplyRun) -> ConfigRevision:
+def _apply(run: ApplyRun, live: _Live) -> ConfigRevision:
     """Render, check, validate, swap and reload, leaving out what a check blames (a round
     each), until the gateway serves the result or MAX_ROUNDS are spent."""
     with run.phase("load"):
         state = load_state(run.site)
-    live = _Live.read(run)
-    nginx, dnsmasq = Nginx(run.paths, run.options), Dnsmasq(run.paths, run.options)
-    use_nginx, use_dnsmasq = settings.GATEWAY_NGINX_ENABLED, settings.GATEWAY_DNSMASQ_ENABLED
-
+    servers = _Servers.of(run)
     for round_ in range(MAX_ROUNDS):
         rendered = _render(run, state)
-        hashes = file_hashes(rendered.files)
         changed = sorted(
-            p for p, h in hashes.items() if live.files.get(p) != h and p != MANIFEST_FILE
+            p for p, h in rendered.hashes.items() if live.files.get(p) != h and p != MANIFEST_FILE
         )
         unchanged = bool(live.files) and live.content_hash == rendered.content_hash
         if unchanged and not run.force:
-            _check_live_servers(run, rendered, nginx, dnsmasq, use_nginx, use_dnsmasq)
+            _check_live_servers(run, rendered, *servers)
         if unchanged and not run.force:
             return _record(
                 run,
@@ -213,47 +212,88 @@ def _apply(run: ApplyRun) -> ConfigRevision:
                 rendered=rendered,
                 summary="nothing changed; nothing reloaded",
             )
-
-        if use_nginx:
-            with run.phase("bind_check"):
-                blocked = blocked_ports(rendered, live.ports, run.options)
-            if _leave_out(run, blocked):
-                continue
-
-        stage = _stage(run, rendered, hashes, round_)
-        with run.phase("validate"):
-            blamed = validate_stage(run, stage, rendered, use_nginx, use_dnsmasq)
-        if blamed:
-            shutil.rmtree(stage, ignore_errors=True)
-        if _leave_out(run, blamed):
+        stage = _stage(run, rendered, rendered.hashes, round_)
+        if _leave_out(run, _validate(run, stage, rendered, changed, live, servers)):
             continue
-
-        release, previous = _swap(run.paths, stage)
-        try:
-            with run.phase("reload"):
-                bind_blamed = reload_servers(
-                    run, rendered, changed, bool(live.files), nginx, dnsmasq, use_nginx, use_dnsmasq
-                )
-        except ApplyFailed:
-            _roll_back(run.paths, previous, release)
-            raise
-        if bind_blamed:
-            _roll_back(run.paths, previous, release)
+        bind_blamed, summary = _swap_and_reload(run, stage, rendered, changed, live, servers)
         if _leave_out(run, bind_blamed):
             continue
-        _prune(run.paths)
         return _record(
-            run,
-            status=RevisionStatus.APPLIED,
-            rendered=rendered,
-            changed=changed,
-            summary=_summary(rendered, live.manifest if live.files else None),
+            run, status=RevisionStatus.APPLIED, rendered=rendered, changed=changed, summary=summary
         )
     raise ApplyFailed(
         code=ErrorCode.VALIDATE,
         message=f"still invalid after leaving out {len(run.exclude)} entries in "
         f"{MAX_ROUNDS} rounds; the live files are unchanged",
     )
+
+
+class _Servers(NamedTuple):
+    nginx: Nginx
+    dnsmasq: Dnsmasq
+    use_nginx: bool
+    use_dnsmasq: bool
+
+    @classmethod
+    def of(cls, run: ApplyRun) -> _Servers:
+        return cls(
+            Nginx(run.paths, run.options),
+            Dnsmasq(run.paths, run.options),
+            settings.GATEWAY_NGINX_ENABLED,
+            settings.GATEWAY_DNSMASQ_ENABLED,
+        )
+
+
+def _validate(
+    run: ApplyRun,
+    stage: Path,
+    rendered: Rendered,
+    changed: list[str],
+    live: _Live,
+    servers: _Servers,
+) -> dict[tuple[str, int], str]:
+    """What the validators and the bind check blame (the stage goes if anything)."""
+    with run.phase("validate"):
+        blamed = validate_stage(
+            run,
+            stage,
+            rendered,
+            nginx=servers.use_nginx and _to_validate("nginx/", changed, run),
+            dnsmasq=servers.use_dnsmasq and _to_validate("dnsmasq/", changed, run),
+            live_ports=live.ports if servers.use_nginx else None,
+        )
+    if blamed:
+        shutil.rmtree(stage, ignore_errors=True)
+    return blamed
+
+
+def _swap_and_reload(
+    run: ApplyRun,
+    stage: Path,
+    rendered: Rendered,
+    changed: list[str],
+    live: _Live,
+    servers: _Servers,
+) -> tuple[dict[tuple[str, int], str], str]:
+    """Swap the stage in and reload: (the mappings nginx could not bind, swapped back out
+    if any; the change summary)."""
+    with run.phase("swap"):
+        release, previous = _swap(run.paths, stage)
+    with ThreadPoolExecutor(max_workers=1) as meanwhile:
+        # While nginx reloads: the old releases go (never the two a rollback needs), and
+        # the change summary is worked out.
+        pruned = meanwhile.submit(_prune, run, keep_also=(release, previous))
+        summary = meanwhile.submit(_summary, rendered, live.manifest if live.files else None)
+        try:
+            with run.phase("reload"):
+                bind_blamed = reload_servers(run, rendered, changed, bool(live.files), *servers)
+        except ApplyFailed:
+            _roll_back(run.paths, previous, release)
+            raise
+    pruned.result()
+    if bind_blamed:
+        _roll_back(run.paths, previous, release)
+    return bind_blamed, summary.result()
 
 
 @dataclass(frozen=True)
@@ -265,10 +305,9 @@ class _Live:
     ports: set[str]
 
     @classmethod
-    def read(cls, run: ApplyRun) -> _Live:
-        live = run.paths.live_manifest()
+    def of(cls, live: dict[str, Any] | None, slug: str) -> _Live:
         files: dict[str, str] = (
-            (live or {}).get("files", {}) if (live or {}).get("site") == run.site.slug else {}
+            (live or {}).get("files", {}) if (live or {}).get("site") == slug else {}
         )
         ports = set((live or {}).get("stream_ports", [])) if files else set()
         return cls(manifest=live, files=files, ports=ports)
@@ -315,6 +354,14 @@ def _require_running(missing: bool, name: str, pid_file: Path) -> None:
         )
 
 
+def _to_validate(side: str, changed: list[str], run: ApplyRun) -> bool:
+    """Whether a server's files need its validator: a forced apply validates everything;
+    otherwise only a side with a changed file, not counting nginx's revision file (one
+    `return 200 <content hash>;` line, different whenever anything else is). Files
+    byte-identical to the live release were validated before it was swapped in."""
+    return run.force or any(p.startswith(side) and p != REVISION_FILE for p in changed)
+
+
 def _leave_out(run: ApplyRun, blamed: dict[tuple[str, int], str]) -> bool:
     """Leave the blamed entries out of the next round; whether there were any."""
     run.blamed.update(blamed)
@@ -324,6 +371,11 @@ def _leave_out(run: ApplyRun, blamed: dict[tuple[str, int], str]) -> bool:
 
 def _stage(run: ApplyRun, rendered: Rendered, hashes: dict[str, str], round_: int) -> Path:
     """The rendered files and their manifest in a fresh staging directory."""
+    with run.phase("write"):
+        return _write_stage(run, rendered, hashes, round_)
+
+
+def _write_stage(run: ApplyRun, rendered: Rendered, hashes: dict[str, str], round_: int) -> Path:
     stage = run.paths.staging / f"{run.generation:06d}-{rendered.content_hash[:12]}-{round_}"
     shutil.rmtree(stage, ignore_errors=True)
     manifest = {
@@ -331,12 +383,11 @@ def _stage(run: ApplyRun, rendered: Rendered, hashes: dict[str, str], round_: in
         "generation": run.generation,
         "content_hash": rendered.content_hash,
         "files": hashes,
-        "stream_ports": sorted(f"{p}:{n}" for p, n in rendered.stream_ports),
+        "stream_ports": sorted(rendered.port_names),
         "routes": rendered.route_names,
         "created_at": timezone.now().isoformat(),
     }
-    with run.phase("write"):
-        write_tree({**rendered.files, MANIFEST_FILE: json.dumps(manifest)}, stage)
+    write_tree({**rendered.files, MANIFEST_FILE: json.dumps(manifest)}, stage)
     return stage
 
 
@@ -356,17 +407,21 @@ def _roll_back(paths: GatewayPaths, previous: Path | None, failed: Path) -> None
     shutil.rmtree(failed, ignore_errors=True)
 
 
-def _prune(paths: GatewayPaths) -> None:
-    keep = max(1, int(settings.GATEWAY_KEEP_RELEASES))
-    live = paths.live_release()
-    releases = sorted(
-        (p for p in paths.releases.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
-    )
-    for old in releases[:-keep]:
-        if old != live:
-            shutil.rmtree(old, ignore_errors=True)
-    for leftover in paths.staging.iterdir():
-        shutil.rmtree(leftover, ignore_errors=True)
+def _prune(run: ApplyRun, *, keep_also: tuple[Path | None, ...]) -> None:
+    """The releases beyond GATEWAY_KEEP_RELEASES (newest first) and the staging leftovers;
+    never the live one, nor those in `keep_also`."""
+    with run.phase("prune"):
+        paths = run.paths
+        keep = max(1, int(settings.GATEWAY_KEEP_RELEASES))
+        spare = {paths.live_release(), *keep_also}
+        releases = sorted(
+            (p for p in paths.releases.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
+        )
+        for old in releases[:-keep]:
+            if old not in spare:
+                shutil.rmtree(old, ignore_errors=True)
+        for leftover in paths.staging.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 # -- bootstrap, rendering to a directory ----------------------------------------------------
@@ -387,7 +442,7 @@ def install_bootstrap(paths: GatewayPaths, options: GatewayOptions, *, fresh: bo
             "site": "",
             "generation": 0,
             "content_hash": rendered.content_hash,
-            "files": file_hashes(rendered.files),
+            "files": rendered.hashes,
             "stream_ports": [],
             "routes": [],
         }

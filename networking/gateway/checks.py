@@ -11,6 +11,8 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,9 +72,12 @@ def port_in_use(bind: str, port: int, protocol: str) -> str | None:
 def blocked_ports(
     rendered: Rendered, live_ports: set[str], options: GatewayOptions
 ) -> dict[tuple[str, int], str]:
+    """The mappings whose new port (one nginx does not hold yet) cannot be listened on."""
     blocked = {}
-    for (protocol, port), mapping_id in rendered.stream_ports.items():
-        if f"{protocol}:{port}" in live_ports:
+    for name, ((protocol, port), mapping_id) in zip(
+        rendered.port_names, rendered.stream_ports.items(), strict=True
+    ):
+        if name in live_ports:
             continue  # nginx itself holds it
         why = port_in_use(options.stream_bind, port, protocol)
         if why:
@@ -83,40 +88,72 @@ def blocked_ports(
     return blocked
 
 
+@dataclass(frozen=True)
+class _Validator:
+    name: str
+    check: Callable[[], tuple[bool, str]]
+    where: re.Pattern[str]
+
+
+def _timed(check: Callable[[], tuple[bool, str]]) -> tuple[bool, str, float]:
+    started = time.monotonic()
+    ok, output = check()
+    return ok, output, time.monotonic() - started
+
+
 def validate_stage(
-    run: ApplyRun, stage: Path, rendered: Rendered, use_nginx: bool, use_dnsmasq: bool
+    run: ApplyRun,
+    stage: Path,
+    rendered: Rendered,
+    *,
+    nginx: bool,
+    dnsmasq: bool,
+    live_ports: set[str] | None = None,
 ) -> dict[tuple[str, int], str]:
-    """Blamed entries with the validator's words; raises when the error is not one entry's."""
-    blamed: dict[tuple[str, int], str] = {}
-    checks: list[tuple[str, Callable[[], tuple[bool, str]], re.Pattern[str]]] = []
-    if use_nginx:
-        checks.append(
-            (
+    """Blamed entries with the validator's words; raises when an error is not one entry's.
+
+    `nginx -t` and `dnsmasq --test` run at the same time, each in its own process, and the
+    bind check of new stream ports (`live_ports` given: the ports nginx already holds) runs
+    here meanwhile: the apply waits for the slowest of the three, not for their sum. Every
+    validator is waited for before this returns or raises.
+    """
+    validators = []
+    if nginx:
+        validators.append(
+            _Validator(
                 "nginx -t",
                 lambda: nginx_test(stage / "nginx" / "nginx.conf", stage / "nginx"),
                 _NGINX_WHERE,
             )
         )
-    if use_dnsmasq:
-        checks.append(
-            (
+    if dnsmasq:
+        validators.append(
+            _Validator(
                 "dnsmasq --test",
                 lambda: dnsmasq_test(stage / "dnsmasq" / "dnsmasq.conf"),
                 _DNSMASQ_WHERE,
             )
         )
-    for name, check, where in checks:
-        with run.phase(name):
-            ok, output = check()
+    blamed: dict[tuple[str, int], str] = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(validators))) as pool:
+        running = [(v, pool.submit(_timed, v.check)) for v in validators]
+        if live_ports is not None:
+            with run.phase("bind_check"):
+                blamed.update(blocked_ports(rendered, live_ports, run.options))
+        results = [(v, future.result()) for v, future in running]
+    refused = []
+    for v, (ok, output, took) in results:
+        run.timings[v.name] = round(run.timings.get(v.name, 0.0) + took, 4)  # every round
         if ok:
             continue
-        owners = blame(output, rendered, stage, where)
+        owners = blame(output, rendered, stage, v.where)
         if not owners:
-            raise ApplyFailed(
-                code=ErrorCode.VALIDATE,
-                message=f"{name} rejected the configuration; the live files keep serving:\n{output}",
+            refused.append(
+                f"{v.name} rejected the configuration; the live files keep serving:\n{output}"
             )
-        blamed.update({owner: f"{name}: {why}" for owner, why in owners.items()})
+        blamed.update({owner: f"{v.name}: {why}" for owner, why in owners.items()})
+    if refused:
+        raise ApplyFailed(code=ErrorCode.VALIDATE, message="\n".join(refused))
     return blamed
 
 
@@ -139,27 +176,9 @@ def reload_servers(
             log_offset = _size(run.paths.nginx_error_log)
             old_workers = nginx.workers()
             nginx.reload()
-            signalled = time.monotonic()
-            deadline = signalled + settings.GATEWAY_RELOAD_TIMEOUT
-            while nginx.served() != rendered.content_hash:
-                if time.monotonic() > deadline:
-                    text = _read_from(run.paths.nginx_error_log, log_offset)
-                    blamed = bind_failures(text, rendered)
-                    if blamed:
-                        return blamed
-                    raise ApplyFailed(
-                        code=ErrorCode.RELOAD,
-                        message="nginx did not load the new configuration within "
-                        f"{settings.GATEWAY_RELOAD_TIMEOUT:.0f} s; its log "
-                        f"says:\n{text[-2000:] or '(nothing)'}",
-                    )
-                time.sleep(0.01)
-            # A new worker answered; the old ones may still accept for a moment, until
-            # they have seen the master's QUIT. Served only once none of them can.
-            run.timings["nginx serving"] = round(time.monotonic() - signalled, 4)
-            while not all(worker_retired(p) for p in old_workers) and time.monotonic() < deadline:
-                time.sleep(0.005)
-            run.timings["nginx old workers retired"] = round(time.monotonic() - signalled, 4)
+            blamed = _wait_for_reload(run, rendered, nginx, old_workers, log_offset)
+            if blamed:
+                return blamed
             run.actions.append("nginx reloaded")
     if use_dnsmasq:
         # Forced: a SIGHUP, not a restart (DNS and DHCP would pause for nothing).
@@ -176,6 +195,39 @@ def reload_servers(
         elif hosts_changed:
             dnsmasq.reload()
             run.actions.append("dnsmasq re-read hosts and reservations (SIGHUP)")
+    return {}
+
+
+def _wait_for_reload(
+    run: ApplyRun, rendered: Rendered, nginx: Nginx, old_workers: list[int], log_offset: int
+) -> dict[tuple[str, int], str]:
+    """Until no old worker accepts and nginx serves the new revision; the mappings whose
+    port nginx could not bind, if it did not load the files in time.
+
+    The old workers accept until the master's QUIT (it sends it 100 ms after starting the
+    new ones, whose first answers are mostly taken by the old ones meanwhile): they are
+    watched first, in /proc, and the status server asked once they are gone, rather than
+    asked every few milliseconds, which took CPU from the master while it parsed.
+    """
+    signalled = time.monotonic()
+    deadline = signalled + settings.GATEWAY_RELOAD_TIMEOUT
+    while not all(worker_retired(p) for p in old_workers) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    run.timings["nginx old workers retired"] = round(time.monotonic() - signalled, 4)
+    while nginx.served() != rendered.content_hash:
+        if time.monotonic() > deadline:
+            text = _read_from(run.paths.nginx_error_log, log_offset)
+            blamed = bind_failures(text, rendered)
+            if blamed:
+                return blamed
+            raise ApplyFailed(
+                code=ErrorCode.RELOAD,
+                message="nginx did not load the new configuration within "
+                f"{settings.GATEWAY_RELOAD_TIMEOUT:.0f} s; its log "
+                f"says:\n{text[-2000:] or '(nothing)'}",
+            )
+        time.sleep(0.01)
+    run.timings["nginx serving"] = round(time.monotonic() - signalled, 4)
     return {}
 
 

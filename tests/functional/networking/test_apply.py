@@ -311,3 +311,76 @@ def test_a_server_that_is_down_fails_the_apply_as_transient_and_keeps_the_files(
         wait_for_apply(gw_site, generation, timeout=1)
     settings.GATEWAY_NGINX_PID_FILE = ""
     assert apply(gw_site).status == "applied"
+
+
+def test_a_validator_refusing_while_the_other_accepts_keeps_the_live_files(
+    gw_site: Any, local_gateway: Any, stand_ins: Any, settings: Any
+) -> None:
+    from tests.functional.networking.test_routing import serve
+
+    web = create(gw_site, "web")
+    serve(stand_ins, web)
+    apply(gw_site)
+    live = local_gateway.paths().live_release()
+    settings.GATEWAY_DNS_PORT = 70000  # dnsmasq --test refuses it; nginx -t does not read it
+    late = create(gw_site, "late")
+    serve(stand_ins, late)
+    bad = apply(gw_site)
+    assert bad.status == "failed" and bad.error_code == "validate"
+    assert bad.error.startswith("dnsmasq --test rejected the configuration") and "line" in bad.error
+    assert "nginx -t" not in bad.error and {"nginx -t", "dnsmasq --test"} <= set(bad.timings)
+    assert local_gateway.paths().live_release() == live
+    assert served(local_gateway, "web") == 200 and served(local_gateway, "late") == 404
+    settings.GATEWAY_DNS_PORT = local_gateway.settings["GATEWAY_DNS_PORT"]
+    assert apply(gw_site).status == "applied" and served(local_gateway, "late") == 200
+
+
+def test_only_the_servers_whose_files_changed_are_validated(
+    gw_site: Any, local_gateway: Any, stand_ins: Any
+) -> None:
+    from networking.models import Node
+    from tests.functional.networking.test_routing import serve
+
+    web = create(gw_site, "web")
+    serve(stand_ins, web)
+    apply(gw_site)
+    # A route's access: nginx's files only.
+    Route.objects.filter(container=web).update(access="users")
+    rev = apply(gw_site)
+    assert rev.status == "applied" and rev.changed == ["nginx/revision.conf", "nginx/routes.map"]
+    assert "nginx -t" in rev.timings and "dnsmasq --test" not in rev.timings
+    # A node's address: dnsmasq's hosts, and the revision nginx serves (reloaded unvalidated:
+    # its other files are the live ones, and the revision file is one `return` line).
+    Node.objects.filter(site=gw_site).update(ip="127.0.0.9")
+    rev = apply(gw_site)
+    assert rev.status == "applied" and rev.changed == ["dnsmasq/hosts", "nginx/revision.conf"]
+    assert "dnsmasq --test" in rev.timings and "nginx -t" not in rev.timings
+    assert "nginx reloaded" in rev.actions
+    nginx = Nginx(local_gateway.paths(), GatewayOptions.from_settings(local_gateway.paths().root))
+    assert nginx.served() == rev.content_hash
+    assert "127.0.0.9 " in (local_gateway.paths().root / "dnsmasq" / "hosts").read_text()
+    # Forced: both, whatever changed.
+    rev = apply(gw_site, force=True)
+    assert {"nginx -t", "dnsmasq --test"} <= set(rev.timings)
+
+
+def test_pruning_during_the_reload_spares_the_release_a_rollback_needs(
+    gw_site: Any, local_gateway: Any, settings: Any, tmp_path: Path
+) -> None:
+    settings.GATEWAY_KEEP_RELEASES = 1
+    paths = local_gateway.paths()
+    for name in ("web", "shop"):
+        create(gw_site, name)
+        assert apply(gw_site).status == "applied"
+    live = paths.live_release()
+    releases = {p for p in paths.releases.iterdir() if p.is_dir()}
+    assert live in releases and len(releases) <= 2  # the live one, and the one before it
+    settings.GATEWAY_NGINX_PID_FILE = str(tmp_path / "no-such.pid")  # the reload fails
+    create(gw_site, "late")
+    rev = apply(gw_site)
+    assert rev.status == "failed" and rev.error_code == "server_down"
+    assert paths.live_release() == live and live is not None and live.is_dir()
+    assert (paths.root / "nginx" / "routes.map").is_file()
+    settings.GATEWAY_NGINX_PID_FILE = ""
+    assert apply(gw_site).status == "applied"
+    assert len([p for p in paths.releases.iterdir() if p.is_dir()]) <= 2

@@ -297,3 +297,28 @@ def test_the_404_page_names_the_public_port(tmp_path: Path) -> None:
     page = render(state(), options(tmp_path, https_listen=("0.0.0.0:443",))).files
     assert ".apps.example.test/</code>" in page["nginx/html/404.html"]
     assert "return 301 https://$host$request_uri;" in page["nginx/nginx.conf"]
+
+
+def test_gc_paused_pauses_the_collector_and_restores_it_as_it_was() -> None:
+    import gc
+
+    from networking.render import gc_paused
+
+    inside = []
+
+    def a_failed_render() -> None:
+        with gc_paused():
+            inside.append(gc.isenabled())
+            raise RuntimeError("a failed render")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        a_failed_render()
+    assert inside == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

@@ -7,9 +7,11 @@ process): the database holds N containers of one user, as `bench.api` seeds them
 route, an SSH port, a metrics sample each, an open alert for one in a hundred), and
 gunicorn (2 workers) serves it. Through the server, with the user's read token:
 
-- a walk of the whole list at the largest page size, and at 50 (the page size of the
-  first measurement): `?page=1, 2, ...` until `next` is null, then `?cursor=` and its
-  `next` links; every container seen exactly once, or the bench fails;
+- a walk of the whole list at the list's largest page size, at 200 (the largest before
+  the cursor) and at 50 (the page size of the first measurement): `?page=1, 2, ...`
+  until `next` is null, then `?cursor=` and its `next` links; every container seen
+  exactly once, or the bench fails; the web workers' CPU during each walk beside its
+  wall time (the machine is shared: the wall varies with the neighbours' load);
 - the first and the last page's median and p95 in each mode (the last cursor page is the
   `next` link the walk followed last);
 - the queries of the first and the last page in each mode, counted in-process with
@@ -37,7 +39,8 @@ from bench._env import run_dir, setup_django
 SIZE = int(os.environ.get("BENCH_WALK_CONTAINERS", "10000"))
 WALKS = int(os.environ.get("BENCH_WALKS", "5"))
 REQUESTS = int(os.environ.get("BENCH_WALK_REQUESTS", "100"))
-SMALL_PAGE = 50
+SMALL_PAGE = 50  # the page size of the first measurement (#18: 200 pages of 50)
+OLD_LARGEST = 200  # the largest page before the cursor (and of the other lists)
 PATH = "/api/v1/containers/"
 RESULT = "RESULT "
 
@@ -137,6 +140,10 @@ def _mode(
     }
 
 
+def _page_sizes(largest: int) -> list[int]:
+    return sorted({largest, OLD_LARGEST, SMALL_PAGE}, reverse=True)
+
+
 def measure_one() -> dict[str, Any]:
     import requests
 
@@ -153,8 +160,8 @@ def measure_one() -> dict[str, Any]:
     from django.db import connection
 
     from auth.tokens import token_create
+    from containers.api.views import ContainerViewSet
     from containers.models import Container
-    from portal.api.pagination import MAX_PAGE_SIZE
     from portal.procs import free_port, port_open, wait_until
 
     started = time.perf_counter()
@@ -163,6 +170,7 @@ def measure_one() -> dict[str, Any]:
     expected = set(Container.objects.values_list("pk", flat=True))
     _, token = token_create(user=owner, name="walk", scope="read", expires_in_days=7)
     headers = {"Authorization": f"Bearer {token}"}
+    largest = int(getattr(ContainerViewSet().paginator, "max_page_size", 0))  # as built
     port = free_port()
     server = _start_server(rd, env, port)
     out: dict[str, Any] = {"db": connection.vendor, "size": SIZE, "seed_s": seeded}
@@ -170,7 +178,7 @@ def measure_one() -> dict[str, Any]:
         wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what="gunicorn")
         base = f"http://127.0.0.1:{port}"
         http = requests.Session()
-        for page_size in (MAX_PAGE_SIZE, SMALL_PAGE):
+        for page_size in _page_sizes(largest):
             for cursor in (False, True):
                 key = f"{'cursor' if cursor else 'offset'}_{page_size}"
                 out[key] = _mode(
@@ -179,7 +187,7 @@ def measure_one() -> dict[str, Any]:
                 print(f"  {connection.vendor} {key}: {out[key]}", file=sys.stderr, flush=True)
     finally:
         server.stop()
-    out["max_page_size"] = MAX_PAGE_SIZE
+    out["max_page_size"] = largest
     return out
 
 
@@ -219,10 +227,11 @@ def _cell(mode: dict[str, Any] | None, what: str) -> str:
 def report(results: list[dict[str, Any]]) -> None:
     big = results[0]["max_page_size"]
     names = [r["db"] for r in results]
-    print(f"\n{results[0]['size']:,} containers of one user; page sizes {big} and {SMALL_PAGE}")
+    sizes = _page_sizes(big)
+    print(f"\n{results[0]['size']:,} containers of one user; page sizes {sizes}")
     print(f"{'':<44}" + "".join(f"{n:>34}" for n in names))
     rows = []
-    for page_size in (big, SMALL_PAGE):
+    for page_size in sizes:
         for mode in ("offset", "cursor"):
             label = f"{'OFFSET pages' if mode == 'offset' else 'cursor'} of {page_size}"
             key = f"{mode}_{page_size}"

@@ -12,8 +12,8 @@ gunicorn (2 workers) serves it. Through the server, with the user's read token:
   until `next` is null, then `?cursor=` and its `next` links; every container seen
   exactly once, or the bench fails; the web workers' CPU during each walk beside its
   wall time (the machine is shared: the wall varies with the neighbours' load);
-- the first and the last page's median and p95 in each mode (the last cursor page is the
-  `next` link the walk followed last);
+- the first and the last page's median and p95 in each mode, asked in turn (the last
+  cursor page is the `next` link the walk followed last);
 - the queries of the first and the last page in each mode, counted in-process with
   Django's test client on the same database.
 
@@ -77,19 +77,27 @@ def _walk(http: Any, base: str, headers: dict[str, str], page_size: int, *, curs
     return time.perf_counter() - started, seen, pages, last
 
 
-def _timed(http: Any, url: str, headers: dict[str, str]) -> tuple[float, float]:
-    for _ in range(5):
-        http.get(url, headers=headers)
-    times = []
-    for _ in range(REQUESTS):
-        started = time.perf_counter()
-        response = http.get(url, headers=headers)
-        times.append(1000 * (time.perf_counter() - started))
-        assert response.status_code == 200, (url, response.status_code)
+def _stats(times: list[float]) -> tuple[float, float]:
     ordered = sorted(times)
-    return statistics.median(times), ordered[
-        min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))
-    ]
+    return statistics.median(times), ordered[round(0.95 * (len(ordered) - 1))]
+
+
+def _timed(
+    http: Any, urls: tuple[str, str], headers: dict[str, str]
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(median, p95) in ms of each of two URLs, asked in turn (first, last, first, ...),
+    so that a neighbour's load on the shared machine weighs on both alike."""
+    for _ in range(5):
+        for url in urls:
+            http.get(url, headers=headers)
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(REQUESTS):
+        for url, kept in zip(urls, times, strict=True):
+            started = time.perf_counter()
+            response = http.get(url, headers=headers)
+            kept.append(1000 * (time.perf_counter() - started))
+            assert response.status_code == 200, (url, response.status_code)
+    return _stats(times[0]), _stats(times[1])
 
 
 def _queries(url: str, headers: dict[str, str], base: str) -> int:
@@ -127,8 +135,7 @@ def _mode(
             )
         walks.append(seconds)
     first = f"{base}{PATH}?page_size={page_size}" + ("&cursor=" if cursor else "&page=1")
-    first_ms = _timed(http, first, headers)
-    last_ms = _timed(http, last, headers)
+    first_ms, last_ms = _timed(http, (first, last), headers)
     return {
         "walk_s": statistics.median(walks),
         "walks": walks,

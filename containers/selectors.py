@@ -116,11 +116,9 @@ SHARED_ROWS = ("site", "template", "owner")
 
 def api_containers(user: User | AnonymousUser, *, many: bool) -> QuerySet[Container]:
     """The API's containers: visible to the user, each with its latest sample (and its
-    `cpu` and `mem` to order by, -1 without one), its active job and its open alerts; for
-    a list (`many`), the rows many containers share each read once a page."""
-    active = Prefetch(
-        "jobs", queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES), to_attr="active_jobs"
-    )
+    `cpu` and `mem` to order by, -1 without one). One (`many=False`) comes with its
+    active job and open alerts; a list's page gets them from `containers_with_activity`
+    once it is read, and the rows many containers share are read once a page."""
     qs = (
         containers_visible_to(user)
         .select_related("sample")
@@ -128,12 +126,35 @@ def api_containers(user: User | AnonymousUser, *, many: bool) -> QuerySet[Contai
             cpu=Coalesce(F("sample__cpu"), Value(-1.0), output_field=FloatField()),
             mem=Coalesce(F("sample__mem"), Value(-1), output_field=BigIntegerField()),
         )
-        .prefetch_related(active, open_alerts_prefetch())
     )
     if not many:
-        return qs
+        active = Prefetch(
+            "jobs",
+            queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES),
+            to_attr="active_jobs",
+        )
+        return qs.prefetch_related(active, open_alerts_prefetch())
     nodes = Prefetch("node", queryset=Node.objects.defer("token_secret"))
     return qs.select_related(None).select_related("sample").prefetch_related(nodes, *SHARED_ROWS)
+
+
+def containers_with_activity(containers: list[Container]) -> list[Container]:
+    """The containers, each with its active jobs (`active_jobs`) and open alerts
+    (`open_alerts`, by kind), in one query apiece by id, whatever their number. (Django's
+    prefetch did the same, but built each of the page's containers into its IN list one
+    by one: 20 µs a container, a fifth of a page of 1,000.)"""
+    ids = [c.pk for c in containers]
+    jobs: dict[int, list[Job]] = {}
+    for job in Job.objects.filter(container_id__in=ids, status__in=ACTIVE_JOB_STATUSES):
+        jobs.setdefault(job.container_id, []).append(job)  # type: ignore[arg-type]
+    alerts: dict[int, list[ContainerAlert]] = {}
+    found = ContainerAlert.objects.filter(OPEN_ALERT, container_id__in=ids).order_by("kind")
+    for alert in found:
+        alerts.setdefault(alert.container_id, []).append(alert)
+    for c in containers:
+        c.active_jobs = jobs.get(c.pk, [])  # type: ignore[attr-defined]
+        c.open_alerts = alerts.get(c.pk, [])  # type: ignore[attr-defined]
+    return containers
 
 
 def alerts_visible_to(user: User | AnonymousUser) -> QuerySet[ContainerAlert]:

@@ -161,6 +161,11 @@ class ContainerViewSet(
     def get_queryset(self) -> QuerySet[Container]:
         return selectors.api_containers(self.request.user, many=self.action == "list")
 
+    def paginate_queryset(self, queryset: QuerySet[Any, Any]) -> list[Any] | None:
+        # A page's active jobs and open alerts: two queries, after the page is read.
+        page = super().paginate_queryset(queryset)
+        return None if page is None else selectors.containers_with_activity(page)
+
     @extend_schema(
         summary="Create a container",
         request=ContainerCreateSerializer,

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from auth.models import Collaborator
 from containers.metrics.models import AlertKind, ContainerAlert, ContainerSample
-from containers.models import Container, ContainerStatus
+from containers.models import Container, ContainerStatus, Job, JobKind, JobStatus
 from tests.api_contract import check
 from tests.factories import UserFactory, make_containers, make_site
 
@@ -236,7 +236,14 @@ def test_queries_per_page_are_the_same_first_middle_and_last(site) -> None:
             ContainerAlert.objects.create(
                 container=c, kind=AlertKind.MEMORY, since=now, raised_at=now, value=0.97
             )
+        if n % 4 == 0:
+            Job.objects.create(container=c, kind=JobKind.START, status=JobStatus.QUEUED)
     client = client_of(owner)
+    # Each container with its active job and open alerts, as a container's own page has them.
+    listed = walk(client, page_size=8)
+    assert [bool(c["alerts"]) for c in listed] == [n % 3 == 0 for n in range(30)]
+    assert [c["active_job"] is not None for c in listed] == [n % 4 == 0 for n in range(30)]
+    assert listed[0] == check(client.get(f"{LIST}{made[0].pk}/")).json()
     counts = []
     body = page(client, cursor="", page_size=8)
     while True:

@@ -90,6 +90,13 @@ class Odd(serializers.Serializer):
     fallback = serializers.CharField(default="dflt")  # absent: DRF's default
     nested = serializers.IntegerField(source="inner.value")
     nothing = serializers.CharField(allow_null=True)
+    shout = serializers.SerializerMethodField()
+    related = serializers.SlugRelatedField(slug_field="value", read_only=True, source="inner")
+    unrelated = serializers.SlugRelatedField(slug_field="value", read_only=True, source="gone")
+    deep = serializers.SlugRelatedField(slug_field="inner__value", read_only=True, source="outer")
+
+    def get_shout(self, obj: Any) -> str:
+        return str(obj.name).upper()
 
 
 class FastOdd(FastRepresentation, Odd):
@@ -113,6 +120,8 @@ def test_values_drf_treats_specially_come_out_as_drf_gives_them(
         greeting=lambda: "hello",
         inner=SimpleNamespace(value="7"),
         nothing=None,
+        gone=None,
+        outer=SimpleNamespace(inner=SimpleNamespace(value=8)),
     )
     with timezone.override(zoneinfo.ZoneInfo("Europe/Paris")):
         fast = FastOdd(thing).data
@@ -125,3 +134,4 @@ def test_values_drf_treats_specially_come_out_as_drf_gives_them(
     assert fast["greeting"] == "hello" and "missing" not in fast and fast["fallback"] == "dflt"
     assert fast["when"] == "2026-03-01T11:00:00.000005+01:00"
     assert fast["fixed"] == "2026-03-01T10:00:00.000005Z" and fast["dated"] == "2026/03/01"
+    assert (fast["shout"], fast["related"], fast["unrelated"], fast["deep"]) == ("N", "7", None, 8)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import BigIntegerField, F, FloatField, Prefetch, QuerySet, Value
+from django.db.models.functions import Coalesce
 
 from auth.selectors import visible_container_q
-from networking.models import Route
+from networking.models import Node, Route
 from portal.errors import NotFound
 
 from . import quotas
@@ -105,6 +106,55 @@ def open_alerts_prefetch() -> Prefetch:
         queryset=ContainerAlert.objects.filter(OPEN_ALERT).order_by("kind"),
         to_attr="open_alerts",
     )
+
+
+# The node's, site's, template's and owner's rows are shared by many containers: a page
+# loads each once (a query apiece) instead of joining and building them for every row,
+# which cost more than the rest of the page's read; nor is a node's API token decrypted.
+SHARED_ROWS = ("site", "template", "owner")
+
+
+def api_containers(user: User | AnonymousUser, *, many: bool) -> QuerySet[Container]:
+    """The API's containers: visible to the user, each with its latest sample (and its
+    `cpu` and `mem` to order by, -1 without one). One (`many=False`) comes with its
+    active job and open alerts; a list's page gets them from `containers_with_activity`
+    once it is read, and the rows many containers share are read once a page."""
+    qs = (
+        containers_visible_to(user)
+        .select_related("sample")
+        .annotate(
+            cpu=Coalesce(F("sample__cpu"), Value(-1.0), output_field=FloatField()),
+            mem=Coalesce(F("sample__mem"), Value(-1), output_field=BigIntegerField()),
+        )
+    )
+    if not many:
+        active = Prefetch(
+            "jobs",
+            queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES),
+            to_attr="active_jobs",
+        )
+        return qs.prefetch_related(active, open_alerts_prefetch())
+    nodes = Prefetch("node", queryset=Node.objects.defer("token_secret"))
+    return qs.select_related(None).select_related("sample").prefetch_related(nodes, *SHARED_ROWS)
+
+
+def containers_with_activity(containers: list[Container]) -> list[Container]:
+    """The containers, each with its active jobs (`active_jobs`) and open alerts
+    (`open_alerts`, by kind), in one query apiece by id, whatever their number. (Django's
+    prefetch did the same, but built each of the page's containers into its IN list one
+    by one: 20 µs a container, a fifth of a page of 1,000.)"""
+    ids = [c.pk for c in containers]
+    jobs: dict[int, list[Job]] = {}
+    for job in Job.objects.filter(container_id__in=ids, status__in=ACTIVE_JOB_STATUSES):
+        jobs.setdefault(job.container_id, []).append(job)  # type: ignore[arg-type]
+    alerts: dict[int, list[ContainerAlert]] = {}
+    found = ContainerAlert.objects.filter(OPEN_ALERT, container_id__in=ids).order_by("kind")
+    for alert in found:
+        alerts.setdefault(alert.container_id, []).append(alert)
+    for c in containers:
+        c.active_jobs = jobs.get(c.pk, [])  # type: ignore[attr-defined]
+        c.open_alerts = alerts.get(c.pk, [])  # type: ignore[attr-defined]
+    return containers
 
 
 def alerts_visible_to(user: User | AnonymousUser) -> QuerySet[ContainerAlert]:

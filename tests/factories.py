@@ -133,27 +133,31 @@ def make_failed_create(owner: Any, hostname: str, site: Any) -> Any:
     return job.container
 
 
-def make_containers(site: Any, count: int, *, first_vmid: int = 1000) -> list[Container]:
+def make_containers(
+    site: Any, count: int, *, first_vmid: int = 1000, owner: Any | None = None
+) -> list[Container]:
     """`count` running containers straight into the database (no job), VMIDs from
-    `first_vmid`, alternating between the site's two nodes by slot."""
-    owner = UserFactory()
+    `first_vmid`, alternating between the site's two nodes by slot; `owner`'s, or a new
+    user's. The IP and MAC follow the VMID, so that batches of one site never collide."""
+    owner = owner or UserFactory()
     template = site.templates.get()
     nodes = {n.slot: n for n in site.nodes.all()}
+    vmids = range(first_vmid, first_vmid + count)
     return Container.objects.bulk_create(
         Container(
             site=site,
-            node=nodes[(first_vmid + i) % 2],
-            vmid=first_vmid + i,
-            hostname=f"m{first_vmid + i}",
+            node=nodes[vmid % 2],
+            vmid=vmid,
+            hostname=f"m{vmid}",
             owner=owner,
             template=template,
             cores=2,
             memory_mib=512,
             swap_mib=512,
             disk_gib=8,
-            ip=f"10.15.{1 + i // 250}.{i % 250 + 1}",
-            mac=f"bc:24:11:00:{i // 256:02x}:{i % 256:02x}",
+            ip=f"10.{15 + vmid // 62500}.{vmid // 250 % 250 + 1}.{vmid % 250 + 1}",
+            mac="bc:24:11:" + ":".join(f"{vmid >> s & 255:02x}" for s in (16, 8, 0)),
             status=ContainerStatus.RUNNING,
         )
-        for i in range(count)
+        for vmid in vmids
     )

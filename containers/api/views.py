@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db.models import BigIntegerField, F, FloatField, Prefetch, QuerySet, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -43,6 +42,7 @@ from networking.models import RouteAccess, Site
 from portal.actors import acting_user
 from portal.api.base import parse_id
 from portal.api.exceptions import ErrorSerializer
+from portal.api.pagination import PageOrCursorPagination
 from portal.api.renderers import EventStreamRenderer
 from portal.errors import FieldErrors, NotFound, ValidationFailed
 
@@ -129,6 +129,12 @@ def _parsed(ser: serializers.Serializer) -> dict[str, Any]:
 @extend_schema_view(
     list=extend_schema(
         summary="List containers you own or collaborate on (staff: all)",
+        description="By site and VMID unless `ordering` says otherwise (ties end in site and "
+        "VMID). Numbered pages (`page`, with `count`), or a cursor to walk the whole list "
+        "(`cursor=` for the first page, then follow `next` until it is null): every page "
+        "of a walk costs the same, and it sees each container that exists throughout "
+        "exactly once while others are created or deleted. Ordered by `cpu` or `mem`, "
+        "which change with every metrics poll, a walk may see a container twice or miss it.",
         responses={200: ContainerSerializer(many=True), **READ_ERRORS},
     ),
     retrieve=extend_schema(
@@ -145,25 +151,20 @@ class ContainerViewSet(
     filterset_class = ContainerFilter
     # cpu and mem: the latest sample's (containers without one come last when descending).
     ordering_fields = ("vmid", "hostname", "created_at", "status", "cpu", "mem")
-    # (site, vmid) follows the partial unique index, so a page is read in index order.
+    # (site, vmid) follows the partial unique index, so a page is read in index order;
+    # unique among live containers, it ends every ordering, and a cursor walks it.
     ordering = ("site_id", "vmid")
+    cursor_key = ("site_id", "vmid")
+    pagination_class = PageOrCursorPagination
     queryset = Container.objects.none()
 
     def get_queryset(self) -> QuerySet[Container]:
-        active = Prefetch(
-            "jobs",
-            queryset=Job.objects.filter(status__in=ACTIVE_JOB_STATUSES),
-            to_attr="active_jobs",
-        )
-        return (
-            selectors.containers_visible_to(self.request.user)
-            .select_related("sample")
-            .annotate(
-                cpu=Coalesce(F("sample__cpu"), Value(-1.0), output_field=FloatField()),
-                mem=Coalesce(F("sample__mem"), Value(-1), output_field=BigIntegerField()),
-            )
-            .prefetch_related(active, selectors.open_alerts_prefetch())
-        )
+        return selectors.api_containers(self.request.user, many=self.action == "list")
+
+    def paginate_queryset(self, queryset: QuerySet[Any, Any]) -> list[Any] | None:
+        # A page's active jobs and open alerts: two queries, after the page is read.
+        page = super().paginate_queryset(queryset)
+        return None if page is None else selectors.containers_with_activity(page)
 
     @extend_schema(
         summary="Create a container",

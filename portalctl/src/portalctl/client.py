@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 API_PREFIX = "/api/v1/"
 PAGE_SIZE = 200
+# The container list's largest page (a cursor walk of 10,000 is 10 requests); a portal
+# from before it refuses it, and is walked at PAGE_SIZE.
+WALK_PAGE_SIZE = 1000
 # Retries: a few, for requests that may be repeated (reads, and a create with its key).
 ATTEMPTS = 4
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -177,6 +180,42 @@ class Api:
                 return
             page += 1
 
+    def walk(
+        self, path: str, *, limit: int | None = None, **params: Any
+    ) -> Generator[dict[str, Any], None, bool]:
+        """The objects of a list that has a cursor (containers/), in its order: the first
+        `limit` of them, or every one, at WALK_PAGE_SIZE a page; returns whether more were
+        left. Every page costs the server the same however far the walk has gone, and
+        objects created or deleted meanwhile make none of the others repeat or go missing.
+        A portal from before the cursor is walked by page numbers."""
+        from urllib.parse import parse_qs, urlsplit
+
+        size = WALK_PAGE_SIZE if limit is None else max(1, min(WALK_PAGE_SIZE, limit))
+        try:
+            body = self.get(path, cursor="", page_size=size, **params)
+        except ApiError as error:
+            if error.status != 400 or "page_size" not in (error.detail or {}):
+                raise
+            size = min(size, PAGE_SIZE)  # a portal from before the cursor
+            body = self.get(path, cursor="", page_size=size, **params)
+        left, page = limit, 1
+        while True:
+            rows = body.get("results", [])
+            if left is not None:
+                rows, left = rows[:left], left - len(rows[:left])
+            yield from rows
+            following = body.get("next")
+            if not following or left == 0:
+                return bool(following) or len(body.get("results", [])) > len(rows)
+            if "count" in body:  # numbered pages: a portal from before the cursor
+                page += 1
+                body = self.get(path, page=page, page_size=size, **params)
+                continue
+            cursor = parse_qs(urlsplit(following).query).get("cursor", [""])[0]
+            if not cursor:
+                raise CliError(f"{self.url} answered a cursor page without a cursor to go on")
+            body = self.get(path, cursor=cursor, page_size=size, **params)
+
     @contextmanager
     def stream(self, path: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
         """A streaming GET (Server-Sent Events): no read deadline beyond the keep-alives'."""
@@ -187,6 +226,16 @@ class Api:
             "GET", path.lstrip("/"), headers=headers, timeout=timeout
         ) as response:
             yield response
+
+
+def walked(walk: Generator[dict[str, Any], None, bool]) -> tuple[list[dict[str, Any]], bool]:
+    """A walk's objects, and whether more were left (Api.walk's limit)."""
+    rows = []
+    while True:
+        try:
+            rows.append(next(walk))
+        except StopIteration as end:
+            return rows, bool(end.value)
 
 
 def _reason(exc: Exception) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..client import PAGE_SIZE, walked
 from ..errors import CliError, Exit
 from ..follow import follow, outcome
 from ..output import Column, fields, print_json, result, say, table, text, when
@@ -65,6 +66,9 @@ DiskOpt = Annotated[str | None, typer.Option(help="Disk in GiB: 8 or 8G (it only
 
 
 # -- reading ---------------------------------------------------------------------------------
+LIST_LIMIT = PAGE_SIZE  # one request: the largest page
+
+
 @app.command("list")
 def list_(
     status: Annotated[str | None, typer.Option(help="pending, running, stopped, error...")] = None,
@@ -72,18 +76,38 @@ def list_(
     site: Annotated[str | None, typer.Option(help="A site's slug.")] = None,
     hostname: Annotated[str | None, typer.Option(help="Names containing this.")] = None,
     owner: Annotated[str | None, typer.Option(help="An owner's username (staff).")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", "-n", min=1, help=f"At most this many (default {LIST_LIMIT})."),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", "-a", help="Every one: walk the whole list.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Your containers (and those you collaborate on; staff: everyone's)."""
-    rows = list(
-        SESSION.api().pages(
-            "containers/", status=status, node=node, site=site, hostname=hostname, owner=owner
+    """Your containers (and those you collaborate on; staff: everyone's), by site and VMID.
+
+    The first 200 unless --limit or --all says otherwise; a list cut short says so on stderr.
+    """
+    if all_ and limit is not None:
+        raise CliError("--all or --limit, not both", Exit.USAGE)
+    rows, more = walked(
+        SESSION.api().walk(
+            "containers/",
+            limit=None if all_ else limit or LIST_LIMIT,
+            status=status,
+            node=node,
+            site=site,
+            hostname=hostname,
+            owner=owner,
         )
     )
     if json_:
         print_json(rows)
-        return
-    table(rows, LIST_COLUMNS, empty="no containers")
+    else:
+        table(rows, LIST_COLUMNS, empty="no containers")
+    if more:
+        say(f"the first {len(rows)} shown; there are more: --all for every one, or --limit N")
 
 
 def _bytes(value: Any) -> str:

@@ -92,37 +92,65 @@ def release_vmid(container: Container, vmid: int) -> None:
 
 # -- what Proxmox already has --------------------------------------------------------------
 _foreign_cache: dict[int, tuple[float, frozenset[int]]] = {}
+_foreign_refreshing: set[int] = set()
 _foreign_lock = threading.Lock()
 FOREIGN_CACHE_SECONDS = 5.0
 
 
 def proxmox_used_vmids(site: Site) -> frozenset[int]:
-    """VMIDs of every guest on the site's cluster (one /cluster/resources call, cached
-    briefly), the `skip` of next_vmid.
+    """VMIDs of every guest on the site's cluster (one /cluster/resources call), the
+    `skip` of next_vmid.
 
-    If Proxmox cannot be reached the answer is empty: the worker still treats
-    "already exists" as a reason to take the next VMID, so nothing is ever taken twice.
+    Kept per process. An answer younger than FOREIGN_CACHE_SECONDS is used as it is; an
+    older one is used too while a thread of its own asks again, so a create waits for the
+    listing (which grows with the cluster) only when there is none yet: the first in a
+    process, or after forget_proxmox_vmids. A stale answer, like an empty one when
+    Proxmox cannot be reached, is safe: the worker treats "already exists" as a reason to
+    take the next VMID (services.container_reassign_vmid), so nothing is taken twice.
     """
-    from .proxmox import ProxmoxClient
-
     now = time.monotonic()
     with _foreign_lock:
         hit = _foreign_cache.get(site.pk)
-        if hit and now - hit[0] < FOREIGN_CACHE_SECONDS:
+        if hit and (now - hit[0] < FOREIGN_CACHE_SECONDS or site.pk in _foreign_refreshing):
             return hit[1]
     node = site.nodes.filter(state=NodeState.ACTIVE).order_by("slot").first()
     if node is None:
         return frozenset()
+    if hit is None:
+        return _list_guests(site.pk, site.slug, node) or frozenset()
+    with _foreign_lock:
+        if site.pk in _foreign_refreshing:
+            return hit[1]
+        _foreign_refreshing.add(site.pk)
+    threading.Thread(
+        target=_list_guests,
+        args=(site.pk, site.slug, node),
+        name=f"guests-{site.slug}",
+        daemon=True,
+    ).start()
+    return hit[1]
+
+
+def _list_guests(site_pk: int, slug: str, node: Node) -> frozenset[int] | None:
+    """Ask the cluster for its guests and keep the answer (None: Proxmox did not answer)."""
+    from .proxmox import ProxmoxClient
+
+    asked = time.monotonic()
     try:
         vmids = frozenset(int(g["vmid"]) for g in ProxmoxClient.for_node(node).guests())
     except UpstreamError as exc:
-        log.warning("cannot list the cluster's guests for site %s: %s", site.slug, exc)
-        return frozenset()
-    with _foreign_lock:
-        _foreign_cache[site.pk] = (now, vmids)
-    return vmids
+        log.warning("cannot list the cluster's guests for site %s: %s", slug, exc)
+        return None
+    else:
+        with _foreign_lock:
+            _foreign_cache[site_pk] = (asked, vmids)
+        return vmids
+    finally:
+        with _foreign_lock:
+            _foreign_refreshing.discard(site_pk)
 
 
 def forget_proxmox_vmids(site: Site) -> None:
+    """Drop the kept answer: the next create asks the cluster and waits for its answer."""
     with _foreign_lock:
         _foreign_cache.pop(site.pk, None)

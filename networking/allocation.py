@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import BigIntegerField, Count, Exists, F, Func, Q, QuerySet, Subquery
+from django.db import connection
+from django.db.models import BigIntegerField, Count, F, Func, QuerySet
 
 from portal.errors import ErrorCode, ResourceExhausted
 
@@ -137,9 +139,10 @@ class UsedInRows:
     def has(self, n: int) -> bool:
         return self._in(n, n).exists()
 
-    def highest(self, lo: int, hi: int) -> QuerySet[Any]:
-        """The highest used number in [lo, hi], as a one-row query (for a Subquery)."""
-        return self._in(lo, hi).annotate(n=self.number).order_by("-n").values("n")[:1]
+    def top(self, lo: int, hi: int) -> int | None:
+        """The highest used number in [lo, hi] (the last entry of an index range)."""
+        highest = self._in(lo, hi).annotate(n=self.number).order_by("-n")
+        return next(iter(highest.values_list("n", flat=True)[:1]), None)
 
     def between(self, lo: int, hi: int) -> list[int]:
         return list(self._in(lo, hi).annotate(n=self.number).values_list("n", flat=True))
@@ -155,128 +158,145 @@ class UsedInRows:
 
 
 # -- the holes -----------------------------------------------------------------------------
+Hole = tuple[int, int, int]  # a FreeRange row: (id, first, last)
+
+
 def release(site_id: int, kind: str, numbers: Iterable[int]) -> None:
     """Numbers no live row holds any more: the first to hand out again. Call it in the
     transaction that frees them."""
-    FreeRange.objects.bulk_create(
-        FreeRange(site_id=site_id, kind=kind, first=n, last=n) for n in set(numbers)
-    )
+    Ledger(site_id, kind).add((n, n) for n in set(numbers))
 
 
-def _add_gaps(site_id: int, kind: str, lo: int, hi: int, used: Iterable[int]) -> int:
-    """The runs of [lo, hi] that `used` does not hold, as free ranges; how many."""
-    gaps, at = [], lo
+def gaps(lo: int, hi: int, used: Iterable[int]) -> list[tuple[int, int]]:
+    """The runs of [lo, hi] that `used` does not hold."""
+    runs, at = [], lo
     for n in sorted(u for u in set(used) if lo <= u <= hi):
         if n > at:
-            gaps.append(FreeRange(site_id=site_id, kind=kind, first=at, last=n - 1))
+            runs.append((at, n - 1))
         at = n + 1
     if at <= hi:
-        gaps.append(FreeRange(site_id=site_id, kind=kind, first=at, last=hi))
-    FreeRange.objects.bulk_create(gaps)
-    return len(gaps)
+        runs.append((at, hi))
+    return runs
 
 
-@dataclass
-class _Book:
-    """A kind's holes on a site, as a take finds them: how far they are accounted for
-    (`upto`), the highest used number (`top`), and whether there is any hole at all."""
-
-    upto: int
-    top: int | None
-    any_hole: bool
-
-
-def _open(site_id: int, kind: str, domain: Domain, used: UsedInRows) -> _Book:
-    """Read the mark, the highest used number and whether a hole exists (one query), and
-    bring the holes up to that number."""
-    marks = AllocationMark.objects.filter(site_id=site_id, kind=kind, base=domain.low)
-    holes = FreeRange.objects.filter(
-        site_id=site_id, kind=kind, last__gte=domain.low, first__lte=domain.high
-    )
-    top_query = used.highest(domain.low, domain.high)
-    found = (
-        marks.annotate(top=Subquery(top_query), hole=Exists(holes))
-        .values_list("upto", "top", "hole")
-        .first()
-    )
-    if found is None:  # the first take of this kind from this base
-        book = _Book(domain.low - 1, next((r["n"] for r in top_query), None), holes.exists())
-        AllocationMark.objects.create(site_id=site_id, kind=kind, base=domain.low, upto=book.upto)
-    else:
-        book = _Book(*found)
-    if book.top is not None and book.top > book.upto:  # rows that came without the allocation
-        lo, hi = book.upto + 1, book.top
-        if _add_gaps(site_id, kind, lo, hi, used.between(lo, hi)):
-            book.any_hole = True
-        marks.update(upto=hi)
-        book.upto = hi
-    return book
+@cache
+def _sql() -> dict[str, str]:
+    """The ledger's statements; only quoted table and column names are put in them."""
+    q = connection.ops.quote_name
+    holes, marks = q(FreeRange._meta.db_table), q(AllocationMark._meta.db_table)
+    first, last = q("first"), q("last")
+    key = "site_id = %s AND kind = %s"
+    return {
+        "mark": f"SELECT upto FROM {marks} WHERE {key} AND base = %s",  # noqa: S608
+        "set_mark": f"UPDATE {marks} SET upto = %s WHERE {key} AND base = %s",  # noqa: S608
+        "holes": f"SELECT id, {first}, {last} FROM {holes} WHERE {key} AND ({{meets}}){{past}} "  # noqa: S608
+        f"ORDER BY {first}, id LIMIT {HOLES_AT_ONCE}",
+        "meets": f"({last} >= %s AND {first} <= %s)",
+        "past": f" AND ({first} > %s OR ({first} = %s AND id > %s))",
+        "having": f"SELECT id, {first}, {last} FROM {holes} "  # noqa: S608
+        f"WHERE {key} AND {first} <= %s AND {last} >= %s",
+        "drop": f"DELETE FROM {holes} WHERE id = %s",  # noqa: S608
+        "raise_first": f"UPDATE {holes} SET {first} = %s WHERE id = %s",  # noqa: S608
+        "lower_last": f"UPDATE {holes} SET {last} = %s WHERE id = %s",  # noqa: S608
+    }
 
 
-def _holes(site_id: int, kind: str, domain: Domain, below: int | None) -> Iterator[FreeRange]:
-    """The free ranges that meet the domain's spans under `below`, lowest first."""
-    hi = domain.high if below is None else below - 1
-    meets = Q()
-    for s_lo, s_hi in domain.spans:
-        if s_lo <= hi:
-            meets |= Q(last__gte=s_lo, first__lte=min(s_hi, hi))
-    if not meets:
-        return
-    rows = FreeRange.objects.filter(meets, site_id=site_id, kind=kind).order_by("first", "pk")
-    page = list(rows[:HOLES_AT_ONCE])
-    while page:
-        yield from page
-        if len(page) < HOLES_AT_ONCE:
-            return
-        last = page[-1]
-        after = Q(first__gt=last.first) | Q(first=last.first, pk__gt=last.pk)
-        page = list(rows.filter(after)[:HOLES_AT_ONCE])
+def _run(sql: str, params: Sequence[int | str]) -> list[tuple[int, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall() if cursor.description else []
+    return [tuple(int(v) for v in row) for row in rows]
+
+
+def _holes(rows: list[tuple[int, ...]]) -> list[Hole]:
+    return [(pk, lo, hi) for pk, lo, hi in rows]
+
+
+class Ledger:
+    """A kind's holes (FreeRange rows) on a site, and how far they are accounted for from
+    `base` up (AllocationMark).
+
+    Plain SQL on these two tables: the statements run for each number a create takes,
+    and building them with the ORM cost more than running them (0.16 ms against 0.01 ms
+    for reading the mark on SQLite).
+    """
+
+    def __init__(self, site_id: int, kind: str, base: int = 0) -> None:
+        self.site_id, self.kind, self.base = site_id, kind, base
+
+    def mark(self) -> int | None:
+        found = _run(_sql()["mark"], [self.site_id, self.kind, self.base])
+        return found[0][0] if found else None
+
+    def set_mark(self, upto: int, *, new: bool = False) -> None:
+        if new:
+            AllocationMark.objects.create(
+                site_id=self.site_id, kind=self.kind, base=self.base, upto=upto
+            )
+        else:
+            _run(_sql()["set_mark"], [upto, self.site_id, self.kind, self.base])
+
+    def add(self, runs: Iterable[tuple[int, int]]) -> None:
+        FreeRange.objects.bulk_create(
+            FreeRange(site_id=self.site_id, kind=self.kind, first=lo, last=hi) for lo, hi in runs
+        )
+
+    def holes(self, spans: Sequence[tuple[int, int]], *, after: Hole | None) -> list[Hole]:
+        """The next HOLES_AT_ONCE holes that meet `spans`, lowest first, past `after`."""
+        sql = _sql()
+        params: list[int | str] = [self.site_id, self.kind, *(n for span in spans for n in span)]
+        past = ""
+        if after is not None:
+            past = sql["past"]
+            params += [after[1], after[1], after[0]]
+        meets = " OR ".join([sql["meets"]] * len(spans))
+        return _holes(_run(sql["holes"].format(meets=meets, past=past), params))
+
+    def cut(self, hole: Hole, n: int) -> None:
+        """Take `n` out of a hole."""
+        pk, lo, hi = hole
+        if lo == hi:
+            _run(_sql()["drop"], [pk])
+        elif n == lo:
+            _run(_sql()["raise_first"], [n + 1, pk])
+        else:
+            _run(_sql()["lower_last"], [n - 1, pk])
+            if n < hi:
+                self.add([(n + 1, hi)])
+
+    def taken(self, n: int) -> None:
+        """`n` is handed out: out of every hole that has it."""
+        for hole in _holes(_run(_sql()["having"], [self.site_id, self.kind, n, n])):
+            self.cut(hole, n)
 
 
 def _lowest_hole(
-    site_id: int,
-    kind: str,
+    ledger: Ledger,
     domain: Domain,
     used: UsedInRows,
     *,
     skip: Collection[int],
     below: int | None,
-) -> tuple[int, FreeRange] | None:
+) -> tuple[int, Hole] | None:
     """The lowest member of a hole under `below` that no row holds and that is not in
     `skip`, and its hole. A hole a row holds (it came without the allocation) is cut, and
     the search starts again."""
-    while True:
-        for hole in _holes(site_id, kind, domain, below):
-            hi = hole.last if below is None else min(hole.last, below - 1)
-            n = domain.first(hole.first, hi, skip=skip)
+    hi = domain.high if below is None else below - 1
+    spans = [(lo, min(s_hi, hi)) for lo, s_hi in domain.spans if lo <= hi]
+    if not spans:
+        return None
+    after: Hole | None = None
+    while page := ledger.holes(spans, after=after):
+        for hole in page:
+            n = domain.first(hole[1], min(hole[2], hi), skip=skip)
             if n is None:
                 continue
             if not used.has(n):
                 return n, hole
-            _cut(hole, n)
-            break
-        else:
-            return None
-
-
-def _cut(hole: FreeRange, n: int) -> None:
-    """Take `n` out of its free range."""
-    rows = FreeRange.objects.filter(pk=hole.pk)
-    if hole.first == hole.last:
-        rows.delete()
-    elif n == hole.first:
-        rows.update(first=n + 1)
-    elif n == hole.last:
-        rows.update(last=n - 1)
-    else:
-        rows.update(last=n - 1)
-        FreeRange.objects.create(site_id=hole.site_id, kind=hole.kind, first=n + 1, last=hole.last)
-
-
-def _taken(site_id: int, kind: str, n: int) -> None:
-    """`n` is handed out: out of every free range that has it."""
-    for hole in FreeRange.objects.filter(site_id=site_id, kind=kind, first__lte=n, last__gte=n):
-        _cut(hole, n)
+            ledger.cut(hole, n)
+            return _lowest_hole(ledger, domain, used, skip=skip, below=below)
+        after = page[-1]
+    return None
 
 
 def take_lowest(
@@ -285,27 +305,34 @@ def take_lowest(
     """The lowest member of `domain` that no row of `used` holds and that is not in `skip`
     (what the database does not know of), taken: the caller inserts the row that holds it
     in the same transaction, under the site's row lock. None: none is left."""
-    book = _open(site_id, kind, domain, used)
-    start = domain.low if book.top is None else book.top + 1
+    ledger = Ledger(site_id, kind, domain.low)
+    upto = ledger.mark()
+    if upto is None:  # the first take of this kind from this base
+        upto = domain.low - 1
+        ledger.set_mark(upto, new=True)
+    top = used.top(domain.low, domain.high)
+    if top is not None and top > upto:  # rows that came without the allocation
+        ledger.add(gaps(upto + 1, top, used.between(upto + 1, top)))
+        ledger.set_mark(top)
+        upto = top
+    start = domain.low if top is None else top + 1
     beyond = domain.first(start, domain.high, skip=skip)
-    if book.any_hole:
-        found = _lowest_hole(site_id, kind, domain, used, skip=skip, below=beyond)
-        if found is not None:
-            _cut(found[1], found[0])
-            return found[0]
+    found = _lowest_hole(ledger, domain, used, skip=skip, below=beyond)
+    if found is not None:
+        ledger.cut(found[1], found[0])
+        return found[0]
     if beyond is not None:
-        if beyond <= book.upto:  # released above the top: it may be in a hole
-            _taken(site_id, kind, beyond)
+        if beyond <= upto:  # released above the top: it may be in a hole
+            ledger.taken(beyond)
         else:
-            if beyond > max(start, book.upto + 1):  # passed over: holes under the new top
-                _add_gaps(site_id, kind, max(start, book.upto + 1), beyond - 1, ())
-            AllocationMark.objects.filter(site_id=site_id, kind=kind, base=domain.low).update(
-                upto=beyond
-            )
+            if beyond > max(start, upto + 1):  # passed over: holes under the new top
+                ledger.add([(max(start, upto + 1), beyond - 1)])
+            ledger.set_mark(beyond)
         return beyond
     last_resort = lowest_free(domain, used, skip=skip)
     if last_resort is not None:
         log.warning("site %s: %s %s was free but not among the holes", site_id, kind, last_resort)
+        ledger.taken(last_resort)
     return last_resort
 
 

@@ -94,14 +94,13 @@ def release_vmid(container: Container, vmid: int) -> None:
 _foreign_cache: dict[int, tuple[float, frozenset[int]]] = {}
 _foreign_refreshing: set[int] = set()
 _foreign_lock = threading.Lock()
-FOREIGN_CACHE_SECONDS = 5.0
 
 
 def proxmox_used_vmids(site: Site) -> frozenset[int]:
     """VMIDs of every guest on the site's cluster (one /cluster/resources call), the
     `skip` of next_vmid.
 
-    Kept per process. An answer younger than FOREIGN_CACHE_SECONDS is used as it is; an
+    Kept per process. An answer younger than PROXMOX_VMIDS_MAX_AGE is used as it is; an
     older one is used too while a thread of its own asks again, so a create waits for the
     listing (which grows with the cluster) only when there is none yet: the first in a
     process, or after forget_proxmox_vmids. A stale answer, like an empty one when
@@ -111,7 +110,8 @@ def proxmox_used_vmids(site: Site) -> frozenset[int]:
     now = time.monotonic()
     with _foreign_lock:
         hit = _foreign_cache.get(site.pk)
-        if hit and (now - hit[0] < FOREIGN_CACHE_SECONDS or site.pk in _foreign_refreshing):
+        fresh = hit and now - hit[0] < settings.PROXMOX_VMIDS_MAX_AGE
+        if hit and (fresh or site.pk in _foreign_refreshing):
             return hit[1]
     node = site.nodes.filter(state=NodeState.ACTIVE).order_by("slot").first()
     if node is None:

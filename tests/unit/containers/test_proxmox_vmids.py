@@ -38,14 +38,14 @@ def slow_cluster(monkeypatch: pytest.MonkeyPatch) -> SlowCluster:
 
 
 def test_an_old_answer_is_used_while_a_thread_asks_again(
-    slow_cluster: SlowCluster, monkeypatch: pytest.MonkeyPatch
+    slow_cluster: SlowCluster, settings: Any
 ) -> None:
     site = make_site(None)
     allocation.forget_proxmox_vmids(site)
     slow_cluster.vmids, slow_cluster.go = [100], threading.Event()
     slow_cluster.go.set()
     assert allocation.proxmox_used_vmids(site) == {100}  # none kept yet: it waits
-    monkeypatch.setattr(allocation, "FOREIGN_CACHE_SECONDS", 0.0)  # the answer is old now
+    settings.PROXMOX_VMIDS_MAX_AGE = 0.0  # the answer is old now
     slow_cluster.vmids, slow_cluster.go = [100, 101], threading.Event()
     started = time.monotonic()
     assert allocation.proxmox_used_vmids(site) == {100}  # the old one, at once

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from containers import allocation as container_allocation
 from containers import services
 from containers.models import Container, ContainerStatus
+from networking import publishing
 from networking.allocation import (
     Domain,
     IPv4Number,
@@ -157,6 +158,26 @@ def test_ports_are_the_lowest_free_ones_blocked_ones_skipped_and_exhaustion_is_c
         assert free_port(site.pk, "tcp", low, low + 5, held=held, blocked=[low + 1]) == low + 3
         with pytest.raises(ResourceExhausted, match=f"no free port left in {low}-{low + 1}"):
             free_port(site.pk, "tcp", low, low + 1, held=held, blocked=[low + 1])
+
+
+def test_released_ports_are_the_first_handed_out_again(
+    no_jobs: None, no_gateway_tasks: None
+) -> None:
+    site = make_site(None)
+    made = [_create(site, f"q{i}") for i in range(3)]
+    low = site.ssh_port_min
+    assert [c.ssh_port for c in made] == [low, low + 1, low + 2]
+    services.container_set_status(container=made[1], to=ContainerStatus.DELETED)
+    assert _create(site, "q3").ssh_port == low + 1  # the deleted container's SSH port
+    added = [
+        publishing.port_mapping_add(container=made[0], container_port=p, name=f"s{p}")
+        for p in (80, 81, 82)
+    ]
+    service = [m.external_port for m in added]
+    assert service == [site.service_port_min + i for i in range(3)]
+    publishing.port_mapping_delete(mapping=added[0])
+    again = publishing.port_mapping_add(container=made[2], container_port=90, name="t")
+    assert again.external_port == service[0]
 
 
 # -- the holes -----------------------------------------------------------------------------

@@ -11,9 +11,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
+from networking.allocation import IPv4Number
 from networking.models import Node, PortProtocol, Site
 from networking.validators import validate_hostname, validate_slug
 from portal.crypto import EncryptedTextField
@@ -207,6 +208,11 @@ class Container(models.Model):
                 fields=["expires_at"],
                 condition=Q(expires_at__isnull=False),
                 name="containers_expires_at_idx",
+            ),
+            # The live addresses as numbers, so that the lowest free one is found by
+            # counting in this index (networking.allocation), not by reading every row.
+            models.Index(
+                F("site"), IPv4Number("ip"), condition=LIVE, name="containers_live_ip_number_idx"
             ),
         ]
 

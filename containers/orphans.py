@@ -22,7 +22,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from auth.audit import audit_record
-from networking.allocation import choose_ip, mac_for
 from networking.models import Site
 from networking.services import container_network_allocate
 from networking.validators import validate_hostname
@@ -34,6 +33,7 @@ from portal.errors import (
     UpstreamUnavailable,
 )
 
+from .allocation import next_address
 from .models import (
     LIVE,
     POWER_STATES,
@@ -49,6 +49,7 @@ from .pool.services import pool_vmids
 from .proxmox import ProxmoxClient, ProxmoxNotFound
 from .services import job_create
 from .tags import container_id_of, is_managed, rootfs_gib
+from .validation import hostname_taken
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -110,15 +111,15 @@ def _template_for(site: Site, config: dict[str, Any]) -> Template:
     return template
 
 
-def _hostname_for(site: Site, config: dict[str, Any], vmid: int, held: set[str]) -> str:
+def _hostname_for(site: Site, config: dict[str, Any], vmid: int) -> str:
     name = str(config.get("hostname", "")).lower()
     try:
         validate_hostname(name)
     except ValidationError:
         name = ""
-    if not name or name in held:
+    if not name or hostname_taken(site, name):
         name = f"ct{vmid}"
-    if name in held:
+    if hostname_taken(site, name):
         raise InvalidState(
             f"no free name for CT {vmid}: {name} is taken", code=ErrorCode.HOSTNAME_TAKEN
         )
@@ -137,12 +138,9 @@ def orphan_adopt(*, finding: ReconcileFinding, actor: User) -> Job:
     status = str(ProxmoxClient.for_node(node).container_status(node.name, vmid).get("status"))
     with transaction.atomic():
         site = Site.objects.select_for_update().get(pk=node.site_id)
-        held = list(
-            Container.objects.filter(LIVE, site=site).order_by().values_list("hostname", "ip")
-        )
-        hostname = _hostname_for(site, config, vmid, {h for h, _ in held})
+        hostname = _hostname_for(site, config, vmid)
         template = _template_for(site, config)
-        ip = choose_ip(site.network, excluded=site.excluded_ranges(), used=[i for _, i in held])
+        ip, mac = next_address(site)
         container = Container.objects.create(
             site=site,
             node=node,
@@ -155,7 +153,7 @@ def orphan_adopt(*, finding: ReconcileFinding, actor: User) -> Job:
             swap_mib=int(config.get("swap") or 0),
             disk_gib=rootfs_gib(config.get("rootfs")) or template.default_disk_gib,
             ip=ip,
-            mac=mac_for(site.pk, ip),
+            mac=mac,
             description=f"adopted CT {vmid}",
             status=POWER_STATES.get(status, ContainerStatus.STOPPED),
         )

@@ -4,13 +4,18 @@ With two nodes that is the house rule: odd VMIDs on pve1 (slot 1), even on pve2
 (slot 0). N counts every node of the site, whatever its state, so taking a node
 into maintenance never moves the rule; VMIDs that map to a node that is not active
 are simply skipped.
+
+Which VMID is the lowest free one is asked of the database (containers.allocation,
+networking.allocation); this module says which VMIDs may be handed out, and where each
+lives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
+from networking.allocation import Domain
 from portal.errors import ErrorCode, ResourceExhausted
 
 
@@ -37,26 +42,20 @@ def check_slots(nodes: Sequence[PlacedNode]) -> None:
         )
 
 
-def choose_vmid(
-    nodes: Sequence[N], used: Iterable[int], *, vmid_min: int, vmid_max: int
-) -> tuple[int, N]:
-    """The smallest free VMID >= vmid_min that maps to an active node, and that node."""
+def vmid_domain(nodes: Sequence[PlacedNode], *, vmid_min: int, vmid_max: int) -> Domain:
+    """The VMIDs from vmid_min to vmid_max that map to an active node."""
     if not nodes:
         raise ResourceExhausted("the site has no nodes", code=ErrorCode.NO_NODES)
     check_slots(nodes)
-    by_slot = {n.slot: n for n in nodes}
-    if not any(n.is_active for n in nodes):
+    active = [n.slot for n in nodes if n.is_active]
+    if not active:
         raise ResourceExhausted(
             "no node of the site is active; try again later", code=ErrorCode.NO_ACTIVE_NODE
         )
-    taken = set(used)
-    count = len(nodes)
-    vmid = vmid_min
-    while vmid <= vmid_max:
-        node = by_slot[slot_for(vmid, count)]
-        if node.is_active and vmid not in taken:
-            return vmid, node
-        vmid += 1
-    raise ResourceExhausted(
-        f"no free VMID left between {vmid_min} and {vmid_max}", code=ErrorCode.VMID_EXHAUSTED
-    )
+    return Domain.of(vmid_min, vmid_max, modulus=len(nodes), remainders=active)
+
+
+def node_for(vmid: int, nodes: Sequence[N]) -> N:
+    """The node a VMID lives on: the one whose slot is vmid mod N."""
+    slot = slot_for(vmid, len(nodes))
+    return next(n for n in nodes if n.slot == slot)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +13,7 @@ from django.utils import timezone
 
 from auth.audit import audit_record
 from auth.selectors import require_container_permission
-from networking.allocation import choose_ip, mac_for
-from networking.models import NodeState, RouteAccess, Site
+from networking.models import RouteAccess, Site
 from networking.services import container_network_allocate, container_network_release
 from portal.errors import (
     Conflict,
@@ -24,15 +21,14 @@ from portal.errors import (
     FieldErrors,
     InvalidState,
     PermissionDenied,
-    UpstreamError,
     ValidationFailed,
 )
 
-from . import quotas
+from . import allocation, quotas
+from .allocation import forget_proxmox_vmids, proxmox_used_vmids
 from .models import (
     ACTIVE_JOB_STATUSES,
     CONTAINER_TRANSITIONS,
-    LIVE,
     Container,
     ContainerStatus,
     Deployment,
@@ -42,7 +38,6 @@ from .models import (
     JobStatus,
     Template,
 )
-from .placement import choose_vmid
 from .pool import claim as pool_claim
 from .pool.services import pool_vmids
 from .resources import Resources
@@ -54,43 +49,6 @@ if TYPE_CHECKING:
     from .pool.models import PoolMember
 
 log = logging.getLogger(__name__)
-
-
-# -- what Proxmox already uses -------------------------------------------------------
-_foreign_cache: dict[int, tuple[float, frozenset[int]]] = {}
-_foreign_lock = threading.Lock()
-FOREIGN_CACHE_SECONDS = 5.0
-
-
-def proxmox_used_vmids(site: Site) -> frozenset[int]:
-    """VMIDs of every guest on the site's cluster (one /cluster/resources call, cached briefly).
-
-    If Proxmox cannot be reached the answer is empty: the worker still treats
-    "already exists" as a reason to take the next VMID, so nothing is ever taken twice.
-    """
-    from .proxmox import ProxmoxClient
-
-    now = time.monotonic()
-    with _foreign_lock:
-        hit = _foreign_cache.get(site.pk)
-        if hit and now - hit[0] < FOREIGN_CACHE_SECONDS:
-            return hit[1]
-    node = site.nodes.filter(state=NodeState.ACTIVE).order_by("slot").first()
-    if node is None:
-        return frozenset()
-    try:
-        vmids = frozenset(int(g["vmid"]) for g in ProxmoxClient.for_node(node).guests())
-    except UpstreamError as exc:
-        log.warning("cannot list the cluster's guests for site %s: %s", site.slug, exc)
-        return frozenset()
-    with _foreign_lock:
-        _foreign_cache[site.pk] = (now, vmids)
-    return vmids
-
-
-def forget_proxmox_vmids(site: Site) -> None:
-    with _foreign_lock:
-        _foreign_cache.pop(site.pk, None)
 
 
 # -- status ----------------------------------------------------------------------------
@@ -110,8 +68,10 @@ def container_set_status(*, container: Container, to: str, message: str = "") ->
             status=to, status_message=message[:500], updated_at=now, **extra
         )
         if updated and to == ContainerStatus.DELETED:
-            # Its routes and ports go with it (and the gateway is asked to drop them).
+            # Its routes and ports go with it (and the gateway is asked to drop them), and
+            # its VMID and address are the first to hand out again.
             container_network_release(container=container)
+            allocation.release_container(container)
             _deployments_lose(container)
     if updated:
         container.status = to
@@ -315,23 +275,11 @@ def _allocate(
     """
     site = Site.objects.select_for_update().get(pk=site.pk)
     hostname, res = checked.hostname, checked.resources
-    # One read of what the site's live containers hold (unordered: no joins).
-    held = list(
-        Container.objects.filter(LIVE, site=site).order_by().values_list("hostname", "vmid", "ip")
-    )
-    if any(name == hostname for name, _, _ in held):
-        raise Conflict(
-            f"hostname '{hostname}' is already taken on {site.name}",
-            code=ErrorCode.HOSTNAME_TAKEN,
-            field="hostname",
-        )
+    # Each by an indexed query (containers.allocation), not by reading the site's containers.
+    allocation.require_free_hostname(site, hostname)
     quotas.check(owner, new=res)
-    nodes = list(site.nodes.order_by("slot"))
-    used_vmids = {vmid for _, vmid, _ in held} | foreign
-    vmid, node = pool_claim.placement(member) or choose_vmid(
-        nodes, used_vmids, vmid_min=settings.VMID_MIN, vmid_max=settings.VMID_MAX
-    )
-    ip = choose_ip(site.network, excluded=site.excluded_ranges(), used=[ip for _, _, ip in held])
+    vmid, node = pool_claim.placement(member) or allocation.next_vmid(site, skip=foreign)
+    ip, mac = allocation.next_address(site)
     container = Container(
         site=site,
         node=node,
@@ -344,7 +292,7 @@ def _allocate(
         swap_mib=res.swap_mib,
         disk_gib=res.disk_gib,
         ip=ip,
-        mac=mac_for(site.pk, ip),
+        mac=mac,
         ssh_public_keys=checked.ssh_public_keys,
         description=description,
         expires_at=expires_at,
@@ -415,20 +363,13 @@ def container_reassign_vmid(*, container: Container, taken: int) -> Container:
     foreign = set(proxmox_used_vmids(container.site)) | {taken}
     with transaction.atomic():
         site = Site.objects.select_for_update().get(pk=container.site_id)
-        used = set(
-            Container.objects.filter(LIVE, site=site)
-            .exclude(pk=container.pk)
-            .values_list("vmid", flat=True)
-        ) | pool_vmids(site)
-        vmid, node = choose_vmid(
-            list(site.nodes.order_by("slot")),
-            used | foreign | {container.vmid},
-            vmid_min=settings.VMID_MIN,
-            vmid_max=settings.VMID_MAX,
-        )
+        # Its own VMID counts as used (it is live), so it is not chosen again; the pool's
+        # members' are skipped with the cluster's.
+        vmid, node = allocation.next_vmid(site, skip=foreign | pool_vmids(site))
         Container.objects.filter(pk=container.pk).update(
             vmid=vmid, node=node, updated_at=timezone.now()
         )
+        allocation.release_vmid(container, container.vmid)
     container.vmid, container.node = vmid, node
     return container
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from portal.crypto import EncryptedTextField
 
@@ -145,6 +145,77 @@ class Site(models.Model):
         (a_lo, a_hi), (b_lo, b_hi) = ranges.values()
         if a_lo <= b_hi and b_lo <= a_hi:
             raise ValidationError({"service_port_min": "the SSH and service port ranges overlap"})
+
+
+# -- numbers handed out: VMIDs, addresses, gateway ports -------------------------------------------
+class NumberKind(models.TextChoices):
+    """What a free number is (ports: by protocol, as PortProtocol)."""
+
+    VMID = "vmid", "VMID"
+    IP = "ip", "IPv4 address"
+    TCP = "tcp", "TCP port"
+    UDP = "udp", "UDP port"
+
+
+class FreeRange(models.Model):
+    """Numbers first..last of a kind that no live row holds while a higher one is held:
+    holes, the first to hand out again (networking.allocation). Written by the allocation
+    and by what releases a number, in the transaction that does it; never shown."""
+
+    # No foreign key in the database: a release inserts here outside the site's row lock,
+    # and the key-share lock a foreign key takes on the site row would wait for an
+    # allocation that holds the site and waits for the released container (a deadlock).
+    site = models.ForeignKey(
+        Site,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,  # networking_freerange_first_idx leads with it
+        related_name="free_ranges",
+    )
+    kind = models.CharField(max_length=8, choices=NumberKind.choices)
+    first = models.BigIntegerField()
+    last = models.BigIntegerField()
+
+    class Meta:
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=Q(first__lte=F("last")), name="networking_freerange_first_le_last"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=NumberKind.values), name="networking_freerange_kind_valid"
+            ),
+        ]
+        indexes: ClassVar = [
+            models.Index(
+                fields=["site", "kind", "first", "id"], name="networking_freerange_first_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.first}-{self.last} free on site {self.site_id}"
+
+
+class AllocationMark(models.Model):
+    """How far the allocation of a kind from `base` up has accounted for: every free
+    number from `base` to `upto` is in a FreeRange."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="allocation_marks")
+    kind = models.CharField(max_length=8, choices=NumberKind.choices)
+    base = models.BigIntegerField()
+    upto = models.BigIntegerField()
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["site", "kind", "base"], name="networking_allocationmark_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=NumberKind.values), name="networking_allocationmark_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} from {self.base} accounted up to {self.upto} on site {self.site_id}"
 
 
 class NodeState(models.TextChoices):

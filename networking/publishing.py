@@ -22,6 +22,7 @@ from containers.models import Container, ContainerStatus
 from containers.quotas import check_publish
 from portal.errors import Conflict, ErrorCode, InvalidState, ValidationFailed
 
+from .allocation import release_ports
 from .models import PortMapping, PortProtocol, Route, RouteAccess, RouteProtocol
 from .services import (
     choose_external_port,
@@ -228,6 +229,7 @@ def port_mapping_delete(*, mapping: PortMapping, actor: User | None = None) -> N
             actor, "port.delete", mapping, f"unpublish {mapping.protocol}/{mapping.external_port}"
         )
         mapping.delete()
+        release_ports(mapping.site_id, [(mapping.protocol, mapping.external_port)])
         request_apply(
             mapping.site_id, reason=f"unpublish {mapping.protocol}/{mapping.external_port}"
         )

@@ -34,7 +34,7 @@ from portal.errors import (
 )
 from portal.gateway_defaults import listen_port
 
-from .allocation import choose_port
+from .allocation import free_port, release_ports
 from .models import (
     ConfigRevision,
     GatewayState,
@@ -98,15 +98,9 @@ def choose_external_port(site: Site, protocol: str, *, ssh: bool) -> int:
         if ssh
         else (site.service_port_min, site.service_port_max)
     )
-    used = (
-        PortMapping.objects.filter(
-            site=site, protocol=protocol, external_port__gte=low, external_port__lte=high
-        )
-        .order_by()
-        .values_list("external_port", flat=True)
-    )
+    held = PortMapping.objects.filter(site=site, protocol=protocol)
     try:
-        return choose_port(low, high, used=used, blocked=gateway_own_ports())
+        return free_port(site.pk, protocol, low, high, held=held, blocked=gateway_own_ports())
     except ResourceExhausted as exc:
         kind = "SSH" if ssh else "service"
         raise ResourceExhausted(
@@ -211,7 +205,9 @@ def container_network_release(*, container: Container) -> tuple[int, int]:
     """Drop a deleted container's routes and port mappings: names and ports are free again."""
     with transaction.atomic():
         routes, _ = Route.objects.filter(container=container).delete()
-        mappings, _ = PortMapping.objects.filter(container=container).delete()
+        held = PortMapping.objects.filter(container=container)
+        release_ports(container.site_id, held.values_list("protocol", "external_port"))
+        mappings, _ = held.delete()
         request_apply(container.site_id, reason=f"release {container.hostname}")
     return routes, mappings
 

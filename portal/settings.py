@@ -273,6 +273,8 @@ NODE_DOWN_WAIT_MAX = env.float("NODE_DOWN_WAIT_MAX", default=3600.0)
 # --- Proxmox ----------------------------------------------------------------------
 VMID_MIN = env.int("VMID_MIN", default=100)
 VMID_MAX = env.int("VMID_MAX", default=999_999)
+# How old the cluster's VMID listing a create skips may be before a thread asks again.
+PROXMOX_VMIDS_MAX_AGE = env.float("PROXMOX_VMIDS_MAX_AGE", default=30.0)
 PROXMOX_TIMEOUT = env.float("PROXMOX_TIMEOUT", default=15.0)
 PROXMOX_TASK_POLL_INTERVAL = env.float("PROXMOX_TASK_POLL_INTERVAL", default=0.2)
 # After this many seconds a task is a long one (a big template, a slow disk): poll it less.

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from containers import jobs, reconcile, services
+from containers import allocation, jobs, reconcile, services
 from containers.models import Container, Job
 from containers.tasks import reconcile_jobs
 from tests.conftest import wait_job
@@ -141,7 +141,7 @@ def test_already_exists_on_proxmox_takes_the_next_vmid(cluster, sim, worker) -> 
     nxt = next(v for v in range(100, 10000) if v not in used)
     sim.admin.create_foreign_guest("pve1" if nxt % 2 else "pve2", nxt, name="squatter")
     # The portal's view of Proxmox is a few seconds old: it does not know the squatter yet.
-    services._foreign_cache[cluster.pk] = (time.monotonic(), frozenset(used))
+    allocation._foreign_cache[cluster.pk] = (time.monotonic(), frozenset(used))
     job = services.container_create(
         owner=UserFactory(), hostname="late", template=cluster.templates.get()
     )

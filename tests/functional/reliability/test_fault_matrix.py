@@ -12,7 +12,7 @@ from typing import Any
 import certifi
 import pytest
 
-from containers import services
+from containers import allocation, services
 from containers.health import probe_nodes
 from containers.models import Container, ContainerStatus, Job, JobStatus
 from containers.tasks import reconcile_jobs
@@ -61,7 +61,7 @@ class Case:
     def quiet_test_process(self) -> None:
         """The create service looks up foreign VMIDs itself: give it a fresh answer, so a
         fault aimed at the worker does not slow the test process."""
-        services._foreign_cache[self.site.pk] = (time.monotonic(), guest_vmids(self.sim))
+        allocation._foreign_cache[self.site.pk] = (time.monotonic(), guest_vmids(self.sim))
 
     def step(self, job: Job, name: str) -> dict[str, Any]:
         job.refresh_from_db(fields=["steps", "status"])

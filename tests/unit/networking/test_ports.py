@@ -10,20 +10,12 @@ from django.db import connections
 from containers import services as containers
 from containers.models import ContainerStatus
 from networking import publishing
-from networking.allocation import choose_port
 from networking.models import PortMapping, Route
 from portal.errors import Conflict, ResourceExhausted, ValidationFailed
 from tests.factories import UserFactory, make_site
 from tests.fixtures.networking import create
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def test_choose_port_takes_the_lowest_free_one_and_says_when_none_is_left() -> None:
-    assert choose_port(2000, 2005, used=[2000, 2001, 2003]) == 2002
-    assert choose_port(2000, 2005, used=[2000], blocked=[2001]) == 2002
-    with pytest.raises(ResourceExhausted, match="no free port left in 2000-2001"):
-        choose_port(2000, 2001, used=[2000, 2001])
 
 
 def test_200_concurrent_allocations_never_collide(no_jobs: None, no_gateway_tasks: None) -> None:

@@ -14,8 +14,8 @@ reason; both ways give the same files.
 
 The entries' lines (`routes.map`, the stream map and listens, `hosts`, `dhcp-hosts`) are
 built here as `Lines`, from values `conf_values` admitted joined by fixed punctuation; the
-templates place them where their loops used to be. At 10,000 containers this takes a few
-milliseconds where a Jinja2 loop calling `conf_value` on each of 140,000 values took 40.
+templates place them where their loops used to be. At 10,000 containers this takes about
+15 ms of CPU where the Jinja2 loops calling `conf_value` on each of 140,000 values took 40.
 """
 
 from __future__ import annotations

@@ -283,19 +283,20 @@ def _lowest_hole(
     the search starts again."""
     hi = domain.high if below is None else below - 1
     spans = [(lo, min(s_hi, hi)) for lo, s_hi in domain.spans if lo <= hi]
-    if not spans:
-        return None
-    after: Hole | None = None
-    while page := ledger.holes(spans, after=after):
-        for hole in page:
-            n = domain.first(hole[1], min(hole[2], hi), skip=skip)
-            if n is None:
-                continue
-            if not used.has(n):
-                return n, hole
-            ledger.cut(hole, n)
-            return _lowest_hole(ledger, domain, used, skip=skip, below=below)
-        after = page[-1]
+    stale = True
+    while spans and stale:
+        stale, after = False, None
+        while not stale and (page := ledger.holes(spans, after=after)):
+            for hole in page:
+                n = domain.first(hole[1], min(hole[2], hi), skip=skip)
+                if n is None:
+                    continue
+                if not used.has(n):
+                    return n, hole
+                ledger.cut(hole, n)
+                stale = True
+                break
+            after = page[-1]
     return None
 
 

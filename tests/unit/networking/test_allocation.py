@@ -225,6 +225,17 @@ def test_a_hole_a_row_took_without_the_allocation_is_passed_by() -> None:
     assert not FreeRange.objects.filter(site=site, first__lte=101, last__gte=101).exists()
 
 
+def test_stale_holes_one_after_another_are_all_cut() -> None:
+    site = make_site(None)
+    made = make_containers(site, 5, first_vmid=100)
+    domain = Domain.of(100, 999)
+    assert _take(site, domain) == 105
+    Container.objects.filter(pk=made[2].pk).update(status=ContainerStatus.DELETED)
+    release(site.pk, NumberKind.VMID, [100, 101, 102])  # 100 and 101 are still held
+    assert _take(site, domain) == 102
+    assert list(FreeRange.objects.filter(site=site).values_list("first", "last")) == []
+
+
 def test_numbers_skipped_for_proxmox_are_holes_handed_out_once_proxmox_lets_them_go() -> None:
     site = make_site(None)
     make_containers(site, 3, first_vmid=100)

@@ -27,49 +27,32 @@ from __future__ import annotations
 import io
 import json
 import os
-import random
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench._env import run_dir, setup_django
+from bench._env import run_dir
+from bench._stack import DOMAIN, Stack, start_stack
 from tests.fixtures.launchpad import ExampleRepo
 
 TASK_SECONDS = float(os.environ.get("BENCH_TASK_SECONDS", "1.0"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 INSTALL_SLEEP = float(os.environ.get("BENCH_INSTALL_SLEEP", "2"))
-DOMAIN = "apps.bench.test"
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "launchpad" / "example"
-GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
 INSTALL = f"sleep {INSTALL_SLEEP:g} && python3 app.py install"
 APP = {
     "install": INSTALL,
     "start": "python3 app.py",
     "port": 8000,
 }
-# The CTs' /24: 127.15.T.0/24 with T in 3-19, which neither the demo (0-2, 255) nor the
-# tests (20-99 LaunchPad, 100-250 pvesim) use.
-THIRDS = range(3, 20)
 POLL = 0.05  # seconds between the client's looks at the URL (and at a job)
-
-
-@dataclass
-class Stack:
-    url: str  # gunicorn
-    token: str
-    sim: Any
-    gateway: Any
-    site: Any
 
 
 @dataclass
@@ -334,129 +317,6 @@ def report(rounds: list[Round], install: float) -> None:
 
 
 # -- the stack -------------------------------------------------------------------------------
-def _free_third() -> int:
-    """A 127.15.T.0/24 where no sshd listens (the demo or another run might)."""
-
-    def open_(ip: str) -> bool:
-        with socket.socket() as s:
-            s.settimeout(0.3)
-            return s.connect_ex((ip, 22)) == 0
-
-    for third in random.sample(list(THIRDS), len(THIRDS)):
-        if not any(open_(f"127.15.{third}.{h}") for h in (10, 11, 200)):
-            return third
-    raise RuntimeError("no free 127.15.T.0/24 for the bench's containers")
-
-
-def _site(sim: Any, secret: str, third: int, gateway: Any) -> Any:
-    from containers.models import Template
-    from networking.models import Node, Site
-
-    site = Site.objects.create(
-        name="Bench",
-        slug="bench",
-        domain=DOMAIN,
-        internal_domain="cluster.bench.test",
-        subnet="127.15.0.0/16",
-        gateway_ip="127.15.0.1",
-        reserved_ranges=f"127.15.0.0-127.15.{third}.9",
-        dhcp_range_start=f"127.15.{third}.200",
-        dhcp_range_end=f"127.15.{third}.250",
-        public_port=gateway.ports["https"],
-    )
-    for name, slot in (("pve2", 0), ("pve1", 1)):
-        Node.objects.create(
-            site=site,
-            name=name,
-            slot=slot,
-            api_url=sim.url,
-            token_id="portal@pve!portal",
-            token_secret=secret,
-            ca_bundle=str(sim.ca_path),
-        )
-    Template.objects.create(
-        site=site,
-        name="debian-12",
-        display_name="Debian 12",
-        volid="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-        os_type="debian",
-        default_memory_mib=256,
-        default_disk_gib=2,
-    )
-    return site
-
-
-def _gunicorn(rd: Path, env: dict[str, str]) -> tuple[Any, str]:
-    from portal.procs import Managed, free_port, port_open, wait_until
-
-    port = free_port()
-    web = Managed(
-        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "portal.wsgi"],
-        log_path=rd / "gunicorn.log",
-        env={
-            **os.environ,
-            **env,
-            "CACHE_URL": env["CELERY_BROKER_URL"].rsplit("/", 1)[0] + "/1",
-            "WEB_BIND": f"127.0.0.1:{port}",
-            "WEB_CONCURRENCY": "2",
-            "WEB_THREADS": "4",
-            "WEB_GRACEFUL_TIMEOUT": "2",
-            "WEB_ACCESS_LOG": "",
-        },
-    ).start()
-    wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what="gunicorn")
-    return web, f"http://127.0.0.1:{port}"
-
-
-def _start(rd: Path, guests: Path, stack: ExitStack) -> Stack:
-    from portal.procs import CeleryWorker, RedisServer
-    from pvesim.testing import SimulatorProcess
-
-    redis = RedisServer(rd / "redis").start()
-    stack.callback(redis.stop)
-    env = setup_django(
-        rd,
-        CELERY_BROKER_URL=redis.url,
-        ALLOWED_HOSTS="127.0.0.1",
-        DEPLOY_KEY_DIR=str(rd / "deploy-key"),
-        DEPLOY_SOURCE_DIR=str(rd / "deploy-sources"),
-        GATEWAY_JOB_WAIT="true",
-    )
-    from networking.gateway import LocalGateway  # needs Django set up
-
-    rnd = random.Random()
-    gateway = LocalGateway(
-        rd / "gateway",
-        domains=[DOMAIN],
-        stream_bind=f"127.{rnd.randint(100, 250)}.{rnd.randint(1, 250)}.1",
-    )
-    env = {**env, **gateway.env}
-    stack.callback(gateway.stop)
-    gateway.start()
-    third, secret = _free_third(), str(uuid.uuid4())
-    sim = SimulatorProcess(
-        rd / "pvesim",
-        nodes=("pve1", "pve2"),
-        tokens={"portal@pve!portal": secret},
-        task_seconds=TASK_SECONDS,
-        dhcp_hosts=gateway.paths().root / "dnsmasq" / "dhcp-hosts",
-        guest_emulation=True,
-        bridges=[f"vmbr0=127.15.{third}.200-127.15.{third}.250/16,127.15.0.1"],
-        guest_dir=guests,
-    )
-    stack.callback(sim.stop)
-    sim.start()
-    site = _site(sim, secret, third, gateway)
-    worker = CeleryWorker(
-        log_path=rd / "worker.log", env=env, queues="proxmox,gateway.bench", concurrency=4
-    )
-    stack.callback(worker.stop)
-    worker.start()
-    web, url = _gunicorn(rd, env)
-    stack.callback(web.stop)
-    return Stack(url=url, token=_token(), sim=sim, gateway=gateway, site=site)
-
-
 def _warm_up(stack: Stack) -> None:
     """A running portal's web processes are warm: a few API requests load what a push's
     first request would (both gunicorn workers)."""
@@ -468,16 +328,6 @@ def _warm_up(stack: Stack) -> None:
             headers={"Authorization": f"Bearer {stack.token}"},
             timeout=30,
         ).raise_for_status()
-
-
-def _token() -> str:
-    from django.contrib.auth.models import User
-
-    from auth.tokens import token_create
-
-    owner = User.objects.create(username="acme")
-    _, token = token_create(user=owner, name="bench", scope="write", expires_in_days=7)
-    return str(token)
 
 
 def main() -> None:
@@ -497,7 +347,7 @@ def main() -> None:
         cleanup.callback(shutil.rmtree, rd, ignore_errors=True)
         cleanup.callback(shutil.rmtree, guests, ignore_errors=True)
         began = time.monotonic()
-        stack = _start(rd, guests, cleanup)
+        stack = start_stack(rd, guests, cleanup, task_seconds=TASK_SECONDS)
         install = install_seconds()
         repo = ExampleRepo(rd / "shop")
         _warm_up(stack)

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import selectors
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -32,6 +33,7 @@ from .deploy_key import deploy_key_path
 
 LINE_MAX = 2000  # a longer output line is cut in the log
 CHUNK = 64 * 1024
+PORT_POLL = 0.05  # seconds between looks at a booting container's SSH port
 TICK = 1.0  # seconds between on_tick calls while a command is quiet
 # A shared connection's master stays this long after its last session (a quiet spell,
 # such as a long health check, only costs a new handshake).
@@ -136,20 +138,34 @@ class Remote:
     ) -> None:
         """Until the container answers over SSH (its sshd starts after it boots).
 
-        Asks again after 0.1 s, doubling up to `poll`: a container that was just started
-        usually answers within a second, and a fixed pause made every first deploy wait."""
+        While nothing listens on its port, asks again every PORT_POLL seconds: a TCP
+        connect costs next to nothing, and a container just started answers within a
+        second, so coarser steps were most of the wait. Once the port is open, logs in;
+        a login that fails is tried again after 0.1 s, doubling up to `poll`."""
         deadline = time.monotonic() + timeout
         pause = min(0.1, poll)
         while True:
-            if self._answers(on_tick) == 0:
+            if not self._port_open():
+                delay = PORT_POLL
+            elif self._answers(on_tick) == 0:
                 return
+            else:
+                delay, pause = pause, min(pause * 2, poll)
             on_tick()
             if time.monotonic() > deadline:
                 raise UpstreamUnavailable(
                     f"{self.address} did not answer over SSH within {timeout:.0f} s"
                 )
-            time.sleep(pause)
-            pause = min(pause * 2, poll)
+            time.sleep(delay)
+
+    def _port_open(self) -> bool:
+        try:
+            with socket.create_connection(
+                (self.address, self.port), timeout=min(self.connect_timeout, 1.0)
+            ):
+                return True
+        except OSError:
+            return False
 
     def _answers(self, on_tick: Callable[[], None]) -> int:
         if self.control_path is None:

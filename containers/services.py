@@ -26,6 +26,7 @@ from portal.errors import (
 
 from . import allocation, quotas
 from .allocation import forget_proxmox_vmids, proxmox_used_vmids
+from .deploy_sources import source_discard
 from .models import (
     ACTIVE_JOB_STATUSES,
     CONTAINER_TRANSITIONS,
@@ -145,18 +146,23 @@ def job_create(
 
 
 def job_cancel(*, job: Job, actor: User | None) -> bool:
-    """Cancel a job that has not started; a create that never ran releases its container."""
+    """Cancel a job that has not started; a create (or a deployment's first push) that never
+    ran releases its container, and a push's uploaded source goes."""
     with transaction.atomic():
         updated = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, attempts=0).update(
             status=JobStatus.CANCELLED,
             finished_at=timezone.now(),
             error="cancelled before it started",
         )
-        if updated and job.kind == JobKind.CREATE and job.container:
+        # A create, or a deployment's first push (its deploy job makes the container).
+        creates = job.kind == JobKind.CREATE or bool((job.params or {}).get("create"))
+        if updated and creates and job.container:
             pool_claim.claim_cancelled(job)
             container_set_status(
                 container=job.container, to=ContainerStatus.DELETED, message="creation cancelled"
             )
+    if updated and job.kind == JobKind.DEPLOY:
+        source_discard((job.params or {}).get("source", ""))
     return bool(updated)
 
 
@@ -210,7 +216,7 @@ def container_create(
     try:
         with transaction.atomic():
             member = pool_claim.member_take(
-                site=site, template=template, disk_gib=checked.resources.disk_gib, deploy=deploy
+                site=site, template=template, disk_gib=checked.resources.disk_gib
             )
             container, generation = _allocate(
                 site,

@@ -6,7 +6,8 @@ with the reserved MAC and `ip=dhcp`, its cores, memory, swap, tags and `onboot`;
 grows if more was asked; it starts; it is inspected; the owner's SSH keys replace the
 portal's deploy key over SSH (the member was made with that key only); then access,
 realm, ACL, gateway and Wazuh as for any create. `CreateJob` hands a claim's plan, run
-and undo to this module.
+and undo to this module, and so does a deployment's first push (`DeployJob`, whose deploy
+steps follow; its container keeps the deploy key, as a normal first push's does).
 
 A claim that fails never leaves a container with the user's name half-made: an
 untouched member (still named, tagged and stopped as the refill made it) goes back to
@@ -21,6 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from containers import services
+from containers.deploy_key import deploy_public_key
 from containers.models import Container, ContainerStatus, LogLevel, StepState
 from containers.pool import claim as pool_claim
 from containers.pool.models import POOL_TAG
@@ -119,8 +121,10 @@ def _grow(ctx: JobContext, st: dict[str, Any]) -> str | None:
 
 
 def _install_keys(ctx: JobContext, st: dict[str, Any]) -> None:
-    """Replace the deploy key the member was made with by the owner's keys (and keep the
-    deploy key only while the Wazuh step still needs it: that step takes it out)."""
+    """Root's keys become those a normal create gives the CT (`wazuh.create_keys`): the
+    owner's, so the deploy key the member was made with goes, unless it is still needed:
+    a deployment's container keeps it (its own keys hold it, and every push logs in with
+    it), and the Wazuh step takes it out afterwards when only that step needed it."""
     c = ctx.container
     generation = ctx.job.params.get("gateway_generation")
     if generation and settings.GATEWAY_JOB_WAIT:
@@ -140,7 +144,11 @@ def _install_keys(ctx: JobContext, st: dict[str, Any]) -> None:
     if code != 0:
         raise UpstreamError(f"installing the owner's SSH keys in {c.hostname} failed (exit {code})")
     count = len([k for k in keys.splitlines() if k.strip()])
-    ctx.log(f"{count} key(s) installed for root; the pool's deploy key was replaced")
+    kept = deploy_public_key().split()[1] in keys
+    ctx.log(
+        f"{count} key(s) installed for root; the portal's deploy key "
+        + ("stays among them" if kept else "was replaced")
+    )
 
 
 # -- undo --------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 container, over SSH with the portal's deploy key, streamed line by line into the job log.
 
 A deployment's first push makes its container in the same job: the create's steps come
-first (`plan`), and a failure among them is undone as a failed create is. After that, a
+first (`plan`), or the claim's when the push took a warm pool member (docs/pool.md), and
+a failure among them is undone as a failed create (or claim) is. After that, a
 push updates in place: the commit is unpacked, installed and built in a release of its
 own while the previous one keeps serving; only then is /srv/app switched and the app
 restarted. A failed health check switches back. The env's values are in no command line
@@ -81,17 +82,26 @@ class DeployJob(JobKindBase):
     def undo(self, ctx: JobContext) -> str:
         p = ctx.job.params
         source_discard(p.get("source", ""))
-        creating = p.get("create") and any(
-            s["state"] not in (StepState.DONE, StepState.SKIPPED)
-            for s in ctx.job.steps
-            if s["name"] in dict(CreateJob.steps)
-        )
-        if creating:
-            return CreateJob().undo(ctx)
+        if _creating(ctx):
+            return CreateJob().undo(ctx)  # a claim's undo when it took a pool member
         return _undo_release(ctx)
 
     def failed(self, job: Job, message: str) -> None:
         deployments.deployment_failed(deployment_id=job.params["deployment"], message=message)
+
+
+def _creating(ctx: JobContext) -> bool:
+    """A first push failed before its container was made: a step of the create's part is
+    unfinished. Its steps are the job's own that are not the deploy's: a create's, or a
+    claim's (configure, disk, ssh_keys, ...) when it took a pool member, Wazuh's included."""
+    if not ctx.job.params.get("create"):
+        return False
+    deploy = dict(DEPLOY_STEPS)
+    return any(
+        s["state"] not in (StepState.DONE, StepState.SKIPPED)
+        for s in ctx.job.steps
+        if s["name"] not in deploy
+    )
 
 
 class _Deploy:

@@ -38,13 +38,12 @@ CANDIDATES = 20  # ready members tried before a create falls back to making its 
 
 
 # -- in the create's transaction -----------------------------------------------------------------
-def member_take(
-    *, site: Site, template: Template, disk_gib: int, deploy: dict[str, Any] | None = None
-) -> PoolMember | None:
+def member_take(*, site: Site, template: Template, disk_gib: int) -> PoolMember | None:
     """Claim a ready member that fits the create, or None (the create makes its own CT).
 
-    A deploy's first push makes its container as it always did (its keys and steps differ)."""
-    if deploy is not None or not template.enabled:
+    A LaunchPad deployment's first push takes one as a plain create does: its job runs the
+    claim's steps, then the deploy's (containers/jobs/deploy.py)."""
+    if not template.enabled:
         return None
     count = site.nodes.count()
     candidates = (
@@ -115,6 +114,7 @@ def member_drop(*, member_id: int) -> None:
 
 
 def claim_cancelled(job: Job) -> None:
-    """A claimed create cancelled before it ran touched nothing: the member goes back."""
+    """A claimed create (or first push) cancelled before it ran touched nothing: the member
+    goes back."""
     if is_claim(job.params):
         member_return(member_id=int(job.params[MEMBER_PARAM]))

@@ -151,11 +151,17 @@ def start_stack(
     stack.callback(sim.stop)
     sim.start()
     site = make_site(sim, secret, third, gateway)
-    worker = CeleryWorker(
-        log_path=rd / "worker.log", env=env, queues="proxmox,gateway.bench", concurrency=concurrency
-    )
-    stack.callback(worker.stop)
-    worker.start()
+    # As deployed: the jobs' workers, and the gateway's own (its applies never wait for a
+    # free job thread; a job may wait for an apply).
+    for name, queues, threads in (
+        ("worker", "proxmox", concurrency),
+        ("gateway", "gateway.bench", 1),
+    ):
+        worker = CeleryWorker(
+            log_path=rd / f"{name}.log", env=env, queues=queues, concurrency=threads, name=name
+        )
+        stack.callback(worker.stop)
+        worker.start()
     web, url = gunicorn(rd, env)
     stack.callback(web.stop)
     return Stack(url=url, token=api_token(), sim=sim, gateway=gateway, site=site, env=env)

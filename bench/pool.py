@@ -262,10 +262,12 @@ def main() -> None:
     guests = Path(tempfile.mkdtemp(prefix="bench-pool-guests-"))
     guests.chmod(0o711)
     with ExitStack() as cleanup:
-        pass  # cleanup.callback(shutil.rmtree, rd, ignore_errors=True)
+        cleanup.callback(shutil.rmtree, rd, ignore_errors=True)
         cleanup.callback(shutil.rmtree, guests, ignore_errors=True)
         began = time.monotonic()
-        stack = start_stack(rd, guests, cleanup, task_seconds=1.0, concurrency=2 * WAVE)
+        stack = start_stack(
+            rd, guests, cleanup, task_seconds=1.0, concurrency=2 * WAVE
+        )  # deletes too
         print(f"stack started in {time.monotonic() - began:.1f} s")
         run(stack, rd)
 

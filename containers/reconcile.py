@@ -4,7 +4,8 @@ It reads what Proxmox holds and records it. A container whose create failed with
 learning whether Proxmox made the CT (marked `error`, still holding its allocations) is
 settled here: the CT removed by a delete job if it is there and ours, the allocations
 released at once if Proxmox answers it is absent, and nothing changed if Proxmox cannot
-be asked.
+be asked. A create that had claimed a warm-pool member settles that member too
+(`pool.claim.claim_settle`; the delete job does it for a CT it removes).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .models import (
     JobKind,
     JobStatus,
 )
+from .pool.claim import claim_settle
 from .services import container_set_status, job_create, lock_for_delete
 from .tags import is_ours
 
@@ -133,6 +135,9 @@ def _reconcile_unfinished_create(container: Container, actor: User | None) -> st
             f"{container.hostname}: CT {vmid} is {found} on {node}; "
             "its name and address are released"
         )
+        # A failed claim's member (a CT left as the pool made it is "not ours" here).
+        if settled := claim_settle(container):
+            outcome += f"; {settled}"
         after = ContainerStatus.DELETED
     audit_record(
         actor=actor,

@@ -17,7 +17,8 @@ What it finds, and what it does (with `dry_run`, nothing: every action reads "wo
   operator adopts or destroys it from the report (`containers.orphans`).
 - leak: routes and ports of deleted containers are released; grants of the portal's role
   on VMIDs no live container holds are revoked; a failed create whose CT Proxmox answers
-  is absent releases its VMID, name and addresses.
+  is absent releases its VMID, name and addresses (and a failed claim's member is
+  settled: `pool.claim.claim_settle`).
 - unsettled: a failed create whose CT does exist: reported (the container's *Reconcile*
   action removes it).
 
@@ -58,6 +59,7 @@ from .models import (
     ReconcileFinding,
     ReconcileRun,
 )
+from .pool.claim import claim_settle
 from .pool.services import pool_vmids
 from .proxmox import ProxmoxClient, ProxmoxNotFound, ProxmoxUnavailable
 from .services import container_set_status
@@ -237,16 +239,19 @@ def _absent(p: _Pass, c: Container, *, elsewhere: str = "", foreign: bool = Fals
     )
     if c.status == ContainerStatus.ERROR and reconcile.create_never_finished(c):
         found = "held by a guest the portal does not manage" if foreign else "absent"
+        settled = ""
         if not p.dry_run:
             with transaction.atomic():
                 if not _unchanged_and_quiet(c, p.started):
                     return
                 reconcile.release_failed_create(container=c, found=found)
+            settled = claim_settle(c)  # a failed claim's member (outside the row lock)
         p.find(
             FindingKind.LEAK,
             FindingAction.RELEASED,
             f"{c.hostname}: its create failed and CT {c.vmid} is {found} on {node}; "
-            f"VMID {c.vmid}, {c.ip}, {c.mac} and the name are released",
+            f"VMID {c.vmid}, {c.ip}, {c.mac} and the name are released"
+            + (f"; {settled}" if settled else ""),
             node=node,
             vmid=c.vmid,
             container=c,

@@ -28,7 +28,7 @@ from containers.pool import claim as pool_claim
 from containers.pool.models import POOL_TAG
 from containers.proxmox import ProxmoxError
 from containers.remote import Remote, shared
-from containers.tags import container_id_of, is_ours, managed_tags, tag_set
+from containers.tags import is_ours, managed_tags, tag_set
 from networking.services import wait_for_apply
 from portal.errors import UpstreamError
 
@@ -152,29 +152,23 @@ def _install_keys(ctx: JobContext, st: dict[str, Any]) -> None:
 
 
 # -- undo --------------------------------------------------------------------------------------
-def untouched(config: dict[str, Any], vmid: int) -> bool:
-    """Still as the refill made it: the pool's tag, no container's tag, its neutral name."""
-    tags = tag_set(config.get("tags"))
-    return (
-        POOL_TAG in tags
-        and container_id_of(tags) is None
-        and config.get("hostname") == f"pool-{vmid}"
-        and not config.get("lock")
-    )
-
-
 def undo(ctx: JobContext) -> str:
     """Put the member back (untouched and stopped) or destroy its CT; the container goes.
 
     As for a create, if Proxmox cannot be asked, the container is marked error and keeps
-    what it holds (the member stays claimed) until a later check."""
+    what it holds (the member stays claimed) until a later check, which settles the member
+    too (`pool_claim.claim_settle`)."""
     from .create import _keep_for_a_later_check, _remove_partial_ct
 
     c, member = ctx.container, member_id(ctx)
     access.undo_create_access(ctx)
     try:
         config = config_or_none(ctx)
-        back = config is not None and untouched(config, c.vmid) and read_state(ctx) == "stopped"
+        back = (
+            config is not None
+            and pool_claim.untouched(config, c.vmid)
+            and read_state(ctx) == "stopped"
+        )
     except UpstreamError as exc:
         return _keep_for_a_later_check(
             ctx, f"the portal could not check CT {c.vmid} on {ctx.node} ({exc})"

@@ -6,6 +6,7 @@ from typing import Any
 
 from containers import services
 from containers.models import Container, ContainerStatus, Job, JobKind, LogLevel, StepState
+from containers.pool import claim as pool_claim
 from containers.proxmox import ProxmoxError, ProxmoxNotFound
 from containers.tags import is_ours
 
@@ -89,6 +90,9 @@ class DeleteJob(JobKindBase):
         def release(st: dict[str, Any]) -> None:
             services.container_set_status(container=c, to=ContainerStatus.DELETED)
             ctx.log(f"released VMID {c.vmid}, {c.ip}, {c.mac} and the name {c.hostname}")
+            # A failed claim (its undo could not reach Proxmox) still holds its member.
+            if settled := pool_claim.claim_settle(c):
+                ctx.log(settled)
 
         ctx.run_step("revoke", lambda st: access.proxmox_acl_revoke_all(ctx, st))
         ctx.run_step("access_group", lambda st: access.access_group_remove(ctx, st))

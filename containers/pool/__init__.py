@@ -10,6 +10,7 @@ a create can take one instead of waiting for Proxmox to extract a template (docs
   recycle members of a changed or disabled template, trim above the target, make the
   missing ones on nodes that are active and have room; a node that fails stops its pass.
 - `selectors`: what the admin and /metrics show of each pool.
-- `claim`: a create takes a ready member (a conditional update), counts the hit or miss;
+- `claim`: a create takes a ready member (a conditional update), counts the hit or miss,
+  and a later check settles the member of a claim whose undo could not reach Proxmox;
   the job's side is `containers/jobs/claim.py`.
 """

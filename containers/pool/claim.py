@@ -14,7 +14,10 @@ A create that fails in that transaction (a name taken, a quota) rolls the claim 
 
 After that the member row stays `claimed` (its VMID held) until the job ends:
 `member_done` drops it once the container runs, `member_return` puts an untouched member
-back (`ready`), `member_drop` forgets one whose CT was destroyed or is gone.
+back (`ready`), `member_drop` forgets one whose CT was destroyed or is gone. A claim whose
+undo could not ask Proxmox leaves its container `error` and its member `claimed`; the later
+check that settles the container (the reconciler, the container's Reconcile, its delete)
+then calls `claim_settle`, which looks at the CT and settles the member the same way.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from django.db import transaction
 from django.db.models import F
 
 from networking.models import Node, NodeState, Site
+from portal.errors import UpstreamError
 
-from .models import PoolMember, PoolMemberState, PoolTarget
+from ..proxmox import ProxmoxClient, ProxmoxNotFound
+from ..tags import container_id_of, tag_set
+from .models import POOL_TAG, PoolMember, PoolMemberState, PoolTarget
 
 if TYPE_CHECKING:
     from ..models import Container, Job, Template
@@ -118,3 +124,65 @@ def claim_cancelled(job: Job) -> None:
     goes back."""
     if is_claim(job.params):
         member_return(member_id=int(job.params[MEMBER_PARAM]))
+
+
+# -- a failed claim that a later check settles ----------------------------------------------------
+def untouched(config: dict[str, Any], vmid: int) -> bool:
+    """Still as the refill made it: the pool's tag, no container's tag, its neutral name."""
+    tags = tag_set(config.get("tags"))
+    return (
+        POOL_TAG in tags
+        and container_id_of(tags) is None
+        and config.get("hostname") == f"pool-{vmid}"
+        and not config.get("lock")
+    )
+
+
+def claim_settle(container: Container) -> str:
+    """The member a failed claim left `claimed` follows its CT, once the container is
+    settled (deleted, or its delete queued): what was done, in words ("" if none).
+
+    Called by the later checks, after the container's own release: a claimed member is
+    on the container's site and VMID. Its CT is read: gone, the container's (its delete
+    destroys it) or someone else's, the row goes; as the refill made it and stopped, the
+    member is ready again; still the pool's otherwise (or unreadable), it is `broken`,
+    and the refill removes it once its node answers."""
+    member = (
+        PoolMember.objects.filter(
+            site_id=container.site_id, vmid=container.vmid, state=PoolMemberState.CLAIMED
+        )
+        .select_related("node")
+        .first()
+    )
+    if member is None:
+        return ""
+    node, vmid = member.node, member.vmid
+    client = ProxmoxClient.for_node(node)
+    try:
+        try:
+            config: dict[str, Any] | None = client.container_config(node.name, vmid)
+        except ProxmoxNotFound:
+            config = None
+        back = (
+            config is not None
+            and untouched(config, vmid)
+            and client.container_status(node.name, vmid).get("status") == "stopped"
+        )
+    except UpstreamError as exc:
+        _member_broken(member, f"a failed claim's CT could not be read: {exc.message}")
+        return f"pool member {vmid} is left to the refill (Proxmox did not answer: {exc.message})"
+    if back:
+        member_return(member_id=member.pk)
+        return f"CT {vmid} was never configured and went back to the warm pool"
+    if config is not None and POOL_TAG in tag_set(config.get("tags")):
+        _member_broken(member, "a failed claim left it changed")
+        return f"CT {vmid} still carries the pool's tag but was changed: the refill removes it"
+    member_drop(member_id=member.pk)
+    found = "gone" if config is None else "no longer the pool's"
+    return f"pool member {vmid} is forgotten: its CT is {found}"
+
+
+def _member_broken(member: PoolMember, message: str) -> None:
+    PoolMember.objects.filter(pk=member.pk, state=PoolMemberState.CLAIMED).update(
+        state=PoolMemberState.BROKEN, message=message[:300]
+    )

@@ -138,6 +138,20 @@ def _remove(p: Pass, member: PoolMember) -> None:
 
 
 # -- what is made -------------------------------------------------------------------------------
+def committed_memory_mib(node: Node) -> int:
+    """The memory promised on the node: its live containers' and its members'.
+
+    A claimed member is left out: its VMID, and its CT, are a live container's now, whose
+    own (perhaps larger) memory is already counted."""
+    containers = Container.objects.filter(LIVE, node=node).aggregate(m=Sum("memory_mib"))["m"]
+    members = (
+        PoolMember.objects.filter(node=node)
+        .exclude(state=PoolMemberState.CLAIMED)
+        .aggregate(m=Sum("memory_mib"))["m"]
+    )
+    return (containers or 0) + (members or 0)
+
+
 def no_room(node: Node, memory_mib: int) -> str:
     """Why the node cannot take another member ("" if it can): its disk is too full, or the
     memory of its live containers and members would pass the commitment allowed."""
@@ -145,9 +159,7 @@ def no_room(node: Node, memory_mib: int) -> str:
     if used > settings.POOL_NODE_MAX_DISK_USED:
         return f"its disk is {used:.0%} used"
     if node.max_memory:
-        containers = Container.objects.filter(LIVE, node=node).aggregate(m=Sum("memory_mib"))["m"]
-        members = PoolMember.objects.filter(node=node).aggregate(m=Sum("memory_mib"))["m"]
-        committed = ((containers or 0) + (members or 0) + memory_mib) * MIB
+        committed = (committed_memory_mib(node) + memory_mib) * MIB
         if committed > node.max_memory * settings.POOL_NODE_MAX_MEMORY_COMMIT:
             return f"its memory would be {committed / node.max_memory:.0%} committed"
     return ""

@@ -16,14 +16,25 @@ from django.db import connections
 
 from containers import services
 from containers.deploy_key import deploy_public_key
-from containers.models import Container, ContainerStatus, Job, JobLogEntry, JobStatus
+from containers.models import (
+    Container,
+    ContainerStatus,
+    FindingKind,
+    Job,
+    JobKind,
+    JobLogEntry,
+    JobStatus,
+)
 from containers.pool.claim import MEMBER_PARAM
 from containers.pool.models import POOL_TAG, PoolMember, PoolMemberState, PoolTarget
 from containers.pool.refill import refill_site
 from containers.pool.services import pool_target_set
 from containers.proxmox import ProxmoxClient
+from containers.reconcile import container_reconcile
+from containers.reconciler import reconcile_site
 from containers.tags import net_option, rootfs_gib, tag_set
-from networking.models import Node
+from containers.tasks import probe_nodes
+from networking.models import Node, NodeState
 from tests.conftest import wait_job
 from tests.factories import UserFactory
 
@@ -243,3 +254,91 @@ def test_a_failed_claim_leaves_nothing_half_made(launchpad_stack: Any, step: str
         owner=UserFactory(), hostname="halfmade", template=stack.template
     )
     assert wait_job(again.pk, timeout=120).status == JobStatus.SUCCEEDED
+
+
+# -- a claim whose undo cannot reach Proxmox, settled by a later check -----------------------------
+def node_back(sim: Any, name: str) -> None:
+    sim.admin.set_node_offline(name, offline=False)
+    probe_nodes()
+    assert Node.objects.get(name=name).state == NodeState.ACTIVE
+
+
+def step_of(job: Job, name: str) -> dict[str, Any]:
+    return next(s for s in Job.objects.get(pk=job.pk).steps if s["name"] == name)
+
+
+def failed_unsure(job: Job) -> Container:
+    """The claim failed and its undo could not ask Proxmox: the container keeps what it
+    holds (error), and so does its member (claimed)."""
+    done = wait_job(job.pk, timeout=120)
+    assert done.status == JobStatus.FAILED
+    assert "keeps its name and address until a later check" in done.error, done.error
+    c = Container.objects.select_related("node").get(pk=done.container_id)
+    assert c.status == ContainerStatus.ERROR
+    assert PoolMember.objects.get(vmid=c.vmid).state == PoolMemberState.CLAIMED
+    return c
+
+
+def test_an_untouched_member_goes_back_to_the_pool_at_the_reconcile(
+    cluster: Any, sim: Any, worker: Any
+) -> None:
+    """The node goes down before the configure step: the CT is never touched. The
+    reconciler's pass, once the node is back, frees the container and returns the member."""
+    (member,) = fill(cluster, pve1=1)
+    sim.admin.set_node_offline("pve1")
+    template = cluster.templates.get()
+    c = failed_unsure(
+        services.container_create(owner=UserFactory(), hostname="unsure1", template=template)
+    )
+    assert c.vmid == member.vmid
+    node_back(sim, "pve1")
+    run = reconcile_site(site=cluster)
+    c.refresh_from_db()
+    assert c.status == ContainerStatus.DELETED  # its name, address and MAC are free
+    back = PoolMember.objects.get(pk=member.pk)
+    assert back.state == PoolMemberState.READY
+    leak = run.findings.get(kind=FindingKind.LEAK, container=c)
+    assert "went back to the warm pool" in leak.message, leak.message
+    cfg = config_of(c)
+    assert cfg["hostname"] == f"pool-{member.vmid}" and POOL_TAG in tag_set(cfg["tags"])
+    # The pool is whole again: the refill has nothing to make or remove, and the next
+    # create of the same name takes the member again.
+    p = refill_site(cluster)
+    assert (p.made, p.removed) == ([], [])
+    again = services.container_create(owner=UserFactory(), hostname="unsure1", template=template)
+    assert again.params[MEMBER_PARAM] == member.pk
+    assert services.job_cancel(job=again, actor=None)
+
+
+def test_a_configured_member_goes_with_its_ct_at_the_containers_reconcile(
+    cluster: Any, sim: Any, worker: Any
+) -> None:
+    """The node goes down while the configured CT starts. The container's Reconcile, once
+    the node is back, queues its delete; the delete destroys the CT and the member row goes."""
+    (member,) = fill(cluster, pve1=1)
+    sim.admin.set_task_seconds("vzstart", 3.0)
+    job = services.container_create(
+        owner=UserFactory(), hostname="unsure2", template=cluster.templates.get()
+    )
+    deadline = time.monotonic() + 60
+    while not step_of(job, "start").get("upid"):
+        assert time.monotonic() < deadline, "the claim never started its CT"
+        time.sleep(0.02)
+    sim.admin.set_node_offline("pve1")
+    c = failed_unsure(job)
+    node_back(sim, "pve1")
+    assert config_of(c)["hostname"] == "unsure2"  # configured: it is the container's CT
+    # The pass reports it (the CT is there); the container's Reconcile removes it.
+    run = reconcile_site(site=cluster)
+    assert run.findings.filter(kind=FindingKind.UNSETTLED, container=c).exists()
+    assert PoolMember.objects.get(pk=member.pk).state == PoolMemberState.CLAIMED
+    container_reconcile(container=c, actor=None)
+    delete = wait_job(c.jobs.get(kind=JobKind.DELETE).pk, timeout=60)
+    assert delete.status == JobStatus.SUCCEEDED, delete.error
+    c.refresh_from_db()
+    assert c.status == ContainerStatus.DELETED
+    assert not PoolMember.objects.filter(pk=member.pk).exists()
+    log = list(JobLogEntry.objects.filter(job=delete).values_list("message", flat=True))
+    assert f"pool member {c.vmid} is forgotten: its CT is gone" in log, log
+    assert c.vmid not in {int(g["vmid"]) for g in sim.admin.guests()}
+    assert not any(g["conf"].get("hostname") == "unsure2" for g in sim.admin.guests())

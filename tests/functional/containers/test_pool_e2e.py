@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from containers import reconciler
-from containers.models import FindingKind, PoolMember, PoolTarget
+from containers import reconciler, services
+from containers.models import FindingKind, JobStatus, PoolMember, PoolTarget
+from containers.pool.claim import MEMBER_PARAM
 from containers.pool.models import POOL_TAG, PoolMemberState
 from containers.pool.refill import refill_site
 from containers.pool.services import pool_target_set
@@ -18,6 +19,9 @@ from containers.proxmox import ProxmoxClient
 from containers.tags import net_option, tag_set
 from containers.tasks import probe_nodes
 from networking.models import Node, NodeState
+from portal.celery import POOL_QUEUE
+from tests.conftest import wait_job
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -27,7 +31,7 @@ OTHER_DEBIAN = "local:vztmpl/debian-13-standard_13.1-2_amd64.tar.zst"
 @pytest.fixture
 def pool_worker(make_worker: Any) -> Any:
     """A worker of the `pool` queue only, one at a time, as deployed."""
-    w = make_worker("pool", concurrency=1, queues="pool")
+    w = make_worker("pool", concurrency=1, queues=POOL_QUEUE)
     yield w
     w.stop()
 
@@ -173,3 +177,38 @@ def test_the_reconciler_knows_pool_members(cluster, sim) -> None:
     run = reconciler.reconcile_site(site=cluster)
     orphans = {f.vmid for f in run.findings.filter(kind=FindingKind.ORPHAN)}
     assert gone.vmid in orphans and not (members - {gone.vmid}) & orphans
+
+
+def test_a_busy_refill_never_delays_a_queued_user_job(cluster, sim, own_workers) -> None:
+    """The pool worker is in a long refill (4 members, each create task 3 s) when a user's
+    create is queued: the create starts before the refill's first member is ready, and
+    runs while the refill is still making members.
+
+    The job worker runs one job at a time, so a refill on its queue would hold the
+    create until the whole refill was done: it would start after the last member."""
+    own_workers("jobs", concurrency=1, queues="proxmox")  # the shared workers are paused
+    own_workers("pool", concurrency=1, queues=POOL_QUEUE)
+    sim.admin.set_task_seconds("vzcreate", 3.0)
+    template = cluster.templates.get()
+    pool_target_set(template=template, node=node("pve2"), target=4, actor=None)  # asks a refill
+    deadline = time.monotonic() + 30
+    while not PoolMember.objects.filter(state=PoolMemberState.CREATING).exists():
+        assert time.monotonic() < deadline, "the pool worker never started the refill"
+        time.sleep(0.02)
+    queued = time.monotonic()
+    job = services.container_create(owner=UserFactory(), hostname="meanwhile", template=template)
+    done = wait_job(job.pk, timeout=60)
+    took = time.monotonic() - queued
+    ready_now = PoolMember.objects.filter(state=PoolMemberState.READY).count()
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert MEMBER_PARAM not in done.params  # none was ready yet: it made its own CT
+    assert ready_now < 4  # the refill is still at work
+    members = wait_ready(4, timeout=60)
+    refill = time.monotonic() - queued
+    made = sorted(m.ready_at for m in members if m.ready_at)
+    assert len(made) == 4
+    assert done.started_at < made[0], (done.started_at, made)  # it never waited for a member
+    assert done.finished_at < made[-1], (done.finished_at, made)  # running before the refill ended
+    print(
+        f"user create running in {took:.1f} s; the refill ended {refill:.1f} s after it was queued"
+    )

@@ -10,9 +10,10 @@ import pytest
 from django.utils import timezone
 
 from auth.models import AuditEntry
-from containers import quotas
+from containers import quotas, services
 from containers.models import PoolMember, PoolTarget
 from containers.pool.models import PoolMemberState
+from containers.pool.refill import committed_memory_mib, no_room
 from containers.pool.services import pool_target_set, pool_vmids
 from portal.errors import ValidationFailed
 from tests.factories import UserFactory, make_site
@@ -118,3 +119,27 @@ def test_metrics_show_each_pool(client) -> None:
     assert value(m["portal_pool_hits"], **labels) == 4
     assert value(m["portal_pool_misses"], **labels) == 2
     assert value(m["portal_pool_refill_seconds"], **labels) == 1.5
+
+
+def test_a_claimed_member_counts_once_in_its_nodes_memory(settings) -> None:
+    """The claimed member's VMID and CT are the new container's: its memory is the
+    container's (here larger), counted once, not once more as a member."""
+    settings.POOL_NODE_MAX_MEMORY_COMMIT = 1.0
+    site = make_site(None)
+    template, node = site.templates.get(), site.nodes.get(name="pve1")
+    pool = pool_target_set(template=template, node=node, target=2, actor=None)
+    each = template.default_memory_mib
+    member(pool, 101)
+    member(pool, 103)
+    job = services.container_create(
+        owner=UserFactory(), hostname="claimer", template=template, memory_mib=2 * each
+    )
+    c = job.container
+    assert (c.vmid, c.node_id) == (101, node.pk)  # it took the first member
+    assert PoolMember.objects.get(vmid=101).state == PoolMemberState.CLAIMED
+    assert committed_memory_mib(node) == 2 * each + each  # the container, and member 103
+    # Room for exactly one more member: with the claimed one counted twice there was none.
+    node.max_memory = 4 * each * 1024 * 1024
+    assert no_room(node, each) == ""
+    node.max_memory -= 1
+    assert no_room(node, each) == "its memory would be 100% committed"

@@ -7,10 +7,10 @@ real nginx and dnsmasq; a job worker; gunicorn serving the REST API) plus a pool
 real hardware: vzcreate BENCH_CREATE_SECONDS (12), vzstart BENCH_START_SECONDS (2), every
 other task 1 s.
 
-Each side makes BENCH_POOL_CREATES (20) containers through `POST /api/v1/containers/`, in
-waves of BENCH_POOL_WAVE (5) at once, each with an SSH key of its own. A create's time is
-from sending its POST to its job's recorded end (`finished_at`: the container runs, its
-address is served and its keys are in). Between the sides, the containers are deleted.
+Each side makes BENCH_POOL_CREATES (20) containers through `POST /api/v1/containers/`, one
+after another as a user would (BENCH_POOL_WAVE, 1: that many at once), with an SSH key.
+A create's time is from sending its POST to its job's recorded end (`finished_at`: the
+container runs, its address is served and its keys are in). Between the sides, the containers are deleted.
 
 - without: every pool's target 0, each create makes its CT (vzcreate, then vzstart);
 - with: 10 members per node made ahead (the pool is filled before the side starts, with
@@ -46,7 +46,7 @@ from bench._stack import Stack, start_stack
 CREATE_SECONDS = float(os.environ.get("BENCH_CREATE_SECONDS", "12"))
 START_SECONDS = float(os.environ.get("BENCH_START_SECONDS", "2"))
 CREATES = int(os.environ.get("BENCH_POOL_CREATES", "20"))
-WAVE = int(os.environ.get("BENCH_POOL_WAVE", "5"))
+WAVE = int(os.environ.get("BENCH_POOL_WAVE", "1"))
 FILL_CREATE_SECONDS = 0.2
 POLL = 0.02
 

@@ -27,14 +27,16 @@ pytestmark = [
 ]
 
 
-def test_the_pools_page_shows_each_pool_and_turns_one_off(page: Any, cluster: Any) -> None:
+def test_the_pools_page_shows_each_pool_and_turns_one_off(
+    page: Any, cluster: Any, own_workers: Any
+) -> None:
     template = cluster.templates.get()
     for node in cluster.nodes.all():
         pool_target_set(template=template, node=node, target=2, actor=None)
     refill_site(cluster)  # two stopped members on each node, made on the simulator
     assert PoolMember.objects.filter(state=PoolMemberState.READY).count() == 4
-    # Five creates: four take the members (hits), the fifth finds none (a miss). Nothing
-    # runs their jobs here; cancelled, each claimed member goes back to its pool.
+    # Five creates: four take the members (hits), the fifth finds none (a miss). The
+    # workers are paused; cancelled, each claimed member goes back to its pool.
     jobs = [
         services.container_create(owner=UserFactory(), hostname=f"web{i}", template=template)
         for i in range(5)

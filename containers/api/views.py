@@ -162,9 +162,9 @@ class ContainerViewSet(
         return selectors.api_containers(self.request.user, many=self.action == "list")
 
     def paginate_queryset(self, queryset: QuerySet[Any, Any]) -> list[Any] | None:
-        # A page's active jobs and open alerts: two queries, after the page is read.
+        # A page's shared rows, active jobs and open alerts: a query apiece, after it is read.
         page = super().paginate_queryset(queryset)
-        return None if page is None else selectors.containers_with_activity(page)
+        return None if page is None else selectors.containers_page(page)
 
     @extend_schema(
         summary="Create a container",

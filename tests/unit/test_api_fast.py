@@ -55,7 +55,7 @@ def test_the_container_list_is_drfs_to_the_byte(monkeypatch: pytest.MonkeyPatch,
         container=made[2], kind=AlertKind.CPU, since=now, raised_at=now, value=1.0, message="x"
     )
     Job.objects.create(container=made[3], kind=JobKind.START, status=JobStatus.RUNNING)
-    rows = selectors.containers_with_activity(
+    rows = selectors.containers_page(
         list(selectors.api_containers(owner, many=True).order_by("vmid"))
     )
 

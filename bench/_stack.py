@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
 import sys
+import tempfile
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench._env import setup_django
+from bench._env import run_dir, setup_django
 
 DOMAIN = "apps.bench.test"
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
@@ -33,6 +35,24 @@ class Stack:
     gateway: Any
     site: Any
     env: dict[str, str]  # for more portal processes (a pool worker)
+
+
+def missing_binaries(*extra: str) -> list[str]:
+    """What the stack needs and this machine lacks (sshd, ssh, nginx, dnsmasq and `extra`)."""
+    from portal.procs import find_binary
+
+    return [b for b in ("/usr/sbin/sshd", "ssh", "nginx", "dnsmasq", *extra) if not find_binary(b)]
+
+
+def private_dirs(prefix: str, cleanup: ExitStack) -> tuple[Path, Path]:
+    """The run's directory and the CTs' (reachable by their user, nobody: mode 0711), both
+    removed when `cleanup` closes."""
+    rd = run_dir(prefix)
+    guests = Path(tempfile.mkdtemp(prefix=f"bench-{prefix}-guests-"))
+    guests.chmod(0o711)
+    cleanup.callback(shutil.rmtree, rd, ignore_errors=True)
+    cleanup.callback(shutil.rmtree, guests, ignore_errors=True)
+    return rd, guests
 
 
 def free_third() -> int:

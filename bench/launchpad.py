@@ -38,8 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench._env import run_dir
-from bench._stack import DOMAIN, Stack, start_stack
+from bench._stack import DOMAIN, Stack, missing_binaries, private_dirs, start_stack
 from tests.fixtures.launchpad import ExampleRepo
 
 TASK_SECONDS = float(os.environ.get("BENCH_TASK_SECONDS", "1.0"))
@@ -331,21 +330,12 @@ def _warm_up(stack: Stack) -> None:
 
 
 def main() -> None:
-    from portal.procs import find_binary
-
-    missing = [
-        b for b in ("/usr/sbin/sshd", "ssh", "nginx", "dnsmasq", "git") if not find_binary(b)
-    ]
+    missing = missing_binaries("git")
     if missing:
         print(f"not installed: {', '.join(missing)} (openssh-server, nginx, dnsmasq-base, git)")
         return
-    rd = run_dir("launchpad")
-    # The CTs' directories must be reachable by their user (nobody): mkdtemp, mode 0711.
-    guests = Path(tempfile.mkdtemp(prefix="bench-launchpad-guests-"))
-    guests.chmod(0o711)
     with ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, rd, ignore_errors=True)
-        cleanup.callback(shutil.rmtree, guests, ignore_errors=True)
+        rd, guests = private_dirs("launchpad", cleanup)
         began = time.monotonic()
         stack = start_stack(rd, guests, cleanup, task_seconds=TASK_SECONDS)
         install = install_seconds()

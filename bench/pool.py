@@ -28,10 +28,8 @@ the mean time per job step.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -40,8 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench._env import run_dir
-from bench._stack import Stack, start_stack
+from bench._stack import Stack, missing_binaries, private_dirs, start_stack
 
 CREATE_SECONDS = float(os.environ.get("BENCH_CREATE_SECONDS", "12"))
 START_SECONDS = float(os.environ.get("BENCH_START_SECONDS", "2"))
@@ -251,23 +248,15 @@ def run(stack: Stack, rd: Path) -> None:
 
 
 def main() -> None:
-    from portal.procs import find_binary
-
-    missing = [b for b in ("/usr/sbin/sshd", "ssh", "nginx", "dnsmasq") if not find_binary(b)]
+    missing = missing_binaries()
     if missing:
         print(f"not installed: {', '.join(missing)} (openssh-server, nginx, dnsmasq-base)")
         return
-    rd = run_dir("pool")
-    # The CTs' directories must be reachable by their user (nobody): mkdtemp, mode 0711.
-    guests = Path(tempfile.mkdtemp(prefix="bench-pool-guests-"))
-    guests.chmod(0o711)
     with ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, rd, ignore_errors=True)
-        cleanup.callback(shutil.rmtree, guests, ignore_errors=True)
+        rd, guests = private_dirs("pool", cleanup)
         began = time.monotonic()
-        stack = start_stack(
-            rd, guests, cleanup, task_seconds=1.0, concurrency=2 * WAVE
-        )  # deletes too
+        # Threads for a wave of creates, and as many for the deletes between the sides.
+        stack = start_stack(rd, guests, cleanup, task_seconds=1.0, concurrency=2 * WAVE)
         print(f"stack started in {time.monotonic() - began:.1f} s")
         run(stack, rd)
 

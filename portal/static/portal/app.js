@@ -135,7 +135,9 @@ async function refreshSections() {
   if (!r.ok) return;
   const doc = new DOMParser().parseFromString(await r.text(), "text/html");
   live.forEach((el) => {
-    if (el.contains(document.activeElement)) return;  // never yank what the user is typing in
+    // Never yank what the user is typing in, nor a form the server sent back to be
+    // corrected (its error and the values typed would go with it).
+    if (el.contains(document.activeElement) || el.querySelector('[aria-invalid="true"]')) return;
     const fresh = doc.getElementById(el.id);
     if (fresh) el.replaceWith(fresh); else el.replaceChildren();
   });

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db.models import BigIntegerField, F, FloatField, Prefetch, QuerySet, Value
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
     from auth.quotas import QuotaStatus
+
+
+_Row = TypeVar("_Row", Job, ContainerAlert)  # the rows asked for by container
 
 
 def containers_all(*, include_deleted: bool = False) -> QuerySet[Container]:
@@ -159,21 +162,37 @@ def containers_page(containers: list[Container]) -> list[Container]:
 
 def containers_with_activity(containers: list[Container]) -> list[Container]:
     """The containers, each with its active jobs (`active_jobs`) and open alerts
-    (`open_alerts`, by kind), in one query apiece by id, whatever their number. (Django's
+    (`open_alerts`, by kind), in one query apiece, whatever their number. (Django's
     prefetch did the same, but built each of the page's containers into its IN list one
     by one: 20 µs a container, a fifth of a page of 1,000.)"""
     ids = [c.pk for c in containers]
     jobs: dict[int, list[Job]] = {}
-    for job in Job.objects.filter(container_id__in=ids, status__in=ACTIVE_JOB_STATUSES):
+    for job in _of_containers(Job.objects.filter(status__in=ACTIVE_JOB_STATUSES), ids):
         jobs.setdefault(job.container_id, []).append(job)  # type: ignore[arg-type]
     alerts: dict[int, list[ContainerAlert]] = {}
-    found = ContainerAlert.objects.filter(OPEN_ALERT, container_id__in=ids).order_by("kind")
-    for alert in found:
+    for alert in _of_containers(ContainerAlert.objects.filter(OPEN_ALERT), ids).order_by("kind"):
         alerts.setdefault(alert.container_id, []).append(alert)
-    for c in containers:
+    for c in containers:  # rows of containers not in `containers` are never looked up
         c.active_jobs = jobs.get(c.pk, [])  # type: ignore[attr-defined]
         c.open_alerts = alerts.get(c.pk, [])  # type: ignore[attr-defined]
     return containers
+
+
+# The rows of a page's containers are asked for by the ids' bounds when the ids lie this
+# close together (a page of one owner's containers, in the list's order, does), so that at
+# most this many times the page's containers are read; else by the ids themselves. 1,000
+# ids cost 7 ms to build, send and plan on PostgreSQL, two bounds 1 ms, for a database's
+# work of 0.06 ms either way (docs/performance.md).
+ID_RANGE_SLACK = 4
+
+
+def _of_containers(rows: QuerySet[_Row], ids: list[int]) -> QuerySet[_Row]:
+    if not ids:
+        return rows.none()
+    low, high = min(ids), max(ids)
+    if high - low < ID_RANGE_SLACK * len(ids):
+        return rows.filter(container_id__gte=low, container_id__lte=high)
+    return rows.filter(container_id__in=ids)
 
 
 def alerts_visible_to(user: User | AnonymousUser) -> QuerySet[ContainerAlert]:

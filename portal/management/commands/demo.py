@@ -283,7 +283,7 @@ class Command(BaseCommand):
             raise CommandError(f"port {port} answers, but not this demo's web server")
 
     def _seed(self, sim: Any, state: dict[str, Any], first_admin: bool) -> Any:
-        from containers import template_services
+        from containers import health, template_services
         from networking.models import Node, Site
 
         site, _ = Site.objects.get_or_create(
@@ -310,6 +310,10 @@ class Command(BaseCommand):
             node.token_secret = state["token_secret"]
             node.ca_bundle = str(sim.ca_path)
             node.save()
+            # A run stopped while a worker was asking the simulator can leave the node marked
+            # offline; this run's simulator answers, and the probe says so before anything
+            # (the templates' import below) needs an active node.
+            health.node_check(node=node)
         imported = template_services.templates_import(site=site)
         if imported:
             self.stdout.write("templates: " + ", ".join(t.name for t in imported))

@@ -120,6 +120,14 @@ def test_the_create_form_shows_every_error_at_once_and_keeps_the_input(
     assert c.cores == 2 and c.routes.get().access == "public"
 
 
+def settled(page: Any) -> None:
+    """The container's latest job is over, so its event stream ends at once and the page
+    refreshes its live sections: wait until it has (the stream said so, and the page's
+    requests are done)."""
+    expect(page.locator("[data-job-events]")).to_have_attribute("data-job-final", "succeeded")
+    page.wait_for_load_state("networkidle")
+
+
 def test_a_failed_form_of_the_container_page_comes_back_to_it(
     page: Any, site: Any, screenshot_dir: Path
 ) -> None:
@@ -143,16 +151,13 @@ def test_a_failed_form_of_the_container_page_comes_back_to_it(
     # A reload asks nothing of the browser (no POST to repeat) and shows a clean form.
     page.reload()
     expect(page.locator("#collab-error")).to_have_count(0)
+    settled(page)  # typed into before the page's own refresh, a form could be swapped out
 
     # A resize out of the template's limits, and a delete with a typo: each at its form.
     page.locator("#id_cores").fill("7")
     page.get_by_role("button", name="Resize", exact=True).click()
     expect(page).to_have_url(here)
-    # The latest job is over: its stream ends at once and the page refreshes its live
-    # sections. A form sent back to be corrected stays as it came (#18's full run caught
-    # the refresh replacing it while the test typed in the next form).
-    expect(page.locator("[data-job-events]")).to_have_attribute("data-job-final", "succeeded")
-    page.wait_for_load_state("networkidle")
+    settled(page)  # the refresh keeps a form sent back to be corrected as it came
     expect(page.locator("#resize-cores-error")).to_contain_text("cores 7 is outside 1-4")
     expect(page.locator("#id_cores")).to_have_value("7")
     assert page.locator("#id_cores").get_attribute("max") == "4"

@@ -84,21 +84,12 @@ def seed_site(sim: Any, secret: str) -> tuple[Any, Any]:
     from django.contrib.auth.models import User
 
     from containers.models import Template
-    from networking.models import Node, Site
+    from networking.models import Site
 
     site = Site.objects.create(
         name="Bench", slug="bench", domain="apps.bench.test", internal_domain="cluster.bench.test"
     )
-    for name, slot in (("pve2", 0), ("pve1", 1)):
-        Node.objects.create(
-            site=site,
-            name=name,
-            slot=slot,
-            api_url=sim.url,
-            token_id="portal@pve!portal",
-            token_secret=secret,
-            ca_bundle=str(sim.ca_path),
-        )
+    add_nodes(site, sim, secret)
     template = Template.objects.create(
         site=site,
         name="debian-12",
@@ -109,3 +100,19 @@ def seed_site(sim: Any, secret: str) -> tuple[Any, Any]:
         default_disk_gib=1,
     )
     return template, User.objects.create(username="bench")
+
+
+def add_nodes(site: Any, sim: Any, secret: str) -> None:
+    """The simulator's pve1 (slot 1, odd VMIDs) and pve2 (slot 0) as `site`'s nodes."""
+    from networking.models import Node
+
+    for name, slot in (("pve2", 0), ("pve1", 1)):
+        Node.objects.create(
+            site=site,
+            name=name,
+            slot=slot,
+            api_url=sim.url,
+            token_id="portal@pve!portal",
+            token_secret=secret,
+            ca_bundle=str(sim.ca_path),
+        )

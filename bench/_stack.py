@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench._env import run_dir, setup_django
+from bench._env import add_nodes, run_dir, setup_django
 
 DOMAIN = "apps.bench.test"
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
@@ -71,7 +71,7 @@ def free_third() -> int:
 
 def make_site(sim: Any, secret: str, third: int, gateway: Any) -> Any:
     from containers.models import Template
-    from networking.models import Node, Site
+    from networking.models import Site
 
     site = Site.objects.create(
         name="Bench",
@@ -85,16 +85,7 @@ def make_site(sim: Any, secret: str, third: int, gateway: Any) -> Any:
         dhcp_range_end=f"127.15.{third}.250",
         public_port=gateway.ports["https"],
     )
-    for name, slot in (("pve2", 0), ("pve1", 1)):
-        Node.objects.create(
-            site=site,
-            name=name,
-            slot=slot,
-            api_url=sim.url,
-            token_id="portal@pve!portal",
-            token_secret=secret,
-            ca_bundle=str(sim.ca_path),
-        )
+    add_nodes(site, sim, secret)
     Template.objects.create(
         site=site,
         name="debian-12",

@@ -18,6 +18,7 @@ from networking.allocation import IPv4Number
 from networking.models import Node, PortProtocol, Site
 from networking.validators import validate_hostname, validate_slug
 from portal.crypto import EncryptedTextField
+from portal.fastload import FastLoad
 
 from .wazuh.names import validate_wazuh_groups
 
@@ -127,7 +128,7 @@ POWER_STATES: dict[str, str] = {
 LIVE = ~Q(status=ContainerStatus.DELETED)
 
 
-class Container(models.Model):
+class Container(FastLoad, models.Model):
     """An LXC container a user owns. Deleted rows stay for history and free their names."""
 
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="containers")

@@ -14,13 +14,11 @@ them passes `conf_values`, the same rule for a column at once.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -378,23 +376,6 @@ def render(
         stream_ports=stream_ports,
         route_names=[r[0] for r in routes],
     )
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside (reference counting still frees everything).
-
-    Loading and rendering a large site allocate hundreds of thousands of small acyclic
-    objects (rows, entries, lines); each burst made the collector walk the whole heap
-    again, which took as long as the work itself at 10,000 containers. The collector
-    resumes on the way out, as it was."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def hash_files(files: dict[str, str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +45,7 @@ from portal.api.base import parse_id
 from portal.api.exceptions import ErrorSerializer
 from portal.api.pagination import PageOrCursorPagination
 from portal.api.renderers import EventStreamRenderer
+from portal.collector import gc_paused
 from portal.errors import FieldErrors, NotFound, ValidationFailed
 
 from .filters import ContainerFilter, JobFilter
@@ -161,7 +163,13 @@ class ContainerViewSet(
     def get_queryset(self) -> QuerySet[Container]:
         return selectors.api_containers(self.request.user, many=self.action == "list")
 
-    def paginate_queryset(self, queryset: QuerySet[Any, Any]) -> list[Any] | None:
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # A page of 1,000 builds some 100,000 small objects: without the collector walking
+        # the heap each few hundred of them (a tenth of the page's time).
+        with gc_paused():
+            return super().list(request, *args, **kwargs)
+
+    def paginate_queryset(self, queryset: QuerySet[Any, Any]) -> builtins.list[Any] | None:
         # A page's shared rows, active jobs and open alerts: a query apiece, after it is read.
         page = super().paginate_queryset(queryset)
         return None if page is None else selectors.containers_page(page)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.db import models
 
+from portal.fastload import FastLoad
 
-class ContainerSample(models.Model):
+
+class ContainerSample(FastLoad, models.Model):
     """A container's figures from the last poll that saw it.
 
     Gauges are Proxmox's own (`cpu` a fraction of `cpus`, the container's cores; bytes for

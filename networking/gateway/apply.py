@@ -23,6 +23,7 @@ from django.db.models import Case, F, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from portal.collector import gc_paused
 from portal.errors import ApplyFailed, ErrorCode
 
 from ..models import ConfigRevision, GatewayState, RevisionStatus, Site
@@ -35,7 +36,6 @@ from ..render import (
     SiteState,
     UnsafeValue,
     bootstrap_state,
-    gc_paused,
     load_state,
     render,
 )

@@ -8,7 +8,9 @@ object) that walk cost more than reading the rows.
 
 Here a field whose source is one plain attribute is read with one `getattr`, and a value
 whose conversion is known to give it back unchanged (an `int` for an IntegerField, a
-`str` for a CharField, a `float` for a FloatField) is taken as it is; an aware date-time
+`str` for a CharField, a `float` for a FloatField) is taken as it is (all such fields of
+an object are read in one `attrgetter` call, and taken together when every value has its
+type or is None); an aware date-time
 for a DateTimeField in ISO 8601 is converted as DRF does it, with the time zone looked up
 once per serializer; a SlugRelatedField reads its slug off the related object, and a
 SerializerMethodField calls its method, as DRF's do. Anything else (a relation of another
@@ -20,19 +22,23 @@ other value) takes DRF's own path, so the output is DRF's to the byte
 from __future__ import annotations
 
 import datetime
+import operator
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import ISO_8601, serializers
+from rest_framework import fields as drf_fields
 from rest_framework.fields import (
     CharField,
+    ChoiceField,
     DateTimeField,
     Field,
     FloatField,
     IntegerField,
+    IPAddressField,
     SerializerMethodField,
     SkipField,
 )
@@ -43,6 +49,9 @@ from rest_framework.relations import (
     SlugRelatedField,
 )
 from rest_framework.settings import api_settings
+
+# DRF has it since 3.15; its type stubs do not yet.
+BigIntegerField: type[Field] = drf_fields.BigIntegerField  # type: ignore[attr-defined]
 
 _MISSING = object()
 # The fields whose `to_representation` is `type(value)`: a value of exactly that type
@@ -81,7 +90,23 @@ def _step(serializer: serializers.Serializer, field: Field) -> tuple[int, str, A
             return DATETIME, source, None
     if isinstance(field, (RelatedField, ManyRelatedField, serializers.BaseSerializer)):
         return DRF, "", None
-    return PLAIN, source, _IDENTITY.get(kind)
+    return PLAIN, source, _kept_type(field)
+
+
+def _kept_type(field: Field) -> type | None:
+    """The type of value that `field.to_representation` gives back as it is (or equal), if
+    there is one."""
+    kind = type(field)
+    if kind is BigIntegerField:
+        coerce = getattr(field, "coerce_to_string", api_settings.COERCE_BIGINT_TO_STRING)
+        return None if coerce else int
+    if kind is IPAddressField:
+        return str  # CharField's: str(value)
+    if kind is ChoiceField and isinstance(field, ChoiceField):
+        # A str among string choices comes back as its choice (equal); any other as it is.
+        keys = field.choice_strings_to_values.values()
+        return str if all(type(key) is str for key in keys) else None
+    return _IDENTITY.get(kind)
 
 
 def _iso(value: Any, tz: datetime.tzinfo | None, slow: Callable[[Any], Any]) -> Any:
@@ -95,6 +120,50 @@ def _iso(value: Any, tz: datetime.tzinfo | None, slow: Callable[[Any], Any]) -> 
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def _getter(sources: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """`operator.attrgetter` (in C) that gives a tuple whatever the number of sources."""
+    if not sources:
+        return lambda instance: ()
+    if len(sources) == 1:
+        one = operator.attrgetter(sources[0])
+        return lambda instance: (one(instance),)
+    return operator.attrgetter(*sources)
+
+
+class _Batch(NamedTuple):
+    """The fields read in one call apiece per object: the plain ones of a known type (taken
+    as they are when every value has its type or is None), the date-times and the slugs
+    (`site.slug`: the relation and its slug at once)."""
+
+    plain: tuple[str, ...]
+    read_plain: Callable[[Any], tuple[Any, ...]]
+    kept: tuple[frozenset[type], ...]  # per plain field: the types taken as they are
+    dates: tuple[tuple[str, Callable[[Any], Any]], ...]  # (name, the field's own conversion)
+    read_dates: Callable[[Any], tuple[Any, ...]]
+    slugs: tuple[str, ...]
+    read_slugs: Callable[[Any], tuple[Any, ...]]
+    rest: Plan  # the plan without them
+
+
+def _batch(plan: Plan) -> _Batch:
+    plain = [
+        (name, source, extra) for name, kind, source, extra, _ in plan if kind == PLAIN and extra
+    ]
+    dates = [(name, source, field) for name, kind, source, _, field in plan if kind == DATETIME]
+    slugs = [(name, f"{source}.{extra}") for name, kind, source, extra, _ in plan if kind == SLUG]
+    batched = {name for name, *_ in plain + dates + slugs}
+    return _Batch(
+        plain=tuple(name for name, _, _ in plain),
+        read_plain=_getter([source for _, source, _ in plain]),
+        kept=tuple(frozenset((extra, type(None))) for _, _, extra in plain),
+        dates=tuple((name, field.to_representation) for name, _, field in dates),
+        read_dates=_getter([source for _, source, _ in dates]),
+        slugs=tuple(name for name, _ in slugs),
+        read_slugs=_getter([source for _, source in slugs]),
+        rest=[entry for entry in plan if entry[0] not in batched],
+    )
+
+
 class FastRepresentation(serializers.Serializer):
     """A serializer whose `to_representation` reads plain attributes directly."""
 
@@ -105,13 +174,41 @@ class FastRepresentation(serializers.Serializer):
         ]
 
     @cached_property
+    def _names(self) -> tuple[str, ...]:
+        return tuple(name for name, *_ in self._plan)
+
+    @cached_property
+    def _batch(self) -> _Batch:
+        return _batch(self._plan)
+
+    def _batched(self, instance: Any, out: dict[str, Any]) -> Plan:
+        """Fills in the batched fields; gives what is left of the plan (all of it when a
+        value is not of its type or a read raises: each field then as below, as DRF)."""
+        batch = self._batch
+        try:
+            plain = batch.read_plain(instance)
+            dates = batch.read_dates(instance)
+            slugs = batch.read_slugs(instance)  # a relation that is None raises here
+        except Exception:
+            return self._plan
+        if not all(map(frozenset.__contains__, batch.kept, map(type, plain))):
+            return self._plan
+        out.update(zip(batch.plain, plain, strict=True))
+        out.update(zip(batch.slugs, slugs, strict=True))
+        tz = self._tz
+        for (name, slow), value in zip(batch.dates, dates, strict=True):
+            out[name] = None if value is None else _iso(value, tz, slow)
+        return batch.rest
+
+    @cached_property
     def _tz(self) -> datetime.tzinfo | None:
         # What DateTimeField.default_timezone() answers, once per serializer (a request).
         return timezone.get_current_timezone() if settings.USE_TZ else None
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, kind, source, extra, field in self._plan:
+        out: dict[str, Any] = dict.fromkeys(self._names)  # the fields' order, as DRF's
+        plan = self._batched(instance, out)
+        for name, kind, source, extra, field in plan:
             if kind == METHOD:
                 out[name] = extra(instance)  # DRF: the method of the object itself
                 continue
@@ -128,6 +225,7 @@ class FastRepresentation(serializers.Serializer):
                 try:
                     value = field.get_attribute(instance)
                 except SkipField:
+                    del out[name]
                     continue
                 if isinstance(value, PKOnlyObject):
                     out[name] = None if value.pk is None else field.to_representation(value)

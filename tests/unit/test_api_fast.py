@@ -4,6 +4,7 @@ container list as it is and for the values DRF treats specially."""
 from __future__ import annotations
 
 import datetime
+import json
 import zoneinfo
 from types import SimpleNamespace
 from typing import Any
@@ -64,7 +65,7 @@ def test_the_container_list_is_drfs_to_the_byte(monkeypatch: pytest.MonkeyPatch,
             return ContainerSerializer(rows, many=True).data
 
     fast, slow = render(), drf(monkeypatch, render)
-    assert fast == slow
+    assert json.dumps(fast) == json.dumps(slow)  # the same keys in the same order
     assert [type(v) for v in fast[0].values()] == [type(v) for v in slow[0].values()]
     assert fast[3]["active_job"] and fast[2]["alerts"] and fast[0]["metrics"]["cpu"] == 0.0
 
@@ -94,6 +95,11 @@ class Odd(serializers.Serializer):
     related = serializers.SlugRelatedField(slug_field="value", read_only=True, source="inner")
     unrelated = serializers.SlugRelatedField(slug_field="value", read_only=True, source="gone")
     deep = serializers.SlugRelatedField(slug_field="inner__value", read_only=True, source="outer")
+    wide = serializers.BigIntegerField()
+    wide_text = serializers.BigIntegerField(coerce_to_string=True)  # DRF's str() of it
+    address = serializers.IPAddressField()
+    choice = serializers.ChoiceField(choices=[("a", "A")])
+    number_choice = serializers.ChoiceField(choices=[(1, "one")])  # "1" comes out as 1
 
     def get_shout(self, obj: Any) -> str:
         return str(obj.name).upper()
@@ -103,13 +109,18 @@ class FastOdd(FastRepresentation, Odd):
     pass
 
 
+# Each object twice: the per-object batch of reads taken (plain values of their types, a
+# relation present), and refused (a str subclass, a relation that is None).
+@pytest.mark.parametrize(
+    ("colour", "gone"), [(Colour.RED, None), ("red", SimpleNamespace(value="g"))]
+)
 def test_values_drf_treats_specially_come_out_as_drf_gives_them(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, colour: Any, gone: Any
 ) -> None:
     aware = datetime.datetime(2026, 3, 1, 10, 0, 0, 5, tzinfo=datetime.UTC)
     thing = SimpleNamespace(
         name="n",
-        colour=Colour.RED,
+        colour=colour,
         count=3,
         big=True,
         ratio=2,
@@ -120,18 +131,29 @@ def test_values_drf_treats_specially_come_out_as_drf_gives_them(
         greeting=lambda: "hello",
         inner=SimpleNamespace(value="7"),
         nothing=None,
-        gone=None,
+        gone=gone,
         outer=SimpleNamespace(inner=SimpleNamespace(value=8)),
+        wide=2**40,
+        wide_text=2**40,
+        address="10.15.0.7",
+        choice="a",
+        number_choice="1",
     )
     with timezone.override(zoneinfo.ZoneInfo("Europe/Paris")):
         fast = FastOdd(thing).data
         slow = drf(monkeypatch, lambda: FastOdd(thing).data)
-    assert fast == slow
+    assert json.dumps(fast) == json.dumps(slow)
     assert [type(v) for v in fast.values()] == [type(v) for v in slow.values()]
     assert fast["colour"] == "red" and type(fast["colour"]) is str
+    assert (fast["wide"], fast["wide_text"], fast["number_choice"]) == (2**40, str(2**40), 1)
     assert fast["big"] == 1 and type(fast["big"]) is int
     assert fast["ratio"] == 2.0 and type(fast["ratio"]) is float
     assert fast["greeting"] == "hello" and "missing" not in fast and fast["fallback"] == "dflt"
     assert fast["when"] == "2026-03-01T11:00:00.000005+01:00"
     assert fast["fixed"] == "2026-03-01T10:00:00.000005Z" and fast["dated"] == "2026/03/01"
-    assert (fast["shout"], fast["related"], fast["unrelated"], fast["deep"]) == ("N", "7", None, 8)
+    assert (fast["shout"], fast["related"], fast["unrelated"], fast["deep"]) == (
+        "N",
+        "7",
+        gone and gone.value,
+        8,
+    )

@@ -302,7 +302,7 @@ def test_the_404_page_names_the_public_port(tmp_path: Path) -> None:
 def test_gc_paused_pauses_the_collector_and_restores_it_as_it_was() -> None:
     import gc
 
-    from networking.render import gc_paused
+    from portal.collector import gc_paused
 
     inside = []
 

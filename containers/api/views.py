@@ -164,10 +164,8 @@ class ContainerViewSet(
         return selectors.api_containers(self.request.user, many=self.action == "list")
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        # DRF's list, for a page of up to 1,000 with some 100,000 small objects: built with
-        # the collector paused (it walked the heap each few hundred objects: a tenth of the
-        # page's time), and its rows let go before the collector resumes, so that they are
-        # freed as their references go rather than scanned all at once (5 ms a page).
+        # DRF's list, with the collector paused while a page of up to 1,000 is built, and its
+        # rows let go before it resumes: freed by reference counting, not scanned at once.
         with gc_paused():
             page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
             if page is None:  # never: the list always has pages

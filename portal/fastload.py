@@ -1,10 +1,10 @@
 """Loading many rows of a model without Django's per-field `__init__`.
 
 `Model.__init__` sets each field through its descriptor (a foreign key's compares and
-clears a cache) and sends `pre_init` and `post_init`: about 20 µs a row, a fifth of a
-page of 1,000 containers with their samples (docs/performance.md). A row read whole from
-the database needs none of that: its values go straight into the instance's `__dict__`,
-as `__init__` would have left them.
+clears a cache) and sends `pre_init` and `post_init`: a fifth of a page of 1,000
+containers with their samples (under cProfile 22 µs a row, against 8 here;
+docs/performance.md). A row read whole from the database needs none of that: its values
+go straight into the instance's `__dict__`, as `__init__` would have left them.
 
 A row with deferred fields gets its loaded ones, the others loading when read, as with
 `__init__`. A model with a field whose descriptor does more than store the value, and any

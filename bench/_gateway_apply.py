@@ -22,6 +22,7 @@ import ipaddress
 import json
 import os
 import pstats
+import re
 import shutil
 import statistics
 import subprocess
@@ -41,6 +42,7 @@ SHOWN = [
     "write",
     "bind_check",
     "nginx -t",
+    "nginx validation",
     "dnsmasq --test",
     "swap",
     "reload",
@@ -109,14 +111,62 @@ def grow(site: Any, owner: Any, net: str, start: int, stop: int) -> None:
 
 
 def nginx_t_alone(paths: Any, runs: int = 5) -> float:
+    """`nginx -t` of every live nginx file, one after the other: the HTTP nginx's and, where
+    the gateway has them, each stream shard's (the whole gateway's configuration)."""
     from networking.gateway import nginx_test
 
+    confs = [paths.nginx_conf, *sorted(paths.nginx_prefix.glob("stream-*.conf"))]
     took = []
     for _ in range(runs):
         t = time.monotonic()
-        ok, out = nginx_test(paths.nginx_conf, paths.nginx_prefix)
+        for conf in confs:
+            ok, out = nginx_test(conf, paths.nginx_prefix)
+            assert ok, out
         took.append(time.monotonic() - t)
-        assert ok, out
+    return statistics.median(took)
+
+
+_MAPPING_LINE = re.compile(r"^ +(?:listen \S+|[A-Z]+:\d+ \S+); # mapping \d+$", re.M)
+
+
+def one_nginx_t(paths: Any, runs: int = 5) -> float | None:
+    """`nginx -t` of the same routes and mappings in one nginx, as the gateway had them
+    before the stream shards (the issue's "nginx -t alone"); None without shards."""
+    from networking.gateway import nginx_test
+
+    shards = sorted(paths.nginx_prefix.glob("stream-*.conf"))
+    if not shards:
+        return None
+    lines = [m[0].strip() for f in shards for m in _MAPPING_LINE.finditer(f.read_text())]
+    module = re.search(r"^load_module [^;]+;\n", shards[0].read_text(), re.M)
+    entries = "\n".join(ln for ln in lines if not ln.startswith("listen "))
+    listens = "\n".join(ln for ln in lines if ln.startswith("listen "))
+    one = paths.nginx_prefix / "one-nginx.conf"
+    # Sized as the renderer sized the one nginx: a connection slot for every listen.
+    http = re.sub(
+        r"worker_connections \d+;",
+        f"worker_connections {len(lines) // 2 + 8195};",
+        paths.nginx_conf.read_text(),
+    )
+    http = re.sub(
+        r"worker_rlimit_nofile \d+;", f"worker_rlimit_nofile {len(lines) * 2 + 20000};", http
+    )
+    one.write_text(
+        (module[0] if module else "")
+        + http
+        + "stream {\n map_hash_max_size 32768;\n map_hash_bucket_size 128;\n"
+        + f' map "$protocol:$server_port" $b {{\n default "";\n{entries}\n }}\n'
+        + f" server {{\n{listens}\n proxy_pass $b;\n }}\n}}\n"
+    )
+    took = []
+    try:
+        for _ in range(runs):
+            t = time.monotonic()
+            ok, out = nginx_test(one, paths.nginx_prefix)
+            took.append(time.monotonic() - t)
+            assert ok, out
+    finally:
+        one.unlink()
     return statistics.median(took)
 
 
@@ -149,9 +199,10 @@ def nginx_ratio(applies: list[dict[str, Any]]) -> float:
 
 
 def nginx_share(apply: dict[str, Any]) -> float:
-    """What nginx itself took: `nginx -t` and the reload until only new workers accept."""
+    """What nginx itself took: validation (the longest `nginx -t` of those run side by side;
+    before the shards, the one) and the reload until only new workers accept."""
     t = apply["timings"]
-    return float(t.get("nginx -t", 0.0) + t.get("reload", 0.0))
+    return float(t.get("nginx validation", t.get("nginx -t", 0.0)) + t.get("reload", 0.0))
 
 
 def scale(site: Any, owner: Any, gw: Any, net: str) -> dict[str, Any]:
@@ -181,7 +232,8 @@ def scale(site: Any, owner: Any, gw: Any, net: str) -> dict[str, Any]:
             alone_now = nginx_t_alone(gw.paths(), runs=1)
             steady.append({**_apply_once(site), "nginx_t": alone_now})
         alone = nginx_t_alone(gw.paths())
-        results[str(n)] = {"growth": growth, "steady": steady, "nginx_t": alone}
+        one = one_nginx_t(gw.paths())
+        results[str(n)] = {"growth": growth, "steady": steady, "nginx_t": alone, "one_nginx_t": one}
         mid = median_apply(steady)
         print(
             f"{n:>10} {mid['total']:>9.3f} {alone:>15.3f} {ratio(steady):>6.2f} "
@@ -189,6 +241,12 @@ def scale(site: Any, owner: Any, gw: Any, net: str) -> dict[str, Any]:
             + f" {mid['total'] - nginx_share(mid):>12.3f}"
             + f" {growth['total']:>13.3f} {growth['total'] / alone:>6.2f}"
         )
+        if one is not None:
+            print(
+                f"{'':>10} the same routes and mappings in one nginx (the layout before the "
+                f"stream shards): nginx -t {one:.3f} s; the +1 apply over it "
+                f"{mid['total'] / one:.2f}"
+            )
     if os.environ.get("BENCH_GATEWAY_PROFILE"):
         grow(site, owner, net, have, have + 1)
         _profile(site)
@@ -207,28 +265,31 @@ def _profile(site: Any) -> None:
 
 
 def per_server_block_layout(gw: Any) -> float:
-    """`nginx -t` on the live files with one stream server block per mapping instead."""
-    import re
-
+    """`nginx -t` of the live mappings in one stream nginx with one server block per
+    mapping, instead of one server with a listen each and a map."""
     from networking.gateway import nginx_test
 
-    live = gw.paths().live_release()
-    alt = live.parent.parent / "alt-layout"
-    shutil.rmtree(alt, ignore_errors=True)
-    shutil.copytree(live, alt)
-    stream = (alt / "nginx" / "stream.conf").read_text()
-    backends = dict(re.findall(r"^\s+TCP:(\d+) (\S+);", stream, re.M))
+    paths = gw.paths()
+    shards = sorted(paths.nginx_prefix.glob("stream-*.conf"))
+    text = "".join(f.read_text() for f in shards)
+    backends = re.findall(r"^\s+TCP:(\d+) (\S+); # mapping", text, re.M)
+    module = re.search(r"^load_module [^;]+;\n", text, re.M)
     bind = gw.settings["GATEWAY_STREAM_BIND"]
-    (alt / "nginx" / "stream.conf").write_text(
-        "".join(
+    alt = paths.nginx_prefix / "alt-layout.conf"
+    alt.write_text(
+        (module[0] if module else "")
+        + f"worker_rlimit_nofile {4 * len(backends) + 1024};\n"
+        + f"events {{ worker_connections {len(backends) + 1024}; }}\nstream {{\n"
+        + "".join(
             f"server {{ listen {bind}:{port}; proxy_pass {backend}; }}\n"
-            for port, backend in backends.items()
+            for port, backend in backends
         )
+        + "}\n"
     )
     t = time.monotonic()
-    ok, out = nginx_test(alt / "nginx" / "nginx.conf", alt / "nginx")
+    ok, out = nginx_test(alt, paths.nginx_prefix)
     took = time.monotonic() - t
-    shutil.rmtree(alt, ignore_errors=True)
+    alt.unlink()
     assert ok, out
     return took
 
@@ -271,6 +332,8 @@ def _pooled(rounds: list[dict[str, Any]], size: str) -> dict[str, Any]:
         "nginx_ratio": nginx_ratio(steady),
         "growth": statistics.median(g for g, _ in growth),
         "growth_ratio": statistics.median(g / t for g, t in growth),
+        # The same in one nginx (the layout before the stream shards), when there are shards.
+        "one": statistics.median(r[size].get("one_nginx_t") or r[size]["nginx_t"] for r in rounds),
     }
 
 
@@ -278,12 +341,14 @@ def _print_comparison(baseline: str, runs: dict[str, list[dict[str, Any]]]) -> N
     print(
         f"\nBefore ({baseline}) and after (this tree), {ROUNDS} alternating round(s); "
         f"+1 = median of {ROUNDS * STEADY} applies, ratio = median of each over the "
-        "nginx -t alone taken just before it; seconds"
+        "nginx -t alone (every nginx of the gateway, one after the other) taken just before "
+        "it; 'over one nginx -t': the median +1 over nginx -t of the same files in one nginx "
+        "(the layout before the stream shards; before: its own nginx -t); seconds"
     )
     print(
         f"{'containers':>10} {'':>7} {'+1 apply':>9} {'nginx -t alone':>15} {'ratio':>6} "
         f"{'nginx part':>11} {'its ratio':>10} {'portal part':>12} {'growth apply':>13} "
-        f"{'ratio':>6}"
+        f"{'ratio':>6} {'over one nginx -t':>18}"
     )
     for size in sorted(runs["after"][0], key=int):
         for label in ("before", "after"):
@@ -293,5 +358,5 @@ def _print_comparison(baseline: str, runs: dict[str, list[dict[str, Any]]]) -> N
                 f"{int(size):>10} {label:>7} {mid['total']:>9.3f} {p['alone']:>15.3f} "
                 f"{p['ratio']:>6.2f} {nginx_share(mid):>11.3f} {p['nginx_ratio']:>10.2f} "
                 f"{mid['total'] - nginx_share(mid):>12.3f} {p['growth']:>13.3f} "
-                f"{p['growth_ratio']:>6.2f}"
+                f"{p['growth_ratio']:>6.2f} {mid['total'] / p['one']:>18.2f}"
             )

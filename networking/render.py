@@ -45,6 +45,10 @@ TEMPLATES = Path(__file__).resolve().parent / "config_templates"
 # The file whose content names the revision; left out of the content hash it carries.
 REVISION_FILE = "nginx/revision.conf"
 MANIFEST_FILE = "manifest.json"
+MAX_STREAM_SHARDS = 64
+_SHARD_FILE = re.compile(r"nginx/stream-(\d+)\.conf")
+# Stands for a stream shard's revision while the file it names is hashed.
+_UNHASHED = "0" * 64
 
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MARK = re.compile(r"# (route|mapping|host|forwarder) (\d+)\s*$")
@@ -92,6 +96,7 @@ class GatewayOptions:
     https_listen: tuple[str, ...] = _DEFAULTS.https_listen
     status_listen: str = _DEFAULTS.status_listen
     stream_bind: str = _DEFAULTS.stream_bind
+    stream_shards: int = _DEFAULTS.stream_shards
     public_https_port: int = _DEFAULTS.public_https_port
     dns_listen: tuple[str, ...] = _DEFAULTS.dns_listen
     dns_port: int = _DEFAULTS.dns_port
@@ -122,6 +127,7 @@ class GatewayOptions:
             https_listen=tuple(s.GATEWAY_HTTPS_LISTEN),
             status_listen=s.GATEWAY_STATUS_LISTEN,
             stream_bind=s.GATEWAY_STREAM_BIND,
+            stream_shards=int(s.GATEWAY_STREAM_SHARDS),
             public_https_port=int(s.GATEWAY_PUBLIC_HTTPS_PORT),
             dns_listen=tuple(s.GATEWAY_DNS_LISTEN),
             dns_port=int(s.GATEWAY_DNS_PORT),
@@ -151,6 +157,13 @@ class GatewayOptions:
     def run_dir(self) -> Path:
         return self.root / "run"
 
+    def shard_status_listen(self, shard: int) -> str:
+        """Where stream shard `shard` answers its revision: the status port + 1 + shard."""
+        host, _, port = self.status_listen.rpartition(":")
+        if not port.isdigit():
+            raise RenderError(f"setting GATEWAY_STATUS_LISTEN {self.status_listen!r} has no port")
+        return f"{host}:{int(port) + 1 + shard}"
+
 
 # -- the result ---------------------------------------------------------------------------------
 @dataclass
@@ -163,6 +176,9 @@ class Rendered:
     # (protocol, port) of every stream listen, for the bind check and the change summary.
     stream_ports: dict[tuple[str, int], int] = field(default_factory=dict)
     route_names: list[str] = field(default_factory=list)
+    # What each nginx answers on its status listen once it serves these files:
+    # "nginx" (the HTTP instance) and "stream-<i>" (each stream shard).
+    revisions: dict[str, str] = field(default_factory=dict)
 
     @functools.cached_property
     def port_names(self) -> list[str]:
@@ -213,6 +229,8 @@ def _checked_options(o: GatewayOptions, domain: str) -> dict[str, Any]:
         return value
 
     acme = o.acme_dir or str(o.root / "acme")
+    if not 1 <= o.stream_shards <= MAX_STREAM_SHARDS:
+        raise RenderError(f"setting GATEWAY_STREAM_SHARDS must be 1 to {MAX_STREAM_SHARDS}")
     https_port = o.public_port
     if not o.auth_url.startswith(("http://", "https://")):
         raise RenderError("setting GATEWAY_AUTH_URL must be an http(s) URL")
@@ -223,6 +241,9 @@ def _checked_options(o: GatewayOptions, domain: str) -> dict[str, Any]:
         "https_listen": [tok("GATEWAY_HTTPS_LISTEN", v) for v in o.https_listen],
         "status_listen": tok("GATEWAY_STATUS_LISTEN", o.status_listen),
         "stream_bind": tok("GATEWAY_STREAM_BIND", o.stream_bind),
+        "shard_status_listen": [
+            tok("GATEWAY_STATUS_LISTEN", o.shard_status_listen(i)) for i in range(o.stream_shards)
+        ],
         "port_suffix": "" if https_port == 443 else f":{https_port}",
         "dns_listen": [tok("GATEWAY_DNS_LISTEN", v) for v in o.dns_listen],
         "dns_port": tok("GATEWAY_DNS_PORT", int(o.dns_port)),
@@ -271,11 +292,11 @@ def _round_up(n: int, to: int) -> int:
 
 
 # -- render -------------------------------------------------------------------------------------
-def _sizes(o: dict[str, Any], routes: list[Any], mappings: list[Any]) -> dict[str, int]:
-    """nginx's connection, file and hash sizes for this many entries."""
+def _sizes(o: dict[str, Any], routes: list[Any]) -> dict[str, int]:
+    """The HTTP nginx's connection, file and map hash sizes for this many routes."""
     # Every listening socket needs a connection slot in every worker, and each proxied
-    # connection two; the map hash is sized for 100,000 names, its buckets for the longest.
-    listens = len(mappings) + len(o["http_listen"]) + len(o["https_listen"]) + 1
+    # connection two; the map hash is sized for the routes, its buckets for the longest.
+    listens = len(o["http_listen"]) + len(o["https_listen"]) + 1
     worker_connections = listens + 8192
     longest = max(map(len, map(itemgetter(0), routes)), default=0)
     return {
@@ -284,8 +305,18 @@ def _sizes(o: dict[str, Any], routes: list[Any], mappings: list[Any]) -> dict[st
         # Sized by the entries (100,000 routes -> 262144); a fixed large size would cost
         # every small site ~80 ms per reload in nginx's hash building.
         "map_hash_max_size": _hash_size(len(routes)),
-        "stream_hash_max_size": _hash_size(len(mappings)),
         "map_hash_bucket_size": max(128, _round_up(longest + 32, 64)),
+    }
+
+
+def _shard_sizes(mappings: int) -> dict[str, int]:
+    """A stream shard's sizes, rounded up so that one more mapping rarely changes them."""
+    listens = _round_up(mappings + 1, 1024)
+    worker_connections = listens + 4096
+    return {
+        "worker_connections": worker_connections,
+        "nofile": 2 * worker_connections + listens,
+        "stream_hash_max_size": _hash_size(mappings),
     }
 
 
@@ -294,7 +325,6 @@ _CONF_FILES = {
     "nginx/proxy.conf": "proxy.conf.j2",
     "nginx/errors.conf": "errors.conf.j2",
     "nginx/routes.map": "routes.map.j2",
-    "nginx/stream.conf": "stream.conf.j2",
     "dnsmasq/dnsmasq.conf": "dnsmasq.conf.j2",
     "dnsmasq/hosts": "hosts.j2",
     "dnsmasq/dhcp-hosts": "dhcp-hosts.j2",
@@ -331,7 +361,7 @@ def render(
     routes = entries.routes(state, skip, excluded)
     mappings, stream_ports = entries.mappings(state, skip, excluded)
     hosts, reservations = entries.hosts(state, skip, excluded)
-    stream_map, stream_listens = entries.stream_lines(mappings, o["stream_bind"])
+    shard_lines = entries.stream_lines(mappings, o["stream_bind"], options.stream_shards)
     ctx = {
         "site": {
             "slug": state.slug,
@@ -348,18 +378,23 @@ def render(
         "mappings": mappings,
         "hosts": hosts,
         "route_lines": entries.route_lines(routes),
-        "stream_map": stream_map,
-        "stream_listens": stream_listens,
         "host_lines": entries.host_lines(hosts),
         "reservation_lines": entries.reservation_lines(reservations),
         "forwarders": entries.forwarders(state, skip, excluded),
-        **_sizes(o, routes, mappings),
+        **_sizes(o, routes),
     }
     files = {path: _conf_env.get_template(t).render(ctx) for path, t in _CONF_FILES.items()}
     files.update(_error_pages(state, options, o))
+    revisions = {"nginx": hash_files({p: c for p, c in files.items() if p.startswith("nginx/")})}
+    for shard, (stream_map, listens) in enumerate(shard_lines):
+        name, text = _shard_file(ctx, shard, stream_map, listens)
+        revisions[instance_of(name)] = hashlib.sha256(text.encode()).hexdigest()
+        files[name] = text.replace(_UNHASHED, revisions[instance_of(name)])
     hashes = file_hashes(files)
     content_hash = _content_hash(hashes)
-    files[REVISION_FILE] = _conf_env.get_template("revision.conf.j2").render({"hash": content_hash})
+    files[REVISION_FILE] = _conf_env.get_template("revision.conf.j2").render(
+        {"hash": revisions["nginx"]}
+    )
     hashes.update(file_hashes({REVISION_FILE: files[REVISION_FILE]}))
     return Rendered(
         files=files,
@@ -375,7 +410,37 @@ def render(
         },
         stream_ports=stream_ports,
         route_names=[r[0] for r in routes],
+        revisions=revisions,
     )
+
+
+def _shard_file(
+    ctx: dict[str, Any], shard: int, stream_map: entries.Lines, listens: entries.Lines
+) -> tuple[str, str]:
+    """Stream shard `shard`'s path and file, its revision still `_UNHASHED` (the revision
+    is the hash of the file as it is then)."""
+    o = ctx["o"]
+    text = _conf_env.get_template("stream.conf.j2").render(
+        {
+            **ctx,
+            **_shard_sizes(listens.text.count("\n")),
+            "shard": shard,
+            "shards": len(o["shard_status_listen"]),
+            "stream_map": stream_map,
+            "listens": listens,
+            "status_listen": o["shard_status_listen"][shard],
+            "revision": _UNHASHED,
+        }
+    )
+    return f"nginx/stream-{shard}.conf", text
+
+
+def instance_of(path: str) -> str:
+    """The server that reads a gateway file: "nginx" (HTTP), "stream-<i>" or "dnsmasq"."""
+    m = _SHARD_FILE.fullmatch(path)
+    if m:
+        return f"stream-{m[1]}"
+    return path.split("/", 1)[0]
 
 
 def hash_files(files: dict[str, str]) -> str:

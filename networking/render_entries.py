@@ -374,22 +374,18 @@ def route_lines(found: Sequence[RouteRow]) -> Lines:
     return Lines("".join([f"{fqdn} {value}; # route {id_}\n" for fqdn, value, id_ in found]))
 
 
-def stream_lines(found: Sequence[MappingRow], bind: str) -> tuple[Lines, Lines]:
-    """stream.conf's map entries (`<PROTOCOL>:<port> <ip>:<port>; # mapping <id>`) and
-    listens (`listen <bind>:<port>[ udp]; # mapping <id>`), indented in their blocks."""
+def stream_lines(found: Sequence[MappingRow], bind: str, shards: int) -> list[tuple[Lines, Lines]]:
+    """Each stream shard's map entries (`<PROTOCOL>:<port> <ip>:<port>; # mapping <id>`)
+    and listens (`listen <bind>:<port>[ udp]; # mapping <id>`), indented in their blocks:
+    a mapping goes to shard `port % shards`, so consecutive ports spread evenly."""
     _checked(found, (0, 1, 2, 4))
     conf_value(bind)
-    return (
-        Lines("".join([f"    {key} {to}; # mapping {id_}\n" for key, to, _, _, id_ in found])),
-        Lines(
-            "".join(
-                [
-                    f"    listen {bind}:{port}{' udp' if udp else ''}; # mapping {id_}\n"
-                    for _, _, port, udp, id_ in found
-                ]
-            )
-        ),
-    )
+    parts: list[tuple[list[str], list[str]]] = [([], []) for _ in range(shards)]
+    for key, to, port, udp, id_ in found:
+        entries, listens = parts[port % shards]
+        entries.append(f"        {key} {to}; # mapping {id_}\n")
+        listens.append(f"        listen {bind}:{port}{' udp' if udp else ''}; # mapping {id_}\n")
+    return [(Lines("".join(e)), Lines("".join(ls))) for e, ls in parts]
 
 
 def host_lines(found: Sequence[tuple[str, str, str]]) -> Lines:

@@ -20,6 +20,10 @@ class GatewayDefaults:
     https_listen: tuple[str, ...] = ("127.0.0.1:18443",)
     status_listen: str = "127.0.0.1:18099"
     stream_bind: str = "127.0.0.1"
+    # The TCP/UDP port mappings are served by this many stream-only nginx instances, port
+    # mod shards, beside the HTTP one, so that a create validates and reloads one small
+    # shard (docs/gateway.md). Shard i answers its revision on the status port + 1 + i.
+    stream_shards: int = 8
     public_https_port: int = 0  # 0: the port of the first HTTPS listen
     dns_listen: tuple[str, ...] = ("127.0.0.1",)
     dns_port: int = 15353
@@ -47,6 +51,11 @@ class GatewayDefaults:
 
 
 GATEWAY_DEFAULTS = GatewayDefaults()
+
+# Stream shards of a private gateway (the demo, the tests): more than one, so that every
+# test crosses shards, and fewer than a gateway host's default, so that a laptop's demo
+# starts few processes.
+LOCAL_STREAM_SHARDS = 2
 
 
 def listen_port(listen: str) -> int:

@@ -40,6 +40,27 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int, host: str = "127.0.0.1", *, tries: int = 100) -> int:
+    """The first of `count` consecutive TCP ports free on `host` now (for servers that
+    derive ports from one setting: the gateway's status port and its shards')."""
+    for _ in range(tries):
+        first = free_port(host)
+        if first + count > 65536:
+            continue
+        if all(_bindable(host, first + i) for i in range(1, count)):
+            return first
+    raise OSError(f"no {count} consecutive free ports on {host}")
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_until(
     check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05
 ) -> None:

@@ -556,6 +556,7 @@ GATEWAY_HTTPS_LISTEN = env.list("GATEWAY_HTTPS_LISTEN", default=list(_gateway.ht
 # Loopback-only server the apply asks which revision nginx really serves.
 GATEWAY_STATUS_LISTEN = env.str("GATEWAY_STATUS_LISTEN", default=_gateway.status_listen)
 GATEWAY_STREAM_BIND = env.str("GATEWAY_STREAM_BIND", default=_gateway.stream_bind)
+GATEWAY_STREAM_SHARDS = env.int("GATEWAY_STREAM_SHARDS", default=_gateway.stream_shards)
 GATEWAY_PUBLIC_HTTPS_PORT = env.int("GATEWAY_PUBLIC_HTTPS_PORT", default=_gateway.public_https_port)
 GATEWAY_DNS_LISTEN = env.list("GATEWAY_DNS_LISTEN", default=list(_gateway.dns_listen))
 GATEWAY_DNS_PORT = env.int("GATEWAY_DNS_PORT", default=_gateway.dns_port)

@@ -36,6 +36,7 @@ from ..render import (
     SiteState,
     UnsafeValue,
     bootstrap_state,
+    instance_of,
     load_state,
     render,
 )
@@ -229,7 +230,7 @@ def _apply(run: ApplyRun, live: _Live) -> ConfigRevision:
 
 
 class _Servers(NamedTuple):
-    nginx: Nginx
+    nginxes: list[Nginx]  # the HTTP one, then each stream shard
     dnsmasq: Dnsmasq
     use_nginx: bool
     use_dnsmasq: bool
@@ -237,7 +238,7 @@ class _Servers(NamedTuple):
     @classmethod
     def of(cls, run: ApplyRun) -> _Servers:
         return cls(
-            Nginx(run.paths, run.options),
+            Nginx.every(run.paths, run.options),
             Dnsmasq(run.paths, run.options),
             settings.GATEWAY_NGINX_ENABLED,
             settings.GATEWAY_DNSMASQ_ENABLED,
@@ -258,8 +259,10 @@ def _validate(
             run,
             stage,
             rendered,
-            nginx=servers.use_nginx and _to_validate("nginx/", changed, run),
-            dnsmasq=servers.use_dnsmasq and _to_validate("dnsmasq/", changed, run),
+            nginxes=[n for n in servers.nginxes if _to_validate(n.name, changed, run)]
+            if servers.use_nginx
+            else [],
+            dnsmasq=servers.use_dnsmasq and _to_validate("dnsmasq", changed, run),
             live_ports=live.ports if servers.use_nginx else None,
         )
     if blamed:
@@ -330,20 +333,22 @@ def _render(run: ApplyRun, state: SiteState) -> Rendered:
 def _check_live_servers(
     run: ApplyRun,
     rendered: Rendered,
-    nginx: Nginx,
+    nginxes: list[Nginx],
     dnsmasq: Dnsmasq,
     use_nginx: bool,
     use_dnsmasq: bool,
 ) -> None:
-    """Nothing changed: both servers must run, and nginx must serve these files."""
+    """Nothing changed: every server must run, and each nginx must serve these files."""
+    for nginx in nginxes if use_nginx else []:
+        _require_running(nginx.pid() is None, nginx.label, nginx.pid_file)
     paths = run.paths
-    _require_running(use_nginx and nginx.pid() is None, "nginx", paths.nginx_pid_file)
     _require_running(use_dnsmasq and dnsmasq.pid() is None, "dnsmasq", paths.dnsmasq_pid_file)
-    if use_nginx and nginx.served() != rendered.content_hash:
-        # The files are live but nginx serves something else (an apply died
-        # between the swap and the reload): reload them, as a forced apply would.
-        run.force = True
-        run.actions.append("nginx served an older revision than the live files")
+    for nginx in nginxes if use_nginx else []:
+        if nginx.served() != rendered.revisions[nginx.name]:
+            # The files are live but it serves something else (an apply died between
+            # the swap and the reload): reload them, as a forced apply would.
+            run.force = True
+            run.actions.append(f"{nginx.label} served an older revision than the live files")
 
 
 def _require_running(missing: bool, name: str, pid_file: Path) -> None:
@@ -354,12 +359,13 @@ def _require_running(missing: bool, name: str, pid_file: Path) -> None:
         )
 
 
-def _to_validate(side: str, changed: list[str], run: ApplyRun) -> bool:
+def _to_validate(server: str, changed: list[str], run: ApplyRun) -> bool:
     """Whether a server's files need its validator: a forced apply validates everything;
-    otherwise only a side with a changed file, not counting nginx's revision file (one
-    `return 200 <content hash>;` line, different whenever anything else is). Files
-    byte-identical to the live release were validated before it was swapped in."""
-    return run.force or any(p.startswith(side) and p != REVISION_FILE for p in changed)
+    otherwise only a server ("nginx", "stream-<i>", "dnsmasq") with a changed file, not
+    counting nginx's revision file (one `return 200 <revision>;` line, different whenever
+    another of its files is). Files byte-identical to the live release were validated
+    before it was swapped in."""
+    return run.force or any(instance_of(p) == server and p != REVISION_FILE for p in changed)
 
 
 def _leave_out(run: ApplyRun, blamed: dict[tuple[str, int], str]) -> bool:

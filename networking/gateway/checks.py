@@ -7,6 +7,7 @@ mapping. Those entries are left out on the next round; anything else fails the a
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import time
@@ -21,7 +22,7 @@ from django.conf import settings
 from portal.errors import ApplyFailed, ErrorCode
 
 from ..models import PortProtocol
-from ..render import GatewayOptions, Rendered
+from ..render import GatewayOptions, Rendered, instance_of
 from .servers import Dnsmasq, Nginx, dnsmasq_test, nginx_test, worker_retired
 
 if TYPE_CHECKING:
@@ -106,26 +107,26 @@ def validate_stage(
     stage: Path,
     rendered: Rendered,
     *,
-    nginx: bool,
+    nginxes: list[Nginx],
     dnsmasq: bool,
     live_ports: set[str] | None = None,
 ) -> dict[tuple[str, int], str]:
     """Blamed entries with the validator's words; raises when an error is not one entry's.
 
-    `nginx -t` and `dnsmasq --test` run at the same time, each in its own process, and the
-    bind check of new stream ports (`live_ports` given: the ports nginx already holds) runs
-    here meanwhile: the apply waits for the slowest of the three, not for their sum. Every
-    validator is waited for before this returns or raises.
+    `nginx -t` of each nginx in `nginxes` (the HTTP one, stream shards) and `dnsmasq --test`
+    run at the same time, each in its own process: the apply waits for the slowest, not
+    for their sum. The bind check of new stream ports (`live_ports` given: the ports the
+    shards already hold) runs here first, beside `dnsmasq --test` only. Every validator is waited for before this
+    returns or raises. "nginx -t" in the timings is the longest of the nginx validations.
     """
-    validators = []
-    if nginx:
-        validators.append(
-            _Validator(
-                "nginx -t",
-                lambda: nginx_test(stage / "nginx" / "nginx.conf", stage / "nginx"),
-                _NGINX_WHERE,
-            )
+    validators = [
+        _Validator(
+            "nginx -t" if n.shard is None else f"nginx -t {n.name}",
+            functools.partial(nginx_test, stage / "nginx" / n.conf.name, stage / "nginx"),
+            _NGINX_WHERE,
         )
+        for n in nginxes
+    ]
     if dnsmasq:
         validators.append(
             _Validator(
@@ -136,14 +137,24 @@ def validate_stage(
         )
     blamed: dict[tuple[str, int], str] = {}
     with ThreadPoolExecutor(max_workers=max(1, len(validators))) as pool:
-        running = [(v, pool.submit(_timed, v.check)) for v in validators]
+        # dnsmasq's first; nginx's after the bind check, which would otherwise race with
+        # `nginx -t`'s own binds of the same ports and see them taken.
+        running = {
+            v.name: pool.submit(_timed, v.check) for v in validators if v.where is _DNSMASQ_WHERE
+        }
         if live_ports is not None:
             with run.phase("bind_check"):
                 blamed.update(blocked_ports(rendered, live_ports, run.options))
-        results = [(v, future.result()) for v, future in running]
+        running |= {
+            v.name: pool.submit(_timed, v.check) for v in validators if v.name not in running
+        }
+        results = [(v, running[v.name].result()) for v in validators]  # reported in order
     refused = []
+    longest = 0.0
     for v, (ok, output, took) in results:
         run.timings[v.name] = round(run.timings.get(v.name, 0.0) + took, 4)  # every round
+        if v.where is _NGINX_WHERE:
+            longest = max(longest, took)
         if ok:
             continue
         owners = blame(output, rendered, stage, v.where)
@@ -152,6 +163,10 @@ def validate_stage(
                 f"{v.name} rejected the configuration; the live files keep serving:\n{output}"
             )
         blamed.update({owner: f"{v.name}: {why}" for owner, why in owners.items()})
+    if nginxes:
+        run.timings["nginx validation"] = round(
+            run.timings.get("nginx validation", 0.0) + longest, 4
+        )
     if refused:
         raise ApplyFailed(code=ErrorCode.VALIDATE, message="\n".join(refused))
     return blamed
@@ -162,24 +177,35 @@ def reload_servers(
     rendered: Rendered,
     changed: list[str],
     had_live: bool,
-    nginx: Nginx,
+    nginxes: list[Nginx],
     dnsmasq: Dnsmasq,
     use_nginx: bool,
     use_dnsmasq: bool,
 ) -> dict[tuple[str, int], str]:
-    """Reload what changed; the mappings whose port nginx could not bind, if that failed."""
-    nginx_changed = run.force or any(p.startswith("nginx/") for p in changed)
-    if use_nginx and nginx_changed:
-        if nginx.pid() is None and not had_live and not settings.GATEWAY_NGINX_RELOAD_COMMAND:
-            run.actions.append("nginx not running: files installed for its start")
-        else:
-            log_offset = _size(run.paths.nginx_error_log)
-            old_workers = nginx.workers()
-            nginx.reload()
-            blamed = _wait_for_reload(run, rendered, nginx, old_workers, log_offset)
-            if blamed:
-                return blamed
-            run.actions.append("nginx reloaded")
+    """Reload what changed; the mappings whose port a nginx could not bind, if that failed.
+
+    Every nginx whose files changed is signalled first and then waited for, so their
+    reloads (each with the master's 100 ms before its old workers quit) overlap.
+    """
+    touched = {instance_of(p) for p in changed}
+    signalled = []
+    for nginx in nginxes if use_nginx else []:
+        if not (run.force or nginx.name in touched):
+            continue
+        http = nginx.shard is None
+        if nginx.pid() is None and not had_live and not (http and _reload_command()):
+            run.actions.append(f"{nginx.label} not running: files installed for its start")
+            continue
+        log_offset = _size(nginx.error_log)
+        old_workers = nginx.workers()
+        nginx.reload()
+        signalled.append((nginx, old_workers, log_offset))
+    blamed: dict[tuple[str, int], str] = {}
+    for nginx, old_workers, log_offset in signalled:
+        blamed.update(_wait_for_reload(run, rendered, nginx, old_workers, log_offset))
+    if blamed:
+        return blamed
+    run.actions.extend(f"{nginx.label} reloaded" for nginx, _, _ in signalled)
     if use_dnsmasq:
         # Forced: a SIGHUP, not a restart (DNS and DHCP would pause for nothing).
         main_changed = "dnsmasq/dnsmasq.conf" in changed
@@ -198,11 +224,15 @@ def reload_servers(
     return {}
 
 
+def _reload_command() -> bool:
+    return bool(settings.GATEWAY_NGINX_RELOAD_COMMAND)
+
+
 def _wait_for_reload(
     run: ApplyRun, rendered: Rendered, nginx: Nginx, old_workers: list[int], log_offset: int
 ) -> dict[tuple[str, int], str]:
-    """Until no old worker accepts and nginx serves the new revision; the mappings whose
-    port nginx could not bind, if it did not load the files in time.
+    """Until no old worker accepts and the nginx serves its new revision; the mappings
+    whose port it could not bind, if it did not load the files in time.
 
     The old workers accept until the master's QUIT (it sends it 100 ms after starting the
     new ones, whose first answers are mostly taken by the old ones meanwhile): they are
@@ -213,21 +243,21 @@ def _wait_for_reload(
     deadline = signalled + settings.GATEWAY_RELOAD_TIMEOUT
     while not all(worker_retired(p) for p in old_workers) and time.monotonic() < deadline:
         time.sleep(0.005)
-    run.timings["nginx old workers retired"] = round(time.monotonic() - signalled, 4)
-    while nginx.served() != rendered.content_hash:
+    run.timings[f"{nginx.name} old workers retired"] = round(time.monotonic() - signalled, 4)
+    while nginx.served() != rendered.revisions[nginx.name]:
         if time.monotonic() > deadline:
-            text = _read_from(run.paths.nginx_error_log, log_offset)
+            text = _read_from(nginx.error_log, log_offset)
             blamed = bind_failures(text, rendered)
             if blamed:
                 return blamed
             raise ApplyFailed(
                 code=ErrorCode.RELOAD,
-                message="nginx did not load the new configuration within "
+                message=f"{nginx.label} did not load the new configuration within "
                 f"{settings.GATEWAY_RELOAD_TIMEOUT:.0f} s; its log "
                 f"says:\n{text[-2000:] or '(nothing)'}",
             )
         time.sleep(0.01)
-    run.timings["nginx serving"] = round(time.monotonic() - signalled, 4)
+    run.timings[f"{nginx.name} serving"] = round(time.monotonic() - signalled, 4)
     return {}
 
 

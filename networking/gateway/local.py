@@ -9,13 +9,17 @@ from typing import Any
 
 from django.conf import settings
 
-from portal.gateway_defaults import GATEWAY_DEFAULTS
-from portal.procs import find_binary, free_port
+from portal.gateway_defaults import GATEWAY_DEFAULTS, LOCAL_STREAM_SHARDS
+from portal.procs import find_binary, free_port, free_ports
 
 from ..render import GatewayOptions
 from .apply import install_bootstrap
 from .paths import GatewayPaths
 from .servers import Dnsmasq, Nginx
+
+
+def _name(server: Nginx | Dnsmasq) -> str:
+    return server.name if isinstance(server, Nginx) else "dnsmasq"
 
 
 def _invoking_user() -> str:
@@ -48,11 +52,14 @@ class LocalGateway:
         nginx: bool = True,
         dnsmasq: bool = True,
         ports: dict[str, int] | None = None,
+        stream_shards: int = LOCAL_STREAM_SHARDS,
         **overrides: Any,
     ) -> None:
         self.root = root
         ports = ports or {}
-        port = {k: ports.get(k) or free_port() for k in ("http", "https", "status", "dns")}
+        port = {k: ports.get(k) or free_port() for k in ("http", "https", "dns")}
+        # The status port, and one after it for each stream shard.
+        port["status"] = ports.get("status") or free_ports(1 + stream_shards)
         self.ports = port
         self.tls_dir = root / "tls"
         self.settings: dict[str, Any] = {
@@ -63,6 +70,7 @@ class LocalGateway:
             "GATEWAY_HTTPS_LISTEN": [f"127.0.0.1:{port['https']}"],
             "GATEWAY_STATUS_LISTEN": f"127.0.0.1:{port['status']}",
             "GATEWAY_STREAM_BIND": stream_bind,
+            "GATEWAY_STREAM_SHARDS": stream_shards,
             "GATEWAY_DNS_LISTEN": list(GATEWAY_DEFAULTS.dns_listen),
             "GATEWAY_DNS_PORT": port["dns"],
             "GATEWAY_DHCP_ENABLED": GATEWAY_DEFAULTS.dhcp_enabled,
@@ -100,15 +108,15 @@ class LocalGateway:
     def paths(self) -> GatewayPaths:
         return GatewayPaths.from_settings(Path(self.settings["GATEWAY_DIR"]))
 
-    def servers(self) -> tuple[Nginx, Dnsmasq]:
+    def servers(self) -> list[Nginx | Dnsmasq]:
+        """Every nginx (the HTTP one, then the stream shards) and dnsmasq."""
         paths = self.paths()
         options = GatewayOptions.from_settings(paths.root)
-        return Nginx(paths, options), Dnsmasq(paths, options)
+        return [*Nginx.every(paths, options), Dnsmasq(paths, options)]
 
     def pids(self) -> dict[str, int]:
-        """The PIDs of the servers running now (nginx's master, dnsmasq)."""
-        nginx, dnsmasq = self.servers()
-        found = {"nginx": nginx.pid(), "dnsmasq": dnsmasq.pid()}
+        """The PIDs of the servers running now ("nginx", "stream-<i>": masters; "dnsmasq")."""
+        found = {_name(server): server.pid() for server in self.servers()}
         return {name: pid for name, pid in found.items() if pid}
 
     def start(self) -> LocalGateway:
@@ -123,7 +131,8 @@ class LocalGateway:
         install_bootstrap(paths, options, fresh=True)
         try:
             if settings.GATEWAY_NGINX_ENABLED:
-                Nginx(paths, options).start()
+                for nginx in Nginx.every(paths, options):
+                    nginx.start()
             if settings.GATEWAY_DNSMASQ_ENABLED:
                 Dnsmasq(paths, options).start()
         except BaseException:

@@ -69,6 +69,16 @@ class GatewayPaths:
     def nginx_error_log(self) -> Path:
         return self.run / "logs" / "nginx-error.log"
 
+    # Stream shard i: a nginx of its own, on its own file (render.py, stream.conf.j2).
+    def stream_conf(self, shard: int) -> Path:
+        return self.root / "nginx" / f"stream-{shard}.conf"
+
+    def stream_pid_file(self, shard: int) -> Path:
+        return self.run / f"stream-{shard}.pid"
+
+    def stream_error_log(self, shard: int) -> Path:
+        return self.run / "logs" / f"stream-{shard}-error.log"
+
     def ensure(self, acme_dir: str = "") -> None:
         """The directories and the two fixed symlinks (once; moving real directories aside)."""
         for d in (

@@ -1,4 +1,5 @@
-"""The two server processes on the gateway host: nginx and dnsmasq.
+"""The server processes on the gateway host: the nginx for HTTP, the stream shards' nginx
+(the TCP/UDP port mappings, port mod GATEWAY_STREAM_SHARDS each) and dnsmasq.
 
 Each is validated with its own binary (`nginx -t`, `dnsmasq --test`), reloaded by SIGHUP
 to the PID in its pid file (or by the configured command), started daemonised and
@@ -12,6 +13,7 @@ import os
 import resource
 import shlex
 import signal
+import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -99,31 +101,88 @@ def _http_get(url: str, timeout: float = 1.0) -> str | None:
         return None
 
 
-def status_url(listen: str) -> str:
+def _stream_read(listen: str, timeout: float = 1.0) -> str | None:
+    """What a stream shard's status server sends (its revision) before it closes."""
+    host, port = _loopback(listen)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as s:
+            chunks = []
+            while chunk := s.recv(256):
+                chunks.append(chunk)
+    except OSError:
+        return None
+    return b"".join(chunks).decode(errors="replace").strip() or None
+
+
+def _loopback(listen: str) -> tuple[str, str]:
     host, _, port = listen.rpartition(":")
     if host in ("", "0.0.0.0", "*"):  # noqa: S104 - parsing a listen address, not binding
         host = "127.0.0.1"
     elif host == "[::]":
         host = "[::1]"
+    return host, port
+
+
+def status_url(listen: str) -> str:
+    host, port = _loopback(listen)
     return f"http://{host}:{port}/revision"
 
 
 class Nginx:
-    def __init__(self, paths: GatewayPaths, options: GatewayOptions) -> None:
-        self.paths, self.options = paths, options
+    """One of the gateway's nginx: the HTTP one (`shard` None) or a stream shard.
+
+    `name` is the key of its revision in `Rendered.revisions` ("nginx", "stream-<i>").
+    Only the HTTP one honours GATEWAY_NGINX_RELOAD_COMMAND and GATEWAY_NGINX_PID_FILE; a
+    shard is signalled by the PID in run/stream-<i>.pid.
+    """
+
+    def __init__(self, paths: GatewayPaths, options: GatewayOptions, shard: int | None = None):
+        self.paths, self.options, self.shard = paths, options, shard
+
+    @classmethod
+    def every(cls, paths: GatewayPaths, options: GatewayOptions) -> list[Nginx]:
+        """The HTTP nginx and each stream shard."""
+        shards = range(options.stream_shards)
+        return [cls(paths, options), *(cls(paths, options, i) for i in shards)]
+
+    @property
+    def name(self) -> str:
+        return "nginx" if self.shard is None else f"stream-{self.shard}"
+
+    @property
+    def label(self) -> str:
+        return "nginx" if self.shard is None else f"nginx (stream shard {self.shard})"
+
+    @property
+    def conf(self) -> Path:
+        return self.paths.nginx_conf if self.shard is None else self.paths.stream_conf(self.shard)
+
+    @property
+    def pid_file(self) -> Path:
+        if self.shard is None:
+            return self.paths.nginx_pid_file
+        return self.paths.stream_pid_file(self.shard)
+
+    @property
+    def error_log(self) -> Path:
+        if self.shard is None:
+            return self.paths.nginx_error_log
+        return self.paths.stream_error_log(self.shard)
 
     def pid(self) -> int | None:
-        return read_pid(self.paths.nginx_pid_file)
+        return read_pid(self.pid_file)
 
     def served(self) -> str | None:
-        return _http_get(status_url(self.options.status_listen))
+        if self.shard is None:
+            return _http_get(status_url(self.options.status_listen))
+        return _stream_read(self.options.shard_status_listen(self.shard))
 
     def workers(self) -> list[int]:
         pid = self.pid()
         return _children(pid) if pid else []
 
     def reload(self) -> None:
-        if settings.GATEWAY_NGINX_RELOAD_COMMAND:
+        if settings.GATEWAY_NGINX_RELOAD_COMMAND and self.shard is None:
             out = _run(shlex.split(settings.GATEWAY_NGINX_RELOAD_COMMAND))
             if out.returncode:
                 raise ApplyFailed(
@@ -135,8 +194,8 @@ class Nginx:
         if pid is None:
             raise ApplyFailed(
                 code=ErrorCode.SERVER_DOWN,
-                message="nginx is not running on the gateway host "
-                f"(no live PID in {self.paths.nginx_pid_file})",
+                message=f"{self.label} is not running on the gateway host "
+                f"(no live PID in {self.pid_file})",
             )
         os.kill(pid, signal.SIGHUP)
 
@@ -144,10 +203,10 @@ class Nginx:
         binary = find_binary(settings.GATEWAY_NGINX_BIN)
         if not binary:
             raise FileNotFoundError("nginx is not installed")
-        out = _run([binary, "-c", str(self.paths.nginx_conf), "-p", f"{self.paths.nginx_prefix}/"])
+        out = _run([binary, "-c", str(self.conf), "-p", f"{self.paths.nginx_prefix}/"])
         if out.returncode:
-            raise RuntimeError(f"nginx did not start: {out.stderr.strip()}")
-        wait_until(lambda: self.served() is not None, timeout=10, what="nginx")
+            raise RuntimeError(f"{self.label} did not start: {out.stderr.strip()}")
+        wait_until(lambda: self.served() is not None, timeout=10, what=self.label)
 
     def stop(self) -> None:
         pid = self.pid()

@@ -30,7 +30,8 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from portal.procs import free_port, pid_alive, stop_pid
+from portal.gateway_defaults import LOCAL_STREAM_SHARDS
+from portal.procs import free_ports, pid_alive, stop_pid
 from portal.slapd import Person, Slapd, find_slapd
 
 # What a first demo listens on; a port another program holds is replaced by a free one.
@@ -130,7 +131,11 @@ def port_free(port: int, *, udp: bool = False, host: str = "127.0.0.1") -> bool:
 
 
 def choose_ports(web: int, sim: int) -> tuple[dict[str, int], list[str]]:
-    """Every port the demo listens on, and a note for each one that had to move."""
+    """Every port the demo listens on, and a note for each one that had to move.
+
+    The gateway's status port comes with one after it for each stream shard: all of them
+    must be free.
+    """
     if not port_free(web):
         raise CommandError(
             f"port {web} on 127.0.0.1 is in use (another portal, or another program); "
@@ -138,20 +143,27 @@ def choose_ports(web: int, sim: int) -> tuple[dict[str, int], list[str]]:
         )
     wanted = {**PREFERRED_PORTS, "sim": sim}
     ports: dict[str, int] = {"web": web}
+    taken: set[int] = {web}
     notes = []
     for name, port in wanted.items():
+        span = 1 + LOCAL_STREAM_SHARDS if name == "status" else 1
         udp = name == "dns"  # dnsmasq answers on UDP and TCP alike
-        if port in ports.values() or not port_free(port) or (udp and not port_free(port, udp=True)):
+
+        def usable(first: int, span: int = span, udp: bool = udp) -> bool:
+            block = range(first, first + span)
+            return all(
+                p not in taken and port_free(p) and not (udp and not port_free(p, udp=True))
+                for p in block
+            )
+
+        if not usable(port):
             new = port
-            while (
-                new in ports.values()
-                or not port_free(new)
-                or (udp and not port_free(new, udp=True))
-            ):
-                new = free_port()
+            while not usable(new):
+                new = free_ports(span)
             notes.append(f"port {port} ({name}) is in use: using {new}")
             port = new
         ports[name] = port
+        taken.update(range(port, port + span))
     return ports, notes
 
 
@@ -242,11 +254,14 @@ def stop_leftovers(run_file: Path, gateway_dir: Path) -> list[str]:
     for name, entry in recorded.items():
         pid, cmdline = int(entry.get("pid", 0)), entry.get("cmdline", "")
         if pid > 0 and cmdline and pid_alive(pid) and _cmdline(pid) == cmdline:
-            stop_pid(pid, sig=signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
+            nginx = name == "nginx" or name.startswith("stream-")
+            stop_pid(pid, sig=signal.SIGQUIT if nginx else signal.SIGTERM)
             stopped.append(f"{name} (pid {pid})")
+    run = gateway_dir / "run"
     for name, pid_file, sig in (
-        ("nginx", gateway_dir / "run" / "nginx.pid", signal.SIGQUIT),
-        ("dnsmasq", gateway_dir / "run" / "dnsmasq.pid", signal.SIGTERM),
+        ("nginx", run / "nginx.pid", signal.SIGQUIT),
+        *((f.stem, f, signal.SIGQUIT) for f in sorted(run.glob("stream-*.pid"))),
+        ("dnsmasq", run / "dnsmasq.pid", signal.SIGTERM),
     ):
         with contextlib.suppress(OSError, ValueError):
             pid = int(pid_file.read_text().strip())

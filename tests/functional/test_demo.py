@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from portal.gateway_defaults import LOCAL_STREAM_SHARDS
 from portal.management.demo_stack import PREFERRED_PORTS
 from portal.procs import BASE_DIR, free_port, pid_alive, port_open
 from tests.conftest import need_binary
@@ -310,7 +311,7 @@ def test_a_restart_on_taken_ports_comes_up_on_free_ones_and_leaves_nothing(demo:
     with sqlite3.connect(demo.var / "portal.sqlite3") as db:
         db.execute("UPDATE networking_node SET state = 'offline', offline_reason = 'gone'")
 
-    held = _hold(list(PREFERRED_PORTS.values()))
+    held = _hold([*PREFERRED_PORTS.values(), PREFERRED_PORTS["status"] + 1])
     try:
         # A busy web port is an error, not a banner.
         busy = Demo(demo.var, PREFERRED_PORTS["http"])
@@ -329,6 +330,10 @@ def test_a_restart_on_taken_ports_comes_up_on_free_ones_and_leaves_nothing(demo:
         assert f"listen 127.0.0.1:{ports['https']} ssl" in nginx_conf
         assert f"listen 127.0.0.1:{ports['http']} default_server" in nginx_conf
         assert f"listen 127.0.0.1:{ports['status']};" in nginx_conf
+        # The stream shards' status servers follow it (the held ports included 18100).
+        for i in range(LOCAL_STREAM_SHARDS):
+            shard = (gw / "nginx" / f"stream-{i}.conf").read_text()
+            assert f"listen 127.0.0.1:{ports['status'] + 1 + i};" in shard
         assert f"port={ports['dns']}\n" in (gw / "dnsmasq" / "dnsmasq.conf").read_text()
         assert f"proxy_pass http://127.0.0.1:{demo.port}/gateway/auth;" in nginx_conf
         assert _served_404(ports["https"], demo.var / "gateway-tls" / "ca.pem") == 404

@@ -50,6 +50,7 @@ class Command(BaseCommand):
         self._excluded(rendered.excluded)
         self.stdout.write(
             f"check: nginx -t -c {out}/nginx/nginx.conf -p {out}/nginx/\n"
+            f"       nginx -t -c {out}/nginx/stream-<i>.conf -p {out}/nginx/ (each stream shard)\n"
             f"       dnsmasq --test --conf-file={out}/dnsmasq/dnsmasq.conf"
         )
 

@@ -89,7 +89,7 @@ def fail_grant(stack: Any, slapd: Any, local_gateway: Any) -> None:
 
 def stop_nginx(stack: Any, slapd: Any, local_gateway: Any) -> Callable[[], None]:
     """The gateway cannot apply (its nginx is down: retried, then given up)."""
-    nginx, _ = local_gateway.servers()
+    nginx = local_gateway.servers()[0]
     nginx.stop()
     return nginx.start
 

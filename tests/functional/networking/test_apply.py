@@ -15,11 +15,11 @@ from django.db import connections
 from networking import publishing
 from networking.gateway import GatewayPaths, Nginx
 from networking.models import ConfigRevision, GatewayState, PortMapping, Route
-from networking.render import GatewayOptions, RouteEntry
+from networking.render import GatewayOptions, RouteEntry, load_state, render
 from networking.services import wait_for_apply
 from portal.errors import UpstreamError
 from tests.factories import UserFactory
-from tests.fixtures.networking import apply, create, https
+from tests.fixtures.networking import apply, create, https, stream_conf
 
 pytestmark = [pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
 
@@ -182,7 +182,7 @@ def test_a_port_taken_on_the_gateway_host_leaves_only_its_mapping_out(
         assert rev.status == "applied", rev.error
         assert [(e["kind"], e["id"]) for e in rev.excluded] == [("mapping", mapping.pk)]
         assert "is in use on the gateway host" in rev.excluded[0]["reason"]
-        stream = (local_gateway.paths().root / "nginx" / "stream.conf").read_text()
+        stream = stream_conf(local_gateway)
         ssh = web.port_mappings.get(name="ssh").external_port
         assert f"{bind}:{ssh};" in stream and f":{mapping.external_port};" not in stream
     finally:
@@ -252,8 +252,10 @@ def test_10000_routes_render_validate_and_reload(
     )
 
     rev = apply(gw_site)
-    assert rev.status == "applied", rev.error
-    assert rev.counts["routes"] == 10_000 and rev.counts["port_mappings"] == 10_000
+    assert rev.status == "applied", (rev.error, rev.excluded[:3])
+    assert rev.counts["routes"] == 10_000 and rev.counts["port_mappings"] == 10_000, rev.excluded[
+        :3
+    ]
     print(f"10,000 routes: {rev.duration_ms} ms {rev.timings}")
     assert rev.duration_ms < 10_000, rev.timings  # about 1 s on a 2-core machine
     assert served(local_gateway, "ct7777") == 200
@@ -349,19 +351,29 @@ def test_only_the_servers_whose_files_changed_are_validated(
     rev = apply(gw_site)
     assert rev.status == "applied" and rev.changed == ["nginx/revision.conf", "nginx/routes.map"]
     assert "nginx -t" in rev.timings and "dnsmasq --test" not in rev.timings
-    # A node's address: dnsmasq's hosts, and the revision nginx serves (reloaded unvalidated:
-    # its other files are the live ones, and the revision file is one `return` line).
+    # A node's address: dnsmasq's hosts alone; no nginx validated or reloaded.
     Node.objects.filter(site=gw_site).update(ip="127.0.0.9")
     rev = apply(gw_site)
-    assert rev.status == "applied" and rev.changed == ["dnsmasq/hosts", "nginx/revision.conf"]
-    assert "dnsmasq --test" in rev.timings and "nginx -t" not in rev.timings
-    assert "nginx reloaded" in rev.actions
-    nginx = Nginx(local_gateway.paths(), GatewayOptions.from_settings(local_gateway.paths().root))
-    assert nginx.served() == rev.content_hash
+    assert rev.status == "applied" and rev.changed == ["dnsmasq/hosts"]
+    assert "dnsmasq --test" in rev.timings and "nginx validation" not in rev.timings
+    assert not any("nginx" in action for action in rev.actions), rev.actions
     assert "127.0.0.9 " in (local_gateway.paths().root / "dnsmasq" / "hosts").read_text()
-    # Forced: both, whatever changed.
+    # A new port: the stream shard of its port alone (port mod 2 in a private gateway).
+    mapping = publishing.port_mapping_add(container=web, container_port=8443, name="admin")
+    shard = mapping.external_port % local_gateway.settings["GATEWAY_STREAM_SHARDS"]
+    rev = apply(gw_site)
+    assert rev.status == "applied" and rev.changed == [f"nginx/stream-{shard}.conf"]
+    validated = {k for k in rev.timings if k.startswith(("nginx -t", "dnsmasq"))}
+    assert validated == {f"nginx -t stream-{shard}"}, rev.timings
+    assert rev.actions == [f"nginx (stream shard {shard}) reloaded"]
+    paths = local_gateway.paths()
+    options = GatewayOptions.from_settings(paths.root)
+    revisions = render(load_state(gw_site), options).revisions
+    assert {n.name: n.served() for n in Nginx.every(paths, options)} == revisions
+    # Forced: every server, whatever changed.
     rev = apply(gw_site, force=True)
-    assert {"nginx -t", "dnsmasq --test"} <= set(rev.timings)
+    shards = {f"nginx -t stream-{i}" for i in range(options.stream_shards)}
+    assert {"nginx -t", "dnsmasq --test", *shards} <= set(rev.timings)
 
 
 def test_pruning_during_the_reload_spares_the_release_a_rollback_needs(

@@ -43,13 +43,16 @@ def test_render_writes_a_self_contained_configuration_the_real_tools_accept(
     text = run("render", "--site", "local", "--out", str(out_dir))
     assert "1 routes, 1 port mappings" in text
     nginx, dnsmasq = need_binary("nginx"), need_binary("dnsmasq")
-    t = subprocess.run(
-        [nginx, "-t", "-c", f"{out_dir}/nginx/nginx.conf", "-p", f"{out_dir}/nginx/"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert t.returncode == 0, t.stderr
+    count = settings.GATEWAY_STREAM_SHARDS
+    shards = [out_dir / "nginx" / f"stream-{i}.conf" for i in range(count)]
+    for conf in [out_dir / "nginx" / "nginx.conf", *shards]:
+        t = subprocess.run(
+            [nginx, "-t", "-c", str(conf), "-p", f"{out_dir}/nginx/"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert t.returncode == 0, t.stderr
     d = subprocess.run(
         [dnsmasq, "--test", f"--conf-file={out_dir}/dnsmasq/dnsmasq.conf"],
         capture_output=True,
@@ -59,10 +62,12 @@ def test_render_writes_a_self_contained_configuration_the_real_tools_accept(
     assert d.returncode == 0, d.stderr
     conf = (out_dir / "dnsmasq" / "dnsmasq.conf").read_text()
     assert f"addn-hosts={out_dir}/dnsmasq/hosts" in conf and "server=2001:db8::53#5353" in conf
-    assert (
-        "load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
-        in (out_dir / "nginx" / "nginx.conf").read_text()
-    )
+    # The mapping in the shard of its port, which alone loads the stream module.
+    port = site.port_mappings.get().external_port
+    shard = shards[port % count].read_text()
+    assert f":{port}; # mapping " in shard
+    assert "load_module /usr/lib/nginx/modules/ngx_stream_module.so;" in shard
+    assert "load_module" not in (out_dir / "nginx" / "nginx.conf").read_text()
 
 
 @pytest.mark.gateway

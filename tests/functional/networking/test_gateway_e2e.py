@@ -11,7 +11,7 @@ from containers import services
 from networking.models import ConfigRevision
 from tests.conftest import wait_job
 from tests.factories import UserFactory
-from tests.fixtures.networking import resolve
+from tests.fixtures.networking import resolve, stream_conf
 
 pytestmark = [pytest.mark.e2e, pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
 
@@ -35,7 +35,7 @@ def test_the_create_and_delete_jobs_publish_and_remove_the_container(
     assert "pub.apps.example.test http|" in (root / "nginx" / "routes.map").read_text()
     assert f"{c.mac},{c.ip},pub" in (root / "dnsmasq" / "dhcp-hosts").read_text()
     ssh = c.port_mappings.get(name="ssh").external_port
-    assert f"TCP:{ssh} {c.ip}:22;" in (root / "nginx" / "stream.conf").read_text()
+    assert f"TCP:{ssh} {c.ip}:22;" in stream_conf(local_gateway)
     assert ConfigRevision.objects.filter(
         site=cluster, generation__gte=step["generation"], status__in=["applied", "unchanged"]
     ).exists()

@@ -14,7 +14,7 @@ from containers import services as containers
 from containers.models import ContainerStatus
 from networking import publishing
 from networking.models import PortMapping, Route
-from tests.fixtures.networking import apply, create, https, resolve
+from tests.fixtures.networking import apply, create, https, resolve, stream_conf
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +41,7 @@ def test_delete_releases_everything_and_the_next_apply_removes_names_and_ports(
     assert rev.counts["routes"] == 0 and rev.counts["port_mappings"] == 0
     assert https(local_gateway, "web.apps.example.test").status == 404
     assert resolve(local_gateway, "web.cluster.example.test") == []
-    stream = (local_gateway.paths().root / "nginx" / "stream.conf").read_text()
+    stream = stream_conf(local_gateway)
     assert f":{ssh};" not in stream and f":{extra.external_port};" not in stream
     assert web.mac not in (local_gateway.paths().root / "dnsmasq" / "dhcp-hosts").read_text()
     # The name, the address and the ports go to the next container.

@@ -38,6 +38,11 @@ from tests.unit.networking.test_render import (
     state,
 )
 
+MAPPING_LINE = re.compile(
+    r"        (?:(?:TCP|UDP):\d+ \d+\.\d+\.\d+\.\d+:\d+|listen 127\.0\.0\.1:\d+(?: udp)?); "
+    r"# mapping \d+"
+)
+
 
 # -- against the real tools ---------------------------------------------------------------------------
 def write(r: object, out: Path) -> None:
@@ -50,14 +55,18 @@ def write(r: object, out: Path) -> None:
 
 
 def check_with_tools(out: Path) -> None:
+    """`nginx -t` of the HTTP nginx's file and of every stream shard's; `dnsmasq --test`."""
     nginx, dnsmasq = need_binary("nginx"), need_binary("dnsmasq")
-    t = subprocess.run(
-        [nginx, "-t", "-q", "-c", f"{out}/nginx/nginx.conf", "-p", f"{out}/nginx/"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert t.returncode == 0, t.stderr
+    confs = [out / "nginx" / "nginx.conf", *sorted((out / "nginx").glob("stream-*.conf"))]
+    assert len(confs) > 2
+    for conf in confs:
+        t = subprocess.run(
+            [nginx, "-t", "-q", "-c", str(conf), "-p", f"{out}/nginx/"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert t.returncode == 0, (conf, t.stderr)
     d = subprocess.run(
         [dnsmasq, "--test", f"--conf-file={out}/dnsmasq/dnsmasq.conf"],
         capture_output=True,
@@ -181,6 +190,7 @@ def test_any_accepted_input_renders_files_the_real_tools_accept_and_nothing_more
         tls_certificate=str(test_cert / "fullchain.pem"),
         tls_certificate_key=str(test_cert / "privkey.pem"),
         stream_bind="127.0.0.1",
+        stream_shards=2,
         dhcp_enabled=dhcp,
     )
     r = render(s, opts)
@@ -237,5 +247,9 @@ def test_any_accepted_input_renders_files_the_real_tools_accept_and_nothing_more
     assert keys.count("server") == sum(
         1 for f in s.forwarders if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", f)
     )
-    stream = r.files["nginx/stream.conf"]
-    assert stream.count("{") == stream.count("}") == (2 if s.mappings else 0)
+    # Each shard: events, stream and its status server, and a map and a server if it has
+    # mappings; every mapping line has its exact form.
+    for shard in (r.files[f"nginx/stream-{i}.conf"] for i in range(opts.stream_shards)):
+        mapped = [ln for ln in shard.splitlines() if ln.endswith(tuple("0123456789"))]
+        assert all(MAPPING_LINE.fullmatch(ln) for ln in mapped), mapped
+        assert shard.count("{") == shard.count("}") == (5 if mapped else 3)

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from networking import publishing
-from tests.fixtures.networking import apply, create, http, https, resolve, tcp_exchange
+from tests.fixtures.networking import (
+    apply,
+    create,
+    http,
+    https,
+    resolve,
+    stream_conf,
+    tcp_exchange,
+)
 
 pytestmark = [pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
 
@@ -116,7 +124,7 @@ def test_tcp_reaches_a_banner_first_server_through_the_stream_proxy(
     # The default SSH mapping is published too (port from the site's SSH range).
     ssh = web.port_mappings.get(name="ssh")
     assert gw_site.ssh_port_min <= ssh.external_port <= gw_site.ssh_port_max
-    stream = (local_gateway.paths().root / "nginx" / "stream.conf").read_text()
+    stream = stream_conf(local_gateway)
     assert f"TCP:{ssh.external_port} {web.ip}:22;" in stream
 
 

@@ -158,12 +158,15 @@ def test_render_is_pure_and_deterministic(tmp_path: Path) -> None:
         "api-web.apps.example.test https|10.15.1.3:8080|owner; # route 2"
         in a.files["nginx/routes.map"]
     )
-    stream = a.files["nginx/stream.conf"]
-    assert (
-        "TCP:10000 10.15.1.2:22; # mapping 1" in stream
-        and "UDP:10001 10.15.1.2:53; # mapping 2" in stream
-    )
-    assert re.search(r"listen 127\.0\.0\.1:10001 udp;", stream)
+    # Each mapping in the stream shard of its port mod the shards (8), and in no other.
+    assert a.revisions.keys() == {"nginx", *(f"stream-{i}" for i in range(8))}
+    even, odd = a.files["nginx/stream-0.conf"], a.files["nginx/stream-1.conf"]
+    assert "TCP:10000 10.15.1.2:22; # mapping 1" in even and "listen 127.0.0.1:10000;" in even
+    assert "UDP:10001 10.15.1.2:53; # mapping 2" in odd
+    assert re.search(r"listen 127\.0\.0\.1:10001 udp;", odd)
+    others = [a.files[f"nginx/stream-{i}.conf"] for i in range(2, 8)]
+    assert not any("# mapping" in f for f in others) and "# mapping 1" not in odd
+    assert "listen 127.0.0.1:10000" not in a.files["nginx/nginx.conf"]
     assert a.files["dnsmasq/dhcp-hosts"] == "02:01:0A:0F:01:02,10.15.1.2,web\n"
     assert "10.15.1.2 web.cluster.example.test web" in a.files["dnsmasq/hosts"]
     conf = a.files["dnsmasq/dnsmasq.conf"]

@@ -252,24 +252,6 @@ EXPECTED = {
         "api-web.apps.example.test https|10.15.1.3:8080|owner; # route 2\n"
         "web.apps.example.test http|10.15.1.2:80|public; # route 1\n"
     ),
-    "nginx/stream.conf": (
-        "# One server for all TCP/UDP mappings, a listen each, and the backend from one map:\n"
-        "# nginx's cost per server block grows faster than linearly (0.9 s for `nginx -t` at\n"
-        "# 10,000 blocks), a listen and a map entry per mapping do not.\n"
-        'map "$protocol:$server_port" $gw_stream_backend {\n'
-        '    default "";\n'
-        "    TCP:10000 10.15.1.2:22; # mapping 1\n"
-        "    UDP:10001 10.15.1.3:53; # mapping 2\n"
-        "}\n"
-        "\n"
-        "server {\n"
-        "    listen 10.15.0.1:10000; # mapping 1\n"
-        "    listen 10.15.0.1:10001 udp; # mapping 2\n"
-        "    proxy_pass $gw_stream_backend;\n"
-        "    proxy_connect_timeout 10s;\n"
-        "    proxy_timeout 3600s;\n"
-        "}\n"
-    ),
     "dnsmasq/hosts": (
         "# ip fqdn shortname: the gateway, the nodes and the containers of the site.\n"
         "10.15.0.1 gateway.cluster.example.test gateway\n"
@@ -281,13 +263,42 @@ EXPECTED = {
 }
 
 
+# The stream shards' entry blocks (port mod 8: 10000 in shard 0, 10001 in shard 1).
+EXPECTED_STREAM = {
+    "nginx/stream-0.conf": (
+        '    map "$protocol:$server_port" $gw_stream_backend {\n'
+        '        default "";\n'
+        "        TCP:10000 10.15.1.2:22; # mapping 1\n"
+        "    }\n"
+        "\n"
+        "    server {\n"
+        "        listen 10.15.0.1:10000; # mapping 1\n"
+        "        proxy_pass $gw_stream_backend;\n"
+    ),
+    "nginx/stream-1.conf": (
+        '        default "";\n'
+        "        UDP:10001 10.15.1.3:53; # mapping 2\n"
+        "    }\n"
+        "\n"
+        "    server {\n"
+        "        listen 10.15.0.1:10001 udp; # mapping 2\n"
+        "        proxy_pass $gw_stream_backend;\n"
+    ),
+}
+
+
 def test_the_entry_files_are_written_byte_for_byte_as_before() -> None:
     files = render(small_site(), OPTIONS).files
     assert {path: files[path] for path in EXPECTED} == EXPECTED
+    for path, block in EXPECTED_STREAM.items():
+        assert block in files[path], files[path]
+    assert all(" # mapping " not in files[f"nginx/stream-{i}.conf"] for i in range(2, 8))
 
 
 def test_an_empty_site_writes_no_entry_lines() -> None:
     files = render(state(), OPTIONS).files
     assert files["nginx/routes.map"] == EXPECTED["nginx/routes.map"].split("\n", 1)[0] + "\n"
-    assert "    listen " not in files["nginx/stream.conf"] and files["dnsmasq/dhcp-hosts"] == ""
+    shards = [files[f"nginx/stream-{i}.conf"] for i in range(OPTIONS.stream_shards)]
+    assert not any(" # mapping " in f or "$gw_stream_backend" in f for f in shards)
+    assert files["dnsmasq/dhcp-hosts"] == ""
     assert files["dnsmasq/hosts"].endswith("gateway.cluster.example.test gateway\n")

@@ -78,6 +78,9 @@ def gateway_own_ports() -> set[int]:
     ]
     ports = {p for p in map(listen_port, listens) if p}
     ports.add(int(settings.GATEWAY_DNS_PORT))
+    status = listen_port(settings.GATEWAY_STATUS_LISTEN)
+    if status:  # the stream shards' status servers follow the HTTP one's port
+        ports.update(status + 1 + i for i in range(int(settings.GATEWAY_STREAM_SHARDS)))
     return ports
 
 

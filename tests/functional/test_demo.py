@@ -359,13 +359,15 @@ def test_a_restart_on_taken_ports_comes_up_on_free_ones_and_leaves_nothing(demo:
 
 @pytest.mark.gateway
 def test_a_start_that_fails_stops_what_it_started(demo: Demo) -> None:
-    """nginx cannot start (its stream module is missing): the simulator, slapd and
-    anything else already started are stopped, and no banner is printed."""
+    """A stream shard's nginx cannot start (its stream module is missing): the HTTP nginx,
+    the simulator, slapd and anything else already started are stopped, and no banner
+    is printed."""
     demo.stop()
     proc = demo.launch(GATEWAY_NGINX_STREAM_MODULE="/nonexistent/ngx_stream_module.so")
     assert proc.wait(timeout=120) != 0
     time.sleep(0.2)
-    assert "nginx did not start" in demo.text and "demo is running" not in demo.text, demo.text
+    assert "nginx (stream shard 0) did not start" in demo.text, demo.text
+    assert "ngx_stream_module.so" in demo.text and "demo is running" not in demo.text
     assert "pvesim (Proxmox simulator) on" in demo.text  # it had got that far
     assert not (demo.var / "demo-run.json").exists()
     deadline = time.monotonic() + 10

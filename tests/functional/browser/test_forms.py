@@ -140,6 +140,9 @@ def test_a_failed_form_of_the_container_page_comes_back_to_it(
     log_in(page, "dora")
     page.goto(f"/containers/{job.container_id}/")
     here = re.compile(rf"/containers/{job.container_id}/(#[\w-]+)?$")
+    # The page refreshes its live sections once it hears the job is over: a form typed
+    # into before that could be swapped out under the click (seen on a loaded machine).
+    settled(page)
 
     # A collaborator who does not exist: said at the field, on the container's page.
     page.get_by_label("Add a collaborator").fill("nobody")

@@ -179,3 +179,15 @@ def test_route_and_port_adds_racing_a_delete_leave_nothing_behind(
     assert set(refused) <= said, set(refused)
     assert not Route.objects.filter(container=box).exists()
     assert not PortMapping.objects.filter(container=box).exists()
+
+
+def test_the_gateways_own_ports_and_its_stream_shards_status_ports_are_never_handed_out(
+    no_jobs: None, no_gateway_tasks: None, settings: object
+) -> None:
+    site = make_site(None)
+    low = site.ssh_port_min
+    # The HTTP nginx's status port at the bottom of the SSH range, its 3 shards' after it.
+    settings.GATEWAY_STATUS_LISTEN = f"127.0.0.1:{low}"  # type: ignore[attr-defined]
+    settings.GATEWAY_STREAM_SHARDS = 3  # type: ignore[attr-defined]
+    first = create(site, "web").port_mappings.get(name="ssh")
+    assert first.external_port == low + 4

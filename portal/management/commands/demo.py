@@ -246,7 +246,10 @@ class Command(BaseCommand):
         running = [
             name
             for name, on in (
-                ("nginx", settings.GATEWAY_NGINX_ENABLED),
+                (
+                    f"nginx (HTTP, and {settings.GATEWAY_STREAM_SHARDS} stream shards for the ports)",
+                    settings.GATEWAY_NGINX_ENABLED,
+                ),
                 ("dnsmasq", settings.GATEWAY_DNSMASQ_ENABLED),
             )
             if on

@@ -289,7 +289,7 @@ def _swap_and_reload(
         summary = meanwhile.submit(_summary, rendered, live.manifest if live.files else None)
         try:
             with run.phase("reload"):
-                bind_blamed = reload_servers(run, rendered, changed, bool(live.files), *servers)
+                bind_blamed = reload_servers(run, rendered, changed, live.files, *servers)
         except ApplyFailed:
             _roll_back(run.paths, previous, release)
             raise

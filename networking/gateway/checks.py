@@ -176,7 +176,7 @@ def reload_servers(
     run: ApplyRun,
     rendered: Rendered,
     changed: list[str],
-    had_live: bool,
+    live_files: dict[str, str],
     nginxes: list[Nginx],
     dnsmasq: Dnsmasq,
     use_nginx: bool,
@@ -184,18 +184,26 @@ def reload_servers(
 ) -> dict[tuple[str, int], str]:
     """Reload what changed; the mappings whose port a nginx could not bind, if that failed.
 
-    Every nginx whose files changed is signalled first and then waited for, so their
-    reloads (each with the master's 100 ms before its old workers quit) overlap.
+    Every nginx whose files changed must run (or be new: nothing live yet, or a shard
+    whose file the live release lacks, as after an upgrade: its files are installed for
+    its start) before any is signalled: then all are signalled and then waited for, so
+    their reloads (each with the master's 100 ms before its old workers quit) overlap.
     """
+    had_live = bool(live_files)
     touched = {instance_of(p) for p in changed}
-    signalled = []
+    to_signal = []
     for nginx in nginxes if use_nginx else []:
         if not (run.force or nginx.name in touched):
             continue
-        http = nginx.shard is None
-        if nginx.pid() is None and not had_live and not (http and _reload_command()):
-            run.actions.append(f"{nginx.label} not running: files installed for its start")
-            continue
+        if nginx.pid() is None and not (nginx.shard is None and _reload_command()):
+            new_shard = nginx.shard is not None and f"nginx/{nginx.conf.name}" not in live_files
+            if not had_live or new_shard:
+                run.actions.append(f"{nginx.label} not running: files installed for its start")
+                continue
+            nginx.require_running()  # raises: no nginx is signalled for a half-done apply
+        to_signal.append(nginx)
+    signalled = []
+    for nginx in to_signal:
         log_offset = _size(nginx.error_log)
         old_workers = nginx.workers()
         nginx.reload()

@@ -190,6 +190,9 @@ class Nginx:
                     message=f"the nginx reload command failed: {out.stderr.strip()}",
                 )
             return
+        os.kill(self.require_running(), signal.SIGHUP)
+
+    def require_running(self) -> int:
         pid = self.pid()
         if pid is None:
             raise ApplyFailed(
@@ -197,7 +200,7 @@ class Nginx:
                 message=f"{self.label} is not running on the gateway host "
                 f"(no live PID in {self.pid_file})",
             )
-        os.kill(pid, signal.SIGHUP)
+        return pid
 
     def start(self) -> None:
         binary = find_binary(settings.GATEWAY_NGINX_BIN)

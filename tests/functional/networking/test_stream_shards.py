@@ -10,12 +10,14 @@ test_apply.py::test_only_the_servers_whose_files_changed_are_validated.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from networking import publishing
 from networking.gateway import Nginx
+from networking.models import Route
 from tests.fixtures.networking import apply, create, tcp_exchange
 
 pytestmark = [pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
@@ -62,8 +64,11 @@ def test_a_shard_that_is_down_fails_the_applies_that_need_it_and_catches_up_when
     paths = local_gateway.paths()
     live = paths.live_release()
     mapping = publishing.port_mapping_add(container=web, container_port=sshd, name="admin")
+    Route.objects.filter(container=web).update(access="owner")  # the HTTP nginx's files too
     k = mapping.external_port % shards
     down = shard_of(local_gateway, f"stream-{k}")
+    http = shard_of(local_gateway, "nginx")
+    workers, revision = sorted(http.workers()), http.served()
     down.stop()
     try:
         rev = apply(gw_site)
@@ -71,9 +76,8 @@ def test_a_shard_that_is_down_fails_the_applies_that_need_it_and_catches_up_when
         assert f"nginx (stream shard {k}) is not running on the gateway host" in rev.error
         assert f"stream-{k}.pid" in rev.error
         assert paths.live_release() == live  # swapped back
-        # The other shard and the HTTP nginx kept running and serving.
-        others = [s for s in local_gateway.servers() if isinstance(s, Nginx) and s is not down]
-        assert all(s.pid() and s.served() for s in others if s.name != down.name)
+        # Found before any nginx was signalled: the HTTP one still serves the live files.
+        assert sorted(http.workers()) == workers and http.served() == revision
     finally:
         down.start()  # on the live files: those before the mapping
     rev = apply(gw_site)
@@ -90,4 +94,36 @@ def test_a_shard_that_is_down_fails_the_applies_that_need_it_and_catches_up_when
         assert f"nginx (stream shard {k}) is not running" in rev.error
     finally:
         down.start()
+    assert apply(gw_site).status == "unchanged"
+
+
+def test_a_shard_new_to_the_live_release_gets_its_files_for_its_start(
+    gw_site: Any, local_gateway: Any, stand_ins: Any
+) -> None:
+    """As after an upgrade from one nginx (or a higher shard count): the live release has
+    no file for the shard, which is not running. The apply installs its file rather than
+    fail; the shard, started, serves it; until then an apply says it is not running."""
+    web = create(gw_site, "web")
+    sshd = stand_ins.ssh(web.ip, BANNER)
+    mapping = publishing.port_mapping_add(container=web, container_port=sshd, name="admin")
+    assert apply(gw_site).status == "applied"
+    k = mapping.external_port % local_gateway.settings["GATEWAY_STREAM_SHARDS"]
+    shard = shard_of(local_gateway, f"stream-{k}")
+    shard.stop()
+    paths = local_gateway.paths()
+    release = paths.live_release()
+    manifest = json.loads((release / "manifest.json").read_text())
+    del manifest["files"][f"nginx/stream-{k}.conf"]
+    manifest["content_hash"] = "the-layout-before"
+    (release / "manifest.json").write_text(json.dumps(manifest))
+    (release / "nginx" / f"stream-{k}.conf").unlink()
+
+    rev = apply(gw_site)
+    assert rev.status == "applied", rev.error
+    assert f"nginx (stream shard {k}) not running: files installed for its start" in rev.actions
+    assert rev.changed == [f"nginx/stream-{k}.conf"]
+    assert apply(gw_site).error_code == "server_down"  # said until it runs
+    shard.start()
+    bind = local_gateway.settings["GATEWAY_STREAM_BIND"]
+    assert tcp_exchange(bind, mapping.external_port, b"up") == (BANNER, b"echo:up")
     assert apply(gw_site).status == "unchanged"

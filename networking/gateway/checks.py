@@ -116,8 +116,9 @@ def validate_stage(
     `nginx -t` of each nginx in `nginxes` (the HTTP one, stream shards) and `dnsmasq --test`
     run at the same time, each in its own process: the apply waits for the slowest, not
     for their sum. The bind check of new stream ports (`live_ports` given: the ports the
-    shards already hold) runs here first, beside `dnsmasq --test` only. Every validator is waited for before this
-    returns or raises. "nginx -t" in the timings is the longest of the nginx validations.
+    shards already hold) runs first, beside `dnsmasq --test` only. Every validator is
+    waited for before this returns or raises. Each has its timing; "nginx validation" is
+    the longest of the nginx ones (what the apply waited for).
     """
     validators = [
         _Validator(

@@ -18,10 +18,6 @@ from .paths import GatewayPaths
 from .servers import Dnsmasq, Nginx
 
 
-def _name(server: Nginx | Dnsmasq) -> str:
-    return server.name if isinstance(server, Nginx) else "dnsmasq"
-
-
 def _invoking_user() -> str:
     """The user nginx's and dnsmasq's workers run as in a private gateway.
 
@@ -116,7 +112,7 @@ class LocalGateway:
 
     def pids(self) -> dict[str, int]:
         """The PIDs of the servers running now ("nginx", "stream-<i>": masters; "dnsmasq")."""
-        found = {_name(server): server.pid() for server in self.servers()}
+        found = {server.name: server.pid() for server in self.servers()}
         return {name: pid for name, pid in found.items() if pid}
 
     def start(self) -> LocalGateway:

@@ -218,6 +218,8 @@ class Nginx:
 
 
 class Dnsmasq:
+    name = "dnsmasq"
+
     def __init__(self, paths: GatewayPaths, options: GatewayOptions) -> None:
         self.paths, self.options = paths, options
 

@@ -126,6 +126,14 @@ def nginx_t_alone(paths: Any, runs: int = 5) -> float:
     return statistics.median(took)
 
 
+def _shards(paths: Any) -> tuple[str, str]:
+    """The live stream shards' files, one after the other (empty before the shards), and
+    their `load_module` line."""
+    text = "".join(f.read_text() for f in sorted(paths.nginx_prefix.glob("stream-*.conf")))
+    module = re.search(r"^load_module [^;]+;\n", text, re.M)
+    return text, module[0] if module else ""
+
+
 _MAPPING_LINE = re.compile(r"^ +(?:listen \S+|[A-Z]+:\d+ \S+); # mapping \d+$", re.M)
 
 
@@ -134,11 +142,10 @@ def one_nginx_t(paths: Any, runs: int = 5) -> float | None:
     before the stream shards (the issue's "nginx -t alone"); None without shards."""
     from networking.gateway import nginx_test
 
-    shards = sorted(paths.nginx_prefix.glob("stream-*.conf"))
-    if not shards:
+    text, module = _shards(paths)
+    if not text:
         return None
-    lines = [m[0].strip() for f in shards for m in _MAPPING_LINE.finditer(f.read_text())]
-    module = re.search(r"^load_module [^;]+;\n", shards[0].read_text(), re.M)
+    lines = [m[0].strip() for m in _MAPPING_LINE.finditer(text)]
     entries = "\n".join(ln for ln in lines if not ln.startswith("listen "))
     listens = "\n".join(ln for ln in lines if ln.startswith("listen "))
     one = paths.nginx_prefix / "one-nginx.conf"
@@ -152,7 +159,7 @@ def one_nginx_t(paths: Any, runs: int = 5) -> float | None:
         r"worker_rlimit_nofile \d+;", f"worker_rlimit_nofile {len(lines) * 2 + 20000};", http
     )
     one.write_text(
-        (module[0] if module else "")
+        module
         + http
         + "stream {\n map_hash_max_size 32768;\n map_hash_bucket_size 128;\n"
         + f' map "$protocol:$server_port" $b {{\n default "";\n{entries}\n }}\n'
@@ -270,14 +277,12 @@ def per_server_block_layout(gw: Any) -> float:
     from networking.gateway import nginx_test
 
     paths = gw.paths()
-    shards = sorted(paths.nginx_prefix.glob("stream-*.conf"))
-    text = "".join(f.read_text() for f in shards)
+    text, module = _shards(paths)
     backends = re.findall(r"^\s+TCP:(\d+) (\S+); # mapping", text, re.M)
-    module = re.search(r"^load_module [^;]+;\n", text, re.M)
     bind = gw.settings["GATEWAY_STREAM_BIND"]
     alt = paths.nginx_prefix / "alt-layout.conf"
     alt.write_text(
-        (module[0] if module else "")
+        module
         + f"worker_rlimit_nofile {4 * len(backends) + 1024};\n"
         + f"events {{ worker_connections {len(backends) + 1024}; }}\nstream {{\n"
         + "".join(

@@ -27,7 +27,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from portal.gateway_defaults import GATEWAY_DEFAULTS as _DEFAULTS
-from portal.gateway_defaults import public_port
+from portal.gateway_defaults import public_port, shard_status_listen
 
 from . import render_entries as entries
 from .render_entries import LEFT_OUT, UnsafeValue, conf_value  # noqa: F401 - re-exported
@@ -159,10 +159,10 @@ class GatewayOptions:
 
     def shard_status_listen(self, shard: int) -> str:
         """Where stream shard `shard` answers its revision: the status port + 1 + shard."""
-        host, _, port = self.status_listen.rpartition(":")
-        if not port.isdigit():
+        listen = shard_status_listen(self.status_listen, shard)
+        if not listen:
             raise RenderError(f"setting GATEWAY_STATUS_LISTEN {self.status_listen!r} has no port")
-        return f"{host}:{int(port) + 1 + shard}"
+        return listen
 
 
 # -- the result ---------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from portal.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from portal.gateway_defaults import listen_port
+from portal.gateway_defaults import listen_port, shard_status_listen
 
 from .allocation import free_port, release_ports
 from .models import (
@@ -78,9 +78,9 @@ def gateway_own_ports() -> set[int]:
     ]
     ports = {p for p in map(listen_port, listens) if p}
     ports.add(int(settings.GATEWAY_DNS_PORT))
-    status = listen_port(settings.GATEWAY_STATUS_LISTEN)
-    if status:  # the stream shards' status servers follow the HTTP one's port
-        ports.update(status + 1 + i for i in range(int(settings.GATEWAY_STREAM_SHARDS)))
+    status, shards = settings.GATEWAY_STATUS_LISTEN, int(settings.GATEWAY_STREAM_SHARDS)
+    ports.update(listen_port(shard_status_listen(status, i)) for i in range(shards))
+    ports.discard(0)
     return ports
 
 

@@ -64,6 +64,13 @@ def listen_port(listen: str) -> int:
     return int(port) if port.isdigit() else 0
 
 
+def shard_status_listen(status_listen: str, shard: int) -> str:
+    """Where stream shard `shard` answers its revision: the status listen's port + 1 +
+    shard, on its address; empty when the status listen has no port."""
+    host, _, port = status_listen.rpartition(":")
+    return f"{host}:{int(port) + 1 + shard}" if port.isdigit() else ""
+
+
 def public_port(public_https_port: int, https_listen: Sequence[str]) -> int:
     """The HTTPS port browsers use: the setting, else the first listen's, else 443."""
     return public_https_port or listen_port(https_listen[0] if https_listen else "") or 443

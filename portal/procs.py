@@ -47,13 +47,17 @@ def free_ports(count: int, host: str = "127.0.0.1", *, tries: int = 100) -> int:
         first = free_port(host)
         if first + count > 65536:
             continue
-        if all(_bindable(host, first + i) for i in range(1, count)):
+        if all(port_free(first + i, host=host) for i in range(1, count)):
             return first
     raise OSError(f"no {count} consecutive free ports on {host}")
 
 
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def port_free(port: int, *, udp: bool = False, host: str = "127.0.0.1") -> bool:
+    """True if this machine lets us bind `host:port` now (TCP, or UDP)."""
+    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        if not udp:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
         try:
             s.bind((host, port))
         except OSError:

@@ -340,23 +340,15 @@ def _check_live_servers(
 ) -> None:
     """Nothing changed: every server must run, and each nginx must serve these files."""
     for nginx in nginxes if use_nginx else []:
-        _require_running(nginx.pid() is None, nginx.label, nginx.pid_file)
-    paths = run.paths
-    _require_running(use_dnsmasq and dnsmasq.pid() is None, "dnsmasq", paths.dnsmasq_pid_file)
+        nginx.require_running()
+    if use_dnsmasq:
+        dnsmasq.require_running()
     for nginx in nginxes if use_nginx else []:
         if nginx.served() != rendered.revisions[nginx.name]:
             # The files are live but it serves something else (an apply died between
             # the swap and the reload): reload them, as a forced apply would.
             run.force = True
             run.actions.append(f"{nginx.label} served an older revision than the live files")
-
-
-def _require_running(missing: bool, name: str, pid_file: Path) -> None:
-    if missing:
-        raise ApplyFailed(
-            code=ErrorCode.SERVER_DOWN,
-            message=f"{name} is not running on the gateway host (no live PID in {pid_file})",
-        )
 
 
 def _to_validate(server: str, changed: list[str], run: ApplyRun) -> bool:

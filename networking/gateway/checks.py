@@ -196,7 +196,8 @@ def reload_servers(
     for nginx in nginxes if use_nginx else []:
         if not (run.force or nginx.name in touched):
             continue
-        if nginx.pid() is None and not (nginx.shard is None and _reload_command()):
+        command = nginx.shard is None and settings.GATEWAY_NGINX_RELOAD_COMMAND
+        if nginx.pid() is None and not command:
             new_shard = nginx.shard is not None and f"nginx/{nginx.conf.name}" not in live_files
             if not had_live or new_shard:
                 run.actions.append(f"{nginx.label} not running: files installed for its start")
@@ -231,10 +232,6 @@ def reload_servers(
             dnsmasq.reload()
             run.actions.append("dnsmasq re-read hosts and reservations (SIGHUP)")
     return {}
-
-
-def _reload_command() -> bool:
-    return bool(settings.GATEWAY_NGINX_RELOAD_COMMAND)
 
 
 def _wait_for_reload(

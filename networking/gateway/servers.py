@@ -101,6 +101,16 @@ def _http_get(url: str, timeout: float = 1.0) -> str | None:
         return None
 
 
+def _running(pid: int | None, label: str, pid_file: Path) -> int:
+    """The server's PID; SERVER_DOWN, naming it and its pid file, if it has none."""
+    if pid is None:
+        raise ApplyFailed(
+            code=ErrorCode.SERVER_DOWN,
+            message=f"{label} is not running on the gateway host (no live PID in {pid_file})",
+        )
+    return pid
+
+
 def _stream_read(listen: str, timeout: float = 1.0) -> str | None:
     """What a stream shard's status server sends (its revision) before it closes."""
     host, port = _loopback(listen)
@@ -193,14 +203,7 @@ class Nginx:
         os.kill(self.require_running(), signal.SIGHUP)
 
     def require_running(self) -> int:
-        pid = self.pid()
-        if pid is None:
-            raise ApplyFailed(
-                code=ErrorCode.SERVER_DOWN,
-                message=f"{self.label} is not running on the gateway host "
-                f"(no live PID in {self.pid_file})",
-            )
-        return pid
+        return _running(self.pid(), self.label, self.pid_file)
 
     def start(self) -> None:
         binary = find_binary(settings.GATEWAY_NGINX_BIN)
@@ -235,14 +238,10 @@ class Dnsmasq:
                     message=f"the dnsmasq reload command failed: {out.stderr.strip()}",
                 )
             return
-        pid = self.pid()
-        if pid is None:
-            raise ApplyFailed(
-                code=ErrorCode.SERVER_DOWN,
-                message="dnsmasq is not running on the gateway host "
-                f"(no live PID in {self.paths.dnsmasq_pid_file})",
-            )
-        os.kill(pid, signal.SIGHUP)
+        os.kill(self.require_running(), signal.SIGHUP)
+
+    def require_running(self) -> int:
+        return _running(self.pid(), self.name, self.paths.dnsmasq_pid_file)
 
     def restart(self) -> None:
         if settings.GATEWAY_DNSMASQ_RESTART_COMMAND:

@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import stat
 import tempfile
 import threading
@@ -31,7 +30,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from portal.gateway_defaults import LOCAL_STREAM_SHARDS
-from portal.procs import free_ports, pid_alive, stop_pid
+from portal.procs import free_ports, pid_alive, port_free, stop_pid
 from portal.slapd import Person, Slapd, find_slapd
 
 # What a first demo listens on; a port another program holds is replaced by a free one.
@@ -117,17 +116,6 @@ def demo_lock(var: Path) -> Iterator[None]:
 
 
 # -- ports ---------------------------------------------------------------------------------------
-def port_free(port: int, *, udp: bool = False, host: str = "127.0.0.1") -> bool:
-    """True if this machine lets us bind `host:port` now (TCP, or UDP)."""
-    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
-    with socket.socket(socket.AF_INET, kind) as s:
-        if not udp:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def choose_ports(web: int, sim: int) -> tuple[dict[str, int], list[str]]:
